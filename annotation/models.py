@@ -1,0 +1,239 @@
+"""Benchmark data, failures and work sets, judge analyses, Label Studio links and the one label table."""
+from __future__ import annotations
+
+from django.db import models
+
+from taxonomy.models import Category, TaxonomyVersion
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    metric_name = models.CharField(max_length=100, default="score")
+    # Explicit success threshold; when null the failure rule uses factor x mean score.
+    success_threshold = models.FloatField(null=True, blank=True)
+    # The threshold last applied to set Prediction.is_failure (explicit or derived), for the record.
+    applied_threshold = models.FloatField(null=True, blank=True)
+    source = models.CharField(max_length=200, blank=True, help_text="where the rows came from")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvaluatedModel(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Example(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="examples")
+    example_id = models.CharField(max_length=200)
+    input_text = models.TextField()
+    reference = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "example_id"], name="unique_example")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name}:{self.example_id}"
+
+
+class Prediction(models.Model):
+    """One model's output on one example: the unit every label is about (dataset, example_id, model)."""
+
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="predictions")
+    model = models.ForeignKey(EvaluatedModel, on_delete=models.CASCADE, related_name="predictions")
+    output_text = models.TextField()
+    score = models.FloatField()
+    is_failure = models.BooleanField(default=False, db_index=True)
+    # sha256 of (input, output, reference): identical failures share one judge analysis.
+    content_key = models.CharField(max_length=64, db_index=True)
+    # sha256 of the ingested row, so that re-ingesting an unchanged row writes nothing.
+    row_hash = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["example", "model"], name="unique_prediction")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.example} / {self.model.name}"
+
+
+class WorkSet(models.Model):
+    """A named, reproducible sample of failures (stratified per model and dataset)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    ratio = models.FloatField()
+    seed = models.IntegerField()
+    filters = models.JSONField(default=dict, blank=True)
+    thresholds = models.JSONField(default=dict, blank=True, help_text="dataset -> threshold used")
+    created_at = models.DateTimeField(auto_now_add=True)
+    predictions = models.ManyToManyField(Prediction, through="WorkSetFailure", related_name="work_sets")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkSetFailure(models.Model):
+    work_set = models.ForeignKey(WorkSet, on_delete=models.CASCADE, related_name="failures")
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["work_set", "prediction"], name="unique_work_set_failure")
+        ]
+
+
+class StageRun(models.Model):
+    """One run of a pipeline stage: what ran, with which configuration, how far it got."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    stage = models.CharField(max_length=50, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    config = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.stage} #{self.pk} ({self.status})"
+
+
+class Annotator(models.Model):
+    """Who produced a label: a person, a judge configuration ("annotator zero") or an adjudicator."""
+
+    class Kind(models.TextChoices):
+        HUMAN = "human"
+        JUDGE = "judge"
+        ADJUDICATOR = "adjudicator"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.HUMAN)
+    email = models.CharField(max_length=254, blank=True)
+    labelstudio_user_id = models.IntegerField(null=True, blank=True, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PromptVersion(models.Model):
+    """A judge prompt template as used; labels and analyses point to the exact text."""
+
+    stage = models.CharField(max_length=50)
+    name = models.CharField(max_length=100)
+    template = models.TextField()
+    sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.stage}/{self.name}@{self.sha256[:8]}"
+
+
+class Analysis(models.Model):
+    """The judge's stage-1 analysis of one unique (input, output, reference) under one judge config."""
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        FAILED = "failed"
+
+    key = models.CharField(max_length=64, unique=True, help_text="hash of content + judge config")
+    content_key = models.CharField(max_length=64, db_index=True)
+    backend = models.CharField(max_length=50)
+    model_name = models.CharField(max_length=200, blank=True)
+    prompt_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    required_criteria = models.JSONField(default=list, blank=True)
+    error_title = models.TextField(blank=True)
+    error_summary = models.TextField(blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+    run = models.ForeignKey(StageRun, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "analyses"
+
+
+class ResponseCache(models.Model):
+    """Judge responses keyed by (backend, model, prompt): a re-run or resumed run pays nothing twice."""
+
+    key = models.CharField(max_length=64, unique=True)
+    response = models.JSONField()
+    prompt_tokens = models.IntegerField(default=0)
+    completion_tokens = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Label(models.Model):
+    """Which category explains one failure, from any source. An annotator's rows for one item form a set."""
+
+    class Source(models.TextChoices):
+        JUDGE = "judge"
+        HUMAN = "human"
+        GOLD = "gold"
+
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="labels")
+    taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT, related_name="labels")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="labels")
+    source = models.CharField(max_length=10, choices=Source.choices, db_index=True)
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="labels")
+    confidence = models.FloatField(null=True, blank=True)
+    error_title = models.TextField(blank=True)
+    error_summary = models.TextField(blank=True)
+    rationale = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    proposed_category = models.CharField(max_length=300, blank=True)
+    prompt_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT)
+    analysis = models.ForeignKey(Analysis, null=True, blank=True, on_delete=models.SET_NULL)
+    # Where the label came from outside: a Label Studio annotation id, an import file, ...
+    external_id = models.CharField(max_length=200, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prediction", "taxonomy_version", "source", "annotator", "category"],
+                name="unique_label",
+            )
+        ]
+        indexes = [models.Index(fields=["taxonomy_version", "source"])]
+
+
+class LabelStudioProject(models.Model):
+    """A Label Studio project that a work set was pushed to under one taxonomy version."""
+
+    class Mode(models.TextChoices):
+        BLIND = "blind"
+        ASSISTED = "assisted"
+        ADJUDICATION = "adjudication"
+
+    labelstudio_id = models.IntegerField(unique=True)
+    title = models.CharField(max_length=300)
+    work_set = models.ForeignKey(WorkSet, on_delete=models.CASCADE, related_name="labelstudio_projects")
+    taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT)
+    mode = models.CharField(max_length=20, choices=Mode.choices)
+    overlap = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class LabelStudioTask(models.Model):
+    project = models.ForeignKey(LabelStudioProject, on_delete=models.CASCADE, related_name="tasks")
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="+")
+    labelstudio_id = models.IntegerField(unique=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "prediction"], name="unique_labelstudio_task")
+        ]

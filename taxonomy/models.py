@@ -1,0 +1,94 @@
+"""Taxonomies, their versions, the category tree of each version and version-to-version mappings."""
+from __future__ import annotations
+
+from django.db import models
+
+ROOT_NAME = "LLM Errors"
+PATH_SEPARATOR = " / "
+
+
+class Taxonomy(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "taxonomies"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def current_version(self) -> "TaxonomyVersion | None":
+        return self.versions.order_by("-number").first()
+
+
+class TaxonomyVersion(models.Model):
+    class Origin(models.TextChoices):
+        IMPORTED = "imported"
+        INDUCED = "induced"
+        MANUAL = "manual"
+        REFINED = "refined"
+
+    taxonomy = models.ForeignKey(Taxonomy, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.MANUAL)
+    previous = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="next_versions"
+    )
+    note = models.TextField(blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["taxonomy", "number"], name="unique_taxonomy_version")
+        ]
+        ordering = ["taxonomy", "number"]
+
+    def __str__(self) -> str:
+        return f"{self.taxonomy.name}@{self.number}"
+
+
+class Category(models.Model):
+    """A node of one version's tree; `path` names it from the top level down, e.g. 'Accuracy / Mistranslation'."""
+
+    version = models.ForeignKey(TaxonomyVersion, on_delete=models.CASCADE, related_name="categories")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    path = models.CharField(max_length=1000)
+    depth = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        verbose_name_plural = "categories"
+        constraints = [
+            models.UniqueConstraint(fields=["version", "path"], name="unique_category_path")
+        ]
+        ordering = ["version", "path"]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class CategoryMapping(models.Model):
+    """How a category of one version carries over to the next (kept, renamed, merged, split, retired)."""
+
+    class Kind(models.TextChoices):
+        KEPT = "kept"
+        RENAMED = "renamed"
+        MERGED = "merged"
+        SPLIT = "split"
+        RETIRED = "retired"
+
+    source = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="mapped_to")
+    target = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.CASCADE, related_name="mapped_from"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "target"], name="unique_category_mapping")
+        ]

@@ -1,0 +1,347 @@
+"""Readers for benchmark results: the ErrorMap table (CSV, JSONL, Parquet), WMT23 MQM and BIG-Bench-Mistake.
+
+Each reader streams `ResultRow`s and raises `InputError` naming the file, the line and what was
+wrong. Readers never touch the database, so a caller can validate a whole file before writing.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import sys
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from annotation.errors import InputError
+
+REQUIRED_COLUMNS = ("example_id", "model", "input_text", "output_text", "score")
+OPTIONAL_COLUMNS = ("correct_answer", "dataset")
+FORMATS = ("auto", "csv", "jsonl", "parquet", "wmt23-mqm", "big-bench-mistake")
+WMT23_DEFAULT_DATASET = "wmt23-mqm-ende"
+WMT23_REFERENCE_SYSTEM = "refA"
+BBM_MODEL = "PaLM 2"
+
+csv.field_size_limit(sys.maxsize)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    """One (example, model) result; `line` is where it came from, for error messages."""
+
+    line: int
+    dataset: str
+    example_id: str
+    model: str
+    input_text: str
+    output_text: str
+    score: float
+    reference: str
+
+
+def detect_format(path: Path) -> str:
+    """The format of a file from its name and, for JSONL, its first record's keys."""
+    name = path.name.lower()
+    if name.endswith(".tsv.tar.gz") or name.endswith(".tsv"):
+        return "wmt23-mqm"
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith(".jsonl") or name.endswith(".json"):
+        try:
+            with path.open("rb") as handle:
+                first = json.loads(handle.readline() or b"{}")
+        except (OSError, ValueError):
+            return "jsonl"  # the JSONL reader reports the precise problem
+        if isinstance(first, dict) and {"steps", "answer", "target"} <= first.keys():
+            return "big-bench-mistake"
+        return "jsonl"
+    raise InputError(str(path), None, f"cannot tell the format from the name; pass --format ({', '.join(FORMATS[1:])})")
+
+
+def read_results(path: Path, *, fmt: str = "auto", dataset: str | None = None) -> Iterator[ResultRow]:
+    """Stream the rows of one results file in the given (or detected) format."""
+    if not path.is_file():
+        raise InputError(str(path), None, "no such file" if not path.exists() else "not a regular file")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    readers = {
+        "csv": _read_csv,
+        "jsonl": _read_jsonl,
+        "parquet": _read_parquet,
+        "wmt23-mqm": _read_wmt23_mqm,
+        "big-bench-mistake": _read_big_bench_mistake,
+    }
+    if fmt not in readers:
+        raise InputError(str(path), None, f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    return readers[fmt](path, dataset)
+
+
+# --- the ErrorMap table -------------------------------------------------------------------------
+
+
+def _table_row(path: Path, line: int, record: dict, default_dataset: str | None) -> ResultRow:
+    """Validate one record of the ErrorMap table."""
+    missing = [c for c in REQUIRED_COLUMNS if record.get(c) is None]
+    if missing:
+        raise InputError(str(path), line, f"missing column(s) {', '.join(missing)}")
+    dataset = record.get("dataset") or default_dataset
+    if not dataset:
+        raise InputError(str(path), line, "no dataset: add a 'dataset' column or pass --dataset")
+    raw_score = record["score"]
+    try:
+        if isinstance(raw_score, bool):
+            raise ValueError
+        score = float(raw_score)
+    except (TypeError, ValueError):
+        raise InputError(str(path), line, f"score {raw_score!r} is not a number") from None
+    if not math.isfinite(score):
+        raise InputError(str(path), line, f"score {raw_score!r} is not a finite number")
+    example_id, model = str(record["example_id"]).strip(), str(record["model"]).strip()
+    if not example_id or not model:
+        raise InputError(str(path), line, "example_id and model must not be empty")
+    reference = record.get("correct_answer")
+    return ResultRow(
+        line=line,
+        dataset=str(dataset),
+        example_id=example_id,
+        model=model,
+        input_text=str(record["input_text"]),
+        output_text=str(record["output_text"]),
+        score=score,
+        reference="" if reference is None else str(reference),
+    )
+
+
+def _read_csv(path: Path, dataset: str | None) -> Iterator[ResultRow]:
+    with _open_text(path) as handle:
+        reader = csv.DictReader(handle)
+        try:
+            header = reader.fieldnames or []
+        except UnicodeDecodeError as exc:
+            raise InputError(str(path), 1, f"not valid UTF-8 ({exc.reason})") from None
+        except csv.Error as exc:
+            raise InputError(str(path), 1, f"broken CSV header: {exc}") from None
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise InputError(str(path), 1, f"missing column(s) {', '.join(missing)} in header {header}")
+        if dataset is None and "dataset" not in header:
+            raise InputError(str(path), 1, "no 'dataset' column: add one or pass --dataset")
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise InputError(str(path), reader.line_num + 1, f"not valid UTF-8 ({exc.reason})") from None
+            except csv.Error as exc:
+                raise InputError(str(path), reader.line_num, f"broken CSV: {exc}") from None
+            if None in record:
+                raise InputError(str(path), reader.line_num, "more fields than the header has")
+            if dataset is not None and not record.get("dataset"):
+                record["dataset"] = dataset
+            yield _table_row(path, reader.line_num, record, dataset)
+
+
+def _read_jsonl(path: Path, dataset: str | None) -> Iterator[ResultRow]:
+    for line_number, record in _json_lines(path):
+        yield _table_row(path, line_number, record, dataset)
+
+
+def _read_parquet(path: Path, dataset: str | None) -> Iterator[ResultRow]:
+    import pyarrow.parquet as pq  # imported here: only Parquet users pay for it
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for unreadable files
+        raise InputError(str(path), None, f"not a readable Parquet file ({exc})") from None
+    columns = parquet.schema_arrow.names
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise InputError(str(path), None, f"missing column(s) {', '.join(missing)} in {columns}")
+    wanted = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in columns]
+    row_number = 0
+    for batch in parquet.iter_batches(batch_size=10_000, columns=wanted):
+        for record in batch.to_pylist():
+            row_number += 1
+            yield _table_row(path, row_number, record, dataset)
+
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+
+def _open_text(path: Path) -> io.TextIOWrapper:
+    try:
+        return path.open("r", encoding="utf-8", errors="strict", newline="")
+    except OSError as exc:
+        raise InputError(str(path), None, f"cannot read the file ({exc.strerror})") from None
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; broken JSON or bad encoding names the line."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(str(path), None, f"cannot read the file ({exc.strerror})") from None
+    with handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(str(path), line_number, f"not valid UTF-8 ({exc.reason})") from None
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InputError(str(path), line_number, f"broken JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(record, dict):
+                raise InputError(str(path), line_number, "each line must be a JSON object")
+            yield line_number, record
+
+
+# --- BIG-Bench-Mistake --------------------------------------------------------------------------
+
+
+def normalise_answer(text: str) -> str:
+    """Collapse whitespace: Dyck answers differ only in spacing from their targets."""
+    return " ".join(text.split())
+
+
+def _read_big_bench_mistake(path: Path, dataset: str | None) -> Iterator[ResultRow]:
+    task = path.name.split(".")[0]
+    dataset = dataset or f"bbm_{task}"
+    for line_number, record in _json_lines(path):
+        missing = [k for k in ("input", "steps", "answer", "target") if k not in record]
+        if missing:
+            raise InputError(str(path), line_number, f"missing field(s) {', '.join(missing)}")
+        steps = record["steps"]
+        if not isinstance(steps, list):
+            raise InputError(str(path), line_number, "'steps' must be a list of strings")
+        answer = "" if record["answer"] is None else str(record["answer"])
+        target = str(record["target"])
+        output = "\n".join(str(s) for s in steps) + f"\nAnswer: {answer}"
+        yield ResultRow(
+            line=line_number,
+            dataset=dataset,
+            example_id=f"{task}-{line_number:05d}",
+            model=BBM_MODEL,
+            input_text=str(record["input"]),
+            output_text=output,
+            score=1.0 if normalise_answer(answer) == normalise_answer(target) else 0.0,
+            reference=target,
+        )
+
+
+# --- WMT23 MQM ----------------------------------------------------------------------------------
+
+MQM_COLUMNS = ("system", "doc", "docSegId", "globalSegId", "rater", "source", "target", "category", "severity")
+_SPAN_MARKS = re.compile(r"</?v>")
+
+
+@dataclass(frozen=True, slots=True)
+class MqmRating:
+    """One MQM error row of one rater on one (system, segment) item."""
+
+    line: int
+    system: str
+    segment: str
+    rater: str
+    source: str
+    target: str
+    category: str
+    severity: str
+
+
+def mqm_weight(category: str, severity: str) -> float:
+    """MQM penalty of one error: Major 5, Minor 1, Minor Fluency/Punctuation 0.1, Non-translation 25."""
+    if category.lower().startswith("non-translation"):
+        return 25.0
+    if severity == "Major":
+        return 5.0
+    if severity == "Minor":
+        return 0.1 if category == "Fluency/Punctuation" else 1.0
+    return 0.0
+
+
+def read_mqm_ratings(path: Path) -> Iterator[MqmRating]:
+    """Stream the MQM rows of the TSV (plain or inside a .tar.gz), without the HOTW attention checks."""
+    for line_number, fields in _mqm_lines(path):
+        if fields[8] == "HOTW-test":
+            continue
+        yield MqmRating(
+            line=line_number,
+            system=fields[0],
+            segment=fields[3],
+            rater=fields[4],
+            source=fields[5],
+            target=_SPAN_MARKS.sub("", fields[6]),
+            category=fields[7],
+            severity=fields[8],
+        )
+
+
+def _mqm_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    try:
+        if path.name.lower().endswith((".tar.gz", ".tgz")):
+            archive = tarfile.open(path, "r:gz")
+            members = [m for m in archive.getmembers() if m.isfile() and m.name.endswith(".tsv")]
+            if len(members) != 1:
+                raise InputError(str(path), None, f"expected one .tsv in the archive, found {len(members)}")
+            binary = archive.extractfile(members[0])
+        else:
+            archive, binary = None, path.open("rb")
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise InputError(str(path), None, f"cannot read the archive ({exc})") from None
+    try:
+        for line_number, raw in enumerate(binary, start=1):
+            try:
+                text = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise InputError(str(path), line_number, f"not valid UTF-8 ({exc.reason})") from None
+            fields = text.split("\t")
+            if line_number == 1:
+                if tuple(fields[:9]) != MQM_COLUMNS:
+                    raise InputError(str(path), 1, f"expected MQM columns {', '.join(MQM_COLUMNS)}")
+                continue
+            if len(fields) < 9:
+                raise InputError(str(path), line_number, f"expected at least 9 tab-separated fields, got {len(fields)}")
+            yield line_number, fields
+    except (OSError, tarfile.TarError, EOFError, __import__("zlib").error) as exc:
+        raise InputError(str(path), None, f"cannot read the archive ({exc})") from None
+    finally:
+        binary.close()
+        if archive is not None:
+            archive.close()
+
+
+def _read_wmt23_mqm(path: Path, dataset: str | None) -> Iterator[ResultRow]:
+    """One row per (system, segment): score = -(mean over raters of the MQM penalty), so higher is better.
+
+    The file is ordered by rater rows, so items are gathered first (1,040 items: small and fixed).
+    """
+    dataset = dataset or WMT23_DEFAULT_DATASET
+    items: dict[tuple[str, str], dict] = {}
+    for rating in read_mqm_ratings(path):
+        item = items.setdefault(
+            (rating.system, rating.segment),
+            {"line": rating.line, "source": rating.source, "target": rating.target, "penalty": {}},
+        )
+        penalty = item["penalty"]
+        penalty[rating.rater] = penalty.get(rating.rater, 0.0) + mqm_weight(rating.category, rating.severity)
+    references = {seg: item["target"] for (system, seg), item in items.items() if system == WMT23_REFERENCE_SYSTEM}
+    for (system, segment), item in sorted(items.items(), key=lambda kv: (kv[0][0], int(kv[0][1]) if kv[0][1].isdigit() else kv[0][1])):
+        penalties = item["penalty"].values()
+        yield ResultRow(
+            line=item["line"],
+            dataset=dataset,
+            example_id=segment,
+            model=system,
+            input_text=item["source"],
+            output_text=item["target"],
+            score=-round(sum(penalties) / len(penalties), 6),
+            reference=references.get(segment, ""),
+        )

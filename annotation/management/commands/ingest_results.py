@@ -1,0 +1,23 @@
+"""manage.py ingest_results PATH… — load benchmark results (ErrorMap table, WMT23 MQM, BIG-Bench-Mistake)."""
+from pathlib import Path
+
+from annotation.core.result_formats import FORMATS
+from annotation.management.base import ErrorMapCommand
+from annotation.services.ingest import ingest_results
+
+
+class Command(ErrorMapCommand):
+    help = "Ingest per-instance benchmark results; each file is all-or-nothing, re-ingesting changes nothing."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", type=Path, help="files or folders (searched recursively)")
+        parser.add_argument("--dataset", help="dataset name when the file has no 'dataset' column")
+        parser.add_argument("--format", dest="fmt", default="auto", choices=FORMATS)
+
+    def run(self, *args, paths, dataset, fmt, **options):
+        report = ingest_results(paths=paths, dataset=dataset, fmt=fmt)
+        for f in report.files:
+            self.stdout.write(
+                f"{f.path} [{f.format}]: {f.rows} rows, {f.created} new, {f.updated} updated, {f.unchanged} unchanged"
+            )
+        self.stdout.write(self.style.SUCCESS(f"ingested {report.rows} rows into {', '.join(report.datasets)}"))

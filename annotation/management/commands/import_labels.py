@@ -1,0 +1,25 @@
+"""manage.py import_labels PATH — labels from outside (long table, or the WMT23 MQM ratings) into the label table."""
+from pathlib import Path
+
+from annotation.core.label_formats import LABEL_FORMATS, LABEL_SOURCES
+from annotation.management.base import ErrorMapCommand
+from annotation.services.label_import import import_labels
+
+
+class Command(ErrorMapCommand):
+    help = "Import labels: columns dataset, example_id, model, annotator, category [, source, title, summary, confidence, note]."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", type=Path)
+        parser.add_argument("--source", default="human", choices=LABEL_SOURCES)
+        parser.add_argument("--taxonomy", help="taxonomy NAME[@VERSION]; unknown categories are added to it")
+        parser.add_argument("--format", dest="fmt", default="auto", choices=LABEL_FORMATS)
+
+    def run(self, *args, path, source, taxonomy, fmt, **options):
+        report = import_labels(path=path, source=source, taxonomy=taxonomy, fmt=fmt)
+        self.stdout.write(
+            f"{report.path}: {report.rows} rows -> {report.label_sets} label sets in {report.taxonomy_version}: "
+            f"{report.created} new, {report.updated} updated, {report.deleted} removed, {report.unchanged} unchanged"
+        )
+        if report.new_categories:
+            self.stdout.write(f"added {len(report.new_categories)} categories: {', '.join(report.new_categories)}")

@@ -119,10 +119,34 @@ ERRORMAP_JUDGE_MAX_RETRIES = env.int("ERRORMAP_JUDGE_MAX_RETRIES", default=3)
 ERRORMAP_THRESHOLD_FACTOR = env.float("ERRORMAP_THRESHOLD_FACTOR", default=0.7)
 ERRORMAP_DEFAULT_TAXONOMY = env.str("ERRORMAP_DEFAULT_TAXONOMY", default="default")
 
-# Label Studio: the local one started by scripts/labelstudio unless pointed elsewhere.
-LABEL_STUDIO_URL = env.str("LABEL_STUDIO_URL", default="http://127.0.0.1:8089")
-LABEL_STUDIO_API_KEY = env.str("LABEL_STUDIO_API_KEY", default="")
-LABEL_STUDIO_WEBHOOK_SECRET = env.str("LABEL_STUDIO_WEBHOOK_SECRET", default="")
+# Label Studio: the local one started by scripts/labelstudio unless pointed elsewhere. That script
+# writes its URL, admin, token and webhook secret to var/labelstudio.env; the environment wins over it.
+def _labelstudio_env_file() -> dict[str, str]:
+    path = Path(env.str("LABEL_STUDIO_ENV_FILE", default=str(VAR_DIR / "labelstudio.env")))
+    if not path.is_file():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.lstrip().startswith("#")}
+
+
+_LS_FILE = _labelstudio_env_file()
+LABEL_STUDIO_URL = env.str(
+    "LABEL_STUDIO_URL", default=_LS_FILE.get("LABEL_STUDIO_URL", "http://127.0.0.1:8089")
+)
+LABEL_STUDIO_API_KEY = env.str(
+    "LABEL_STUDIO_API_KEY", default=_LS_FILE.get("LABEL_STUDIO_API_KEY", "")
+)
+LABEL_STUDIO_WEBHOOK_SECRET = env.str(
+    "LABEL_STUDIO_WEBHOOK_SECRET", default=_LS_FILE.get("LABEL_STUDIO_WEBHOOK_SECRET", "")
+)
+LABEL_STUDIO_USERNAME = env.str(
+    "LABEL_STUDIO_USERNAME", default=_LS_FILE.get("LABEL_STUDIO_USERNAME", "")
+)
+LABEL_STUDIO_PASSWORD = env.str(
+    "LABEL_STUDIO_PASSWORD", default=_LS_FILE.get("LABEL_STUDIO_PASSWORD", "")
+)
+# Tasks are imported in batches of this size; each batch is one request.
+LABEL_STUDIO_IMPORT_BATCH = env.int("LABEL_STUDIO_IMPORT_BATCH", default=1000)
 ERRORMAP_PUBLIC_URL = env.str("ERRORMAP_PUBLIC_URL", default="http://127.0.0.1:8000")
 
 LOGGING = {

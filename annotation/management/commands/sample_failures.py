@@ -1,0 +1,39 @@
+"""manage.py sample_failures — apply the failure rule and draw a reproducible, stratified work set."""
+from annotation.errors import ErrorMapError
+from annotation.management.base import ErrorMapCommand
+from annotation.services.sampling import sample_failures
+
+
+def _threshold(text: str) -> tuple[str, float]:
+    name, sep, value = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, float(value)
+    except ValueError:
+        raise ErrorMapError(f"--threshold expects DATASET=NUMBER, got {text!r}") from None
+
+
+class Command(ErrorMapCommand):
+    help = "Flag failures (score < threshold; default 0.7 x the dataset's mean) and sample them per (model, dataset)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--ratio", type=float, default=0.1, help="share of each stratum's failures (default 0.1)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--dataset", action="append", default=[], help="repeatable")
+        parser.add_argument("--model", action="append", default=[], help="repeatable")
+        parser.add_argument("--name", help="work set name (default derived from ratio, seed and filters)")
+        parser.add_argument(
+            "--threshold", action="append", default=[], metavar="DATASET=VALUE",
+            help="fix a dataset's success threshold (kept for later runs)",
+        )
+
+    def run(self, *args, ratio, seed, dataset, model, name, threshold, **options):
+        report = sample_failures(
+            ratio=ratio, seed=seed, datasets=dataset, models=model, name=name,
+            thresholds=dict(_threshold(t) for t in threshold),
+        )
+        for s in report.strata:
+            self.stdout.write(f"{s.dataset:32} {s.model:28} {s.failures:6} failures -> {s.sampled:5} sampled")
+        verb = "created" if report.created else "unchanged (already drawn)"
+        self.stdout.write(self.style.SUCCESS(f"work set {report.work_set}: {report.sampled} failures, {verb}"))

@@ -1,0 +1,127 @@
+"""Sample failures into a named, reproducible work set, stratified per (model, dataset)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from annotation.core.sampling import stratified_sample
+from annotation.errors import ErrorMapError
+from annotation.models import Dataset, Prediction, WorkSet, WorkSetFailure
+from annotation.services.ingest import apply_failure_rule
+from annotation.services.runs import stage_run
+
+
+@dataclass(frozen=True)
+class StratumCount:
+    dataset: str
+    model: str
+    failures: int
+    sampled: int
+
+
+@dataclass(frozen=True)
+class SampleReport:
+    work_set: str
+    created: bool
+    ratio: float
+    seed: int
+    thresholds: dict[str, float | None]
+    strata: list[StratumCount]
+
+    @property
+    def sampled(self) -> int:
+        return sum(s.sampled for s in self.strata)
+
+
+def default_work_set_name(*, ratio: float, seed: int, datasets: list[str], models: list[str]) -> str:
+    parts = [f"r{ratio:g}", f"s{seed}"]
+    if datasets:
+        parts.append("d-" + "+".join(sorted(datasets)))
+    if models:
+        parts.append("m-" + "+".join(sorted(models)))
+    return "ws-" + "-".join(parts)
+
+
+def set_thresholds(thresholds: dict[str, float]) -> None:
+    """Fix datasets' success thresholds (overriding 0.7 x mean)."""
+    for name, value in thresholds.items():
+        updated = Dataset.objects.filter(name=name).update(success_threshold=value)
+        if not updated:
+            raise ErrorMapError(f"unknown dataset {name!r}")
+
+
+@transaction.atomic
+def sample_failures(
+    *,
+    ratio: float = 0.1,
+    seed: int = 0,
+    datasets: list[str] | None = None,
+    models: list[str] | None = None,
+    name: str | None = None,
+    thresholds: dict[str, float] | None = None,
+) -> SampleReport:
+    """Apply the failure rule, then sample; the same name with the same settings returns the existing set."""
+    if not 0 < ratio <= 1:
+        raise ErrorMapError(f"--ratio must be in (0, 1], got {ratio}")
+    datasets, models = sorted(datasets or []), sorted(models or [])
+    for label, wanted, known in (
+        ("dataset", datasets, Dataset.objects.filter(name__in=datasets).values_list("name", flat=True)),
+        ("model", models, Prediction.objects.filter(model__name__in=models).values_list("model__name", flat=True)),
+    ):
+        missing = sorted(set(wanted) - set(known))
+        if missing:
+            raise ErrorMapError(f"unknown {label}(s): {', '.join(missing)}")
+    if thresholds:
+        set_thresholds(thresholds)
+    name = name or default_work_set_name(ratio=ratio, seed=seed, datasets=datasets, models=models)
+    filters = {"datasets": datasets, "models": models}
+    with stage_run("sample_failures", {"ratio": ratio, "seed": seed, "name": name, **filters}) as run:
+        scope = Dataset.objects.filter(name__in=datasets) if datasets else Dataset.objects.all()
+        apply_failure_rule(dataset_ids=scope.values_list("pk", flat=True))
+        failures = Prediction.objects.filter(is_failure=True, example__dataset__in=scope)
+        if models:
+            failures = failures.filter(model__name__in=models)
+        strata: dict[tuple[str, str], list[str]] = defaultdict(list)
+        pk_by_key: dict[tuple[str, str, str], int] = {}
+        for pk, dataset, model, example_id in failures.values_list(
+            "pk", "example__dataset__name", "model__name", "example__example_id"
+        ):
+            strata[(dataset, model)].append(example_id)
+            pk_by_key[(dataset, model, example_id)] = pk
+        chosen = stratified_sample(strata, ratio=ratio, seed=seed)
+        thresholds_used = dict(scope.order_by("name").values_list("name", "applied_threshold"))
+        existing = WorkSet.objects.filter(name=name).first()
+        wanted_pks = {pk_by_key[(d, m, e)] for (d, m), ids in chosen.items() for e in ids}
+        if existing is not None:
+            same = (existing.ratio, existing.seed, existing.filters) == (ratio, seed, filters)
+            if not same:
+                raise ErrorMapError(
+                    f"work set {name!r} exists with ratio={existing.ratio}, seed={existing.seed}, "
+                    f"filters={existing.filters}; choose another --name"
+                )
+            have = set(existing.failures.values_list("prediction_id", flat=True))
+            if have != wanted_pks:
+                # Results changed since the set was drawn: keep what was drawn, add what is new.
+                WorkSetFailure.objects.bulk_create(
+                    [WorkSetFailure(work_set=existing, prediction_id=pk) for pk in sorted(wanted_pks - have)]
+                )
+            work_set, created = existing, False
+        else:
+            work_set = WorkSet.objects.create(
+                name=name, ratio=ratio, seed=seed, filters=filters, thresholds=thresholds_used
+            )
+            WorkSetFailure.objects.bulk_create(
+                [WorkSetFailure(work_set=work_set, prediction_id=pk) for pk in sorted(wanted_pks)], batch_size=2000
+            )
+            created = True
+        strata_counts = [
+            StratumCount(dataset=d, model=m, failures=len(strata[(d, m)]), sampled=len(chosen[(d, m)]))
+            for (d, m) in sorted(strata)
+        ]
+        run.counts = {"failures": sum(s.failures for s in strata_counts), "sampled": len(wanted_pks)}
+    return SampleReport(
+        work_set=work_set.name, created=created, ratio=ratio, seed=seed,
+        thresholds=thresholds_used, strata=strata_counts,
+    )

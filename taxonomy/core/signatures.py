@@ -1,0 +1,326 @@
+"""Failure signatures (ErrorMap): each category's share of a group's analysed errors, with intervals,
+two-group comparisons and heatmap data. Plain Python + numpy/scipy; no Django.
+
+Counting unit: one *failure* (an analysed error). A failure's weight of 1 is split evenly between
+the annotators who labelled it and, within one annotator's set, evenly between its categories; so
+shares sum to 1 per group and pooling several human annotators never counts a failure twice.
+At depth D a category deeper than D counts under its ancestor at depth D; one at depth < D counts
+as itself (it has no finer label), so every failure is counted at every depth.
+
+Intervals: Wilson score interval (95 %) for each share, with n = the number of failures in the
+group; it is well behaved for small n and shares near 0 or 1 (a group with 12 errors gets a wide
+interval, one with 12,000 a narrow one).
+
+Comparison of two groups: per category a 2x2 table (in the category / not, group A / group B) is
+tested with Pearson's chi-square (1 df, no continuity correction, equal to the two-proportion
+z-test) when every expected count is >= 5, otherwise with Fisher's exact test (two-sided); the
+p-values are Holm-corrected across categories. An omnibus chi-square test of homogeneity over all
+categories says whether the two signatures differ at all. Fractional counts are rounded for tests.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from scipy import stats
+
+PATH_SEPARATOR = " / "
+Z95 = 1.959963984540054
+INTERVAL_METHOD = "Wilson score interval, 95 %, n = failures in the group"
+TEST_CHI2 = "Pearson chi-square (1 df, no continuity correction)"
+TEST_FISHER = "Fisher exact (two-sided)"
+TEST_RULE = "chi-square when every expected count >= 5, else Fisher exact; Holm-corrected across categories"
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """One label row: a group (model or dataset), a failure, who labelled it, and the category path."""
+
+    group: str
+    item: int | str
+    annotator: int | str
+    path: str
+
+
+@dataclass(frozen=True)
+class CategoryShare:
+    category: str
+    count: float
+    share: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One group's failure signature at one depth; `shares` sorted by count, largest first."""
+
+    group: str
+    depth: int
+    n_errors: int
+    shares: tuple[CategoryShare, ...]
+
+    def share_of(self, category: str) -> CategoryShare:
+        for share in self.shares:
+            if share.category == category:
+                return share
+        return CategoryShare(category, 0.0, 0.0, *wilson_interval(0, self.n_errors))
+
+
+@dataclass(frozen=True)
+class CategoryDifference:
+    category: str
+    count_a: float
+    count_b: float
+    share_a: float
+    share_b: float
+    difference: float  # share_a - share_b
+    test: str
+    p_value: float
+    p_holm: float
+    significant: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    group_a: str
+    group_b: str
+    depth: int
+    n_a: int
+    n_b: int
+    alpha: float
+    omnibus_chi2: float | None
+    omnibus_df: int
+    omnibus_p: float | None
+    categories: tuple[CategoryDifference, ...]
+    method: str = TEST_RULE
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """Groups x categories: shares and counts, columns ordered by pooled count."""
+
+    depth: int
+    groups: tuple[str, ...]
+    categories: tuple[str, ...]
+    n_errors: tuple[int, ...]
+    shares: tuple[tuple[float, ...], ...]
+    counts: tuple[tuple[float, ...], ...]
+
+
+@dataclass
+class TreeNode:
+    """A node of the ErrorAtlas tree: count and share of all failures, share of its parent."""
+
+    path: str
+    name: str
+    depth: int
+    count: float = 0.0
+    share: float = 0.0
+    share_of_parent: float = 0.0
+    description: str = ""
+    children: list[TreeNode] = field(default_factory=list)
+
+
+def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for k successes out of n (0, 0 when n is 0)."""
+    if n <= 0:
+        return (0.0, 0.0)
+    p = k / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def at_depth(path: str, depth: int) -> str:
+    """'A / B / C' at depth 2 -> 'A / B'; a shallower path stays as it is."""
+    parts = path.split(PATH_SEPARATOR)
+    return PATH_SEPARATOR.join(parts[:depth])
+
+
+def failure_weights(records: Iterable[LabelRecord]) -> dict[str, dict[object, dict[str, float]]]:
+    """group -> failure -> category path -> weight (each failure's weights sum to 1)."""
+    sets: dict[tuple[str, object], dict[object, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for r in records:
+        sets[(r.group, r.item)][r.annotator].add(r.path)
+    out: dict[str, dict[object, dict[str, float]]] = defaultdict(dict)
+    for (group, item), by_annotator in sets.items():
+        weights: dict[str, float] = defaultdict(float)
+        per_annotator = 1.0 / len(by_annotator)
+        for paths in by_annotator.values():
+            for path in paths:
+                weights[path] += per_annotator / len(paths)
+        out[group][item] = dict(weights)
+    return dict(out)
+
+
+def category_counts(weights: Mapping[object, Mapping[str, float]], depth: int) -> dict[str, float]:
+    """Summed weights per category at `depth` for one group's failures."""
+    counts: dict[str, float] = defaultdict(float)
+    for by_path in weights.values():
+        for path, weight in by_path.items():
+            counts[at_depth(path, depth)] += weight
+    return dict(counts)
+
+
+def signature_from_counts(group: str, counts: Mapping[str, float], n_errors: int, depth: int) -> Signature:
+    """A signature from category counts and the number of failures they are spread over."""
+    shares = []
+    for category, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        share = count / n_errors if n_errors else 0.0
+        low, high = wilson_interval(count, n_errors)
+        shares.append(CategoryShare(category, count, share, low, high))
+    return Signature(group=group, depth=depth, n_errors=n_errors, shares=tuple(shares))
+
+
+def failure_signatures(records: Iterable[LabelRecord], depth: int = 1) -> list[Signature]:
+    """One signature per group, groups sorted by name."""
+    result = []
+    for group, weights in sorted(failure_weights(records).items()):
+        result.append(signature_from_counts(group, category_counts(weights, depth), len(weights), depth))
+    return result
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values (monotone, capped at 1), in the input order."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def two_proportion_test(k_a: int, n_a: int, k_b: int, n_b: int) -> tuple[str, float]:
+    """(test name, two-sided p) for k_a/n_a vs k_b/n_b; chi-square or Fisher by expected counts."""
+    table = [[k_a, n_a - k_a], [k_b, n_b - k_b]]
+    total = n_a + n_b
+    col = (k_a + k_b, total - k_a - k_b)
+    if total == 0 or 0 in col:
+        return (TEST_FISHER, 1.0)
+    expected = [n * c / total for n in (n_a, n_b) for c in col]
+    if min(expected) >= 5:
+        chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+        return (TEST_CHI2, float(p))
+    return (TEST_FISHER, float(stats.fisher_exact(table, alternative="two-sided")[1]))
+
+
+def compare_signatures(a: Signature, b: Signature, *, alpha: float = 0.05) -> Comparison:
+    """Which categories' shares differ between two groups beyond chance (Holm-corrected)."""
+    categories = sorted({s.category for s in a.shares} | {s.category for s in b.shares})
+    rows = []
+    for category in categories:
+        sa, sb = a.share_of(category), b.share_of(category)
+        test, p = two_proportion_test(round(sa.count), a.n_errors, round(sb.count), b.n_errors)
+        rows.append((category, sa, sb, test, p))
+    adjusted = holm([r[4] for r in rows])
+    differences = [
+        CategoryDifference(
+            category=category,
+            count_a=sa.count,
+            count_b=sb.count,
+            share_a=sa.share,
+            share_b=sb.share,
+            difference=sa.share - sb.share,
+            test=test,
+            p_value=p,
+            p_holm=p_holm,
+            significant=p_holm < alpha,
+        )
+        for (category, sa, sb, test, p), p_holm in zip(rows, adjusted)
+    ]
+    differences.sort(key=lambda d: (d.p_holm, -abs(d.difference), d.category))
+    chi2 = p_omni = None
+    df = 0
+    table = [
+        [round(d.count_a) for d in differences if round(d.count_a) + round(d.count_b) > 0],
+        [round(d.count_b) for d in differences if round(d.count_a) + round(d.count_b) > 0],
+    ]
+    if len(table[0]) >= 2 and sum(table[0]) > 0 and sum(table[1]) > 0:
+        chi2_value, p_value, df, _ = stats.chi2_contingency(table, correction=False)
+        chi2, p_omni = float(chi2_value), float(p_value)
+    return Comparison(
+        group_a=a.group,
+        group_b=b.group,
+        depth=a.depth,
+        n_a=a.n_errors,
+        n_b=b.n_errors,
+        alpha=alpha,
+        omnibus_chi2=chi2,
+        omnibus_df=int(df),
+        omnibus_p=p_omni,
+        categories=tuple(differences),
+    )
+
+
+def heatmap(signatures: Sequence[Signature], *, max_categories: int | None = None) -> Heatmap:
+    """Groups x categories matrix; columns by pooled count, optionally only the top ones."""
+    pooled: dict[str, float] = defaultdict(float)
+    for signature in signatures:
+        for share in signature.shares:
+            pooled[share.category] += share.count
+    columns = [c for c, _ in sorted(pooled.items(), key=lambda kv: (-kv[1], kv[0]))]
+    if max_categories is not None:
+        columns = columns[:max_categories]
+    shares, counts = [], []
+    for signature in signatures:
+        by_name = {s.category: s for s in signature.shares}
+        shares.append(tuple(by_name[c].share if c in by_name else 0.0 for c in columns))
+        counts.append(tuple(by_name[c].count if c in by_name else 0.0 for c in columns))
+    return Heatmap(
+        depth=signatures[0].depth if signatures else 1,
+        groups=tuple(s.group for s in signatures),
+        categories=tuple(columns),
+        n_errors=tuple(s.n_errors for s in signatures),
+        shares=tuple(shares),
+        counts=tuple(counts),
+    )
+
+
+def build_tree(
+    leaf_counts: Mapping[str, float],
+    n_errors: int,
+    *,
+    descriptions: Mapping[str, str] | None = None,
+    all_paths: Iterable[str] = (),
+    root_name: str = "LLM Errors",
+) -> TreeNode:
+    """The ErrorAtlas tree: each label path's count added to it and every ancestor."""
+    descriptions = descriptions or {}
+    root = TreeNode(path="", name=root_name, depth=0, count=0.0)
+    nodes: dict[str, TreeNode] = {"": root}
+
+    def node_for(path: str) -> TreeNode:
+        if path in nodes:
+            return nodes[path]
+        parts = path.split(PATH_SEPARATOR)
+        parent = node_for(PATH_SEPARATOR.join(parts[:-1]))
+        node = TreeNode(path=path, name=parts[-1], depth=len(parts), description=descriptions.get(path, ""))
+        parent.children.append(node)
+        nodes[path] = node
+        return node
+
+    for path in all_paths:
+        node_for(path)
+    for path, count in leaf_counts.items():
+        parts = path.split(PATH_SEPARATOR)
+        node_for(path)
+        for depth in range(1, len(parts) + 1):
+            nodes[PATH_SEPARATOR.join(parts[:depth])].count += count
+        root.count += count
+
+    def finish(node: TreeNode) -> None:
+        node.share = node.count / n_errors if n_errors else 0.0
+        node.children.sort(key=lambda c: (-c.count, c.name))
+        for child in node.children:
+            child.share_of_parent = child.count / node.count if node.count else 0.0
+            finish(child)
+
+    root.share_of_parent = 1.0
+    finish(root)
+    return root

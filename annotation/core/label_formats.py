@@ -1,13 +1,12 @@
 """Readers for external labels: the long label table (CSV or JSONL) and the WMT23 MQM ratings."""
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotation.core.result_formats import WMT23_DEFAULT_DATASET, _json_lines, _open_text, read_mqm_ratings
+from annotation.core.result_formats import WMT23_DEFAULT_DATASET, csv_records, json_lines, read_mqm_ratings
 from annotation.errors import InputError
 
 LABEL_COLUMNS = ("dataset", "example_id", "model", "annotator", "category")
@@ -51,32 +50,15 @@ def read_labels(path: Path, *, fmt: str = "auto") -> Iterator[LabelRow]:
     if fmt == "csv":
         return _read_label_csv(path)
     if fmt == "jsonl":
-        return (_label_row(path, line, record) for line, record in _json_lines(path))
+        return (_label_row(path, line, record) for line, record in json_lines(path))
     if fmt == "wmt23-mqm":
         return read_mqm_labels(path)
     raise InputError(str(path), None, f"unknown label format {fmt!r}")
 
 
 def _read_label_csv(path: Path) -> Iterator[LabelRow]:
-    with _open_text(path) as handle:
-        reader = csv.DictReader(handle)
-        try:
-            header = reader.fieldnames or []
-        except UnicodeDecodeError as exc:
-            raise InputError(str(path), 1, f"not valid UTF-8 ({exc.reason})") from None
-        missing = [c for c in LABEL_COLUMNS if c not in header]
-        if missing:
-            raise InputError(str(path), 1, f"missing column(s) {', '.join(missing)} in header {header}")
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError as exc:
-                raise InputError(str(path), reader.line_num + 1, f"not valid UTF-8 ({exc.reason})") from None
-            except csv.Error as exc:
-                raise InputError(str(path), reader.line_num, f"broken CSV: {exc}") from None
-            yield _label_row(path, reader.line_num, record)
+    for line_number, record in csv_records(path, LABEL_COLUMNS):
+        yield _label_row(path, line_number, record)
 
 
 def _label_row(path: Path, line: int, record: dict) -> LabelRow:

@@ -6,7 +6,6 @@ wrong. Readers never touch the database, so a caller can validate a whole file b
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import re
@@ -117,37 +116,39 @@ def _table_row(path: Path, line: int, record: dict, default_dataset: str | None)
 
 
 def _read_csv(path: Path, dataset: str | None) -> Iterator[ResultRow]:
-    with _open_text(path) as handle:
-        reader = csv.DictReader(handle)
-        try:
-            header = reader.fieldnames or []
-        except UnicodeDecodeError as exc:
-            raise InputError(str(path), 1, f"not valid UTF-8 ({exc.reason})") from None
-        except csv.Error as exc:
-            raise InputError(str(path), 1, f"broken CSV header: {exc}") from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise InputError(str(path), 1, f"missing column(s) {', '.join(missing)} in header {header}")
-        if dataset is None and "dataset" not in header:
+    optional = () if dataset is not None else ("dataset",)
+    for line_number, record in csv_records(path, REQUIRED_COLUMNS + optional):
+        if dataset is not None and not record.get("dataset"):
+            record["dataset"] = dataset
+        yield _table_row(path, line_number, record, dataset)
+
+
+def csv_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """(line number, record) for each CSV row; checks the header has the `required` columns."""
+    reader = csv.DictReader(text_lines(path))
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise InputError(str(path), 1, f"broken CSV header: {exc}") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        if "dataset" in missing and len(missing) == 1:
             raise InputError(str(path), 1, "no 'dataset' column: add one or pass --dataset")
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError as exc:
-                raise InputError(str(path), reader.line_num + 1, f"not valid UTF-8 ({exc.reason})") from None
-            except csv.Error as exc:
-                raise InputError(str(path), reader.line_num, f"broken CSV: {exc}") from None
-            if None in record:
-                raise InputError(str(path), reader.line_num, "more fields than the header has")
-            if dataset is not None and not record.get("dataset"):
-                record["dataset"] = dataset
-            yield _table_row(path, reader.line_num, record, dataset)
+        raise InputError(str(path), 1, f"missing column(s) {', '.join(missing)} in header {header}")
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(str(path), reader.line_num, f"broken CSV: {exc}") from None
+        if None in record:
+            raise InputError(str(path), reader.line_num, "more fields than the header has")
+        yield reader.line_num, record
 
 
 def _read_jsonl(path: Path, dataset: str | None) -> Iterator[ResultRow]:
-    for line_number, record in _json_lines(path):
+    for line_number, record in json_lines(path):
         yield _table_row(path, line_number, record, dataset)
 
 
@@ -173,15 +174,8 @@ def _read_parquet(path: Path, dataset: str | None) -> Iterator[ResultRow]:
 # --- shared helpers -----------------------------------------------------------------------------
 
 
-def _open_text(path: Path) -> io.TextIOWrapper:
-    try:
-        return path.open("r", encoding="utf-8", errors="strict", newline="")
-    except OSError as exc:
-        raise InputError(str(path), None, f"cannot read the file ({exc.strerror})") from None
-
-
-def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line; broken JSON or bad encoding names the line."""
+def text_lines(path: Path) -> Iterator[str]:
+    """Decoded physical lines; a bad byte is reported on its own line (a text wrapper decodes in blocks)."""
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -189,18 +183,23 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
     with handle:
         for line_number, raw in enumerate(handle, start=1):
             try:
-                text = raw.decode("utf-8")
+                yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise InputError(str(path), line_number, f"not valid UTF-8 ({exc.reason})") from None
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(str(path), line_number, f"broken JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(record, dict):
-                raise InputError(str(path), line_number, "each line must be a JSON object")
-            yield line_number, record
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; broken JSON or bad encoding names the line."""
+    for line_number, text in enumerate(text_lines(path), start=1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(str(path), line_number, f"broken JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise InputError(str(path), line_number, "each line must be a JSON object")
+        yield line_number, record
 
 
 # --- BIG-Bench-Mistake --------------------------------------------------------------------------
@@ -214,7 +213,7 @@ def normalise_answer(text: str) -> str:
 def _read_big_bench_mistake(path: Path, dataset: str | None) -> Iterator[ResultRow]:
     task = path.name.split(".")[0]
     dataset = dataset or f"bbm_{task}"
-    for line_number, record in _json_lines(path):
+    for line_number, record in json_lines(path):
         missing = [k for k in ("input", "steps", "answer", "target") if k not in record]
         if missing:
             raise InputError(str(path), line_number, f"missing field(s) {', '.join(missing)}")

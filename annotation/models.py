@@ -237,3 +237,18 @@ class LabelStudioTask(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "prediction"], name="unique_labelstudio_task")
         ]
+
+
+class LabelStudioAnnotation(models.Model):
+    """The last known state of one Label Studio annotation, so that webhooks that repeat or arrive out of
+    order, and syncs, converge on the same labels; deleted annotations stay as tombstones."""
+
+    project = models.ForeignKey(LabelStudioProject, on_delete=models.CASCADE, related_name="annotations")
+    task = models.ForeignKey(LabelStudioTask, on_delete=models.CASCADE, related_name="annotations")
+    labelstudio_id = models.IntegerField(unique=True)
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="+")
+    result = models.JSONField(default=list, blank=True)
+    was_cancelled = models.BooleanField(default=False)
+    deleted = models.BooleanField(default=False)
+    labelstudio_updated_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(auto_now=True)

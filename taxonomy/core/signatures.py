@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import pandas as pd
 from scipy import stats
 
 PATH_SEPARATOR = " / "
@@ -141,31 +142,6 @@ def at_depth(path: str, depth: int) -> str:
     return PATH_SEPARATOR.join(parts[:depth])
 
 
-def failure_weights(records: Iterable[LabelRecord]) -> dict[str, dict[object, dict[str, float]]]:
-    """group -> failure -> category path -> weight (each failure's weights sum to 1)."""
-    sets: dict[tuple[str, object], dict[object, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for r in records:
-        sets[(r.group, r.item)][r.annotator].add(r.path)
-    out: dict[str, dict[object, dict[str, float]]] = defaultdict(dict)
-    for (group, item), by_annotator in sets.items():
-        weights: dict[str, float] = defaultdict(float)
-        per_annotator = 1.0 / len(by_annotator)
-        for paths in by_annotator.values():
-            for path in paths:
-                weights[path] += per_annotator / len(paths)
-        out[group][item] = dict(weights)
-    return dict(out)
-
-
-def category_counts(weights: Mapping[object, Mapping[str, float]], depth: int) -> dict[str, float]:
-    """Summed weights per category at `depth` for one group's failures."""
-    counts: dict[str, float] = defaultdict(float)
-    for by_path in weights.values():
-        for path, weight in by_path.items():
-            counts[at_depth(path, depth)] += weight
-    return dict(counts)
-
-
 def signature_from_counts(group: str, counts: Mapping[str, float], n_errors: int, depth: int) -> Signature:
     """A signature from category counts and the number of failures they are spread over."""
     shares = []
@@ -176,12 +152,42 @@ def signature_from_counts(group: str, counts: Mapping[str, float], n_errors: int
     return Signature(group=group, depth=depth, n_errors=n_errors, shares=tuple(shares))
 
 
+def weighted_counts(
+    groups: Sequence, items: Sequence, annotators: Sequence, paths: Sequence[str], depth: int | None = None
+) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """Vectorised failure weighting over parallel columns (fast on a million labels).
+
+    Returns (group -> number of failures, group -> category at `depth` -> summed weight);
+    depth None keeps full paths.
+    """
+    frame = pd.DataFrame({"g": groups, "i": items, "a": annotators, "p": paths}).drop_duplicates()
+    if frame.empty:
+        return {}, {}
+    set_size = frame.groupby(["g", "i", "a"], sort=False)["p"].transform("size")
+    annotators_per_item = frame.groupby(["g", "i"], sort=False)["a"].transform("nunique")
+    frame["w"] = 1.0 / (set_size * annotators_per_item)
+    if depth is not None:
+        frame["p"] = _truncate(frame["p"], depth)
+    n_errors = {str(g): int(n) for g, n in frame.groupby("g")["i"].nunique().items()}
+    counts: dict[str, dict[str, float]] = defaultdict(dict)
+    for (g, p), w in frame.groupby(["g", "p"])["w"].sum().items():
+        counts[str(g)][p] = float(w)
+    return n_errors, dict(counts)
+
+
+def _truncate(paths: pd.Series, depth: int) -> pd.Series:
+    unique = {p: at_depth(p, depth) for p in paths.unique()}
+    return paths.map(unique)
+
+
 def failure_signatures(records: Iterable[LabelRecord], depth: int = 1) -> list[Signature]:
     """One signature per group, groups sorted by name."""
-    result = []
-    for group, weights in sorted(failure_weights(records).items()):
-        result.append(signature_from_counts(group, category_counts(weights, depth), len(weights), depth))
-    return result
+    records = list(records)
+    n_errors, counts = weighted_counts(
+        [r.group for r in records], [r.item for r in records], [r.annotator for r in records],
+        [r.path for r in records], depth,
+    )
+    return [signature_from_counts(g, counts.get(g, {}), n, depth) for g, n in sorted(n_errors.items())]
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -205,7 +211,7 @@ def two_proportion_test(k_a: int, n_a: int, k_b: int, n_b: int) -> tuple[str, fl
         return (TEST_FISHER, 1.0)
     expected = [n * c / total for n in (n_a, n_b) for c in col]
     if min(expected) >= 5:
-        chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+        _, p, _, _ = stats.chi2_contingency(table, correction=False)
         return (TEST_CHI2, float(p))
     return (TEST_FISHER, float(stats.fisher_exact(table, alternative="two-sided")[1]))
 

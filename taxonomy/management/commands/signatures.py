@@ -1,0 +1,49 @@
+"""manage.py signatures: each model's (or dataset's) failure signature, or a two-model comparison."""
+from __future__ import annotations
+
+import json
+
+from annotation.management.base import ErrorMapCommand
+from taxonomy.services.signatures import GROUP_BYS, SOURCES, compare_groups, comparison_to_dict, failure_signatures
+
+
+class Command(ErrorMapCommand):
+    help = "Failure signatures: share of each category in each model's (or dataset's) errors, with 95% intervals."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--by", choices=GROUP_BYS, default="model")
+        parser.add_argument("--source", choices=SOURCES, default="judge",
+                            help="judge, human (all annotators pooled) or gold")
+        parser.add_argument("--taxonomy", default=None, help="NAME or NAME@N (default: the one with most labels)")
+        parser.add_argument("--depth", type=int, default=1)
+        parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="test which categories differ between A and B")
+        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    def run(self, *args, **o):
+        if o["compare"]:
+            comparison = compare_groups(a=o["compare"][0], b=o["compare"][1], taxonomy=o["taxonomy"],
+                                        source=o["source"], by=o["by"], depth=o["depth"])
+            if o["json"]:
+                self.stdout.write(json.dumps(comparison_to_dict(comparison), indent=2))
+                return
+            self.stdout.write(f"{comparison.group_a} (n={comparison.n_a}) vs {comparison.group_b} (n={comparison.n_b}); "
+                              f"{comparison.method}")
+            if comparison.omnibus_p is not None:
+                self.stdout.write(f"omnibus chi-square = {comparison.omnibus_chi2:.2f}, df = {comparison.omnibus_df}, "
+                                  f"p = {comparison.omnibus_p:.3g}")
+            for d in comparison.categories:
+                mark = "*" if d.significant else " "
+                self.stdout.write(f"{mark} {d.category[:50]:50} {d.share_a:7.1%} {d.share_b:7.1%} "
+                                  f"{d.difference:+7.1%}  p_holm={d.p_holm:.3g}  {d.test}")
+            return
+        report = failure_signatures(taxonomy=o["taxonomy"], source=o["source"], by=o["by"], depth=o["depth"])
+        if o["json"]:
+            self.stdout.write(json.dumps(report.to_dict(), indent=2))
+            return
+        self.stdout.write(f"{report.taxonomy_version}, source={report.source}, by {report.by}, depth {report.depth}; "
+                          f"{report.interval_method}")
+        for signature in report.signatures:
+            self.stdout.write(f"\n{signature.group}  ({signature.n_errors} errors)")
+            for s in signature.shares:
+                self.stdout.write(f"  {s.category[:60]:60} {s.count:9.1f} {s.share:7.1%}  "
+                                  f"[{s.ci_low:.1%}, {s.ci_high:.1%}]")

@@ -1,0 +1,768 @@
+"""Inter-annotator agreement statistics (Krippendorff's alpha, kappas, AC1) with bootstrap CIs.
+
+Plain Python + numpy + the `krippendorff` package; no Django. Data come as coders x units
+("reliability data", None for a missing rating) or as a RatingTable (items x annotators of
+category sets). Undefined statistics are an `Estimate` with value None and a reason.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import krippendorff
+import numpy as np
+from scipy import sparse
+
+PATH_SEPARATOR = " / "
+Level = Literal["nominal", "ordinal", "interval", "ratio", "masi"]
+CiMethod = Literal["units", "kalpha"]
+
+CI_METHODS: dict[str, str] = {
+    "units": (
+        "percentile bootstrap over items (Efron): items are resampled with replacement and every "
+        "statistic is recomputed, so the interval reflects which items happened to be labelled"
+    ),
+    "kalpha": (
+        "Krippendorff/Hayes bootstrap (Hayes & Krippendorff 2007; algorithm as in Stata kalpha): "
+        "pairs are redrawn from the coincidence matrix with D_e held fixed; narrower than the "
+        "items bootstrap and only for alpha"
+    ),
+}
+NO_PAIRS = "fewer than two ratings on every item: nothing can be compared"
+NO_SHARED_ITEMS = "the two raters share no item"
+NO_VARIATION = "no variation: every compared rating has the same value, so chance disagreement is 0"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A statistic's value, or None with the reason it is undefined."""
+
+    value: float | None
+    reason: str | None = None
+
+    @staticmethod
+    def undefined(reason: str) -> Estimate:
+        """An undefined estimate with its reason."""
+        return Estimate(None, reason)
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """A bootstrap distribution of alpha (or another statistic) summarised."""
+
+    method: str
+    description: str
+    reps: int
+    seed: int
+    ci95: tuple[float, float] | None
+    mean: float | None = None
+    sd: float | None = None
+    q_below: dict[float, float] = field(default_factory=dict)
+    draws: int | None = None
+    n_undefined: int = 0
+    reason: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _as_value(value: Any) -> Hashable:
+    # Lists/sets/tuples are label sets; everything else is a nominal value.
+    if isinstance(value, (list, set, tuple, frozenset)):
+        return frozenset(value)
+    return value
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """Ratings as integer codes: units x coders, -1 where missing; values[i] is code i."""
+
+    codes: np.ndarray
+    values: list[Hashable]
+
+
+def _encode(reliability_data: Sequence[Sequence[Any]]) -> _Coded:
+    """Coders x units with None for missing -> units x coders integer codes."""
+    lookup: dict[Hashable, int] = {}
+    values: list[Hashable] = []
+    n_coders = len(reliability_data)
+    n_units = max((len(row) for row in reliability_data), default=0)
+    codes = np.full((n_units, n_coders), -1, dtype=np.int64)
+    for coder, row in enumerate(reliability_data):
+        for unit, raw in enumerate(row):
+            if _is_missing(raw):
+                continue
+            value = _as_value(raw)
+            code = lookup.get(value)
+            if code is None:
+                code = lookup[value] = len(values)
+                values.append(value)
+            codes[unit, coder] = code
+    return _Coded(codes, values)
+
+
+def masi_distance(a: Iterable[Hashable], b: Iterable[Hashable]) -> float:
+    """MASI distance (Passonneau 2006): 1 - Jaccard x M, M = 1, 2/3, 1/3, 0 (exact thirds)."""
+    set_a, set_b = frozenset(a), frozenset(b)
+    union = set_a | set_b
+    if not union:
+        return 0.0
+    inter = set_a & set_b
+    if set_a == set_b:
+        monotonicity = 1.0
+    elif inter == set_a or inter == set_b:
+        monotonicity = 2 / 3
+    elif inter:
+        monotonicity = 1 / 3
+    else:
+        monotonicity = 0.0
+    return 1.0 - (len(inter) / len(union)) * monotonicity
+
+
+def _membership(values: list[Hashable]) -> tuple[np.ndarray, list[Hashable]]:
+    """Values x elements boolean matrix (a nominal value is a one-element set)."""
+    elements: dict[Hashable, int] = {}
+    rows, cols = [], []
+    for i, value in enumerate(values):
+        members = value if isinstance(value, frozenset) else (value,)
+        for element in members:
+            rows.append(i)
+            cols.append(elements.setdefault(element, len(elements)))
+    matrix = np.zeros((len(values), len(elements)), dtype=bool)
+    matrix[rows, cols] = True
+    return matrix, list(elements)
+
+
+def _masi_matrix(values: list[Hashable]) -> np.ndarray:
+    """MASI distances between every pair of (set) values, vectorised."""
+    member, _ = _membership(values)
+    m = member.astype(np.float64)
+    inter = m @ m.T
+    size = m.sum(axis=1)
+    union = size[:, None] + size[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jaccard = np.where(union > 0, inter / np.where(union > 0, union, 1), 1.0)
+    equal = (inter == size[:, None]) & (inter == size[None, :])
+    subset = (inter == size[:, None]) | (inter == size[None, :])
+    monotonicity = np.where(equal, 1.0, np.where(subset, 2 / 3, np.where(inter > 0, 1 / 3, 0.0)))
+    distance = 1.0 - jaccard * monotonicity
+    np.fill_diagonal(distance, 0.0)
+    return distance
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-item patterns: every statistic here is a ratio of sums over items of per-item quantities,
+# so items with the same multiset of values are grouped into one pattern with a count. A
+# bootstrap over items then only redraws pattern counts (a multinomial), which is what makes
+# 100,000 items x 1,000 resamples take well under a second.
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    packed: np.ndarray  # patterns x max ratings, value codes sorted, -1 padding
+    counts: np.ndarray  # how many items have each pattern
+    inverse: np.ndarray  # item -> pattern
+    n_values: int
+
+    @property
+    def n_ratings(self) -> np.ndarray:
+        return (self.packed >= 0).sum(axis=1)
+
+
+def _patterns(codes: np.ndarray, n_values: int) -> _Patterns:
+    keep = (codes >= 0).any(axis=1)
+    codes = codes[keep]
+    big = np.iinfo(np.int64).max
+    packed = np.sort(np.where(codes < 0, big, codes), axis=1)
+    width = int((codes >= 0).sum(axis=1).max()) if len(codes) else 0
+    packed = np.where(packed[:, :width] == big, -1, packed[:, :width])
+    if len(packed) == 0:
+        empty = np.zeros((0, width), dtype=np.int64)
+        return _Patterns(empty, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), n_values)
+    if width * math.log2(n_values + 1) < 62:
+        # One integer key per row (base n_values + 1) sorts far faster than unique rows.
+        key = np.zeros(len(packed), dtype=np.int64)
+        for i in range(width):
+            key = key * (n_values + 1) + (packed[:, i] + 1)
+        _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True,
+                                              return_counts=True)
+        unique = packed[first]
+    else:
+        unique, inverse, counts = np.unique(packed, axis=0, return_inverse=True, return_counts=True)
+    return _Patterns(unique, counts.astype(np.int64), inverse.reshape(-1), n_values)
+
+
+def _value_counts(pat: _Patterns) -> sparse.csr_matrix:
+    """Patterns x values: how often each value occurs in each pattern."""
+    rows = np.repeat(np.arange(len(pat.packed)), pat.packed.shape[1])
+    cols = pat.packed.reshape(-1)
+    valid = cols >= 0
+    return sparse.csr_matrix(
+        (np.ones(valid.sum()), (rows[valid], cols[valid])),
+        shape=(len(pat.packed), pat.n_values),
+    )
+
+
+def _pair_sums(pat: _Patterns, distance: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per pattern: sum of distances over rating pairs, and number of exactly agreeing pairs."""
+    width = pat.packed.shape[1]
+    dist_sum = np.zeros(len(pat.packed))
+    equal_pairs = np.zeros(len(pat.packed))
+    for i in range(width):
+        for j in range(i + 1, width):
+            a, b = pat.packed[:, i], pat.packed[:, j]
+            both = (a >= 0) & (b >= 0)
+            same = both & (a == b)
+            equal_pairs += same
+            if distance is None:  # nominal: distance 1 unless equal
+                dist_sum += both & ~same
+            else:
+                dist_sum += np.where(both, distance[np.maximum(a, 0), np.maximum(b, 0)], 0.0)
+    return dist_sum, equal_pairs
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """Per-pattern columns whose weighted sums give every chance-corrected statistic."""
+
+    pairable: np.ndarray  # m_u when m_u >= 2 else 0
+    disagreement: np.ndarray  # 2 * sum of pair distances / (m_u - 1)
+    agreement: np.ndarray  # share of agreeing rating pairs (m_u >= 2)
+    rated_twice: np.ndarray  # 1 when m_u >= 2
+    rated: np.ndarray  # 1 when m_u >= 1
+    pair_counts: sparse.csr_matrix  # patterns x values, pairable items only
+    share_counts: sparse.csr_matrix  # patterns x values, counts / m_u (Fleiss/Gwet pi)
+
+
+def _sums(pat: _Patterns, distance: np.ndarray | None) -> _Sums:
+    m = pat.n_ratings.astype(np.float64)
+    twice = m >= 2
+    dist_sum, equal_pairs = _pair_sums(pat, distance)
+    safe = np.where(twice, m - 1, 1.0)
+    counts = _value_counts(pat)
+    return _Sums(
+        pairable=np.where(twice, m, 0.0),
+        disagreement=np.where(twice, 2 * dist_sum / safe, 0.0),
+        agreement=np.where(twice, equal_pairs / np.where(twice, m * (m - 1) / 2, 1.0), 0.0),
+        rated_twice=twice.astype(np.float64),
+        rated=(m >= 1).astype(np.float64),
+        pair_counts=sparse.diags(twice.astype(np.float64)) @ counts,
+        share_counts=sparse.diags(1.0 / np.maximum(m, 1.0)) @ counts,
+    )
+
+
+def _weighted(matrix: sparse.csr_matrix, weights: np.ndarray) -> np.ndarray:
+    """weights (reps x patterns) @ matrix (patterns x values), sparse-aware."""
+    return np.asarray((matrix.T @ weights.T).T)
+
+
+def _alpha_from(
+    weights: np.ndarray, sums: _Sums, distance: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha for each row of pattern weights; returns (alpha, defined mask)."""
+    n_total = weights @ sums.pairable
+    observed = weights @ sums.disagreement
+    n_c = _weighted(sums.pair_counts, weights)
+    if distance is None:
+        chance = n_total**2 - (n_c**2).sum(axis=1)
+    else:
+        chance = np.einsum("bi,ij,bj->b", n_c, distance, n_c)
+    defined = (n_total >= 2) & (chance > 1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_o = observed / np.where(defined, n_total, 1)
+        d_e = chance / np.where(defined, n_total * (n_total - 1), 1)
+        alpha = np.where(defined, 1 - d_o / np.where(defined, d_e, 1), np.nan)
+    return alpha, defined
+
+
+def _chance_corrected(
+    weights: np.ndarray, sums: _Sums, n_categories: int | None
+) -> dict[str, np.ndarray]:
+    """Percent agreement, Fleiss' kappa, Gwet's AC1 and Brennan-Prediger for each weight row."""
+    n_twice = weights @ sums.rated_twice
+    n_rated = weights @ sums.rated
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_a = (weights @ sums.agreement) / n_twice
+        pi = _weighted(sums.share_counts, weights) / n_rated[:, None]
+        q = n_categories if n_categories is not None else sums.share_counts.shape[1]
+        pe_fleiss = (pi**2).sum(axis=1)
+        pe_gwet = (pi * (1 - pi)).sum(axis=1) / (q - 1) if q > 1 else np.full_like(p_a, np.nan)
+        pe_bp = np.full_like(p_a, 1 / q if q > 1 else np.nan)
+        out = {"percent_agreement": p_a}
+        for name, p_e in (("fleiss_kappa", pe_fleiss), ("gwet_ac1", pe_gwet),
+                          ("brennan_prediger", pe_bp)):
+            out[name] = np.where(1 - p_e > 1e-12, (p_a - p_e) / (1 - p_e), np.nan)
+    return out
+
+
+def _prepare(reliability_data: Sequence[Sequence[Any]] | _Coded, level: str):
+    coded = reliability_data if isinstance(reliability_data, _Coded) else _encode(reliability_data)
+    distance = None if level == "nominal" else _masi_matrix(coded.values)
+    pat = _patterns(coded.codes, len(coded.values))
+    return coded, pat, distance, _sums(pat, distance)
+
+
+def _alpha_estimate(coded: _Coded, level: str) -> Estimate:
+    """Alpha from pattern sums (nominal or MASI); agrees with the package (tested)."""
+    _, pat, distance, sums = _prepare(coded, level)
+    alpha, defined = _alpha_from(pat.counts[None, :].astype(float), sums, distance)
+    return Estimate(float(alpha[0])) if defined[0] else Estimate.undefined(_alpha_reason(pat, sums))
+
+
+def _package_nominal_alpha(coded: _Coded) -> float:
+    """Nominal alpha computed by the `krippendorff` package from value counts."""
+    value_counts = np.zeros((coded.codes.shape[0], len(coded.values)))
+    rows, cols = np.nonzero(coded.codes >= 0)
+    np.add.at(value_counts, (rows, coded.codes[rows, cols]), 1)
+    return float(krippendorff.alpha(value_counts=value_counts, level_of_measurement="nominal"))
+
+
+def _alpha_reason(pat: _Patterns, sums: _Sums) -> str:
+    return NO_PAIRS if float(pat.counts @ sums.pairable) < 2 else NO_VARIATION
+
+
+# ---------------------------------------------------------------------------------------------
+# Public statistics on reliability data (coders x units)
+
+
+def krippendorff_alpha(reliability_data: Sequence[Sequence[Any]], level: Level = "nominal") -> Estimate:
+    """Krippendorff's alpha; nominal/ordinal/interval/ratio via the `krippendorff` package, MASI for sets."""
+    if level == "masi":
+        return _alpha_estimate(_encode(reliability_data), "masi")
+    if level == "nominal":
+        coded = _encode(reliability_data)
+        estimate = _alpha_estimate(coded, "nominal")
+        # Defined-ness from our sums; the value itself from the reference package.
+        return estimate if estimate.value is None else Estimate(_package_nominal_alpha(coded))
+    data = np.array([[np.nan if _is_missing(v) else float(v) for v in row]
+                     for row in reliability_data], dtype=float)
+    pairable = (~np.isnan(data)).sum(axis=0) >= 2
+    observed = data[:, pairable]
+    observed = observed[~np.isnan(observed)]
+    if observed.size < 2:
+        return Estimate.undefined(NO_PAIRS)
+    if np.unique(observed).size < 2:
+        return Estimate.undefined(NO_VARIATION)
+    return Estimate(float(krippendorff.alpha(reliability_data=data, level_of_measurement=level)))
+
+
+def _coefficient(reliability_data: Sequence[Sequence[Any]], name: str,
+                 n_categories: int | None = None) -> Estimate:
+    _, pat, _, sums = _prepare(reliability_data, "nominal")
+    if float(pat.counts @ sums.rated_twice) == 0:
+        return Estimate.undefined(NO_PAIRS)
+    q = n_categories if n_categories is not None else sums.share_counts.shape[1]
+    if name in ("gwet_ac1", "brennan_prediger") and q < 2:
+        return Estimate.undefined("fewer than two categories: chance agreement is undefined")
+    value = _chance_corrected(pat.counts[None, :].astype(float), sums, n_categories)[name][0]
+    return Estimate(float(value)) if not np.isnan(value) else Estimate.undefined(NO_VARIATION)
+
+
+def percent_agreement(reliability_data: Sequence[Sequence[Any]]) -> Estimate:
+    """Share of agreeing rating pairs per item, averaged over items rated at least twice."""
+    return _coefficient(reliability_data, "percent_agreement")
+
+
+def fleiss_kappa(reliability_data: Sequence[Sequence[Any]]) -> Estimate:
+    """Fleiss' kappa, with Gwet's generalisation to items rated by different numbers of raters."""
+    return _coefficient(reliability_data, "fleiss_kappa")
+
+
+def gwet_ac1(reliability_data: Sequence[Sequence[Any]], n_categories: int | None = None) -> Estimate:
+    """Gwet's AC1; chance agreement uses n_categories (default: the values observed)."""
+    return _coefficient(reliability_data, "gwet_ac1", n_categories)
+
+
+def brennan_prediger(reliability_data: Sequence[Sequence[Any]],
+                     n_categories: int | None = None) -> Estimate:
+    """Brennan-Prediger kappa: chance agreement 1/q."""
+    return _coefficient(reliability_data, "brennan_prediger", n_categories)
+
+
+def fleiss_kappa_per_category(reliability_data: Sequence[Sequence[Any]]) -> dict[Hashable, Estimate]:
+    """Fleiss' per-category kappa: Fleiss' kappa of 'this category' vs 'any other'."""
+    coded = _encode(reliability_data)
+    out: dict[Hashable, Estimate] = {}
+    for code, value in enumerate(coded.values):
+        binary = np.where(coded.codes < 0, None, coded.codes == code).T.tolist()
+        out[value] = fleiss_kappa(binary)
+    return out
+
+
+def cohen_kappa(rater_a: Sequence[Any], rater_b: Sequence[Any]) -> Estimate:
+    """Cohen's kappa of two raters over the items both rated."""
+    coded = _encode([rater_a, rater_b])
+    return _cohen_from_codes(coded.codes[:, 0], coded.codes[:, 1], len(coded.values))
+
+
+def _cohen_from_codes(a: np.ndarray, b: np.ndarray, n_values: int) -> Estimate:
+    both = (a >= 0) & (b >= 0)
+    n = int(both.sum())
+    if n == 0:
+        return Estimate.undefined(NO_SHARED_ITEMS)
+    a, b = a[both], b[both]
+    p_o = float((a == b).mean())
+    p_e = float((np.bincount(a, minlength=n_values) * np.bincount(b, minlength=n_values)).sum()) / n**2
+    if 1 - p_e <= 1e-12:
+        return Estimate.undefined(NO_VARIATION)
+    return Estimate((p_o - p_e) / (1 - p_e))
+
+
+def pairwise_cohen_kappa(reliability_data: Sequence[Sequence[Any]],
+                         coders: Sequence[str]) -> dict[tuple[str, str], Estimate]:
+    """Cohen's kappa for every pair of coders (exact match of values)."""
+    return _pairwise(_encode(reliability_data), coders)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap
+
+
+def krippendorff_alpha_bootstrap(
+    reliability_data: Sequence[Sequence[Any]],
+    *,
+    level: Literal["nominal", "masi"] = "nominal",
+    method: CiMethod = "units",
+    reps: int = 1000,
+    seed: int = 0,
+    min_alphas: Sequence[float] = (0.667, 0.8),
+) -> BootstrapResult:
+    """Bootstrap distribution of alpha: 'units' (items resampled) or 'kalpha' (Krippendorff/Hayes)."""
+    coded, pat, distance, sums = _prepare(reliability_data, level)
+    if method == "units":
+        rng = np.random.default_rng(seed)
+        weights = _unit_weights(pat, reps, rng)
+        alpha, _defined = _alpha_from(weights, sums, distance)
+        return _summarise(alpha, method, reps, seed, min_alphas)
+    if method != "kalpha":
+        raise ValueError(f"unknown bootstrap method {method!r}")
+    return _kalpha_bootstrap(coded, pat, sums, distance, reps, seed, min_alphas)
+
+
+def _unit_weights(pat: _Patterns, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each pattern appears in each resample of the items (multinomial over patterns)."""
+    n_items = int(pat.counts.sum())
+    if n_items == 0:
+        return np.zeros((reps, 0))
+    return rng.multinomial(n_items, pat.counts / n_items, size=reps).astype(np.float64)
+
+
+def _summarise(values: np.ndarray, method: str, reps: int, seed: int,
+               min_alphas: Sequence[float] = ()) -> BootstrapResult:
+    ok = values[~np.isnan(values)]
+    if ok.size == 0:
+        return BootstrapResult(method, CI_METHODS[method], reps, seed, None,
+                               n_undefined=reps, reason="undefined in every resample")
+    low, high = np.quantile(ok, [0.025, 0.975])
+    return BootstrapResult(
+        method, CI_METHODS[method], reps, seed, (float(low), float(high)),
+        mean=float(ok.mean()), sd=float(ok.std(ddof=1)) if ok.size > 1 else 0.0,
+        q_below={a: float((ok < a).mean()) for a in min_alphas},
+        n_undefined=int(reps - ok.size),
+    )
+
+
+def _kalpha_bootstrap(coded: _Coded, pat: _Patterns, sums: _Sums, distance: np.ndarray | None,
+                      reps: int, seed: int, min_alphas: Sequence[float]) -> BootstrapResult:
+    """Krippendorff's (2006/2011) algorithm, following Stata kalpha (Klein & Reckmann)."""
+    weights = pat.counts[None, :].astype(float)
+    alpha, defined = _alpha_from(weights, sums, distance)
+    if not defined[0]:
+        return BootstrapResult("kalpha", CI_METHODS["kalpha"], reps, seed, None,
+                               reason=_alpha_reason(pat, sums))
+    if alpha[0] in (0.0, 1.0):
+        return BootstrapResult("kalpha", CI_METHODS["kalpha"], reps, seed, None,
+                               reason="alpha is exactly 0 or 1: the algorithm does not apply")
+    n_values = len(coded.values)
+    delta = 1.0 - np.eye(n_values) if distance is None else distance
+    # Coincidence matrix o_ck = sum_u (n_uc n_uk - [c=k] n_uc) / (m_u - 1), pairable items only.
+    m = pat.n_ratings.astype(float)
+    scale = np.where(m >= 2, pat.counts / np.maximum(m - 1, 1), 0.0)
+    counts = _value_counts(pat)
+    coincidence = np.asarray((counts.T @ sparse.diags(scale) @ counts).todense())
+    coincidence -= np.diag(np.asarray(counts.T @ scale).reshape(-1))
+    n_total = coincidence.sum()
+    n_c = coincidence.sum(axis=1)
+    d_e = float(n_c @ delta @ n_c) / (n_total * (n_total - 1))
+    n_coders = int((coded.codes >= 0).any(axis=0).sum())
+    draws = int(min(25 * (coincidence > 1e-12).sum(), round(n_total * (n_coders - 1) / 2)))
+    lower = np.tril_indices(n_values)
+    cell_p = np.where(lower[0] == lower[1], 1.0, 2.0) * coincidence[lower] / n_total
+    cell_p = np.clip(cell_p, 0, None)
+    rng = np.random.default_rng(seed)
+    drawn = rng.multinomial(draws, cell_p / cell_p.sum(), size=reps)
+    boot = 1.0 - drawn @ (delta[lower] / (draws * d_e))
+    boot = np.maximum(boot, -1.0)
+    # Correction for draws that happen to contain no disagreement at all (alpha* = 1).
+    ones = boot == 1.0
+    if ones.any():
+        diagonal = np.diag(coincidence) / n_total
+        if (diagonal > 0).sum() == 1:
+            boot[ones] = 0.0
+        else:
+            n_expected = round(reps * float((diagonal**draws).sum()))
+            if n_expected >= ones.sum():
+                boot[ones] = 0.0
+            else:
+                boot = np.sort(boot)
+                boot[len(boot) - n_expected:] = 0.0
+    boot = np.sort(boot)
+    low = boot[max(int(0.025 * reps), 1) - 1]
+    high = boot[min(math.floor(0.975 * reps + 1), reps) - 1]
+    return BootstrapResult(
+        "kalpha", CI_METHODS["kalpha"], reps, seed, (float(low), float(high)),
+        mean=float(boot.mean()), sd=float(boot.std(ddof=1)),
+        q_below={a: float((boot < a).mean()) for a in min_alphas}, draws=draws,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The full report on a table of label sets
+
+
+@dataclass(frozen=True)
+class RatingTable:
+    """Items x annotators; a cell is the set of categories one annotator gave one item, or None."""
+
+    items: list[Hashable]
+    annotators: list[str]
+    cells: list[list[frozenset[str] | None]]
+
+    @property
+    def is_nominal(self) -> bool:
+        """True when every rating is exactly one category."""
+        return all(cell is None or len(cell) == 1 for row in self.cells for cell in row)
+
+    def reliability_data(self) -> list[list[Hashable | None]]:
+        """Coders x units; single categories unwrapped when the table is nominal."""
+        nominal = self.is_nominal
+        return [
+            [None if row[j] is None else (next(iter(row[j])) if nominal else row[j])
+             for row in self.cells]
+            for j in range(len(self.annotators))
+        ]
+
+    def at_depth(self, depth: int, separator: str = PATH_SEPARATOR) -> RatingTable:
+        """The same table with every category path cut to its ancestor at `depth` (1 = top level)."""
+        def cut(cell: frozenset[str] | None) -> frozenset[str] | None:
+            if cell is None:
+                return None
+            return frozenset(separator.join(c.split(separator)[:depth]) for c in cell)
+        return RatingTable(self.items, self.annotators, [[cut(c) for c in row] for row in self.cells])
+
+
+def _value(estimate: Estimate, name: str, undefined: dict[str, str]) -> float | None:
+    if estimate.value is None:
+        undefined[name] = estimate.reason or "undefined"
+        return None
+    return round(estimate.value, 6)
+
+
+def _rounded_pair(pair: tuple[float, float] | None) -> list[float] | None:
+    return None if pair is None else [round(pair[0], 6), round(pair[1], 6)]
+
+
+def _encode_table(table: RatingTable) -> _Coded:
+    """Items x annotators of category sets -> integer codes (one code per distinct set)."""
+    lookup: dict[frozenset[str], int] = {}
+    flat = [lookup.setdefault(cell, len(lookup)) if cell is not None else -1
+            for row in table.cells for cell in row]
+    codes = np.array(flat, dtype=np.int64).reshape(len(table.cells), len(table.annotators))
+    return _Coded(codes, list(lookup))
+
+
+def _recode(coded: _Coded, mapping: dict[Hashable, Hashable]) -> _Coded:
+    """Map every distinct value through `mapping`, merging values that become equal."""
+    lookup: dict[Hashable, int] = {}
+    remap = np.array([lookup.setdefault(mapping[v], len(lookup)) for v in coded.values] + [-1],
+                     dtype=np.int64)
+    return _Coded(remap[coded.codes], list(lookup))  # -1 indexes the trailing -1
+
+
+def _is_nominal(coded: _Coded) -> bool:
+    return all(len(v) == 1 for v in coded.values)
+
+
+def _depth_of(value: frozenset[str], separator: str) -> int:
+    return max((len(c.split(separator)) for c in value), default=0)
+
+
+def _cut(value: frozenset[str], depth: int, separator: str) -> frozenset[str]:
+    return frozenset(separator.join(c.split(separator)[:depth]) for c in value)
+
+
+def per_category_alpha(table: RatingTable) -> dict[str, Estimate]:
+    """Alpha of 'category present' vs 'absent' for each category, all categories at once."""
+    return _per_category(_encode_table(table))
+
+
+def _per_category(coded: _Coded) -> dict[str, Estimate]:
+    pat = _patterns(coded.codes, len(coded.values))
+    member, elements = _membership(coded.values)
+    counts = _value_counts(pat)
+    m = pat.n_ratings.astype(float)
+    weight = np.where(m >= 2, pat.counts, 0.0)
+    present = np.asarray((counts @ sparse.csr_matrix(member.astype(float))).todense())
+    absent = m[:, None] - present
+    n_total = float(weight @ m)
+    if n_total < 2:
+        return {str(e): Estimate.undefined(NO_PAIRS) for e in sorted(elements, key=str)}
+    # Binary alpha: D_o = sum_u 2 n1 n0 / (m_u - 1) / n..,  D_e = 2 N1 N0 / (n.. (n.. - 1)).
+    observed = (weight / np.maximum(m - 1, 1)) @ (2 * present * absent) / n_total
+    n_present = weight @ present
+    expected = 2 * n_present * (n_total - n_present) / (n_total * (n_total - 1))
+    out: dict[str, Estimate] = {}
+    for k, element in enumerate(elements):
+        if expected[k] <= 1e-12:
+            out[str(element)] = Estimate.undefined(NO_VARIATION)
+        else:
+            out[str(element)] = Estimate(float(1 - observed[k] / expected[k]))
+    return dict(sorted(out.items()))
+
+
+def alpha_by_depth(table: RatingTable, separator: str = PATH_SEPARATOR) -> dict[int, Estimate]:
+    """Alpha after cutting every category path to its ancestor at depth d, for each depth."""
+    return _alpha_by_depth(_encode_table(table), separator)
+
+
+def _alpha_by_depth(coded: _Coded, separator: str) -> dict[int, Estimate]:
+    max_depth = max((_depth_of(v, separator) for v in coded.values), default=0)
+    out = {}
+    for depth in range(1, max_depth + 1):
+        cut = _recode(coded, {v: _cut(v, depth, separator) for v in coded.values})
+        out[depth] = _alpha_estimate(cut, "nominal" if _is_nominal(cut) else "masi")
+    return out
+
+
+def agreement_report(
+    table: RatingTable,
+    *,
+    reps: int = 1000,
+    seed: int = 0,
+    ci_method: CiMethod = "units",
+    n_categories: int | None = None,
+    separator: str = PATH_SEPARATOR,
+) -> dict[str, Any]:
+    """Every agreement statistic for a table, as one JSON-ready dict (undefined -> null + reason)."""
+    coded = _encode_table(table)
+    nominal = _is_nominal(coded)
+    level: Level = "nominal" if nominal else "masi"
+    _, pat, distance, sums = _prepare(coded, level)
+    exact = sums if distance is None else _sums(pat, None)  # exact match of whole values
+    undefined: dict[str, str] = {}
+    alpha = _alpha_estimate(coded, level)
+    if nominal and alpha.value is not None:
+        alpha = Estimate(_package_nominal_alpha(coded))
+    q = n_categories if nominal else None
+    point = _chance_corrected(pat.counts[None, :].astype(float), exact, q)
+    rated_twice = float(pat.counts @ exact.rated_twice) if len(pat.counts) else 0.0
+
+    def chance(name: str) -> Estimate:
+        if rated_twice == 0:
+            return Estimate.undefined(NO_PAIRS)
+        value = point[name][0]
+        return Estimate(float(value)) if not np.isnan(value) else Estimate.undefined(NO_VARIATION)
+
+    report: dict[str, Any] = {
+        "level": level,
+        "value_note": ("each rating is one category" if nominal else
+                       "ratings are category sets: alpha uses MASI distance; the kappas, AC1 and "
+                       "percent agreement count two sets as agreeing only when equal"),
+        "krippendorff_alpha": _value(alpha, "krippendorff_alpha", undefined),
+    }
+    intervals: dict[str, list[float] | None] = {}
+    if ci_method == "units":
+        weights = _unit_weights(pat, reps, np.random.default_rng(seed))
+        boot_alpha, _ = _alpha_from(weights, sums, distance)
+        intervals["krippendorff_alpha"] = _rounded_pair(_summarise(boot_alpha, "units", reps, seed).ci95)
+        for name, values in _chance_corrected(weights, exact, q).items():
+            intervals[name] = _rounded_pair(_summarise(values, "units", reps, seed).ci95)
+    else:
+        boot = _kalpha_bootstrap(coded, pat, sums, distance, reps, seed, ())
+        intervals["krippendorff_alpha"] = _rounded_pair(boot.ci95)
+    report["ci95"] = intervals["krippendorff_alpha"]
+    report["ci_method"] = f"{ci_method}: {CI_METHODS[ci_method]}"
+    report["bootstrap"] = {"reps": reps, "seed": seed}
+    report["confidence_intervals"] = intervals
+    for name in ("fleiss_kappa", "gwet_ac1", "brennan_prediger", "percent_agreement"):
+        report[name] = _value(chance(name), name, undefined)
+    n_ratings = pat.n_ratings
+    report["n_items"] = int(pat.counts @ (n_ratings >= 2)) if len(pat.counts) else 0
+    report["n_items_with_labels"] = int(pat.counts.sum())
+    report["n_annotators"] = int((coded.codes >= 0).any(axis=0).sum())
+    report["n_ratings"] = int(pat.counts @ n_ratings) if len(pat.counts) else 0
+    report["n_categories"] = len(_membership(coded.values)[1])
+    report["per_category"] = {
+        name: _value(est, f"per_category[{name}]", undefined)
+        for name, est in _per_category(coded).items()
+    }
+    report["per_annotator"] = _per_annotator(table.annotators, coded, alpha, level, distance,
+                                             undefined)
+    report["pairwise_cohen_kappa"] = {
+        f"{a} | {b}": _value(est, f"pairwise_cohen_kappa[{a} | {b}]", undefined)
+        for (a, b), est in _pairwise(coded, table.annotators).items()
+        if est.reason != NO_SHARED_ITEMS
+    }
+    report["per_depth"] = {
+        str(d): _value(est, f"per_depth[{d}]", undefined)
+        for d, est in _alpha_by_depth(coded, separator).items()
+    }
+    report["undefined"] = undefined
+    return report
+
+
+def _pairwise(coded: _Coded, coders: Sequence[str]) -> dict[tuple[str, str], Estimate]:
+    out = {}
+    for i in range(len(coders)):
+        for j in range(i + 1, len(coders)):
+            out[(coders[i], coders[j])] = _cohen_from_codes(
+                coded.codes[:, i], coded.codes[:, j], len(coded.values))
+    return out
+
+
+def _per_annotator(annotators: list[str], coded: _Coded, alpha: Estimate, level: Level,
+                   distance: np.ndarray | None,
+                   undefined: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Each annotator against the others: items, pair agreement, mean Cohen's kappa, alpha without."""
+    kappas = _pairwise(coded, annotators)
+    out = {}
+    for j, name in enumerate(annotators):
+        own = coded.codes[:, j]
+        agree_sum, n_pairs = 0.0, 0
+        for k in range(len(annotators)):
+            if k == j:
+                continue
+            other = coded.codes[:, k]
+            both = (own >= 0) & (other >= 0)
+            n_pairs += int(both.sum())
+            if distance is None:
+                agree_sum += float((own[both] == other[both]).sum())
+            else:
+                agree_sum += float((1 - distance[own[both], other[both]]).sum())
+        own_kappas = [e.value for (a, b), e in kappas.items()
+                      if name in (a, b) and e.value is not None]
+        if len(annotators) > 2:
+            rest = _Coded(np.delete(coded.codes, j, axis=1), coded.values)
+            without = _alpha_estimate(rest, level)
+        else:
+            without = Estimate.undefined("only two annotators")
+        out[name] = {
+            "n_items": int((own >= 0).sum()),
+            "n_pairs_with_others": n_pairs,
+            # Mean of 1 - distance over this annotator's pairs (share of exact matches if nominal).
+            "agreement_with_others": round(agree_sum / n_pairs, 6) if n_pairs else None,
+            "mean_cohen_kappa": round(float(np.mean(own_kappas)), 6) if own_kappas else None,
+            "alpha_without": _value(without, f"per_annotator[{name}].alpha_without", undefined),
+            # Positive: alpha is higher with this annotator than without.
+            "alpha_change_from_annotator": (
+                round(alpha.value - without.value, 6)
+                if alpha.value is not None and without.value is not None else None),
+        }
+    return out

@@ -28,7 +28,8 @@ class EvaluatedModel(models.Model):
 
 
 class Example(models.Model):
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="examples")
+    # No index of its own: the unique (dataset, example_id) index serves lookups by dataset.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="examples", db_index=False)
     example_id = models.CharField(max_length=200)
     input_text = models.TextField()
     reference = models.TextField(blank=True)
@@ -45,13 +46,16 @@ class Example(models.Model):
 class Prediction(models.Model):
     """One model's output on one example: the unit every label is about (dataset, example_id, model)."""
 
-    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="predictions")
+    # No index of its own: the unique (example, model) index serves lookups by example.
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="predictions", db_index=False)
     model = models.ForeignKey(EvaluatedModel, on_delete=models.CASCADE, related_name="predictions")
     output_text = models.TextField()
     score = models.FloatField()
-    is_failure = models.BooleanField(default=False, db_index=True)
+    is_failure = models.BooleanField(default=False)
     # sha256 of (input, output, reference): identical failures share one judge analysis.
-    content_key = models.CharField(max_length=64, db_index=True)
+    # Not indexed: analyses are looked up from predictions, never the other way, and every
+    # index costs ingestion speed.
+    content_key = models.CharField(max_length=64)
     # sha256 of the ingested row, so that re-ingesting an unchanged row writes nothing.
     row_hash = models.CharField(max_length=64)
     updated_at = models.DateTimeField(auto_now=True)

@@ -116,11 +116,51 @@ def _table_row(path: Path, line: int, record: dict, default_dataset: str | None)
 
 
 def _read_csv(path: Path, dataset: str | None) -> Iterator[ResultRow]:
-    optional = () if dataset is not None else ("dataset",)
-    for line_number, record in csv_records(path, REQUIRED_COLUMNS + optional):
-        if dataset is not None and not record.get("dataset"):
-            record["dataset"] = dataset
-        yield _table_row(path, line_number, record, dataset)
+    """The hot path of ingestion: plain csv.reader rows and positional fields, checked inline."""
+    reader = csv.reader(text_lines(path))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(str(path), 1, "the file is empty (expected a header row)") from None
+    except csv.Error as exc:
+        raise InputError(str(path), 1, f"broken CSV header: {exc}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise InputError(str(path), 1, f"missing column(s) {', '.join(missing)} in header {header}")
+    if dataset is None and "dataset" not in header:
+        raise InputError(str(path), 1, "no 'dataset' column: add one or pass --dataset")
+    i_example, i_model, i_input, i_output, i_score = (header.index(c) for c in REQUIRED_COLUMNS)
+    i_reference = header.index("correct_answer") if "correct_answer" in header else None
+    i_dataset = header.index("dataset") if "dataset" in header else None
+    width = len(header)
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(str(path), reader.line_num, f"broken CSV: {exc}") from None
+        line = reader.line_num
+        if len(fields) != width:
+            if not fields:
+                continue  # a blank line
+            more_or_fewer = "more" if len(fields) > width else "fewer"
+            raise InputError(str(path), line, f"{more_or_fewer} fields than the header has ({len(fields)} vs {width})")
+        raw_score = fields[i_score]
+        try:
+            score = float(raw_score)
+        except ValueError:
+            raise InputError(str(path), line, f"score {raw_score!r} is not a number") from None
+        if not math.isfinite(score):
+            raise InputError(str(path), line, f"score {raw_score!r} is not a finite number")
+        example_id, model = fields[i_example].strip(), fields[i_model].strip()
+        if not example_id or not model:
+            raise InputError(str(path), line, "example_id and model must not be empty")
+        row_dataset = (fields[i_dataset] if i_dataset is not None else "") or dataset
+        if not row_dataset:
+            raise InputError(str(path), line, "no dataset: fill the 'dataset' column or pass --dataset")
+        reference = fields[i_reference] if i_reference is not None else ""
+        yield ResultRow(line, row_dataset, example_id, model, fields[i_input], fields[i_output], score, reference)
 
 
 def csv_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:

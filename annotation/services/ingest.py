@@ -21,7 +21,7 @@ from annotation.errors import InputError
 from annotation.models import Dataset, EvaluatedModel, Example, Prediction
 from annotation.services.runs import progress, stage_run
 
-CHUNK_ROWS = 5_000
+CHUNK_ROWS = 20_000
 RESULT_SUFFIXES = (".csv", ".jsonl", ".parquet", ".tsv.tar.gz")
 
 
@@ -102,11 +102,7 @@ def _chunks(rows: Iterable[ResultRow], size: int) -> Iterator[list[ResultRow]]:
 
 
 def _digest(*parts: str) -> str:
-    hasher = hashlib.sha256()
-    for part in parts:
-        hasher.update(part.encode("utf-8", "surrogatepass"))
-        hasher.update(b"\x1f")
-    return hasher.hexdigest()
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def content_key(input_text: str, output_text: str, reference: str) -> str:
@@ -209,7 +205,8 @@ class _ChunkWriter:
                 )
                 for pk, example_pk, model_pk, row_hash in cursor.fetchall():
                     existing[(example_pk, model_pk)] = (pk, row_hash)
-            now = timezone.now()
+            # Adapted once: the driver would otherwise format the same timestamp for every row.
+            now = connection.ops.adapt_datetimefield_value(timezone.now())
             new, changed = [], []
             for key, row in keyed.items():
                 content = content_key(row.input_text, row.output_text, row.reference)

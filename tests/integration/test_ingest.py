@@ -127,7 +127,7 @@ BAD_INPUTS = [
     ("no_dataset.csv", "example_id,model,input_text,output_text,score\n1,m,q,o,1\n", r"no_dataset\.csv:1: no 'dataset' column"),
     ("latin1.csv", (HEADER + "1,m,q,o,1,r,d\n2,m,caf\xe9,o,1,r,d\n").encode("latin-1"), r"latin1\.csv:3: not valid UTF-8"),
     ("latin1.jsonl", b'{"example_id": "1", "model": "m", "input_text": "q", "output_text": "o", "score": 1, "dataset": "d"}\n{"example_id": "2", "model": "m", "input_text": "caf\xe9", "output_text": "o", "score": 1, "dataset": "d"}\n', r"latin1\.jsonl:2: not valid UTF-8"),
-    ("extra_field.csv", HEADER + "1,m,q,o,1,r,d,extra\n", r"extra_field\.csv:2: more fields than the header has"),
+    ("extra_field.csv", HEADER + "1,m,q,o,1,r,d,extra\n", r"extra_field\.csv:2: more fields than the header has \(8 vs 7\)"),
     ("missing_key.jsonl", '{"example_id": "1", "model": "m", "input_text": "q", "score": 1, "dataset": "d"}\n', r"missing_key\.jsonl:1: missing column\(s\) output_text"),
 ]
 

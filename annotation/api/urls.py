@@ -1,5 +1,19 @@
 """REST API routes (filled in by the API issue)."""
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from annotation.api import views
+
 router = DefaultRouter()
-urlpatterns = router.urls
+router.register("datasets", views.DatasetViewSet, basename="dataset")
+router.register("models", views.EvaluatedModelViewSet, basename="evaluated-model")
+router.register("predictions", views.PredictionViewSet, basename="prediction")
+router.register("work-sets", views.WorkSetViewSet, basename="work-set")
+router.register("stage-runs", views.StageRunViewSet, basename="stage-run")
+router.register("labels", views.LabelViewSet, basename="label")
+router.register("labelstudio-projects", views.LabelStudioProjectViewSet, basename="labelstudio-project")
+urlpatterns = router.urls + [
+    path("ingest/", views.IngestUploadView.as_view(), name="api-ingest"),
+    path("overview/", views.OverviewView.as_view(), name="api-overview"),
+    path("labelstudio-progress/", views.LabelStudioProgressView.as_view(), name="api-labelstudio-progress"),
+]

@@ -1,0 +1,93 @@
+"""API serializers: plain field lists over the models, and request shapes for the actions."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from annotation.core.result_formats import FORMATS
+from annotation.models import (
+    Dataset,
+    EvaluatedModel,
+    Label,
+    LabelStudioProject,
+    Prediction,
+    StageRun,
+    WorkSet,
+)
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Dataset
+        fields = ("id", "name", "metric_name", "success_threshold", "applied_threshold", "source", "created_at")
+
+
+class EvaluatedModelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EvaluatedModel
+        fields = ("id", "name")
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    dataset = serializers.CharField(source="example.dataset.name", read_only=True)
+    example_id = serializers.CharField(source="example.example_id", read_only=True)
+    model = serializers.CharField(source="model.name", read_only=True)
+    input_text = serializers.CharField(source="example.input_text", read_only=True)
+    reference = serializers.CharField(source="example.reference", read_only=True)
+
+    class Meta:
+        model = Prediction
+        fields = ("id", "dataset", "example_id", "model", "input_text", "output_text", "reference", "score",
+                  "is_failure")
+
+
+class WorkSetSerializer(serializers.ModelSerializer):
+    failures = serializers.IntegerField(source="n_failures", read_only=True)
+
+    class Meta:
+        model = WorkSet
+        fields = ("id", "name", "ratio", "seed", "filters", "thresholds", "created_at", "failures")
+
+
+class WorkSetCreateSerializer(serializers.Serializer):
+    ratio = serializers.FloatField(default=0.1, min_value=0.0001, max_value=1.0)
+    seed = serializers.IntegerField(default=0)
+    datasets = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    models = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    name = serializers.CharField(required=False, allow_blank=False, max_length=200)
+    thresholds = serializers.DictField(child=serializers.FloatField(), required=False, default=dict)
+
+
+class StageRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StageRun
+        fields = ("id", "stage", "status", "config", "counts", "error", "started_at", "finished_at")
+
+
+class LabelSerializer(serializers.ModelSerializer):
+    taxonomy_version = serializers.CharField(source="taxonomy_version.__str__", read_only=True)
+    category = serializers.CharField(source="category.path", read_only=True)
+    annotator = serializers.CharField(source="annotator.name", read_only=True)
+    model = serializers.CharField(source="prediction.model.name", read_only=True)
+    dataset = serializers.CharField(source="prediction.example.dataset.name", read_only=True)
+    example_id = serializers.CharField(source="prediction.example.example_id", read_only=True)
+
+    class Meta:
+        model = Label
+        fields = ("id", "prediction", "dataset", "example_id", "model", "taxonomy_version", "category", "source",
+                  "annotator", "confidence", "error_title", "error_summary", "rationale", "note",
+                  "proposed_category", "external_id", "created_at", "updated_at")
+
+
+class IngestUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    dataset = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    format = serializers.ChoiceField(choices=list(FORMATS), default="auto")
+
+
+class LabelStudioProjectSerializer(serializers.ModelSerializer):
+    work_set = serializers.CharField(source="work_set.name", read_only=True)
+    taxonomy_version = serializers.CharField(source="taxonomy_version.__str__", read_only=True)
+
+    class Meta:
+        model = LabelStudioProject
+        fields = ("id", "labelstudio_id", "title", "work_set", "taxonomy_version", "mode", "overlap", "created_at")

@@ -1,0 +1,198 @@
+"""REST API views for benchmark data, work sets, stage runs, labels and Label Studio progress: thin
+wrappers that validate, call the same services as the commands, and serialize."""
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from django.db.models import Count
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation import selectors
+from annotation.api.exceptions import ErrorMapAPIMixin
+from annotation.api.serializers import (
+    DatasetSerializer,
+    EvaluatedModelSerializer,
+    IngestUploadSerializer,
+    LabelSerializer,
+    LabelStudioProjectSerializer,
+    PredictionSerializer,
+    StageRunSerializer,
+    WorkSetCreateSerializer,
+    WorkSetSerializer,
+)
+from annotation.models import (
+    Dataset,
+    EvaluatedModel,
+    Label,
+    LabelStudioProject,
+    Prediction,
+    StageRun,
+    WorkSet,
+)
+from annotation.services.ingest import ingest_results
+from annotation.services.sampling import sample_failures
+
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _param(name: str, description: str, type_=str) -> OpenApiParameter:
+    return OpenApiParameter(name, type_, OpenApiParameter.QUERY, required=False, description=description)
+
+
+class ReadOnlyViewSet(ErrorMapAPIMixin, viewsets.ReadOnlyModelViewSet):
+    pass
+
+
+class DatasetViewSet(ReadOnlyViewSet):
+    queryset = Dataset.objects.order_by("name")
+    serializer_class = DatasetSerializer
+
+
+class EvaluatedModelViewSet(ReadOnlyViewSet):
+    queryset = EvaluatedModel.objects.order_by("name")
+    serializer_class = EvaluatedModelSerializer
+
+
+@extend_schema(parameters=[
+    _param("dataset", "dataset name"), _param("model", "model name"),
+    _param("is_failure", "true or false", bool),
+])
+class PredictionViewSet(ReadOnlyViewSet):
+    serializer_class = PredictionSerializer
+
+    def get_queryset(self):
+        qs = Prediction.objects.select_related("example__dataset", "model").order_by("pk")
+        params = self.request.query_params
+        if params.get("dataset"):
+            qs = qs.filter(example__dataset__name=params["dataset"])
+        if params.get("model"):
+            qs = qs.filter(model__name=params["model"])
+        if params.get("is_failure") in ("true", "false", "1", "0"):
+            qs = qs.filter(is_failure=params["is_failure"] in ("true", "1"))
+        return qs
+
+
+class WorkSetViewSet(ErrorMapAPIMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = WorkSetSerializer
+    queryset = WorkSet.objects.annotate(n_failures=Count("failures")).order_by("-created_at", "-pk")
+
+    @extend_schema(request=WorkSetCreateSerializer, responses={201: WorkSetSerializer})
+    def create(self, request, *args, **kwargs):
+        """Sample failures into a work set (same service as `manage.py sample_failures`)."""
+        form = WorkSetCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        report = sample_failures(**form.validated_data)
+        work_set = self.get_queryset().get(name=report.work_set)
+        return Response(WorkSetSerializer(work_set).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[_param("stage", "stage name, e.g. ingest"), _param("status", "running, succeeded, failed")])
+class StageRunViewSet(ReadOnlyViewSet):
+    serializer_class = StageRunSerializer
+
+    def get_queryset(self):
+        qs = StageRun.objects.order_by("-started_at", "-pk")
+        params = self.request.query_params
+        if params.get("stage"):
+            qs = qs.filter(stage=params["stage"])
+        if params.get("status"):
+            qs = qs.filter(status=params["status"])
+        return qs
+
+
+@extend_schema(parameters=[
+    _param("source", "judge, human or gold"),
+    _param("taxonomy", "NAME or NAME@N"),
+    _param("model", "model name"),
+    _param("dataset", "dataset name"),
+    _param("annotator", "annotator name"),
+    _param("category", "category path; its subtree is included"),
+    _param("prediction", "prediction id", int),
+])
+class LabelViewSet(ReadOnlyViewSet):
+    serializer_class = LabelSerializer
+
+    def get_queryset(self):
+        from taxonomy.services.versions import resolve_version
+
+        qs = Label.objects.select_related(
+            "taxonomy_version__taxonomy", "category", "annotator", "prediction__model", "prediction__example__dataset"
+        ).order_by("pk")
+        params = self.request.query_params
+        if params.get("source"):
+            qs = qs.filter(source=params["source"])
+        if params.get("taxonomy"):
+            qs = qs.filter(taxonomy_version=resolve_version(params["taxonomy"]))
+        if params.get("model"):
+            qs = qs.filter(prediction__model__name=params["model"])
+        if params.get("dataset"):
+            qs = qs.filter(prediction__example__dataset__name=params["dataset"])
+        if params.get("annotator"):
+            qs = qs.filter(annotator__name=params["annotator"])
+        if params.get("category"):
+            path = params["category"]
+            qs = qs.filter(category__path=path) | qs.filter(category__path__startswith=path + " / ")
+        if params.get("prediction"):
+            try:
+                qs = qs.filter(prediction_id=int(params["prediction"]))
+            except ValueError:
+                qs = qs.none()
+        return qs
+
+
+class LabelStudioProjectViewSet(ReadOnlyViewSet):
+    queryset = LabelStudioProject.objects.select_related("work_set", "taxonomy_version__taxonomy").order_by("pk")
+    serializer_class = LabelStudioProjectSerializer
+
+
+class IngestUploadView(ErrorMapAPIMixin, APIView):
+    parser_classes = (MultiPartParser, FormParser)
+
+    @extend_schema(
+        request={"multipart/form-data": IngestUploadSerializer},
+        responses={201: inline_serializer("IngestReport", {
+            "rows": serializers.IntegerField(), "datasets": serializers.ListField(child=serializers.CharField()),
+            "files": serializers.ListField(child=serializers.DictField()),
+        })},
+    )
+    def post(self, request):
+        """Upload one results file and ingest it (same service as `manage.py ingest_results`)."""
+        form = IngestUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data["file"]
+        # Keep the suffix (it tells the format) but never trust the name as a path.
+        name = SAFE_NAME.sub("_", Path(upload.name or "upload").name).lstrip(".") or "upload"
+        with tempfile.TemporaryDirectory(prefix="errormap-upload-") as folder:
+            path = Path(folder) / name
+            with path.open("wb") as handle:
+                for chunk in upload.chunks():
+                    handle.write(chunk)
+            report = ingest_results(
+                paths=[path], dataset=form.validated_data.get("dataset") or None, fmt=form.validated_data["format"]
+            )
+        data = {"rows": report.rows, "datasets": report.datasets,
+                "files": [{**asdict(f), "path": upload.name} for f in report.files]}
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class OverviewView(ErrorMapAPIMixin, APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        """Headline counts (as on the dashboard)."""
+        return Response(selectors.overview())
+
+
+class LabelStudioProgressView(ErrorMapAPIMixin, APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        """Annotation progress per Label Studio project."""
+        rows = [{**asdict(p), "percent_complete": p.percent_complete} for p in selectors.labelstudio_progress()]
+        return Response({"projects": rows})

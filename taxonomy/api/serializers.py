@@ -1,0 +1,53 @@
+"""Taxonomy API serializers."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from taxonomy.models import Category, TaxonomyVersion
+
+
+class CategorySerializer(serializers.ModelSerializer):
+    parent = serializers.CharField(source="parent.path", read_only=True, default=None)
+
+    class Meta:
+        model = Category
+        fields = ("id", "name", "path", "depth", "parent", "description")
+
+
+class TaxonomyVersionSerializer(serializers.ModelSerializer):
+    taxonomy = serializers.CharField(source="taxonomy.name", read_only=True)
+    spec = serializers.CharField(source="__str__", read_only=True)
+    previous = serializers.CharField(source="previous.__str__", read_only=True, default=None)
+    categories = serializers.IntegerField(source="n_categories", read_only=True)
+
+    class Meta:
+        model = TaxonomyVersion
+        fields = ("id", "spec", "taxonomy", "number", "origin", "previous", "note", "config", "created_at",
+                  "categories")
+
+
+class TaxonomyVersionDetailSerializer(TaxonomyVersionSerializer):
+    category_tree = CategorySerializer(source="categories", many=True, read_only=True)
+
+    class Meta(TaxonomyVersionSerializer.Meta):
+        fields = (*TaxonomyVersionSerializer.Meta.fields, "category_tree")
+
+
+class SignatureQuerySerializer(serializers.Serializer):
+    taxonomy = serializers.CharField(required=False, allow_blank=True, help_text="NAME or NAME@N")
+    source = serializers.ChoiceField(choices=("judge", "human", "gold"), default="judge")
+    by = serializers.ChoiceField(choices=("model", "dataset"), default="model")
+    depth = serializers.IntegerField(default=1, min_value=1, max_value=10)
+
+
+class CompareQuerySerializer(SignatureQuerySerializer):
+    a = serializers.CharField(max_length=200)
+    b = serializers.CharField(max_length=200)
+    alpha = serializers.FloatField(default=0.05, min_value=1e-6, max_value=0.5)
+
+
+class AtlasQuerySerializer(serializers.Serializer):
+    taxonomy = serializers.CharField(required=False, allow_blank=True, help_text="NAME or NAME@N")
+    source = serializers.ChoiceField(choices=("judge", "human", "gold"), default="judge")
+    model = serializers.CharField(required=False, allow_blank=True)
+    dataset = serializers.CharField(required=False, allow_blank=True)

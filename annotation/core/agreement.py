@@ -699,6 +699,8 @@ def agreement_report(
     report["n_annotators"] = int((coded.codes >= 0).any(axis=0).sum())
     report["n_ratings"] = int(pat.counts @ n_ratings) if len(pat.counts) else 0
     report["n_categories"] = len(_membership(coded.values)[1])
+    # The q in Gwet's and Brennan-Prediger's chance agreement (distinct sets when values are sets).
+    report["n_categories_for_chance"] = q if q is not None else exact.share_counts.shape[1]
     report["per_category"] = {
         name: _value(est, f"per_category[{name}]", undefined)
         for name, est in _per_category(coded).items()

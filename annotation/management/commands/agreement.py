@@ -1,0 +1,62 @@
+"""manage.py agreement — how far annotators agree (Krippendorff's alpha, kappas, AC1, with CIs)."""
+import json
+
+from annotation.management.base import ErrorMapCommand
+from annotation.services.agreement import LabelFilter, compute_agreement
+
+
+class Command(ErrorMapCommand):
+    help = "Agreement among annotators on the label table: an item is (dataset, example_id, model)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dataset", action="append", default=[], help="repeatable")
+        parser.add_argument("--model", action="append", default=[], help="repeatable")
+        parser.add_argument("--source", action="append", default=[],
+                            help="label source(s) to compare (default human; repeatable)")
+        parser.add_argument("--annotator", action="append", default=[], help="repeatable")
+        parser.add_argument("--taxonomy", help="NAME[@VERSION] (default: the only one the labels use)")
+        parser.add_argument("--depth", type=int, help="cut category paths to this depth first")
+        parser.add_argument("--reps", type=int, default=1000, help="bootstrap resamples (default 1000)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--ci-method", default="units", choices=["units", "kalpha"])
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+    def run(self, *args, **o):
+        report = compute_agreement(
+            label_filter=LabelFilter(datasets=tuple(o["dataset"]), models=tuple(o["model"]),
+                                     sources=tuple(o["source"] or ["human"]),
+                                     annotators=tuple(o["annotator"]), taxonomy=o["taxonomy"]),
+            depth=o["depth"], reps=o["reps"], seed=o["seed"], ci_method=o["ci_method"],
+        )
+        if o["json"]:
+            self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
+            return
+        self.stdout.write(summary_text(report))
+
+
+def summary_text(report: dict) -> str:
+    """A short human-readable summary of an agreement report."""
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    ci = report["ci95"]
+    lines = [
+        (f"{report['taxonomy_version']}: {report['n_items']} items, {report['n_annotators']} annotators,"
+        f" values are {'single categories' if report['level'] == 'nominal' else 'category sets (MASI)'};"
+        f" annotators worked {report['annotation_mode']}"),
+        f"Krippendorff's alpha {fmt(report['krippendorff_alpha'])}"
+        + (f"  95% CI [{ci[0]:.3f}, {ci[1]:.3f}] ({report['ci_method'].split(':')[0]} bootstrap)"
+           if ci else ""),
+        (f"Fleiss' kappa {fmt(report['fleiss_kappa'])}   Gwet's AC1 {fmt(report['gwet_ac1'])}"
+        f"   Brennan-Prediger {fmt(report['brennan_prediger'])}"
+        f"   percent agreement {fmt(report['percent_agreement'])}"),
+        "alpha by depth: " + ", ".join(f"{d}: {fmt(v)}" for d, v in report["per_depth"].items()),
+        "per category (alpha, category vs rest):",
+    ]
+    lines += [f"  {fmt(v):>7}  {name}" for name, v in report["per_category"].items()]
+    lines.append("per annotator (agreement with others, alpha without them):")
+    lines += [f"  {name}: {a['n_items']} items, {fmt(a['agreement_with_others'])},"
+              f" alpha without {fmt(a['alpha_without'])}"
+              for name, a in report["per_annotator"].items()]
+    lines += [f"undefined: {name}: {reason}" for name, reason in report["undefined"].items()]
+    return "\n".join(lines)

@@ -768,3 +768,9 @@ def _per_annotator(annotators: list[str], coded: _Coded, alpha: Estimate, level:
                 if alpha.value is not None and without.value is not None else None),
         }
     return out
+
+
+def table_alpha(table: RatingTable) -> Estimate:
+    """Alpha of a table: nominal when every rating is one category, else MASI."""
+    coded = _encode_table(table)
+    return _alpha_estimate(coded, "nominal" if _is_nominal(coded) else "masi")

@@ -31,7 +31,7 @@ class LabelFilter:
     def as_config(self) -> dict[str, Any]:
         """JSON-ready description of the filter, for reports and stage runs."""
         return {"datasets": list(self.datasets), "models": list(self.models),
-                "sources": list(self.sources), "annotators": list(self.annotators),
+                "sources": [str(s) for s in self.sources], "annotators": list(self.annotators),
                 "taxonomy": self.taxonomy}
 
 

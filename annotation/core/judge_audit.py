@@ -1,0 +1,113 @@
+"""How good is the judge against a reference (human majority or gold): plain Python, no Django.
+
+Values are sets of category paths; a nominal label is a one-element set.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from annotation.core.agreement import cohen_kappa
+
+DEFAULT_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class JudgedItem:
+    """One item: the reference set, the judge's set and the judge's confidence (if it gave one)."""
+
+    reference: frozenset[str]
+    judged: frozenset[str]
+    confidence: float | None = None
+
+
+def majority_set(values: Sequence[frozenset[str]]) -> frozenset[str]:
+    """Categories chosen by more than half of the annotators (empty when none reaches a majority)."""
+    counts = Counter(c for value in values for c in value)
+    return frozenset(c for c, n in counts.items() if n * 2 > len(values))
+
+
+def value_name(value: frozenset[str]) -> str:
+    """A set as one readable label: its categories sorted and joined with ' + '."""
+    return " + ".join(sorted(value))
+
+
+def classification_report(items: Sequence[JudgedItem], bins: Sequence[float] = DEFAULT_BINS
+                          ) -> dict[str, Any]:
+    """Accuracy, Cohen's kappa, per-category P/R/F1, confusion matrix and calibration."""
+    if not items:
+        return {"n_items": 0, "accuracy": None, "cohen_kappa": None,
+                "reason": "no item has both a judge label and a reference"}
+    correct = [item.reference == item.judged for item in items]
+    kappa = cohen_kappa([value_name(i.reference) for i in items], [value_name(i.judged) for i in items])
+    return {
+        "n_items": len(items),
+        "accuracy": round(sum(correct) / len(items), 6),
+        "accuracy_note": "exact match of the judge's category set with the reference set",
+        "cohen_kappa": None if kappa.value is None else round(kappa.value, 6),
+        "cohen_kappa_reason": kappa.reason,
+        "per_category": per_category_scores(items),
+        "confusion": confusion_matrix(items),
+        "calibration": calibration(items, bins),
+    }
+
+
+def per_category_scores(items: Sequence[JudgedItem]) -> dict[str, dict[str, Any]]:
+    """Per category: precision, recall, F1 and support, counting membership in the sets."""
+    categories = sorted({c for i in items for c in i.reference | i.judged})
+    out = {}
+    for category in categories:
+        tp = sum(category in i.judged and category in i.reference for i in items)
+        fp = sum(category in i.judged and category not in i.reference for i in items)
+        fn = sum(category not in i.judged and category in i.reference for i in items)
+        precision = tp / (tp + fp) if tp + fp else None
+        recall = tp / (tp + fn) if tp + fn else None
+        f1 = (2 * precision * recall / (precision + recall)
+              if precision is not None and recall is not None and precision + recall > 0
+              else (0.0 if precision is not None and recall is not None else None))
+        out[category] = {
+            "precision": _round(precision), "recall": _round(recall), "f1": _round(f1),
+            "support": tp + fn, "predicted": tp + fp,
+        }
+    return out
+
+
+def confusion_matrix(items: Sequence[JudgedItem]) -> dict[str, dict[str, int]]:
+    """reference value -> judge value -> count (sets written as 'A + B')."""
+    matrix: dict[str, Counter] = {}
+    for item in items:
+        matrix.setdefault(value_name(item.reference), Counter())[value_name(item.judged)] += 1
+    return {ref: dict(sorted(row.items())) for ref, row in sorted(matrix.items())}
+
+
+def calibration(items: Sequence[JudgedItem], bins: Sequence[float] = DEFAULT_BINS) -> dict[str, Any]:
+    """Accuracy by confidence bin, and the expected calibration error over items with a confidence."""
+    rated = [i for i in items if i.confidence is not None]
+    rows = []
+    ece = 0.0
+    for k, (low, high) in enumerate(pairwise(bins)):
+        last = k == len(bins) - 2  # the last bin includes its upper edge (confidence 1.0)
+        members = [i for i in rated if low <= i.confidence < high or (last and i.confidence == high)]
+        if members:
+            accuracy = sum(i.reference == i.judged for i in members) / len(members)
+            mean_conf = sum(i.confidence for i in members) / len(members)
+            ece += len(members) / len(rated) * abs(accuracy - mean_conf)
+        rows.append({
+            "bin": f"[{low:.1f}, {high:.1f}{']' if last else ')'}",
+            "n": len(members),
+            "mean_confidence": _round(mean_conf) if members else None,
+            "accuracy": _round(accuracy) if members else None,
+        })
+    return {
+        "bins": rows,
+        "n_with_confidence": len(rated),
+        "n_without_confidence": len(items) - len(rated),
+        "expected_calibration_error": _round(ece) if rated else None,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

@@ -1,0 +1,52 @@
+"""manage.py judge_audit — the judge against the human majority and against gold."""
+import json
+
+from annotation.management.base import ErrorMapCommand
+from annotation.services.agreement import LabelFilter
+from annotation.services.judge_audit import audit_judge
+
+
+class Command(ErrorMapCommand):
+    help = "Judge reliability: accuracy, kappa, per-category P/R/F1, confusion, calibration, effect on alpha."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--judge", action="append", default=[],
+                            help="judge annotator name (repeatable; default every judge)")
+        parser.add_argument("--dataset", action="append", default=[], help="repeatable")
+        parser.add_argument("--model", action="append", default=[], help="repeatable")
+        parser.add_argument("--taxonomy", help="NAME[@VERSION] (default: the only one the judge labels use)")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+    def run(self, *args, **o):
+        report = audit_judge(
+            label_filter=LabelFilter(datasets=tuple(o["dataset"]), models=tuple(o["model"]),
+                                     taxonomy=o["taxonomy"]),
+            judges=tuple(o["judge"]),
+        )
+        if o["json"]:
+            self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
+            return
+        self.stdout.write(summary_text(report))
+
+
+def summary_text(report: dict) -> str:
+    """A short human-readable summary of a judge audit."""
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = [(f"{report['taxonomy_version']}: humans worked {report['human_annotation_mode']};"
+              f" {report['n_items_with_human_labels']} items with human labels,"
+              f" {report['n_items_with_gold']} with gold")]
+    for judge, audit in report["judges"].items():
+        lines.append(f"judge {judge}: {audit['n_items_judged']} items judged")
+        for name in ("vs_human_majority", "vs_gold"):
+            part = audit[name]
+            if part.get("accuracy") is None:
+                lines.append(f"  {name}: {part.get('reason', 'n/a')}")
+                continue
+            lines.append(f"  {name}: {part['n_items']} items, accuracy {fmt(part['accuracy'])},"
+                         f" Cohen's kappa {fmt(part['cohen_kappa'])},"
+                         f" ECE {fmt(part['calibration']['expected_calibration_error'])}")
+        lines.append(f"  alpha humans {fmt(audit['alpha_humans'])} -> with judge"
+                     f" {fmt(audit['alpha_with_judge'])}: the judge {audit['judge_effect_on_alpha']} alpha")
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""Judge reliability: the judge's labels against the human majority and against gold."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from annotation.core.agreement import RatingTable, table_alpha
+from annotation.core.judge_audit import JudgedItem, classification_report, majority_set
+from annotation.errors import ErrorMapError
+from annotation.models import Label
+from annotation.services.agreement import (
+    Item,
+    LabelFilter,
+    _labels,
+    annotation_mode,
+    label_sets,
+    rating_table,
+    taxonomy_version_for,
+)
+from annotation.services.runs import stage_run
+
+
+def _judge_sets(label_filter: LabelFilter, version) -> dict[str, dict[Item, tuple[frozenset[str], float | None]]]:
+    """judge -> item -> (category set, highest confidence among the set's rows)."""
+    rows = _labels(label_filter, version).values_list(
+        "annotator__name", "prediction__example__dataset__name", "prediction__example__example_id",
+        "prediction__model__name", "category__path", "confidence")
+    sets: dict[str, dict[Item, set[str]]] = defaultdict(lambda: defaultdict(set))
+    confidence: dict[tuple[str, Item], float | None] = {}
+    for judge, dataset, example_id, model, path, conf in rows.iterator(chunk_size=5000):
+        item = (dataset, example_id, model)
+        sets[judge][item].add(path)
+        if conf is not None:
+            previous = confidence.get((judge, item))
+            confidence[(judge, item)] = conf if previous is None else max(previous, conf)
+    return {judge: {item: (frozenset(cats), confidence.get((judge, item)))
+                    for item, cats in by_item.items()}
+            for judge, by_item in sets.items()}
+
+
+def _with_judge(table: RatingTable, judge: str,
+                judged: dict[Item, tuple[frozenset[str], float | None]]) -> RatingTable:
+    """The human table plus the judge as one more annotator column."""
+    cells = [row + [judged[item][0] if item in judged else None]
+             for item, row in zip(table.items, table.cells)]
+    return RatingTable(table.items, table.annotators + [f"judge:{judge}"], cells)
+
+
+def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Accuracy, kappa, per-category P/R/F1, confusion and calibration of each judge; alpha with it."""
+    humans = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
+                         sources=(Label.Source.HUMAN,), taxonomy=label_filter.taxonomy)
+    judge_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
+                               sources=(Label.Source.JUDGE,), annotators=judges,
+                               taxonomy=label_filter.taxonomy)
+    gold_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
+                              sources=(Label.Source.GOLD,), taxonomy=label_filter.taxonomy)
+    version = taxonomy_version_for(judge_filter)
+    config = {**judge_filter.as_config(), "taxonomy_version": str(version)}
+    with stage_run("judge_audit", config) as run:
+        judged_by = _judge_sets(judge_filter, version)
+        if not judged_by:
+            raise ErrorMapError(f"no judge labels match {judge_filter.as_config()}")
+        human_sets = label_sets(humans, version)
+        gold_sets = label_sets(gold_filter, version)
+        table = rating_table(human_sets) if human_sets else None
+        alpha_humans = table_alpha(table) if table else None
+        mode = annotation_mode(humans, version) if human_sets else "unknown"
+        report: dict[str, Any] = {
+            "taxonomy_version": str(version),
+            "filters": judge_filter.as_config(),
+            "human_annotation_mode": mode,
+            "human_annotation_mode_note": (
+                "blind: annotators did not see the judge's label; assisted: they saw it as a "
+                "pre-label (agreement with the judge is then inflated); unknown: labels were "
+                "imported, not collected in a Label Studio project of this platform"),
+            "n_items_with_human_labels": len(human_sets),
+            "n_human_annotators": len(table.annotators) if table else 0,
+            "n_items_with_gold": len(gold_sets),
+            "judges": {},
+        }
+        for judge, judged in sorted(judged_by.items()):
+            majority_items, no_majority = [], 0
+            for item, (cats, conf) in sorted(judged.items()):
+                if item not in human_sets:
+                    continue
+                majority = majority_set(list(human_sets[item].values()))
+                if majority:
+                    majority_items.append(JudgedItem(majority, cats, conf))
+                else:
+                    no_majority += 1
+            gold_items = [
+                JudgedItem(frozenset().union(*gold_sets[item].values()), cats, conf)
+                for item, (cats, conf) in sorted(judged.items()) if item in gold_sets
+            ]
+            vs_majority = classification_report(majority_items)
+            vs_majority["n_items_without_human_majority"] = no_majority
+            vs_majority["reference_note"] = ("human majority: the categories chosen by more than "
+                                             "half of the item's annotators")
+            vs_gold = classification_report(gold_items) if gold_items else {
+                "n_items": 0, "reason": "no gold labels on the judged items (run adjudicate first)"}
+            report["judges"][judge] = {
+                "n_items_judged": len(judged),
+                "vs_human_majority": vs_majority,
+                "vs_gold": vs_gold,
+                **_alpha_effect(table, alpha_humans, judge, judged),
+            }
+        run.counts = {"judges": len(judged_by), "items_with_human_labels": len(human_sets)}
+    return report
+
+
+def _alpha_effect(table: RatingTable | None, alpha_humans, judge: str,
+                  judged: dict[Item, tuple[frozenset[str], float | None]]) -> dict[str, Any]:
+    """Alpha of the humans alone and with the judge as one more annotator, on the humans' items."""
+    if table is None:
+        return {"alpha_humans": None, "alpha_with_judge": None, "judge_effect_on_alpha": "undefined",
+                "alpha_reason": "no human labels"}
+    with_judge = table_alpha(_with_judge(table, judge, judged))
+    if alpha_humans.value is None or with_judge.value is None:
+        effect = "undefined"
+    elif abs(with_judge.value - alpha_humans.value) < 5e-4:
+        effect = "unchanged"
+    else:
+        effect = "raises" if with_judge.value > alpha_humans.value else "lowers"
+    return {
+        "alpha_humans": None if alpha_humans.value is None else round(alpha_humans.value, 6),
+        "alpha_with_judge": None if with_judge.value is None else round(with_judge.value, 6),
+        "alpha_change": (round(with_judge.value - alpha_humans.value, 6)
+                         if alpha_humans.value is not None and with_judge.value is not None else None),
+        "judge_effect_on_alpha": effect,
+        "alpha_reason": alpha_humans.reason or with_judge.reason,
+    }

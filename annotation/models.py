@@ -256,3 +256,53 @@ class LabelStudioAnnotation(models.Model):
     deleted = models.BooleanField(default=False)
     labelstudio_updated_at = models.DateTimeField(null=True, blank=True)
     synced_at = models.DateTimeField(auto_now=True)
+
+
+# --- Adjudication (issue 5): the queue of disputed items and every decision that made gold ---------
+
+
+class AdjudicationItem(models.Model):
+    """An item whose annotators did not agree under the auto-gold rule, waiting for an adjudicator."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+        AUTO_GOLD = "auto_gold"  # later labels made it agree, so the rule settled it
+
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="adjudications")
+    taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN, db_index=True)
+    why = models.TextField(help_text="why the rule did not settle it")
+    # Each annotator's and the judge's categories when it was queued: {"human": {name: [paths]}, "judge": ...}
+    labels = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["prediction", "taxonomy_version"], name="unique_adjudication_item")
+        ]
+
+
+class AdjudicationDecision(models.Model):
+    """One decision on an item's gold categories: by the auto rule or by a person, with the reason.
+
+    Decisions are never edited; a newer one supersedes the older (kept for the record).
+    """
+
+    class Method(models.TextChoices):
+        AUTO_RULE = "auto_rule"
+        ADJUDICATOR = "adjudicator"
+
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="adjudication_decisions")
+    taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT, related_name="+")
+    categories = models.JSONField(help_text="gold category paths, sorted")
+    method = models.CharField(max_length=20, choices=Method.choices)
+    rule = models.CharField(max_length=300, blank=True, help_text="the auto rule, as configured")
+    decided_by = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="adjudication_decisions")
+    reason = models.TextField()
+    superseded = models.BooleanField(default=False, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["prediction", "taxonomy_version", "superseded"])]

@@ -9,4 +9,6 @@ urlpatterns = [
     path("api/", include("taxonomy.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("annotation.web.urls")),
+    path("", include("taxonomy.web.urls")),
 ]

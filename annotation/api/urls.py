@@ -3,6 +3,7 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from annotation.api import views
+from annotation.api.labelstudio_webhook import labelstudio_webhook
 
 router = DefaultRouter()
 router.register("datasets", views.DatasetViewSet, basename="dataset")
@@ -17,3 +18,4 @@ urlpatterns = router.urls + [
     path("overview/", views.OverviewView.as_view(), name="api-overview"),
     path("labelstudio-progress/", views.LabelStudioProgressView.as_view(), name="api-labelstudio-progress"),
 ]
+urlpatterns += [path("labelstudio/webhook/", labelstudio_webhook, name="labelstudio-webhook")]

@@ -1,0 +1,45 @@
+"""The endpoint Label Studio calls when annotations are created, updated or deleted.
+
+Label Studio delivers inside the annotator's request with a 1 s timeout and no retry, so this view checks
+the shared secret, applies the delivery (a few rows) and answers at once; sync_labelstudio reconciles
+whatever a delivery missed."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from annotation.services.labelstudio import WEBHOOK_SECRET_HEADER, handle_webhook
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt
+@require_POST
+def labelstudio_webhook(request: HttpRequest) -> JsonResponse:
+    """POST from Label Studio: 403 without the shared secret, 400 on a body that is not JSON."""
+    expected = settings.LABEL_STUDIO_WEBHOOK_SECRET
+    given = request.headers.get(WEBHOOK_SECRET_HEADER, "")
+    if not expected:
+        return JsonResponse({"detail": "webhook secret not configured"}, status=503)
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return JsonResponse({"detail": "bad or missing webhook secret"}, status=403)
+    try:
+        payload = json.loads(request.body or b"{}")
+        if not isinstance(payload, dict):
+            raise ValueError("payload is not an object")
+    except ValueError as exc:
+        return JsonResponse({"detail": f"invalid JSON: {exc}"}, status=400)
+    try:
+        report = handle_webhook(payload)
+    except Exception:  # never fail Label Studio's request; the next sync reconciles
+        logger.exception("webhook delivery %s could not be applied", payload.get("action"))
+        return JsonResponse({"status": "deferred to sync"}, status=202)
+    return JsonResponse(
+        {"status": "ok", "action": report.action, "handled": report.handled, "annotations": report.annotations}
+    )

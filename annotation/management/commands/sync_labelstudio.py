@@ -1,0 +1,26 @@
+"""manage.py sync_labelstudio — reconcile Label Studio annotations with the platform's human labels."""
+from annotation.management.base import ErrorMapCommand
+from annotation.services.labelstudio import sync_labelstudio
+
+
+class Command(ErrorMapCommand):
+    help = (
+        "Pull every annotation of the pushed Label Studio projects: new and changed ones become human labels, "
+        "deleted ones are removed, unchanged ones are left alone (catches missed or reordered webhooks)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--work-set", default=None, help="only this work set's projects")
+        parser.add_argument("--project", type=int, default=None, help="only this Label Studio project id")
+
+    def run(self, *args, work_set, project, **options):
+        r = sync_labelstudio(work_set=work_set, project_id=project)
+        self.stdout.write(
+            f"{r.projects} project(s), {r.annotations_seen} annotations: {r.annotations_changed} new or changed, "
+            f"{r.annotations_deleted} deleted"
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"labels: {r.labels_created} created, {r.labels_updated} updated, {r.labels_deleted} deleted"
+            )
+        )

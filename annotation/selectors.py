@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 
 from annotation.models import (
+    AdjudicationItem,
     Analysis,
     Dataset,
     EvaluatedModel,
@@ -114,3 +115,34 @@ def failure_labels(prediction_ids: list[int], taxonomy_version_id: int | None = 
     for label in labels:
         grouped.setdefault(label.prediction_id, []).append(label)
     return grouped
+
+
+def failure_summary() -> list[dict]:
+    """Per (dataset, model): predictions, failures, failure share and the dataset's threshold."""
+    rows = (
+        Prediction.objects.values("example__dataset__name", "model__name", "example__dataset__applied_threshold")
+        .annotate(predictions=Count("pk"), failures=Count("pk", filter=Q(is_failure=True)))
+        .order_by("example__dataset__name", "model__name")
+    )
+    return [
+        {
+            "dataset": r["example__dataset__name"],
+            "model": r["model__name"],
+            "predictions": r["predictions"],
+            "failures": r["failures"],
+            "failure_share": r["failures"] / r["predictions"] if r["predictions"] else 0.0,
+            "threshold": r["example__dataset__applied_threshold"],
+        }
+        for r in rows
+    ]
+
+
+def adjudication_queue(*, status: str = "open") -> dict:
+    """Items waiting for (or settled by) adjudication, oldest first, with counts per status."""
+    counts = dict(AdjudicationItem.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+    items = AdjudicationItem.objects.select_related(
+        "prediction__model", "prediction__example__dataset", "taxonomy_version__taxonomy"
+    ).order_by("created_at", "pk")
+    if status != "all":
+        items = items.filter(status=status)
+    return {"counts": {s: counts.get(s, 0) for s in AdjudicationItem.Status.values}, "items": items}

@@ -5,9 +5,8 @@ the agreement services (the same numbers as `manage.py agreement --json`).
 """
 from __future__ import annotations
 
-import importlib
-
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.shortcuts import render
 
 from annotation import selectors
@@ -16,14 +15,6 @@ from annotation.models import Dataset, EvaluatedModel
 from taxonomy.models import TaxonomyVersion
 
 PAGE_REPS = 200  # bootstrap resamples on a page; the command's default is 1000
-
-
-def _optional(module: str, name: str):
-    """A service function that another part of the project may not have landed yet (None until then)."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 def _choices() -> dict:
@@ -100,31 +91,45 @@ def agreement_page(request):
 
 @login_required
 def judge_page(request):
-    """Judge reliability: the judge audit (confusion, calibration) when it exists, and judge-vs-human agreement."""
-    audit = _optional("annotation.services.agreement", "judge_audit")
+    """Judge reliability: the judge audit (vs human majority and gold) and judge-with-humans agreement."""
+    from annotation.services.agreement import LabelFilter
+    from annotation.services.judge_audit import audit_judge
+
     context = agreement_context(request.GET, sources=("judge", "human"))
-    context["audit_available"] = audit is not None
-    if audit is not None:
-        try:
-            context["audit"] = audit(taxonomy=context["q"]["taxonomy"], depth=context["q"]["depth"])
-        except ErrorMapError as exc:
-            context["audit_error"] = str(exc)
-        except TypeError:
-            context["audit_error"] = "the judge audit service has a different signature than this page expects"
+    q = context["q"]
+    try:
+        audit = audit_judge(label_filter=LabelFilter(
+            datasets=(q["dataset"],) if q["dataset"] else (), models=(q["model"],) if q["model"] else (),
+            taxonomy=q["taxonomy"]))
+    except ErrorMapError as exc:
+        context["audit_error"] = str(exc)
+    else:
+        context["audit"] = audit
+        context["judges"] = [_judge_view(name, part) for name, part in sorted(audit["judges"].items())]
     return render(request, "errormap/judge.html", context)
+
+
+def _judge_view(name: str, part: dict) -> dict:
+    """A judge's audit reshaped for tables: confusion matrix as rows over a shared column order."""
+    references = []
+    for key in ("vs_human_majority", "vs_gold"):
+        confusion = part[key].get("confusion") or {}
+        columns = sorted({c for row in confusion.values() for c in row})
+        part[key]["confusion_rows"] = [
+            {"reference": ref, "cells": [row.get(c, 0) for c in columns]} for ref, row in confusion.items()
+        ]
+        part[key]["confusion_columns"] = columns
+        references.append(key)
+    return {"name": name, **part}
 
 
 @login_required
 def adjudication_page(request):
-    queue = _optional("annotation.services.adjudication", "adjudication_queue") or _optional(
-        "annotation.services.agreement", "adjudication_queue")
-    context = {"available": queue is not None}
-    if queue is not None:
-        try:
-            context["queue"] = queue()
-        except ErrorMapError as exc:
-            context["error"] = str(exc)
-    return render(request, "errormap/adjudication.html", context)
+    status = request.GET.get("status") or "open"
+    queue = selectors.adjudication_queue(status=status)
+    page = Paginator(queue["items"], 25).get_page(request.GET.get("page"))
+    return render(request, "errormap/adjudication.html",
+                  {"status": status, "counts": queue["counts"], "page": page})
 
 
 @login_required

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from annotation.core.result_formats import FORMATS
 from annotation.models import (
+    AdjudicationItem,
     Dataset,
     EvaluatedModel,
     Label,
@@ -91,3 +92,35 @@ class LabelStudioProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = LabelStudioProject
         fields = ("id", "labelstudio_id", "title", "work_set", "taxonomy_version", "mode", "overlap", "created_at")
+
+
+class AgreementQuerySerializer(serializers.Serializer):
+    taxonomy = serializers.CharField(required=False, allow_blank=True, help_text="NAME or NAME@N")
+    source = serializers.MultipleChoiceField(choices=("judge", "human", "gold"), required=False,
+                                             help_text="label sources to compare (default human)")
+    model = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    dataset = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    annotator = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    depth = serializers.IntegerField(required=False, min_value=1, max_value=10)
+    reps = serializers.IntegerField(default=200, min_value=0, max_value=2000)
+    seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
+    ci_method = serializers.ChoiceField(choices=("units", "kalpha"), default="units")
+
+
+class JudgeAuditQuerySerializer(serializers.Serializer):
+    taxonomy = serializers.CharField(required=False, allow_blank=True, help_text="NAME or NAME@N")
+    judge = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    model = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    dataset = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+
+
+class AdjudicationItemSerializer(serializers.ModelSerializer):
+    dataset = serializers.CharField(source="prediction.example.dataset.name", read_only=True)
+    example_id = serializers.CharField(source="prediction.example.example_id", read_only=True)
+    model = serializers.CharField(source="prediction.model.name", read_only=True)
+    taxonomy_version = serializers.CharField(source="taxonomy_version.__str__", read_only=True)
+
+    class Meta:
+        model = AdjudicationItem
+        fields = ("id", "prediction", "dataset", "example_id", "model", "taxonomy_version", "status", "why",
+                  "labels", "created_at", "updated_at")

@@ -18,9 +18,12 @@ from rest_framework.views import APIView
 from annotation import selectors
 from annotation.api.exceptions import ErrorMapAPIMixin
 from annotation.api.serializers import (
+    AdjudicationItemSerializer,
+    AgreementQuerySerializer,
     DatasetSerializer,
     EvaluatedModelSerializer,
     IngestUploadSerializer,
+    JudgeAuditQuerySerializer,
     LabelSerializer,
     LabelStudioProjectSerializer,
     PredictionSerializer,
@@ -196,3 +199,51 @@ class LabelStudioProgressView(ErrorMapAPIMixin, APIView):
         """Annotation progress per Label Studio project."""
         rows = [{**asdict(p), "percent_complete": p.percent_complete} for p in selectors.labelstudio_progress()]
         return Response({"projects": rows})
+
+
+def _list_query(serializer_class, request) -> dict:
+    """Query parameters through a serializer; repeated keys (?model=a&model=b) become lists."""
+    data = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        field = serializer_class().fields.get(key)
+        many = isinstance(field, (serializers.ListField, serializers.MultipleChoiceField))
+        data[key] = values if many else values[-1]
+    form = serializer_class(data=data)
+    form.is_valid(raise_exception=True)
+    return dict(form.validated_data)
+
+
+class AgreementView(ErrorMapAPIMixin, APIView):
+    @extend_schema(parameters=[AgreementQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        """Agreement among annotators (same JSON as `manage.py agreement --json`)."""
+        from annotation.services.agreement import LabelFilter, compute_agreement
+
+        q = _list_query(AgreementQuerySerializer, request)
+        label_filter = LabelFilter(datasets=tuple(q["dataset"]), models=tuple(q["model"]),
+                                   sources=tuple(sorted(q.get("source") or ["human"])),
+                                   annotators=tuple(q["annotator"]), taxonomy=q.get("taxonomy") or None)
+        return Response(compute_agreement(label_filter=label_filter, depth=q.get("depth"), reps=q["reps"],
+                                          seed=q["seed"], ci_method=q["ci_method"]))
+
+
+class JudgeAuditView(ErrorMapAPIMixin, APIView):
+    @extend_schema(parameters=[JudgeAuditQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        """The judge against the human majority and gold (same JSON as `manage.py judge_audit --json`)."""
+        from annotation.services.agreement import LabelFilter
+        from annotation.services.judge_audit import audit_judge
+
+        q = _list_query(JudgeAuditQuerySerializer, request)
+        label_filter = LabelFilter(datasets=tuple(q["dataset"]), models=tuple(q["model"]),
+                                   taxonomy=q.get("taxonomy") or None)
+        return Response(audit_judge(label_filter=label_filter, judges=tuple(q["judge"])))
+
+
+@extend_schema(parameters=[_param("status", "open, resolved, auto_gold or all (default open)")])
+class AdjudicationItemViewSet(ReadOnlyViewSet):
+    serializer_class = AdjudicationItemSerializer
+
+    def get_queryset(self):
+        return selectors.adjudication_queue(status=self.request.query_params.get("status") or "open")["items"]

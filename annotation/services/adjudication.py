@@ -1,0 +1,237 @@
+"""Adjudication: the auto-gold rule over human labels, the queue of the rest, and resolving it.
+
+Gold labels are ordinary Label rows (source=gold, one set per item and taxonomy version); every
+change to them comes with an AdjudicationDecision that says who decided, by which rule, and why.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.db import transaction
+
+from annotation.core.adjudication import AutoGoldRule, apply_rule
+from annotation.errors import ErrorMapError
+from annotation.models import (
+    AdjudicationDecision,
+    AdjudicationItem,
+    Annotator,
+    Label,
+    Prediction,
+)
+from annotation.services.agreement import LabelFilter, _labels, taxonomy_version_for
+from annotation.services.labels import LabelEntry, LabelSet, get_annotator, replace_label_sets
+from annotation.services.runs import stage_run
+from taxonomy.models import TaxonomyVersion
+from taxonomy.services.versions import category_index, join_path, resolve_version, split_path
+
+AUTO_GOLD_ANNOTATOR = "auto-gold"
+ITEM_SEPARATOR = "|"
+
+
+@dataclass(frozen=True)
+class AdjudicationReport:
+    """What one run of the auto rule did."""
+
+    taxonomy_version: str
+    rule: str
+    items: int
+    auto_gold: int
+    queued: int
+    resolved_by_adjudicator: int
+    reopened: int
+    changed: int
+
+
+def _item_labels(version: TaxonomyVersion, label_filter: LabelFilter, source: str
+                 ) -> tuple[dict[int, dict[str, set[str]]], dict[int, list[str]]]:
+    """prediction id -> annotator -> category paths, and prediction id -> proposed new categories."""
+    f = LabelFilter(datasets=label_filter.datasets, models=label_filter.models, sources=(source,))
+    sets: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    proposals: dict[int, list[str]] = defaultdict(list)
+    rows = _labels(f, version).values_list("prediction_id", "annotator__name", "category__path",
+                                           "proposed_category")
+    for prediction_id, annotator, path, proposed in rows.iterator(chunk_size=5000):
+        sets[prediction_id][annotator].add(path)
+        if proposed:
+            proposals[prediction_id].append(proposed)
+    return sets, proposals
+
+
+def _snapshot(humans: dict[str, set[str]], judges: dict[str, set[str]]) -> dict[str, Any]:
+    return {"human": {a: sorted(c) for a, c in sorted(humans.items())},
+            "judge": {a: sorted(c) for a, c in sorted(judges.items())}}
+
+
+def _write_gold(prediction_id: int, version: TaxonomyVersion, paths: list[str], annotator: Annotator,
+                reason: str, decision: AdjudicationDecision) -> None:
+    """Make the item's gold set exactly `paths`, by `annotator` (other gold rows on it go)."""
+    Label.objects.filter(prediction_id=prediction_id, taxonomy_version=version,
+                         source=Label.Source.GOLD).exclude(annotator=annotator).delete()
+    index = category_index(version)
+    entries = tuple(LabelEntry(index[p.lower()].pk, {"rationale": reason,
+                                                     "external_id": f"adjudication:{decision.pk}"})
+                    for p in paths)
+    replace_label_sets([LabelSet(prediction_id, version.pk, Label.Source.GOLD, annotator.pk, entries)])
+
+
+def _clear_gold(prediction_id: int, version: TaxonomyVersion) -> None:
+    Label.objects.filter(prediction_id=prediction_id, taxonomy_version=version,
+                         source=Label.Source.GOLD).delete()
+
+
+def adjudicate_labels(*, label_filter: LabelFilter, rule: AutoGoldRule) -> AdjudicationReport:
+    """Apply the auto rule to every item with human labels: gold where it holds, queue the rest."""
+    version = taxonomy_version_for(LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
+                                               sources=(Label.Source.HUMAN,), taxonomy=label_filter.taxonomy))
+    config = {**label_filter.as_config(), "taxonomy_version": str(version), "rule": rule.describe()}
+    auto = get_annotator(AUTO_GOLD_ANNOTATOR, kind=Annotator.Kind.ADJUDICATOR)
+    counts = {"items": 0, "auto_gold": 0, "queued": 0, "resolved_by_adjudicator": 0, "reopened": 0, "changed": 0}
+    with stage_run("adjudicate", config) as run, transaction.atomic():
+        humans, proposals = _item_labels(version, label_filter, Label.Source.HUMAN)
+        judges, _ = _item_labels(version, label_filter, Label.Source.JUDGE)
+        active = {d.prediction_id: d for d in AdjudicationDecision.objects.filter(
+            taxonomy_version=version, superseded=False, prediction_id__in=list(humans))}
+        queue = {q.prediction_id: q for q in AdjudicationItem.objects.filter(
+            taxonomy_version=version, prediction_id__in=list(humans))}
+        for prediction_id in sorted(humans):
+            counts["items"] += 1
+            decision = active.get(prediction_id)
+            if decision is not None and decision.method == AdjudicationDecision.Method.ADJUDICATOR:
+                counts["resolved_by_adjudicator"] += 1  # a person's decision is never overridden by the rule
+                continue
+            values = [frozenset(c) for c in humans[prediction_id].values()]
+            outcome = apply_rule(values, rule, proposals=proposals.get(prediction_id, ()))
+            queued = queue.get(prediction_id)
+            if outcome.gold is not None:
+                counts["auto_gold"] += 1
+                paths = sorted(outcome.gold)
+                if decision is None or decision.categories != paths or decision.rule != rule.describe():
+                    counts["changed"] += 1
+                    AdjudicationDecision.objects.filter(
+                        prediction_id=prediction_id, taxonomy_version=version, superseded=False
+                    ).update(superseded=True)
+                    new = AdjudicationDecision.objects.create(
+                        prediction_id=prediction_id, taxonomy_version=version, categories=paths,
+                        method=AdjudicationDecision.Method.AUTO_RULE, rule=rule.describe(),
+                        decided_by=auto, reason=outcome.why)
+                    _write_gold(prediction_id, version, paths, auto, outcome.why, new)
+                if queued is not None and queued.status == AdjudicationItem.Status.OPEN:
+                    queued.status = AdjudicationItem.Status.AUTO_GOLD
+                    queued.save(update_fields=["status", "updated_at"])
+                continue
+            counts["queued"] += 1
+            if decision is not None:  # the rule no longer holds (labels changed): back to a person
+                counts["reopened"] += 1
+                decision.superseded = True
+                decision.save(update_fields=["superseded"])
+                _clear_gold(prediction_id, version)
+            snapshot = _snapshot(humans[prediction_id], judges.get(prediction_id, {}))
+            if queued is None:
+                counts["changed"] += 1
+                AdjudicationItem.objects.create(prediction_id=prediction_id, taxonomy_version=version,
+                                                why=outcome.why, labels=snapshot)
+            elif (queued.status, queued.why, queued.labels) != (AdjudicationItem.Status.OPEN, outcome.why,
+                                                               snapshot):
+                counts["changed"] += 1
+                queued.status, queued.why, queued.labels = AdjudicationItem.Status.OPEN, outcome.why, snapshot
+                queued.save(update_fields=["status", "why", "labels", "updated_at"])
+        run.counts = counts
+    return AdjudicationReport(taxonomy_version=str(version), rule=rule.describe(), **counts)
+
+
+def find_prediction(item: str) -> Prediction:
+    """'DATASET|EXAMPLE_ID|MODEL' -> the prediction (the item)."""
+    parts = item.split(ITEM_SEPARATOR)
+    if len(parts) != 3:
+        raise ErrorMapError(f"item {item!r}: expected a queue id or DATASET{ITEM_SEPARATOR}EXAMPLE_ID"
+                            f"{ITEM_SEPARATOR}MODEL")
+    dataset, example_id, model = parts
+    prediction = Prediction.objects.filter(example__dataset__name=dataset, example__example_id=example_id,
+                                           model__name=model).first()
+    if prediction is None:
+        raise ErrorMapError(f"no item {item!r}")
+    return prediction
+
+
+@transaction.atomic
+def resolve_item(*, item: str, categories: list[str], by: str, reason: str,
+                 taxonomy: str | None = None) -> AdjudicationDecision:
+    """An adjudicator's decision on one item: gold categories, who, and why (all kept)."""
+    if not reason.strip():
+        raise ErrorMapError("a decision needs a reason (--reason)")
+    if not by.strip():
+        raise ErrorMapError("a decision needs the adjudicator's name (--by)")
+    if not categories:
+        raise ErrorMapError("a decision needs at least one category (--category)")
+    queued: AdjudicationItem | None = None
+    if item.isdigit():
+        queued = AdjudicationItem.objects.select_related("prediction", "taxonomy_version").filter(pk=int(item)).first()
+        if queued is None:
+            raise ErrorMapError(f"no adjudication queue item {item}")
+        prediction, version = queued.prediction, queued.taxonomy_version
+    else:
+        prediction = find_prediction(item)
+        version = resolve_version(taxonomy) if taxonomy else _version_of(prediction)
+        queued = AdjudicationItem.objects.filter(prediction=prediction, taxonomy_version=version).first()
+    index = category_index(version)
+    wanted = {c: join_path(split_path(c)).lower() for c in categories}
+    unknown = [c for c, key in wanted.items() if key not in index]
+    if unknown:
+        raise ErrorMapError(f"unknown categories in {version}: {', '.join(unknown)} (new categories go "
+                            "through a taxonomy version, not through adjudication)")
+    paths = sorted({index[key].path for key in wanted.values()})
+    adjudicator = get_annotator(by.strip(), kind=Annotator.Kind.ADJUDICATOR)
+    AdjudicationDecision.objects.filter(prediction=prediction, taxonomy_version=version,
+                                        superseded=False).update(superseded=True)
+    decision = AdjudicationDecision.objects.create(
+        prediction=prediction, taxonomy_version=version, categories=paths,
+        method=AdjudicationDecision.Method.ADJUDICATOR, decided_by=adjudicator, reason=reason.strip())
+    _write_gold(prediction.pk, version, paths, adjudicator, reason.strip(), decision)
+    if queued is not None:
+        queued.status = AdjudicationItem.Status.RESOLVED
+        queued.save(update_fields=["status", "updated_at"])
+    return decision
+
+
+def _version_of(prediction: Prediction) -> TaxonomyVersion:
+    ids = sorted(set(Label.objects.filter(prediction=prediction, source=Label.Source.HUMAN)
+                     .values_list("taxonomy_version_id", flat=True)))
+    if len(ids) != 1:
+        raise ErrorMapError(f"{prediction}: human labels in {len(ids)} taxonomy versions; pick one with --taxonomy")
+    return TaxonomyVersion.objects.get(pk=ids[0])
+
+
+def adjudication_queue(*, taxonomy: str | None = None, status: str = AdjudicationItem.Status.OPEN
+                       ) -> list[dict[str, Any]]:
+    """The queue as plain data: item, why it is disputed, each annotator's and the judge's labels."""
+    items = AdjudicationItem.objects.filter(status=status).select_related(
+        "prediction__example__dataset", "prediction__model", "taxonomy_version__taxonomy").order_by("pk")
+    if taxonomy:
+        items = items.filter(taxonomy_version=resolve_version(taxonomy))
+    return [{
+        "id": q.pk,
+        "item": ITEM_SEPARATOR.join((q.prediction.example.dataset.name, q.prediction.example.example_id,
+                                     q.prediction.model.name)),
+        "taxonomy_version": str(q.taxonomy_version),
+        "status": q.status,
+        "why": q.why,
+        "labels": q.labels,
+    } for q in items]
+
+
+def decision_history(*, item: str) -> list[dict[str, Any]]:
+    """Every decision on an item, oldest first (who, method, rule, why, superseded)."""
+    prediction = find_prediction(item)
+    return [{
+        "categories": d.categories, "method": d.method, "rule": d.rule, "decided_by": d.decided_by.name,
+        "reason": d.reason, "superseded": d.superseded, "taxonomy_version": str(d.taxonomy_version),
+        "created_at": d.created_at.isoformat(),
+    } for d in AdjudicationDecision.objects.filter(prediction=prediction)
+        .select_related("decided_by", "taxonomy_version").order_by("pk")]
+
+
+def report_dict(report: AdjudicationReport) -> dict[str, Any]:
+    """JSON-ready form of a report."""
+    return asdict(report)

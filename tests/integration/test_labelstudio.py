@@ -1,0 +1,358 @@
+"""Push, webhook and sync against a real Label Studio (started by the test setup), with real users."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from django.core.management import CommandError, call_command
+from label_studio_sdk import LabelStudio
+
+from annotation.models import (
+    Annotator,
+    Dataset,
+    EvaluatedModel,
+    Example,
+    Label,
+    LabelStudioAnnotation,
+    LabelStudioProject,
+    LabelStudioTask,
+    Prediction,
+    PromptVersion,
+    WorkSet,
+    WorkSetFailure,
+)
+from annotation.services.labelstudio import (
+    PREDICTION_KEY,
+    WEBHOOK_SECRET_HEADER,
+    LabelStudioError,
+    labelstudio_client,
+    push_labelstudio,
+    sync_labelstudio,
+)
+from taxonomy.models import Category, CategoryMapping
+from taxonomy.services.versions import CategorySpec, create_version
+
+pytestmark = [pytest.mark.labelstudio, pytest.mark.django_db(transaction=True)]
+
+CATEGORIES = [
+    CategorySpec("Accuracy / Mistranslation", "the meaning of the source is changed"),
+    CategorySpec("Accuracy / Omission", "part of the source is missing"),
+    CategorySpec("Fluency / Grammar", "ungrammatical output"),
+]
+
+
+# --- factories -------------------------------------------------------------------------------------
+
+
+def make_taxonomy(name: str):
+    return create_version(taxonomy_name=name, categories=CATEGORIES)
+
+
+def make_work_set(name: str, size: int) -> tuple[WorkSet, list[Prediction]]:
+    dataset = Dataset.objects.create(name=f"{name}-data")
+    model, _ = EvaluatedModel.objects.get_or_create(name="model-a")
+    work_set = WorkSet.objects.create(name=name, ratio=1.0, seed=0)
+    predictions = []
+    for i in range(size):
+        example = Example.objects.create(
+            dataset=dataset, example_id=f"ex{i}", input_text=f"Translate <b>sentence</b> {i}", reference=f"ref {i}"
+        )
+        prediction = Prediction.objects.create(
+            example=example,
+            model=model,
+            output_text=f"output {i} $output",
+            score=0.1,
+            is_failure=True,
+            content_key=hashlib.sha256(f"{name}{i}".encode()).hexdigest(),
+            row_hash="x",
+        )
+        WorkSetFailure.objects.create(work_set=work_set, prediction=prediction)
+        predictions.append(prediction)
+    return work_set, predictions
+
+
+def add_judge_labels(version, predictions, path="Accuracy / Mistranslation", confidence=0.8):
+    judge, _ = Annotator.objects.get_or_create(name="judge:offline", defaults={"kind": Annotator.Kind.JUDGE})
+    prompt, _ = PromptVersion.objects.get_or_create(
+        sha256="ab" * 32, defaults={"stage": "classify", "name": "classify-v1", "template": "t"}
+    )
+    category = Category.objects.get(version=version, path=path)
+    for p in predictions:
+        Label.objects.create(
+            prediction=p, taxonomy_version=version, category=category, source=Label.Source.JUDGE,
+            annotator=judge, confidence=confidence, prompt_version=prompt,
+            error_title=f"wrong word in {p.example.example_id}", error_summary="the verb is mistranslated",
+        )
+
+
+def taxonomy_result(*paths: str, proposal: str = "", note: str = "") -> list[dict]:
+    result = [
+        {
+            "from_name": "category", "to_name": "output", "type": "taxonomy",
+            "value": {"taxonomy": [p.split(" / ") for p in paths]},
+        }
+    ] if paths else []
+    if proposal:
+        result.append({"from_name": "proposed_category", "to_name": "output", "type": "textarea",
+                       "value": {"text": [proposal]}})
+    if note:
+        result.append({"from_name": "note", "to_name": "output", "type": "textarea", "value": {"text": [note]}})
+    return result
+
+
+def human_labels() -> set[tuple]:
+    """The platform's human labels as plain tuples, for exact comparison."""
+    return {
+        (l.prediction_id, l.annotator.labelstudio_user_id, str(l.taxonomy_version), l.category.path, l.note,
+         l.proposed_category, l.external_id)
+        for l in Label.objects.filter(source=Label.Source.HUMAN).select_related(
+            "annotator", "category", "taxonomy_version__taxonomy"
+        )
+    }
+
+
+@pytest.fixture(scope="session")
+def labelstudio_users(labelstudio_server):
+    """Two annotators who exist in Label Studio, each with their own API token."""
+    admin = LabelStudio(base_url=labelstudio_server.url, api_key=labelstudio_server.api_key)
+    users = {}
+    for name in ("alice", "bob"):
+        email = f"{name}@example.org"
+        user = admin.users.create(email=email, username=name, first_name=name.title())
+        # Users made through the API join the organization but have no active one (an invited user
+        # gets it at sign-up); webhooks are looked up by the annotator's active organization.
+        admin.users.update(id=user.id, active_organization=admin.users.whoami().active_organization)
+        token = labelstudio_server.user_token(email)
+        users[name] = (user.id, LabelStudio(base_url=labelstudio_server.url, api_key=token))
+    return users
+
+
+def remote_tasks(client, project_id):
+    return list(client.tasks.list(project=project_id, fields="all", page_size=1000))
+
+
+# --- tests -----------------------------------------------------------------------------------------
+
+
+def test_annotations_by_two_users_arrive_by_webhook_and_sync_identically(
+    labelstudio, labelstudio_users, live_server, settings
+):
+    settings.ERRORMAP_PUBLIC_URL = live_server.url
+    version = make_taxonomy("errors-hooks")
+    _, predictions = make_work_set("ws-hooks", 3)
+    add_judge_labels(version, predictions)
+
+    report = push_labelstudio(work_set="ws-hooks", taxonomy="errors-hooks", mode="assisted", overlap=2)
+    assert report.created_project and report.tasks_imported == 3 and report.predictions_imported == 3
+
+    admin = LabelStudio(base_url=labelstudio.url, api_key=labelstudio.api_key)
+    project = admin.projects.get(id=report.labelstudio_project_id)
+    assert project.maximum_annotations == 2
+    tasks = remote_tasks(admin, report.labelstudio_project_id)
+    assert sorted(t.data[PREDICTION_KEY] for t in tasks) == sorted(p.pk for p in predictions)
+    for task in tasks:
+        assert "wrong word" in task.data["judge_analysis"]
+        (pred,) = [p if isinstance(p, dict) else p.model_dump() for p in task.predictions]
+        assert pred["model_version"] == "judge:offline+classify-v1@abababab"
+        assert pred["score"] == pytest.approx(0.8)
+        assert pred["result"][0]["value"]["taxonomy"] == [["Accuracy", "Mistranslation"]]
+    task_of = {t.data[PREDICTION_KEY]: t.id for t in tasks}
+    p0, p1, p2 = predictions
+
+    alice_id, alice = labelstudio_users["alice"]
+    bob_id, bob = labelstudio_users["bob"]
+    a0 = alice.annotations.create(id=task_of[p0.pk], result=taxonomy_result("Accuracy / Mistranslation"))
+    a1 = alice.annotations.create(
+        id=task_of[p1.pk], result=taxonomy_result("Accuracy / Omission", "Fluency / Grammar", note="two issues")
+    )
+    b0 = bob.annotations.create(id=task_of[p0.pk], result=taxonomy_result("Fluency / Grammar"))
+    b2 = bob.annotations.create(id=task_of[p2.pk], result=taxonomy_result(proposal="Hallucinated named entity"))
+    assert {a.completed_by for a in (a0, a1)} == {alice_id} and {b.completed_by for b in (b0, b2)} == {bob_id}
+
+    v = "errors-hooks@1"
+    expected = {
+        (p0.pk, alice_id, v, "Accuracy / Mistranslation", "", "", f"ls:{a0.id}"),
+        (p1.pk, alice_id, v, "Accuracy / Omission", "two issues", "", f"ls:{a1.id}"),
+        (p1.pk, alice_id, v, "Fluency / Grammar", "two issues", "", f"ls:{a1.id}"),
+        (p0.pk, bob_id, v, "Fluency / Grammar", "", "", f"ls:{b0.id}"),
+        (p2.pk, bob_id, v, "Other", "", "Hallucinated named entity", f"ls:{b2.id}"),
+    }
+    assert human_labels() == expected  # delivered by webhook, nothing pulled yet
+
+    # Edit one, delete one: the webhook replaces and removes.
+    alice.annotations.update(id=a0.id, result=taxonomy_result("Accuracy / Omission"))
+    bob.annotations.delete(id=b0.id)
+    expected -= {
+        (p0.pk, alice_id, v, "Accuracy / Mistranslation", "", "", f"ls:{a0.id}"),
+        (p0.pk, bob_id, v, "Fluency / Grammar", "", "", f"ls:{b0.id}"),
+    }
+    expected |= {(p0.pk, alice_id, v, "Accuracy / Omission", "", "", f"ls:{a0.id}")}
+    assert human_labels() == expected
+
+    # Lose everything the webhooks brought: sync alone rebuilds exactly the same labels.
+    Label.objects.filter(source=Label.Source.HUMAN).delete()
+    LabelStudioAnnotation.objects.all().delete()
+    sync = sync_labelstudio(work_set="ws-hooks")
+    assert sync.annotations_seen == 3 and sync.labels_created == 4
+    assert human_labels() == expected
+    # A webhook carries only the user id; the sync names the annotators after their Label Studio emails.
+    assert {a.labelstudio_user_id: a.email for a in Annotator.objects.filter(kind="human")} == {
+        alice_id: "alice@example.org", bob_id: "bob@example.org"
+    }
+
+    # A repeated sync changes nothing, not even timestamps.
+    stamps = dict(Label.objects.filter(source=Label.Source.HUMAN).values_list("pk", "updated_at"))
+    again = sync_labelstudio(work_set="ws-hooks")
+    assert (again.annotations_changed, again.labels_created, again.labels_updated, again.labels_deleted) == (
+        0, 0, 0, 0,
+    )
+    assert dict(Label.objects.filter(source=Label.Source.HUMAN).values_list("pk", "updated_at")) == stamps
+
+
+def test_webhook_repeats_and_stale_deliveries_change_nothing(labelstudio, labelstudio_users, client, settings):
+    settings.ERRORMAP_PUBLIC_URL = "http://127.0.0.1:9"  # no live receiver: deliveries are made by hand
+    make_taxonomy("errors-replay")
+    _, predictions = make_work_set("ws-replay", 1)
+    report = push_labelstudio(work_set="ws-replay", taxonomy="errors-replay")
+    _, alice = labelstudio_users["alice"]
+    task_id = LabelStudioTask.objects.get(prediction=predictions[0]).labelstudio_id
+    first = alice.annotations.create(id=task_id, result=taxonomy_result("Fluency / Grammar"))
+    newer = alice.annotations.update(id=first.id, result=taxonomy_result("Accuracy / Omission"))
+
+    def deliver(action, annotation, secret=labelstudio.webhook_secret):
+        body = {"action": action, "annotation": annotation, "project": {"id": report.labelstudio_project_id}}
+        return client.post(
+            "/api/labelstudio/webhook/", body, content_type="application/json",
+            headers={WEBHOOK_SECRET_HEADER: secret},
+        )
+
+    as_json = lambda a: a.model_dump(mode="json")  # noqa: E731
+    assert deliver("ANNOTATION_UPDATED", as_json(newer)).status_code == 200
+    assert deliver("ANNOTATION_UPDATED", as_json(newer)).status_code == 200  # a repeat
+    assert deliver("ANNOTATION_CREATED", as_json(first)).status_code == 200  # older, arriving late
+    assert {(l[3], l[6]) for l in human_labels()} == {("Accuracy / Omission", f"ls:{first.id}")}
+
+    assert deliver("ANNOTATION_CREATED", as_json(first), secret="wrong").status_code == 403
+    deleted = client.post(
+        "/api/labelstudio/webhook/",
+        {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": first.id}],
+         "project": {"id": report.labelstudio_project_id}},
+        content_type="application/json", headers={WEBHOOK_SECRET_HEADER: labelstudio.webhook_secret},
+    )
+    assert deleted.status_code == 200 and human_labels() == set()
+    assert deliver("ANNOTATION_UPDATED", as_json(newer)).status_code == 200  # late, after the delete
+    assert human_labels() == set()
+
+
+def test_blind_mode_shows_annotators_nothing_of_the_judge(labelstudio):
+    version = make_taxonomy("errors-blind")
+    _, predictions = make_work_set("ws-blind", 2)
+    add_judge_labels(version, predictions)
+    report = push_labelstudio(work_set="ws-blind", taxonomy="errors-blind", mode="blind")
+    admin = LabelStudio(base_url=labelstudio.url, api_key=labelstudio.api_key)
+    config = admin.projects.get(id=report.labelstudio_project_id).label_config
+    assert "judge" not in config.lower() and 'hint="the meaning of the source is changed"' in config
+    for task in remote_tasks(admin, report.labelstudio_project_id):
+        assert "judge_analysis" not in task.data and not task.predictions
+    assert report.predictions_imported == 0
+
+
+def test_pushing_twice_does_not_duplicate_tasks(labelstudio):
+    make_taxonomy("errors-twice")
+    make_work_set("ws-twice", 5)
+    first = push_labelstudio(work_set="ws-twice", taxonomy="errors-twice", batch_size=2)
+    second = push_labelstudio(work_set="ws-twice", taxonomy="errors-twice", batch_size=2)
+    assert (first.tasks_imported, second.tasks_imported) == (5, 0)
+    assert first.labelstudio_project_id == second.labelstudio_project_id
+    admin = LabelStudio(base_url=labelstudio.url, api_key=labelstudio.api_key)
+    assert len(remote_tasks(admin, first.labelstudio_project_id)) == 5
+    assert LabelStudioProject.objects.count() == 1 and LabelStudioTask.objects.count() == 5
+
+
+def test_interrupted_push_resumes_without_duplicates(labelstudio):
+    make_taxonomy("errors-resume")
+    _, predictions = make_work_set("ws-resume", 5)
+    first = push_labelstudio(work_set="ws-resume", taxonomy="errors-resume", batch_size=2)
+    admin = LabelStudio(base_url=labelstudio.url, api_key=labelstudio.api_key)
+    # As if the push had stopped in the third batch: the last task never reached Label Studio, and the
+    # second batch reached it but the process died before recording it here.
+    last = LabelStudioTask.objects.get(prediction=predictions[4])
+    admin.tasks.delete(id=str(last.labelstudio_id))
+    last.delete()
+    LabelStudioTask.objects.filter(prediction__in=predictions[2:4]).delete()
+
+    resumed = push_labelstudio(work_set="ws-resume", taxonomy="errors-resume", batch_size=2)
+    assert (resumed.tasks_recovered, resumed.tasks_imported) == (2, 1)
+    ids = sorted(t.data[PREDICTION_KEY] for t in remote_tasks(admin, first.labelstudio_project_id))
+    assert ids == sorted(p.pk for p in predictions)
+    assert LabelStudioTask.objects.filter(project__labelstudio_id=first.labelstudio_project_id).count() == 5
+
+
+def test_push_adopts_a_project_created_before_an_interruption(labelstudio):
+    make_taxonomy("errors-adopt")
+    make_work_set("ws-adopt", 2)
+    first = push_labelstudio(work_set="ws-adopt", taxonomy="errors-adopt")
+    LabelStudioProject.objects.all().delete()  # the local record was never written
+    again = push_labelstudio(work_set="ws-adopt", taxonomy="errors-adopt")
+    assert again.labelstudio_project_id == first.labelstudio_project_id
+    assert (again.created_project, again.tasks_recovered, again.tasks_imported) == (False, 2, 0)
+
+
+def test_new_taxonomy_version_updates_config_and_keeps_annotations(labelstudio, labelstudio_users):
+    v1 = make_taxonomy("errors-evolve")
+    _, predictions = make_work_set("ws-evolve", 1)
+    report = push_labelstudio(work_set="ws-evolve", taxonomy="errors-evolve@1")
+    _, alice = labelstudio_users["alice"]
+    task_id = LabelStudioTask.objects.get(prediction=predictions[0]).labelstudio_id
+    annotation = alice.annotations.create(
+        id=task_id, result=taxonomy_result("Fluency / Grammar", "Accuracy / Omission")
+    )
+    sync_labelstudio(work_set="ws-evolve")
+    assert {(l[2], l[3]) for l in human_labels()} == {
+        ("errors-evolve@1", "Fluency / Grammar"), ("errors-evolve@1", "Accuracy / Omission")
+    }
+
+    v2 = create_version(
+        taxonomy_name="errors-evolve",
+        categories=[
+            CategorySpec("Accuracy / Mistranslation", "meaning changed"),
+            CategorySpec("Accuracy / Omission", "part missing"),
+            CategorySpec("Fluency / Grammaticality", "ungrammatical output"),
+        ],
+    )
+    for old in Category.objects.filter(version=v1):
+        new_path = old.path.replace("Grammar", "Grammaticality")
+        CategoryMapping.objects.create(
+            source=old, target=Category.objects.get(version=v2, path=new_path),
+            kind=CategoryMapping.Kind.RENAMED if new_path != old.path else CategoryMapping.Kind.KEPT,
+        )
+    again = push_labelstudio(work_set="ws-evolve", taxonomy="errors-evolve@2")
+    assert again.config_updated and again.labelstudio_project_id == report.labelstudio_project_id
+
+    admin = LabelStudio(base_url=labelstudio.url, api_key=labelstudio.api_key)
+    config = admin.projects.get(id=report.labelstudio_project_id).label_config
+    assert 'value="Grammaticality"' in config and 'value="Grammar"' not in config
+    (kept,) = admin.annotations.list(id=task_id)
+    assert kept.id == annotation.id and kept.result[0]["value"] == annotation.result[0]["value"]
+    assert {(l[2], l[3]) for l in human_labels()} == {
+        ("errors-evolve@2", "Fluency / Grammaticality"), ("errors-evolve@2", "Accuracy / Omission")
+    }
+
+
+def test_unreachable_labelstudio_gives_a_clear_error(settings):
+    settings.LABEL_STUDIO_URL = "http://127.0.0.1:9"
+    settings.LABEL_STUDIO_API_KEY = "a" * 40
+    with pytest.raises(LabelStudioError, match=r"not reachable at http://127.0.0.1:9.*scripts/labelstudio start"):
+        labelstudio_client()
+    make_taxonomy("errors-down")
+    make_work_set("ws-down", 1)
+    with pytest.raises(CommandError, match="not reachable"):
+        call_command("push_labelstudio", "--work-set", "ws-down", "--taxonomy", "errors-down")
+
+
+def test_wrong_token_gives_a_clear_error(labelstudio, settings):
+    settings.LABEL_STUDIO_API_KEY = "0" * 40
+    with pytest.raises(LabelStudioError, match=r"refused the API token \(HTTP 401\)"):
+        labelstudio_client()
+    with pytest.raises(CommandError, match="refused the API token"):
+        call_command("sync_labelstudio")

@@ -1,0 +1,25 @@
+"""manage.py export_gold PATH — the gold error set as JSONL or CSV, with a datasheet beside it."""
+from pathlib import Path
+
+from annotation.management.base import ErrorMapCommand
+from annotation.services.agreement import LabelFilter
+from annotation.services.gold_export import FORMATS, export_gold
+
+
+class Command(ErrorMapCommand):
+    help = "Export gold items (input, output, reference, gold categories, labels, agreement, provenance)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", type=Path)
+        parser.add_argument("--format", dest="fmt", default=None, choices=FORMATS,
+                            help="default: from the file suffix, else jsonl")
+        parser.add_argument("--dataset", action="append", default=[], help="repeatable")
+        parser.add_argument("--model", action="append", default=[], help="repeatable")
+        parser.add_argument("--taxonomy", help="NAME[@VERSION]")
+
+    def run(self, *args, path, fmt, dataset, model, taxonomy, **options):
+        fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+        report = export_gold(path=path, fmt=fmt, label_filter=LabelFilter(
+            datasets=tuple(dataset), models=tuple(model), taxonomy=taxonomy))
+        self.stdout.write(f"{report.items} gold items -> {report.path} (sha256 {report.sha256[:12]}), "
+                          f"datasheet {report.datasheet}")

@@ -1,0 +1,214 @@
+"""Export the gold error set (JSONL or CSV) with a datasheet beside it; same database -> same bytes."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from annotation.core.agreement import RatingTable, agreement_report
+from annotation.errors import ErrorMapError
+from annotation.models import AdjudicationDecision, Label, Prediction
+from annotation.services.agreement import LabelFilter, _labels, taxonomy_version_for
+from annotation.services.runs import stage_run
+from taxonomy.models import TaxonomyVersion
+
+FORMATS = ("jsonl", "csv")
+CSV_COLUMNS = ("dataset", "example_id", "model", "input", "output", "reference", "gold_categories",
+               "annotator_labels", "judge_labels", "n_annotators", "item_agreement", "taxonomy_version",
+               "provenance")
+
+
+@dataclass(frozen=True)
+class GoldExportReport:
+    """Where the export went and what it holds."""
+
+    path: str
+    datasheet: str
+    items: int
+    sha256: str
+
+
+def datasheet_path(path: Path) -> Path:
+    """gold.jsonl -> gold.jsonl.datasheet.md, beside the data file (a CSV beside it keeps its own)."""
+    return path.with_name(f"{path.name}.datasheet.md")
+
+
+def _sets_by_prediction(label_filter: LabelFilter, version: TaxonomyVersion, source: str,
+                        prediction_ids: set[int]) -> dict[int, dict[str, list[str]]]:
+    f = LabelFilter(datasets=label_filter.datasets, models=label_filter.models, sources=(source,))
+    out: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    rows = _labels(f, version).filter(prediction_id__in=prediction_ids).values_list(
+        "prediction_id", "annotator__name", "category__path")
+    for prediction_id, annotator, path in rows:
+        out[prediction_id][annotator].add(path)
+    return {p: {a: sorted(c) for a, c in sorted(by.items())} for p, by in out.items()}
+
+
+def _item_agreement(humans: dict[str, list[str]]) -> float | None:
+    """Share of annotator pairs on the item that gave identical categories (None if < 2 annotators)."""
+    values = [tuple(v) for v in humans.values()]
+    pairs = [(a, b) for i, a in enumerate(values) for b in values[i + 1:]]
+    return round(sum(a == b for a, b in pairs) / len(pairs), 6) if pairs else None
+
+
+def gold_records(*, label_filter: LabelFilter) -> tuple[TaxonomyVersion, list[dict[str, Any]]]:
+    """Every gold item with its texts, labels from every source, agreement and provenance, sorted."""
+    gold_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
+                              sources=(Label.Source.GOLD,), taxonomy=label_filter.taxonomy)
+    version = taxonomy_version_for(gold_filter)
+    gold = _sets_by_prediction(label_filter, version, Label.Source.GOLD,
+                               set(_labels(gold_filter, version).values_list("prediction_id", flat=True)))
+    ids = set(gold)
+    humans = _sets_by_prediction(label_filter, version, Label.Source.HUMAN, ids)
+    judges = _sets_by_prediction(label_filter, version, Label.Source.JUDGE, ids)
+    decisions = {d.prediction_id: d for d in AdjudicationDecision.objects.filter(
+        prediction_id__in=ids, taxonomy_version=version, superseded=False).select_related("decided_by")}
+    predictions = Prediction.objects.filter(pk__in=ids).select_related("example__dataset", "model")
+    records = []
+    for p in predictions:
+        decision = decisions.get(p.pk)
+        gold_by = ", ".join(gold[p.pk])  # who wrote the gold rows, when no decision was recorded
+        records.append({
+            "dataset": p.example.dataset.name,
+            "example_id": p.example.example_id,
+            "model": p.model.name,
+            "input": p.example.input_text,
+            "output": p.output_text,
+            "reference": p.example.reference,
+            "gold_categories": sorted({c for cats in gold[p.pk].values() for c in cats}),
+            "annotator_labels": humans.get(p.pk, {}),
+            "judge_labels": judges.get(p.pk, {}),
+            "n_annotators": len(humans.get(p.pk, {})),
+            "item_agreement": _item_agreement(humans.get(p.pk, {})),
+            "taxonomy_version": str(version),
+            "provenance": {
+                "decided_by": decision.decided_by.name if decision else gold_by,
+                "method": decision.method if decision else "gold label without a recorded decision",
+                "rule": decision.rule if decision else "",
+                "reason": decision.reason if decision else "",
+                "decided_at": decision.created_at.isoformat() if decision else None,
+            },
+        })
+    records.sort(key=lambda r: (r["dataset"], r["example_id"], r["model"]))
+    return version, records
+
+
+def _jsonl(records: list[dict[str, Any]]) -> bytes:
+    lines = [json.dumps(r, ensure_ascii=False, sort_keys=True, separators=(",", ":")) for r in records]
+    return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+
+
+def _csv(records: list[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in records:
+        writer.writerow([
+            json.dumps(r[c], ensure_ascii=False, sort_keys=True) if isinstance(r[c], (dict, list))
+            else ("" if r[c] is None else r[c])
+            for c in CSV_COLUMNS
+        ])
+    return buffer.getvalue().encode("utf-8")
+
+
+def _datasheet(records: list[dict[str, Any]], version: TaxonomyVersion, data_name: str, fmt: str,
+               digest: str) -> str:
+    """A datasheet (Gebru et al. style, short): what it is, counts, agreement, how it was made."""
+    methods = Counter(r["provenance"]["method"] for r in records)
+    rules = Counter(r["provenance"]["rule"] for r in records if r["provenance"]["rule"])
+    categories = Counter(c for r in records for c in r["gold_categories"])
+    by_dataset = Counter(r["dataset"] for r in records)
+    by_model = Counter(r["model"] for r in records)
+    annotators = sorted({a for r in records for a in r["annotator_labels"]})
+    table = RatingTable(
+        [(r["dataset"], r["example_id"], r["model"]) for r in records], annotators,
+        [[frozenset(r["annotator_labels"][a]) if a in r["annotator_labels"] else None for a in annotators]
+         for r in records])
+    agreement = agreement_report(table, reps=1000, seed=0) if records and annotators else None
+    judged = [r for r in records if r["judge_labels"]]
+    judge_hits = sum(any(sorted(v) == r["gold_categories"] for v in r["judge_labels"].values())
+                     for r in judged)
+
+    def fmt_value(value: float | None) -> str:
+        return "undefined" if value is None else f"{value:.3f}"
+
+    lines = [
+        f"# Datasheet: gold error set `{data_name}`",
+        "",
+        "## What it is",
+        (f"Failures of evaluated models, each with the error category (or categories) that explains it under "
+        f"taxonomy version `{version}`, settled by agreement of human annotators or by an adjudicator."),
+        f"Format: {fmt}; one record per item (dataset, example_id, model). SHA-256 of the data file: `{digest}`.",
+        "",
+        "## Counts",
+        f"- items: {len(records)}",
+        "- datasets: " + ", ".join(f"{k} ({v})" for k, v in sorted(by_dataset.items())),
+        "- models: " + ", ".join(f"{k} ({v})" for k, v in sorted(by_model.items())),
+        f"- human annotators: {len(annotators)}",
+        "- gold categories:",
+        *[f"  - {name}: {n}" for name, n in sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "",
+        "## Agreement among the human annotators on these items",
+    ]
+    if agreement is None:
+        lines.append("- no human labels on these items")
+    else:
+        ci = agreement["ci95"]
+        lines += [
+            f"- Krippendorff's alpha ({agreement['level']}): {fmt_value(agreement['krippendorff_alpha'])}"
+            + (f", 95% CI [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""),
+            f"- confidence interval: {agreement['ci_method']} (1000 resamples, seed 0)",
+            (f"- Fleiss' kappa {fmt_value(agreement['fleiss_kappa'])}, Gwet's AC1 "
+            f"{fmt_value(agreement['gwet_ac1'])}, percent agreement {fmt_value(agreement['percent_agreement'])}"),
+            ("- note: gold items are selected (agreement or adjudication), so this is not the agreement of the "
+            "whole labelled pool; see `manage.py agreement` for that."),
+        ]
+    if judged:
+        lines.append(f"- judge labels present on {len(judged)} items; a judge's set equals gold on {judge_hits}")
+    lines += [
+        "",
+        "## How it was made",
+        *[f"- {n} items by {method}" for method, n in sorted(methods.items())],
+        *[f"- auto rule used: {rule} ({n} items)" for rule, n in sorted(rules.items())],
+        ("- auto rule: items whose annotators agree under the configured rule became gold automatically; "
+        "the rest went to an adjudication queue where a named adjudicator chose the gold categories and gave a "
+        "reason (`provenance` in every record; every decision is kept in the database)."),
+        "",
+        "## Fields",
+        ("- `input`, `output`, `reference`: the benchmark input, the model's output, the reference answer "
+        "(untrusted text: escape before display, never execute)"),
+        "- `gold_categories`: category paths (' / ' between levels)",
+        "- `annotator_labels`, `judge_labels`: each annotator's / judge's categories on the item",
+        "- `item_agreement`: share of annotator pairs on the item with identical categories",
+        "- `provenance`: decided_by, method (auto_rule or adjudicator), rule, reason, decided_at",
+        "",
+        (f"Reproduce: `python manage.py export_gold {data_name} --format {fmt}` on the same database gives the "
+        "same bytes."),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export_gold(*, path: Path, fmt: str = "jsonl", label_filter: LabelFilter | None = None) -> GoldExportReport:
+    """Write the gold set to `path` and its datasheet beside it."""
+    if fmt not in FORMATS:
+        raise ErrorMapError(f"unknown format {fmt!r} (jsonl or csv)")
+    label_filter = label_filter or LabelFilter()
+    config = {**label_filter.as_config(), "path": str(path), "format": fmt}
+    with stage_run("export_gold", config) as run:
+        version, records = gold_records(label_filter=label_filter)
+        if not records:
+            raise ErrorMapError("no gold labels to export (run adjudicate first)")
+        data = _jsonl(records) if fmt == "jsonl" else _csv(records)
+        digest = hashlib.sha256(data).hexdigest()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        sheet = datasheet_path(path)
+        sheet.write_bytes(_datasheet(records, version, path.name, fmt, digest).encode("utf-8"))
+        run.counts = {"items": len(records)}
+    return GoldExportReport(path=str(path), datasheet=str(sheet), items=len(records), sha256=digest)

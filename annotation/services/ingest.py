@@ -147,7 +147,7 @@ class _ChunkWriter:
         for dataset_id, example_id in examples:
             by_dataset.setdefault(dataset_id, []).append(example_id)
         existing: dict[tuple[int, str], tuple[int, str, str]] = {}
-        with connection.cursor() as cursor:
+        with _bulk_cursor() as cursor:
             for dataset_id, ids in by_dataset.items():
                 for part in _batches(ids, 900):
                     marks = ",".join(["%s"] * len(part))
@@ -195,7 +195,7 @@ class _ChunkWriter:
         keyed = {(example_pks[(d, e)], m): row for (d, e, m), row in predictions.items()}
         example_ids = sorted({example_pk for example_pk, _ in keyed})
         existing: dict[tuple[int, int], tuple[int, str]] = {}
-        with connection.cursor() as cursor:
+        with _bulk_cursor() as cursor:
             for part in _batches(example_ids, 900):
                 marks = ",".join(["%s"] * len(part))
                 cursor.execute(
@@ -230,6 +230,12 @@ class _ChunkWriter:
         self.created += len(new)
         self.updated += len(changed)
         # Rows repeated inside the chunk were folded into one: count them as unchanged.
+
+
+def _bulk_cursor():
+    """A cursor that skips DEBUG query logging: it would keep every chunk's parameters in memory."""
+    connection.ensure_connection()
+    return connection.make_cursor(connection.create_cursor())
 
 
 def _batches(items: list, size: int) -> Iterator[list]:

@@ -7,7 +7,8 @@ category sets). Undefined statistics are an `Estimate` with value None and a rea
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -437,21 +438,38 @@ def krippendorff_alpha_bootstrap(
     """Bootstrap distribution of alpha: 'units' (items resampled) or 'kalpha' (Krippendorff/Hayes)."""
     coded, pat, distance, sums = _prepare(reliability_data, level)
     if method == "units":
-        rng = np.random.default_rng(seed)
-        weights = _unit_weights(pat, reps, rng)
-        alpha, _defined = _alpha_from(weights, sums, distance)
+        alpha = _units_bootstrap(pat, sums, distance, reps, seed)["krippendorff_alpha"]
         return _summarise(alpha, method, reps, seed, min_alphas)
     if method != "kalpha":
         raise ValueError(f"unknown bootstrap method {method!r}")
     return _kalpha_bootstrap(coded, pat, sums, distance, reps, seed, min_alphas)
 
 
-def _unit_weights(pat: _Patterns, reps: int, rng: np.random.Generator) -> np.ndarray:
-    """How often each pattern appears in each resample of the items (multinomial over patterns)."""
+def _unit_weights(pat: _Patterns, reps: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Resamples of the items as pattern counts (a multinomial over patterns), in chunks of rows.
+
+    Chunks keep memory bounded (at most ~4 million weights at once) when there are many patterns.
+    """
     n_items = int(pat.counts.sum())
     if n_items == 0:
-        return np.zeros((reps, 0))
-    return rng.multinomial(n_items, pat.counts / n_items, size=reps).astype(np.float64)
+        yield np.zeros((reps, 0))
+        return
+    chunk = max(1, min(reps, 4_000_000 // max(len(pat.counts), 1)))
+    p = pat.counts / n_items
+    for start in range(0, reps, chunk):
+        yield rng.multinomial(n_items, p, size=min(chunk, reps - start)).astype(np.float64)
+
+
+def _units_bootstrap(pat: _Patterns, sums: _Sums, distance: np.ndarray | None, reps: int, seed: int,
+                     exact: _Sums | None = None, q: int | None = None) -> dict[str, np.ndarray]:
+    """Alpha (and, given `exact`, the kappas, AC1 and percent agreement) for each resample of the items."""
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    for weights in _unit_weights(pat, reps, np.random.default_rng(seed)):
+        parts["krippendorff_alpha"].append(_alpha_from(weights, sums, distance)[0])
+        if exact is not None:
+            for name, values in _chance_corrected(weights, exact, q).items():
+                parts[name].append(values)
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
 def _summarise(values: np.ndarray, method: str, reps: int, seed: int,
@@ -679,10 +697,7 @@ def agreement_report(
     }
     intervals: dict[str, list[float] | None] = {}
     if ci_method == "units":
-        weights = _unit_weights(pat, reps, np.random.default_rng(seed))
-        boot_alpha, _ = _alpha_from(weights, sums, distance)
-        intervals["krippendorff_alpha"] = _rounded_pair(_summarise(boot_alpha, "units", reps, seed).ci95)
-        for name, values in _chance_corrected(weights, exact, q).items():
+        for name, values in _units_bootstrap(pat, sums, distance, reps, seed, exact, q).items():
             intervals[name] = _rounded_pair(_summarise(values, "units", reps, seed).ci95)
     else:
         boot = _kalpha_bootstrap(coded, pat, sums, distance, reps, seed, ())

@@ -31,10 +31,10 @@ def labelstudio_webhook(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"detail": "bad or missing webhook secret"}, status=403)
     try:
         payload = json.loads(request.body or b"{}")
-        if not isinstance(payload, dict):
-            raise ValueError("payload is not an object")
     except ValueError as exc:
         return JsonResponse({"detail": f"invalid JSON: {exc}"}, status=400)
+    if not isinstance(payload, dict):
+        return JsonResponse({"detail": "the payload must be a JSON object"}, status=400)
     try:
         report = handle_webhook(payload)
     except Exception:  # never fail Label Studio's request; the next sync reconciles

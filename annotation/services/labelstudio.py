@@ -5,6 +5,7 @@ and by a reconciling sync. Talks to Label Studio only through label-studio-sdk."
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -211,7 +212,12 @@ def _attr_text(text: str) -> str:
 
 
 def project_title(work_set: WorkSet, version: TaxonomyVersion, mode: str) -> str:
-    return f"ErrorMap: {work_set.name} / {version.taxonomy.name} / {mode}"
+    """Deterministic (a push that stopped finds its project by it) and within Label Studio's 50 chars."""
+    title = f"{work_set.name} / {version.taxonomy.name} / {mode}"
+    if len(title) <= 50:
+        return title
+    digest = hashlib.sha256(title.encode()).hexdigest()[:8]
+    return f"{title[:40].rstrip()} #{digest}"
 
 
 def _judge_labels(version: TaxonomyVersion, prediction_ids: list[int]) -> dict[int, list[Label]]:
@@ -897,7 +903,12 @@ def handle_webhook(payload: dict) -> WebhookReport:
 
 
 def start_labelstudio_for_demo(
-    *, work_set: str, taxonomy: str, mode: str = LabelStudioProject.Mode.ASSISTED, overlap: int = 1
+    *,
+    work_set: str,
+    taxonomy: str,
+    mode: str = LabelStudioProject.Mode.ASSISTED,
+    overlap: int = 1,
+    install: bool = True,
 ) -> dict:
     """Start the local Label Studio (scripts/labelstudio start), push the work set, print where and as
     whom to start annotating. Returns url, username, password and the push report."""
@@ -906,6 +917,8 @@ def start_labelstudio_for_demo(
     from django.conf import settings as django_settings
 
     script = django_settings.BASE_DIR / "scripts" / "labelstudio"
+    if install:
+        subprocess.run([str(script), "install"], check=True)  # quick when already installed
     subprocess.run([str(script), "start"], check=True)
     env_file = django_settings.VAR_DIR / "labelstudio.env"
     values = dict(

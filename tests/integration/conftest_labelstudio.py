@@ -62,7 +62,9 @@ def _script_env(data_dir: Path, env_file: Path, port: int) -> dict:
 
 
 def _run_script(verb: str, env: dict) -> None:
-    result = subprocess.run([str(SCRIPT), verb], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(SCRIPT), verb], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     if result.returncode != 0:
         raise RuntimeError(f"scripts/labelstudio {verb} failed:\n{result.stdout}\n{result.stderr}")
 

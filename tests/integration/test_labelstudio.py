@@ -226,7 +226,7 @@ def test_webhook_repeats_and_stale_deliveries_change_nothing(labelstudio, labels
             headers={WEBHOOK_SECRET_HEADER: secret},
         )
 
-    as_json = lambda a: a.model_dump(mode="json")  # noqa: E731
+    as_json = lambda a: a.model_dump(mode="json")
     assert deliver("ANNOTATION_UPDATED", as_json(newer)).status_code == 200
     assert deliver("ANNOTATION_UPDATED", as_json(newer)).status_code == 200  # a repeat
     assert deliver("ANNOTATION_CREATED", as_json(first)).status_code == 200  # older, arriving late

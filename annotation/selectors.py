@@ -146,3 +146,17 @@ def adjudication_queue(*, status: str = "open") -> dict:
     if status != "all":
         items = items.filter(status=status)
     return {"counts": {s: counts.get(s, 0) for s in AdjudicationItem.Status.values}, "items": items}
+
+
+def busiest_version(sources: tuple[str, ...]) -> str | None:
+    """'NAME@N' of the taxonomy version with the most labels from these sources (a page's default)."""
+    from taxonomy.models import TaxonomyVersion
+
+    version = (
+        TaxonomyVersion.objects.filter(labels__source__in=sources)
+        .annotate(n=Count("labels"))
+        .select_related("taxonomy")
+        .order_by("-n", "-pk")
+        .first()
+    )
+    return str(version) if version else None

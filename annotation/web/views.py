@@ -44,7 +44,8 @@ def dashboard(request):
     return render(request, "errormap/dashboard.html", context)
 
 
-def agreement_context(params, *, sources: tuple[str, ...] = ("human",)) -> dict:
+def agreement_context(params, *, sources: tuple[str, ...] = ("human",),
+                      default_from: tuple[str, ...] | None = None) -> dict:
     from annotation.services.agreement import LabelFilter, compute_agreement
 
     q = {
@@ -53,6 +54,8 @@ def agreement_context(params, *, sources: tuple[str, ...] = ("human",)) -> dict:
         "dataset": params.get("dataset") or "",
         "depth": _depth(params.get("depth")),
     }
+    if q["taxonomy"] is None:
+        q["taxonomy"] = selectors.busiest_version(default_from or sources)
     context = {"q": q, **_choices()}
     label_filter = LabelFilter(
         datasets=(q["dataset"],) if q["dataset"] else (),
@@ -95,7 +98,7 @@ def judge_page(request):
     from annotation.services.agreement import LabelFilter
     from annotation.services.judge_audit import audit_judge
 
-    context = agreement_context(request.GET, sources=("judge", "human"))
+    context = agreement_context(request.GET, sources=("judge", "human"), default_from=("judge",))
     q = context["q"]
     try:
         audit = audit_judge(label_filter=LabelFilter(

@@ -1,0 +1,159 @@
+"""The REST API: token authentication, filters, pagination, domain errors as 4xx JSON, the same
+numbers as the commands, and the whole OpenAPI schema exercised by schemathesis without a 5xx."""
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+import schemathesis
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from hypothesis import HealthCheck, settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.integration.agreement_factories import add_label, make_prediction, make_version
+
+pytestmark = pytest.mark.django_db
+
+LIST_ENDPOINTS = [
+    "/api/datasets/", "/api/models/", "/api/predictions/", "/api/work-sets/", "/api/stage-runs/", "/api/labels/",
+    "/api/labelstudio-projects/", "/api/adjudication-items/", "/api/taxonomy-versions/", "/api/signatures/",
+    "/api/atlas/", "/api/agreement/", "/api/judge-audit/", "/api/overview/", "/api/labelstudio-progress/",
+    "/api/signatures/compare/?a=m1&b=m2",
+]
+
+
+@pytest.fixture
+def labelled():
+    """Two models, 10 and 6 judged failures; two humans on three of m1's failures."""
+    version = make_version(["Reasoning / Logic", "Reasoning / Arithmetic", "Format"], name="default")
+    for i in range(10):
+        p = make_prediction(f"a{i}", model="m1", output="<script>alert(1)</script>")
+        add_label(p, version, "judge-1", "Reasoning / Logic" if i < 7 else "Format", source="judge")
+        if i < 3:
+            add_label(p, version, "alice", "Reasoning / Logic")
+            add_label(p, version, "bob", "Reasoning / Logic" if i < 2 else "Format")
+    for i in range(6):
+        p = make_prediction(f"b{i}", model="m2")
+        add_label(p, version, "judge-1", "Reasoning / Arithmetic" if i < 4 else "Format", source="judge")
+    return version
+
+
+@pytest.fixture
+def token():
+    user = get_user_model().objects.create_user("api-user", password="pw-123456789")
+    return Token.objects.create(user=user).key
+
+
+@pytest.fixture
+def client(token):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return api
+
+
+@pytest.mark.parametrize("url", LIST_ENDPOINTS)
+def test_every_endpoint_refuses_anonymous_requests(url):
+    response = APIClient().get(url)
+    assert response.status_code == 401
+    assert "detail" in response.json()
+
+
+def test_a_wrong_token_is_refused(labelled):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+    assert api.get("/api/labels/").status_code == 401
+
+
+def test_labels_are_filtered_and_paginated(client, labelled):
+    page = client.get("/api/labels/", {"source": "judge", "model": "m1", "limit": 4}).json()
+    assert page["count"] == 10
+    assert len(page["results"]) == 4 and page["next"]
+    assert {r["model"] for r in page["results"]} == {"m1"}
+    subtree = client.get("/api/labels/", {"category": "Reasoning", "source": "judge"}).json()
+    assert subtree["count"] == 7 + 4  # Logic on m1 and Arithmetic on m2, both under Reasoning
+    humans = client.get("/api/labels/", {"source": "human", "annotator": "bob"}).json()
+    assert humans["count"] == 3
+
+
+def test_signatures_api_gives_the_command_json(client, labelled):
+    out = StringIO()
+    call_command("signatures", "--json", "--source", "judge", "--taxonomy", "default", stdout=out)
+    response = client.get("/api/signatures/", {"source": "judge", "taxonomy": "default"})
+    assert response.status_code == 200
+    assert response.json() == json.loads(out.getvalue())
+    m1 = next(s for s in response.json()["signatures"] if s["group"] == "m1")
+    assert m1["n_errors"] == 10 and m1["shares"][0] == pytest.approx(
+        {"category": "Reasoning", "count": 7.0, "share": 0.7, "ci_low": 0.3968, "ci_high": 0.8922}, abs=1e-4)
+
+
+def test_comparison_and_atlas_endpoints(client, labelled):
+    comparison = client.get("/api/signatures/compare/", {"a": "m1", "b": "m2", "depth": 2, "taxonomy": "default"})
+    assert comparison.status_code == 200
+    rows = {d["category"]: d for d in comparison.json()["categories"]}
+    assert rows["Reasoning / Logic"]["test"].startswith("Fisher")  # small counts
+    atlas = client.get("/api/atlas/", {"taxonomy": "default", "model": "m2"}).json()
+    assert atlas["n_errors"] == 6
+    assert [c["name"] for c in atlas["tree"]["children"]] == ["Reasoning", "Format"]
+
+
+def test_domain_errors_become_400_json(client, labelled):
+    response = client.get("/api/signatures/", {"taxonomy": "no-such-taxonomy"})
+    assert response.status_code == 400
+    assert "unknown taxonomy 'no-such-taxonomy'" in response.json()["detail"]
+    response = client.get("/api/signatures/compare/", {"a": "m1", "b": "m1"})
+    assert response.status_code == 400
+    response = client.get("/api/signatures/", {"source": "robots"})
+    assert response.status_code == 400 and "source" in response.json()
+
+
+def test_missing_objects_are_404(client, labelled):
+    assert client.get("/api/taxonomy-versions/999999/").status_code == 404
+    assert client.get("/api/work-sets/999999/").status_code == 404
+
+
+def test_ingest_upload_then_reupload_changes_nothing(client):
+    body = (b"example_id,model,input_text,output_text,score\n"
+            b"e1,m,<b>in</b>,out,1\ne2,m,in,out,0\ne3,m,in,out,1\n")
+    first = client.post("/api/ingest/", {"file": SimpleUploadedFile("../../evil name.csv", body),
+                                         "dataset": "uploaded"}, format="multipart")
+    assert first.status_code == 201, first.content
+    assert first.json()["rows"] == 3 and first.json()["files"][0]["created"] == 3
+    again = client.post("/api/ingest/", {"file": SimpleUploadedFile("x.csv", body), "dataset": "uploaded"},
+                        format="multipart")
+    assert again.json()["files"][0]["unchanged"] == 3
+    failures = client.get("/api/predictions/", {"dataset": "uploaded", "is_failure": "true"}).json()
+    assert failures["count"] == 1 and failures["results"][0]["example_id"] == "e2"
+    broken = client.post("/api/ingest/", {"file": SimpleUploadedFile("y.csv", b"nope\n1\n")}, format="multipart")
+    assert broken.status_code == 400 and "missing column" in broken.json()["detail"]
+
+
+def test_work_set_created_through_the_api(client):
+    body = "example_id,model,input_text,output_text,score\n" + "".join(f"e{i},m,in,out,{i % 2}\n" for i in range(20))
+    client.post("/api/ingest/", {"file": SimpleUploadedFile("r.csv", body.encode()), "dataset": "ws"},
+                format="multipart")
+    response = client.post("/api/work-sets/", {"ratio": 0.5, "seed": 1, "name": "api-set", "datasets": ["ws"]},
+                           format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["name"] == "api-set" and response.json()["failures"] == 5  # half of 10 failures
+    assert client.get("/api/stage-runs/", {"stage": "sample_failures"}).json()["count"] == 1
+
+
+def _load_schema():
+    from server.wsgi import application
+
+    return schemathesis.openapi.from_wsgi("/api/schema/", application)
+
+
+schema = _load_schema()
+
+
+@schema.parametrize()
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_api_operation_answers_with_a_server_error(case, labelled, token):
+    from schemathesis.checks import not_a_server_error
+
+    case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=[not_a_server_error])

@@ -165,11 +165,7 @@ class _ChunkWriter:
                 if key in existing and (existing[key][1], existing[key][2]) != (r.input_text, r.reference)
             ]
             if new:
-                cursor.executemany(
-                    f"INSERT INTO {self.example_table} (dataset_id, example_id, input_text, reference) "
-                    "VALUES (%s, %s, %s, %s)",
-                    new,
-                )
+                _insert_rows(cursor, self.example_table, ("dataset_id", "example_id", "input_text", "reference"), new)
             if changed:
                 cursor.executemany(
                     f"UPDATE {self.example_table} SET input_text = %s, reference = %s WHERE id = %s", changed
@@ -216,9 +212,10 @@ class _ChunkWriter:
                 elif existing[key][1] != row_hash:
                     changed.append((row.output_text, row.score, content, row_hash, now, existing[key][0]))
             if new:
-                cursor.executemany(
-                    f"INSERT INTO {self.prediction_table} (example_id, model_id, output_text, score, "
-                    "is_failure, content_key, row_hash, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                _insert_rows(
+                    cursor,
+                    self.prediction_table,
+                    ("example_id", "model_id", "output_text", "score", "is_failure", "content_key", "row_hash", "updated_at"),
                     new,
                 )
             if changed:
@@ -230,6 +227,17 @@ class _ChunkWriter:
         self.created += len(new)
         self.updated += len(changed)
         # Rows repeated inside the chunk were folded into one: count them as unchanged.
+
+
+def _insert_rows(cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Bulk insert: COPY on PostgreSQL (executemany there is a round trip per row), executemany elsewhere."""
+    if connection.vendor == "postgresql":
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join(["%s"] * len(columns))
+    cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
 def _bulk_cursor():

@@ -317,6 +317,15 @@ def _alpha_estimate(coded: _Coded, level: str) -> Estimate:
     return Estimate(float(alpha[0])) if defined[0] else Estimate.undefined(_alpha_reason(pat, sums))
 
 
+# The package builds items x values x values arrays; above this many cells (160 MB of float64)
+# the pattern sums are used instead (they equal the package's value; tests check both).
+PACKAGE_MAX_CELLS = 20_000_000
+
+
+def _package_fits(coded: _Coded) -> bool:
+    return coded.codes.shape[0] * len(coded.values) ** 2 <= PACKAGE_MAX_CELLS
+
+
 def _package_nominal_alpha(coded: _Coded) -> float:
     """Nominal alpha computed by the `krippendorff` package from value counts."""
     value_counts = np.zeros((coded.codes.shape[0], len(coded.values)))
@@ -340,8 +349,10 @@ def krippendorff_alpha(reliability_data: Sequence[Sequence[Any]], level: Level =
     if level == "nominal":
         coded = _encode(reliability_data)
         estimate = _alpha_estimate(coded, "nominal")
-        # Defined-ness from our sums; the value itself from the reference package.
-        return estimate if estimate.value is None else Estimate(_package_nominal_alpha(coded))
+        # Defined-ness from our sums; the value itself from the reference package when it fits.
+        if estimate.value is None or not _package_fits(coded):
+            return estimate
+        return Estimate(_package_nominal_alpha(coded))
     data = np.array([[np.nan if _is_missing(v) else float(v) for v in row]
                      for row in reliability_data], dtype=float)
     pairable = (~np.isnan(data)).sum(axis=0) >= 2
@@ -676,8 +687,10 @@ def agreement_report(
     exact = sums if distance is None else _sums(pat, None)  # exact match of whole values
     undefined: dict[str, str] = {}
     alpha = _alpha_estimate(coded, level)
-    if nominal and alpha.value is not None:
+    computed_by = "pattern sums (MASI distance)" if not nominal else "pattern sums (large table)"
+    if nominal and alpha.value is not None and _package_fits(coded):
         alpha = Estimate(_package_nominal_alpha(coded))
+        computed_by = "krippendorff package"
     q = n_categories if nominal else None
     point = _chance_corrected(pat.counts[None, :].astype(float), exact, q)
     rated_twice = float(pat.counts @ exact.rated_twice) if len(pat.counts) else 0.0
@@ -694,6 +707,7 @@ def agreement_report(
                        "ratings are category sets: alpha uses MASI distance; the kappas, AC1 and "
                        "percent agreement count two sets as agreeing only when equal"),
         "krippendorff_alpha": _value(alpha, "krippendorff_alpha", undefined),
+        "alpha_computed_by": computed_by,
     }
     intervals: dict[str, list[float] | None] = {}
     if ci_method == "units":

@@ -283,3 +283,21 @@ def test_report_on_constant_labels_is_null_with_reasons() -> None:
     assert report["krippendorff_alpha"] is None
     assert report["undefined"]["krippendorff_alpha"] == NO_VARIATION
     assert report["ci95"] is None
+
+
+def test_large_tables_use_pattern_sums_that_equal_the_package(monkeypatch) -> None:
+    from annotation.core import agreement
+
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 6, (3, 400)).tolist()
+    data[0][:50] = [None] * 50
+    by_package = krippendorff_alpha(data).value
+    monkeypatch.setattr(agreement, "PACKAGE_MAX_CELLS", 0)
+    by_patterns = krippendorff_alpha(data).value
+    assert by_patterns == pytest.approx(by_package, abs=1e-12)
+    table = RatingTable(list(range(400)), ["a", "b", "c"],
+                        [[None if data[j][i] is None else frozenset([str(data[j][i])]) for j in range(3)]
+                         for i in range(400)])
+    assert agreement_report(table, reps=10)["alpha_computed_by"] == "pattern sums (large table)"
+    monkeypatch.setattr(agreement, "PACKAGE_MAX_CELLS", 10**9)
+    assert agreement_report(table, reps=10)["alpha_computed_by"] == "krippendorff package"

@@ -8,8 +8,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 
 from django.conf import settings
+from django.db import OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -17,6 +19,18 @@ from django.views.decorators.http import require_POST
 from annotation.services.labelstudio import WEBHOOK_SECRET_HEADER, handle_webhook
 
 logger = logging.getLogger(__name__)
+
+
+def _apply(payload: dict):
+    """Apply a delivery, retrying briefly when SQLite reports a lock (deliveries can arrive together)."""
+    for attempt in range(6):
+        try:
+            return handle_webhook(payload)
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 5:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 @csrf_exempt
@@ -36,7 +50,7 @@ def labelstudio_webhook(request: HttpRequest) -> JsonResponse:
     if not isinstance(payload, dict):
         return JsonResponse({"detail": "the payload must be a JSON object"}, status=400)
     try:
-        report = handle_webhook(payload)
+        report = _apply(payload)
     except Exception:  # never fail Label Studio's request; the next sync reconciles
         logger.exception("webhook delivery %s could not be applied", payload.get("action"))
         return JsonResponse({"status": "deferred to sync"}, status=202)

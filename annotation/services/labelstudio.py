@@ -652,6 +652,7 @@ def _record_annotation(
     annotation: dict,
     users: dict[int, dict] | None,
     annotators: dict[int, Annotator],
+    existing: dict[int, LabelStudioAnnotation] | None = None,
 ) -> tuple[LabelStudioAnnotation | None, bool]:
     """Upsert the mirror row unless what we hold is newer; (row, changed)."""
     user_id = _user_id(annotation.get("completed_by"))
@@ -669,7 +670,10 @@ def _record_annotation(
         "was_cancelled": bool(annotation.get("was_cancelled")),
         "labelstudio_updated_at": updated,
     }
-    row = LabelStudioAnnotation.objects.filter(labelstudio_id=annotation["id"]).first()
+    if existing is not None:
+        row = existing.get(annotation["id"])
+    else:
+        row = LabelStudioAnnotation.objects.filter(labelstudio_id=annotation["id"]).first()
     if row is None:
         return LabelStudioAnnotation.objects.create(labelstudio_id=annotation["id"], **fields), True
     if row.deleted:
@@ -698,6 +702,14 @@ def _rebuild_labels(groups: Iterable[tuple[int, int]], project: LabelStudioProje
         task_id__in=task_ids, deleted=False, was_cancelled=False
     ):
         mirror.setdefault((row.task_id, row.annotator_id), []).append(row)
+    held_versions: dict[tuple[int, int], set[int]] = {}
+    for prediction_id, annotator_id, version_id in Label.objects.filter(
+        prediction_id__in={t.prediction_id for t in tasks.values()},
+        annotator_id__in={a for _, a in groups},
+        source=Label.Source.HUMAN,
+        external_id__startswith=EXTERNAL_PREFIX,
+    ).values_list("prediction_id", "annotator_id", "taxonomy_version_id"):
+        held_versions.setdefault((prediction_id, annotator_id), set()).add(version_id)
     sets: list[LabelSet] = []
     for task_id, annotator_id in groups:
         prediction_id = tasks[task_id].prediction_id
@@ -720,14 +732,7 @@ def _rebuild_labels(groups: Iterable[tuple[int, int]], project: LabelStudioProje
                         },
                     )
                 )
-        held = set(
-            Label.objects.filter(
-                prediction_id=prediction_id,
-                annotator_id=annotator_id,
-                source=Label.Source.HUMAN,
-                external_id__startswith=EXTERNAL_PREFIX,
-            ).values_list("taxonomy_version_id", flat=True)
-        )
+        held = held_versions.get((prediction_id, annotator_id), set())
         for version_id in held | set(wanted):
             sets.append(
                 LabelSet(
@@ -782,6 +787,10 @@ def sync_labelstudio(
             tasks = {t.labelstudio_id: t for t in project.tasks.all()}
             exported = _export(client, project.labelstudio_id)
             with transaction.atomic():
+                existing = {
+                    row.labelstudio_id: row
+                    for row in LabelStudioAnnotation.objects.filter(project=project)
+                }
                 groups: set[tuple[int, int]] = set()
                 live: set[int] = set()
                 for item in exported:
@@ -792,7 +801,7 @@ def sync_labelstudio(
                         seen += 1
                         live.add(annotation["id"])
                         row, was_changed = _record_annotation(
-                            project, task, annotation, users, annotators
+                            project, task, annotation, users, annotators, existing
                         )
                         if row is not None and (was_changed or row.deleted):
                             if (

@@ -457,18 +457,31 @@ def krippendorff_alpha_bootstrap(
 
 
 def _unit_weights(pat: _Patterns, reps: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Resamples of the items as pattern counts (a multinomial over patterns), in chunks of rows.
+    """Resamples of the items as pattern counts, in chunks of rows (bounded memory).
 
-    Chunks keep memory bounded (at most ~4 million weights at once) when there are many patterns.
+    Few patterns: a multinomial over patterns. Many patterns (set values): drawing item indices and
+    counting their patterns is cheaper than one binomial per pattern. Both are the same bootstrap.
     """
     n_items = int(pat.counts.sum())
+    n_patterns = len(pat.counts)
     if n_items == 0:
         yield np.zeros((reps, 0))
         return
-    chunk = max(1, min(reps, 4_000_000 // max(len(pat.counts), 1)))
-    p = pat.counts / n_items
+    if n_patterns * 20 <= n_items:
+        chunk = max(1, min(reps, 4_000_000 // n_patterns))
+        p = pat.counts / n_items
+        for start in range(0, reps, chunk):
+            yield rng.multinomial(n_items, p, size=min(chunk, reps - start)).astype(np.float64)
+        return
+    # Item i of the sorted order belongs to pattern searchsorted(cumulative counts, i).
+    item_pattern = np.repeat(np.arange(n_patterns, dtype=np.int32), pat.counts)
+    chunk = max(1, min(reps, 16))
     for start in range(0, reps, chunk):
-        yield rng.multinomial(n_items, p, size=min(chunk, reps - start)).astype(np.float64)
+        size = min(chunk, reps - start)
+        drawn = item_pattern[rng.integers(0, n_items, (size, n_items), dtype=np.int32)]
+        offsets = (np.arange(size, dtype=np.int64) * n_patterns)[:, None]
+        yield np.bincount((drawn + offsets).ravel(), minlength=size * n_patterns
+                          ).reshape(size, n_patterns).astype(np.float64)
 
 
 def _units_bootstrap(pat: _Patterns, sums: _Sums, distance: np.ndarray | None, reps: int, seed: int,

@@ -301,3 +301,17 @@ def test_large_tables_use_pattern_sums_that_equal_the_package(monkeypatch) -> No
     assert agreement_report(table, reps=10)["alpha_computed_by"] == "pattern sums (large table)"
     monkeypatch.setattr(agreement, "PACKAGE_MAX_CELLS", 10**9)
     assert agreement_report(table, reps=10)["alpha_computed_by"] == "krippendorff package"
+
+
+def test_both_item_resampling_paths_give_the_same_bootstrap_distribution() -> None:
+    from annotation.core.agreement import _patterns, _unit_weights
+
+    rng = np.random.default_rng(11)
+    codes = rng.integers(0, 40, (2000, 3))  # ~2000 distinct patterns for 2000 items: index path
+    pat = _patterns(codes, 40)
+    assert len(pat.counts) * 20 > pat.counts.sum()
+    index_draws = np.concatenate(list(_unit_weights(pat, 400, np.random.default_rng(1))))
+    multinomial = np.random.default_rng(2).multinomial(2000, pat.counts / 2000, size=400)
+    # Every resample has all 2000 items; each pattern's mean count is its count in the data.
+    assert (index_draws.sum(axis=1) == 2000).all()
+    assert np.abs(index_draws.mean(axis=0) - multinomial.mean(axis=0)).max() < 0.5

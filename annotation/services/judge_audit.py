@@ -23,12 +23,10 @@ from annotation.services.runs import stage_run
 def _judge_sets(label_filter: LabelFilter, version) -> dict[str, dict[Item, tuple[frozenset[str], float | None]]]:
     """judge -> item -> (category set, highest confidence among the set's rows)."""
     rows = _labels(label_filter, version).values_list(
-        "annotator__name", "prediction__example__dataset__name", "prediction__example__example_id",
-        "prediction__model__name", "category__path", "confidence")
+        "annotator__name", "prediction_id", "category__path", "confidence")
     sets: dict[str, dict[Item, set[str]]] = defaultdict(lambda: defaultdict(set))
     confidence: dict[tuple[str, Item], float | None] = {}
-    for judge, dataset, example_id, model, path, conf in rows.iterator(chunk_size=5000):
-        item = (dataset, example_id, model)
+    for judge, item, path, conf in rows.iterator(chunk_size=5000):
         sets[judge][item].add(path)
         if conf is not None:
             previous = confidence.get((judge, item))

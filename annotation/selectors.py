@@ -152,11 +152,8 @@ def busiest_version(sources: tuple[str, ...]) -> str | None:
     """'NAME@N' of the taxonomy version with the most labels from these sources (a page's default)."""
     from taxonomy.models import TaxonomyVersion
 
-    version = (
-        TaxonomyVersion.objects.filter(labels__source__in=sources)
-        .annotate(n=Count("labels"))
-        .select_related("taxonomy")
-        .order_by("-n", "-pk")
-        .first()
-    )
-    return str(version) if version else None
+    # Indexed counts per version (there are few), never a join over all labels.
+    counts = {v: Label.objects.filter(taxonomy_version=v, source__in=sources).count()
+              for v in TaxonomyVersion.objects.select_related("taxonomy").order_by("-pk")}
+    best = max(counts, key=lambda v: counts[v], default=None)
+    return str(best) if best is not None and counts[best] else None

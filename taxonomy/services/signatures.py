@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Max
@@ -22,6 +23,7 @@ from taxonomy.core.signatures import (
     Heatmap,
     Signature,
     TreeNode,
+    at_depth,
     build_tree,
     compare_signatures,
     heatmap,
@@ -33,6 +35,7 @@ from taxonomy.services.versions import resolve_version
 
 GroupBy = Literal["model", "dataset"]
 SOURCES = ("judge", "human", "gold")
+CACHE_SECONDS = 3600  # keys carry a fingerprint of the labels, so a hit is never stale
 GROUP_BYS = ("model", "dataset")
 SOURCE_NOTES = {
     "judge": "judge labels (all judge annotators pooled)",
@@ -98,16 +101,17 @@ def pick_version(taxonomy: str | TaxonomyVersion | None, source: str = "judge") 
         return taxonomy
     if taxonomy:
         return resolve_version(taxonomy)
-    versions = (
-        TaxonomyVersion.objects.filter(labels__source=source)
-        .annotate(n=Count("labels"))
-        .select_related("taxonomy")
-        .order_by("-n", "-pk")
-    )
-    for version in versions:
-        if version.taxonomy.name == settings.ERRORMAP_DEFAULT_TAXONOMY:
-            return version
-    version = versions.first() or TaxonomyVersion.objects.select_related("taxonomy").order_by("-pk").first()
+    # One indexed lookup per version (there are few), never a join over all labels.
+    versions = [
+        v for v in TaxonomyVersion.objects.select_related("taxonomy").order_by("-pk")
+        if Label.objects.filter(taxonomy_version=v, source=source).exists()
+    ]
+    defaults = [v for v in versions if v.taxonomy.name == settings.ERRORMAP_DEFAULT_TAXONOMY]
+    if defaults:
+        return defaults[0]
+    versions.sort(key=lambda v: -Label.objects.filter(taxonomy_version=v, source=source).count())
+    version = versions[0] if versions else None
+    version = version or TaxonomyVersion.objects.select_related("taxonomy").order_by("-pk").first()
     if version is None:
         raise ErrorMapError("no taxonomy version yet: import labels or induce a taxonomy first")
     return version
@@ -122,32 +126,38 @@ def _labels(version: TaxonomyVersion, source: str, models: list[str] | None, dat
     return labels
 
 
-def _columns(version: TaxonomyVersion, source: str, models, datasets) -> dict[str, list]:
-    """Label columns (model, dataset, item, annotator, category id), cached under a fingerprint of the rows."""
-    base = Label.objects.filter(taxonomy_version=version, source=source)
-    mark = base.aggregate(n=Count("pk"), last=Max("pk"), changed=Max("updated_at"))
-    fingerprint = repr((version.pk, source, sorted(models or []), sorted(datasets or []), *mark.values()))
-    key = "errormap-labels-" + hashlib.sha256(fingerprint.encode()).hexdigest()
-    columns = cache.get(key)
-    if columns is None:
-        rows = _labels(version, source, models, datasets).values_list(
-            "prediction__model_id", "prediction__example__dataset_id", "prediction_id", "annotator_id", "category_id"
-        )
-        model_col, dataset_col, item_col, annotator_col, category_col = [], [], [], [], []
-        for m, d, i, a, c in rows.iterator(chunk_size=20_000):
-            model_col.append(m)
-            dataset_col.append(d)
-            item_col.append(i)
-            annotator_col.append(a)
-            category_col.append(c)
-        columns = {"model": model_col, "dataset": dataset_col, "item": item_col,
-                   "annotator": annotator_col, "category": category_col}
-        cache.set(key, columns, 600)
-    return columns
+def _fingerprint(version: TaxonomyVersion, source: str, *parts) -> str:
+    """Changes whenever the label rows of (version, source) do: a category change is a new row (new id)."""
+    mark = Label.objects.filter(taxonomy_version=version, source=source).aggregate(n=Count("pk"), last=Max("pk"))
+    text = repr((version.pk, source, mark["n"], mark["last"], *parts))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _paths(version: TaxonomyVersion) -> dict[int, str]:
-    return dict(Category.objects.filter(version=version).values_list("pk", "path"))
+def _cached(key: str, compute):
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, CACHE_SECONDS)
+    return value
+
+
+def _columns(version: TaxonomyVersion, source: str, models, datasets) -> dict[str, np.ndarray]:
+    """Label columns as integer arrays (model, dataset, item, annotator, category ids)."""
+    rows = _labels(version, source, models, datasets).values_list(
+        "prediction__model_id", "prediction__example__dataset_id", "prediction_id", "annotator_id", "category_id"
+    )
+    array = np.array(list(rows.iterator(chunk_size=50_000)), dtype=np.int64).reshape(-1, 5)
+    return {name: array[:, i] for i, name in enumerate(("model", "dataset", "item", "annotator", "category"))}
+
+
+def _ancestor_ids(version: TaxonomyVersion, depth: int | None) -> tuple[dict[int, int], dict[int, str]]:
+    """category id -> id of its ancestor at `depth` (itself when shallower), and id -> path."""
+    rows = list(Category.objects.filter(version=version).values_list("pk", "path"))
+    paths = dict(rows)
+    if depth is None:
+        return {pk: pk for pk in paths}, paths
+    by_path = {path: pk for pk, path in rows}
+    return {pk: by_path.get(at_depth(path, depth), pk) for pk, path in rows}, paths
 
 
 def max_depth(version: TaxonomyVersion) -> int:
@@ -170,17 +180,27 @@ def failure_signatures(
     if depth < 1:
         raise ErrorMapError("depth must be at least 1")
     version = pick_version(taxonomy, source)
+    key = "errormap-signatures-" + _fingerprint(version, source, by, depth, sorted(models or []), sorted(datasets or []))
+    return _cached(key, lambda: _signature_report(version, source, by, depth, models, datasets))
+
+
+def _signature_report(version, source, by, depth, models, datasets) -> SignatureReport:
     columns = _columns(version, source, models, datasets)
-    paths = _paths(version)
+    ancestor, paths = _ancestor_ids(version, depth)
     names = dict((EvaluatedModel if by == "model" else Dataset).objects.values_list("pk", "name"))
-    n_errors, counts = weighted_counts(
-        [names[g] for g in columns[by]],
-        columns["item"],
-        columns["annotator"],
-        [paths[c] for c in columns["category"]],
-        depth,
+    categories = columns["category"]
+    if len(categories):
+        lookup = np.zeros(int(categories.max()) + 1, dtype=np.int64)
+        for pk, target in ancestor.items():
+            if pk < len(lookup):
+                lookup[pk] = target
+        categories = lookup[categories]
+    n_by_id, counts_by_id = weighted_counts(columns[by], columns["item"], columns["annotator"], categories, None)
+    signatures = sorted(
+        (signature_from_counts(names[int(g)], {paths[int(c)]: w for c, w in counts_by_id.get(g, {}).items()}, n, depth)
+         for g, n in n_by_id.items()),
+        key=lambda s: s.group,
     )
-    signatures = [signature_from_counts(g, counts.get(g, {}), n, depth) for g, n in sorted(n_errors.items())]
     return SignatureReport(
         taxonomy_version=str(version),
         source=source,
@@ -229,16 +249,21 @@ def atlas(
     """The ErrorAtlas tree of one taxonomy version: counts and shares per node from the chosen labels."""
     check_source(source)
     version = pick_version(taxonomy, source)
+    key = "errormap-atlas-" + _fingerprint(version, source, model, dataset)
+    return _cached(key, lambda: _atlas_report(version, source, model, dataset))
+
+
+def _atlas_report(version, source, model, dataset) -> AtlasReport:
     columns = _columns(version, source, [model] if model else None, [dataset] if dataset else None)
     categories = list(Category.objects.filter(version=version).values_list("pk", "path", "description"))
     paths = {pk: path for pk, path, _ in categories}
     n = len(columns["item"])
     n_errors, counts = weighted_counts(
-        [0] * n, columns["item"], columns["annotator"], [paths[c] for c in columns["category"]], None
+        np.zeros(n, dtype=np.int64), columns["item"], columns["annotator"], columns["category"], None
     )
     total = n_errors.get("0", 0)
     tree = build_tree(
-        counts.get("0", {}),
+        {paths[int(c)]: w for c, w in counts.get("0", {}).items()},
         total,
         descriptions={path: description for _, path, description in categories},
         all_paths=[path for _, path, _ in categories],

@@ -13,10 +13,10 @@ from django.db.models import Q
 from django.shortcuts import render
 
 from annotation.errors import ErrorMapError
-from annotation.models import Dataset, EvaluatedModel, Prediction
+from annotation.models import Dataset, EvaluatedModel, Label, Prediction
 from annotation.selectors import failure_labels
 from taxonomy.core.signatures import TreeNode
-from taxonomy.models import CategoryMapping, TaxonomyVersion
+from taxonomy.models import Category, CategoryMapping, TaxonomyVersion
 from taxonomy.services.signatures import (
     SOURCES,
     atlas,
@@ -144,15 +144,15 @@ def atlas_examples_page(request):
         version = pick_version(q["taxonomy"], q["source"])
     except ErrorMapError as exc:
         return render(request, "errormap/atlas_examples.html", {**context, "error": str(exc)})
-    in_category = Q(labels__category__path=category) | Q(labels__category__path__startswith=category + " / ")
-    predictions = Prediction.objects.filter(
-        in_category, labels__taxonomy_version=version, labels__source=q["source"], is_failure=True
-    )
+    subtree = Category.objects.filter(version=version).filter(
+        Q(path=category) | Q(path__startswith=category + " / ")).values_list("pk", flat=True)
+    labels = Label.objects.filter(taxonomy_version=version, source=q["source"], category_id__in=list(subtree),
+                                  prediction__is_failure=True)
     if q["model"]:
-        predictions = predictions.filter(model__name=q["model"])
+        labels = labels.filter(prediction__model__name=q["model"])
     if q["dataset"]:
-        predictions = predictions.filter(example__dataset__name=q["dataset"])
-    ids = predictions.values_list("pk", flat=True).distinct().order_by("pk")
+        labels = labels.filter(prediction__example__dataset__name=q["dataset"])
+    ids = labels.values_list("prediction_id", flat=True).distinct().order_by("prediction_id")
     page = Paginator(ids, EXAMPLES_PER_PAGE).get_page(request.GET.get("page"))
     rows = Prediction.objects.filter(pk__in=list(page.object_list)).select_related(
         "example__dataset", "model").order_by("pk")

@@ -1,0 +1,351 @@
+"""The judge on any OpenAI-compatible chat-completions server (vLLM, Ollama, LM Studio, hosted APIs).
+
+No Django here: answers are cached through a `ResponseStore` the caller passes in. Concurrency is
+bounded with asyncio; transport errors (timeouts, 429, 5xx) are retried with backoff; answers that
+do not parse or validate are retried with the problem fed back, then returned as failed results.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from annotation.core.judge import (
+    ANALYSIS_SCHEMA,
+    AnalysisRequest,
+    AnalysisResult,
+    JudgeError,
+    MemoryStore,
+    ResponseStore,
+    Usage,
+    analysis_from_json,
+    failed_result,
+    parse_json_answer,
+    stable_hash,
+    strict_schema,
+    validate,
+)
+from annotation.core.prompts import PromptTemplate, load_prompt, render_analysis_messages
+
+# How the answer format is asked for, strongest first; "auto" starts at the top and steps down
+# when the server rejects a response_format it does not support.
+RESPONSE_FORMATS = ("json_schema", "json_object", "none")
+
+_TRANSPORT_ERRORS = (openai.APITimeoutError, openai.APIConnectionError)
+_FATAL_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
+
+
+@dataclass
+class _Call:
+    """One logical JSON call (with its own validation retries)."""
+
+    key: str
+    messages: list[dict[str, str]]
+    schema: dict[str, Any]
+    schema_name: str
+
+
+@dataclass
+class _Outcome:
+    data: dict[str, Any] | None
+    content: str
+    error: str
+    retryable: bool
+    usage: Usage
+
+
+class OpenAIJudge:
+    """JudgeBackend on a chat-completions endpoint through the official `openai` client."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        prompt: PromptTemplate | None = None,
+        store: ResponseStore | None = None,
+        concurrency: int = 8,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        max_invalid_retries: int = 2,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        response_format: str = "auto",
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        if not model:
+            raise JudgeError("the openai judge needs a model name (--model or ERRORMAP_JUDGE_MODEL)")
+        if response_format not in ("auto", *RESPONSE_FORMATS):
+            raise JudgeError(f"response_format must be auto or one of {RESPONSE_FORMATS}")
+        self.model_name = model
+        self.base_url = base_url or None
+        # The SDK insists on a key; local servers accept anything.
+        self.api_key = api_key or "not-needed"
+        self.prompt = prompt or load_prompt("analyze")
+        self.store: ResponseStore = store if store is not None else MemoryStore()
+        self.concurrency = max(1, concurrency)
+        self.timeout = timeout
+        self.max_retries = max(0, max_retries)
+        self.max_invalid_retries = max(0, max_invalid_retries)
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.requested_format = response_format
+        self.mode = "json_schema" if response_format == "auto" else response_format
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._usage = Usage()
+
+    # --- JudgeBackend ---------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "base_url": self.base_url or "https://api.openai.com/v1",
+            "model": self.model_name,
+            "prompt_sha256": self.prompt.sha256,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+
+    @property
+    def usage(self) -> Usage:
+        return self._usage
+
+    def analyze(self, requests: list[AnalysisRequest]) -> list[AnalysisResult]:
+        calls = [
+            self._make_call(
+                render_analysis_messages(
+                    self.prompt,
+                    input_text=r.input_text,
+                    output_text=r.output_text,
+                    reference=r.reference,
+                    correct_outputs=r.correct_outputs,
+                ),
+                ANALYSIS_SCHEMA,
+                "errormap_analysis",
+            )
+            for r in requests
+        ]
+        outcomes = self._run(calls)
+        results = []
+        for request, outcome in zip(requests, outcomes):
+            if outcome.data is None:
+                results.append(
+                    failed_result(request.content_key, outcome.error, retryable=outcome.retryable, usage=outcome.usage)
+                )
+                continue
+            result = analysis_from_json(outcome.data, content_key=request.content_key)
+            results.append(_with_usage(result, outcome.usage))
+        return results
+
+    def complete_json(
+        self, stage: str, prompt: str, schema: dict[str, Any], *, system: str | None = None
+    ) -> dict[str, Any]:
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": prompt}
+        ]
+        (outcome,) = self._run([self._make_call(messages, schema, f"errormap_{stage}")])
+        if outcome.data is None:
+            raise JudgeError(f"{stage}: {outcome.error}")
+        return outcome.data
+
+    # --- machinery ------------------------------------------------------------------------
+
+    def _make_call(self, messages: list[dict[str, str]], schema: dict[str, Any], schema_name: str) -> _Call:
+        # The key holds what shapes the answer (inspect_ai's rule): never timeouts or concurrency.
+        key = stable_hash(
+            "openai-chat",
+            self.base_url or "https://api.openai.com/v1",
+            self.model_name,
+            messages,
+            schema,
+            {"temperature": self.temperature, "max_tokens": self.max_tokens},
+        )
+        return _Call(key=key, messages=messages, schema=schema, schema_name=_safe_name(schema_name))
+
+    def _run(self, calls: list[_Call]) -> list[_Outcome]:
+        """Answer calls from the store, the rest from the server; store the valid new answers."""
+        cached = self.store.get_many(sorted({c.key for c in calls}))
+        outcomes: dict[int, _Outcome] = {}
+        todo: list[tuple[int, _Call]] = []
+        first_of_key: dict[str, int] = {}
+        for i, call in enumerate(calls):
+            hit = cached.get(call.key)
+            if hit is not None:
+                data = _valid(hit.get("content", ""), call.schema)
+                if isinstance(data, dict):
+                    outcomes[i] = _Outcome(data, hit["content"], "", False, Usage(cache_hits=1))
+                    continue
+            if call.key in first_of_key:  # same prompt twice in one batch: ask once
+                continue
+            first_of_key[call.key] = i
+            todo.append((i, call))
+        if todo:
+            fresh = asyncio.run(self._ask_all([c for _, c in todo]))
+            new_entries = {}
+            for (i, call), outcome in zip(todo, fresh):
+                outcomes[i] = outcome
+                if outcome.data is not None:
+                    new_entries[call.key] = ({"content": outcome.content, "model": self.model_name}, outcome.usage)
+            if new_entries:
+                self.store.put_many(new_entries)
+        result = []
+        for i, call in enumerate(calls):
+            if i not in outcomes:  # a duplicate of an earlier call in this batch
+                first = outcomes[first_of_key[call.key]]
+                outcomes[i] = _Outcome(first.data, first.content, first.error, first.retryable, Usage(cache_hits=1))
+            result.append(outcomes[i])
+        for outcome in result:
+            self._usage = self._usage + outcome.usage
+        return result
+
+    async def _ask_all(self, calls: list[_Call]) -> list[_Outcome]:
+        client = AsyncOpenAI(
+            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
+        )
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def one(call: _Call) -> _Outcome:
+            async with semaphore:
+                return await self._ask(client, call)
+
+        try:
+            return await asyncio.gather(*(one(c) for c in calls))
+        finally:
+            await client.close()
+
+    async def _ask(self, client: AsyncOpenAI, call: _Call) -> _Outcome:
+        """One call with its validation retries: a bad answer is shown back with what was wrong."""
+        messages = list(call.messages)
+        usage = Usage()
+        problem = ""
+        for attempt in range(self.max_invalid_retries + 1):
+            try:
+                content, call_usage = await self._chat(client, messages, call)
+            except _TransportFailure as exc:
+                return _Outcome(None, "", f"transport: {exc}", True, usage + exc.usage)
+            usage = usage + call_usage
+            data = _valid(content, call.schema)
+            if isinstance(data, dict):
+                return _Outcome(data, content, "", False, usage)
+            problem = data
+            if attempt < self.max_invalid_retries:
+                usage = usage + Usage(invalid_retries=1)
+                messages = [
+                    *call.messages,
+                    {"role": "assistant", "content": content[:4000]},
+                    {
+                        "role": "user",
+                        "content": f"Your answer was not valid: {problem}. Answer again with only "
+                        "the JSON object, following the required shape exactly.",
+                    },
+                ]
+        attempts = self.max_invalid_retries + 1
+        return _Outcome(None, "", f"invalid answer after {attempts} attempts: {problem}", False, usage)
+
+    async def _chat(
+        self, client: AsyncOpenAI, messages: list[dict[str, str]], call: _Call
+    ) -> tuple[str, Usage]:
+        """One chat completion with transport retries and response_format fallback."""
+        usage = Usage()
+        attempt = 0
+        while True:
+            mode = self.mode
+            kwargs: dict[str, Any] = {"model": self.model_name, "messages": messages, "temperature": self.temperature}
+            if self.max_tokens:
+                kwargs["max_tokens"] = self.max_tokens
+            if mode == "json_schema":
+                kwargs["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": call.schema_name, "schema": strict_schema(call.schema), "strict": True},
+                }
+            elif mode == "json_object":
+                kwargs["response_format"] = {"type": "json_object"}
+            usage = usage + Usage(requests=1)
+            try:
+                response = await client.chat.completions.create(**kwargs)
+            except _FATAL_ERRORS as exc:
+                raise JudgeError(f"the judge endpoint refused the request: {_describe(exc)}") from exc
+            except openai.BadRequestError as exc:
+                if mode != "none" and self.requested_format == "auto" and _about_format(exc):
+                    # The server does not support this response_format: step down and ask again.
+                    if self.mode == mode:
+                        self.mode = RESPONSE_FORMATS[RESPONSE_FORMATS.index(mode) + 1]
+                    continue
+                raise _TransportFailure(f"bad request: {_describe(exc)}", usage) from exc
+            except (openai.RateLimitError, openai.InternalServerError, openai.APIStatusError, *_TRANSPORT_ERRORS) as exc:
+                status = getattr(exc, "status_code", None)
+                retryable = status is None or status in (408, 409, 429) or status >= 500
+                if not retryable or attempt >= self.max_retries:
+                    raise _TransportFailure(f"{_describe(exc)} (after {attempt + 1} attempts)", usage) from exc
+                await asyncio.sleep(self._backoff(attempt, exc))
+                attempt += 1
+                usage = usage + Usage(http_retries=1)
+                continue
+            tokens = response.usage
+            usage = usage + Usage(
+                prompt_tokens=getattr(tokens, "prompt_tokens", 0) or 0,
+                completion_tokens=getattr(tokens, "completion_tokens", 0) or 0,
+            )
+            choice = response.choices[0] if response.choices else None
+            content = (choice.message.content if choice and choice.message else None) or ""
+            return content, usage
+
+    def _backoff(self, attempt: int, exc: Exception) -> float:
+        response = getattr(exc, "response", None)
+        header = response.headers.get("retry-after") if response is not None else None
+        if header:
+            try:
+                return min(self.backoff_max, max(0.0, float(header)))
+            except ValueError:
+                pass
+        delay = min(self.backoff_max, self.backoff_base * 2**attempt)
+        return delay * (0.5 + random.random() / 2)  # jitter, so concurrent retries spread out
+
+
+class _TransportFailure(Exception):
+    def __init__(self, message: str, usage: Usage) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+def _valid(content: str, schema: dict[str, Any]) -> dict[str, Any] | str:
+    """The parsed answer when valid, else a string saying what is wrong."""
+    try:
+        data = parse_json_answer(content)
+    except ValueError as exc:
+        return str(exc)
+    problems = validate(data, schema)
+    if problems:
+        return "; ".join(problems[:10])
+    return data
+
+
+def _with_usage(result: AnalysisResult, usage: Usage) -> AnalysisResult:
+    from dataclasses import replace
+
+    return replace(result, usage=usage)
+
+
+def _about_format(exc: openai.BadRequestError) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in ("response_format", "json_schema", "json_object", "structured", "schema"))
+
+
+def _describe(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    message = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{name}{f' {status}' if status else ''}: {message}"
+
+
+def _safe_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in name)[:64]

@@ -188,9 +188,19 @@ def detect_repetition_loop(r: AnalysisRequest) -> Finding | None:
     tokens = words(r.output_text)
     n = 6
     if len(tokens) >= 40:
-        grams = Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-        gram, count = grams.most_common(1)[0]
-        if count >= 5 and count * n / len(tokens) >= 0.4:
+        # Only back-to-back repeats of a varied phrase count: structured traces ("stack: { [") repeat
+        # their one word on every line without being a loop.
+        best, best_run = (), 0
+        for start in range(n):
+            run, prev = 0, None
+            for i in range(start, len(tokens) - n + 1, n):
+                gram = tuple(tokens[i : i + n])
+                run = run + 1 if gram == prev else 1
+                prev = gram
+                if run > best_run and len(set(gram)) >= 3:
+                    best, best_run = gram, run
+        gram, count = best, best_run
+        if count >= 5 and count * n / len(tokens) >= 0.3:
             return Finding(
                 "repetition_loop", "Degenerate repetition loop",
                 f"A phrase recurs {count} times and fills most of the output.",
@@ -208,7 +218,10 @@ def detect_truncation(r: AnalysisRequest) -> Finding | None:
     ends_open = last.isalnum() or last in ",;:-(["
     last_word = words(text[-30:])[-1:] if words(text[-30:]) else []
     dangling = bool(last_word) and last_word[0] in {"the", "a", "an", "and", "of", "to", "is", "with", "for"}
-    if not (unclosed_fence or (ends_open and (dangling or last in ",;:-([")) or (ends_open and final_answer(text) is None and r.reference and len(r.reference) < 60)):
+    if final_answer(text) is not None and not unclosed_fence:
+        return None  # it reached a stated answer, so it was not cut off
+    cut = ends_open and (dangling or last in ",;:-([" or bool(r.reference and len(r.reference) < 60))
+    if not (unclosed_fence or cut):
         return None
     return Finding(
         "truncation", "Output cut off before the end",
@@ -295,12 +308,18 @@ def detect_final_number_differs(r: AnalysisRequest) -> Finding | None:
 
 def detect_sequence_mismatch(r: AnalysisRequest) -> Finding | None:
     """Short symbolic answers (sorted words, bracket closings): order vs missing vs extra items."""
-    if not _short_reference(r) or _is_number(r.reference) or _OPTION.match(r.reference.strip()):
+    reference = r.reference.strip()
+    if not reference or _is_number(reference) or _OPTION.match(reference):
         return None
     answer = final_answer(r.output_text) or (r.output_text.strip() if len(r.output_text.strip()) <= 60 else None)
     if answer is None:
         return None
-    want, got = r.reference.split(), answer.split()
+    want, got = reference.split(), answer.split()
+    if len(reference) > 60:
+        # A long reference is a list (sorted words…) only if the answer is mostly the same tokens.
+        overlap = len(set(want) & set(got)) / max(1, len(set(want)))
+        if len(want) > 80 or overlap < 0.6 or re.search(r"[.!?]\s", reference):
+            return None
     if [w.lower().strip(".") for w in want] == [g.lower().strip(".") for g in got]:
         return None
     if len(want) < 2:
@@ -341,6 +360,13 @@ def detect_option_differs(r: AnalysisRequest) -> Finding | None:
     if not ref:
         return None
     answer = final_answer(r.output_text) or r.output_text.strip()[-60:]
+    letters = {m.upper() for m in re.findall(r"\(([A-Ja-j])\)", answer)}
+    if len(letters) >= 2:
+        return Finding(
+            "option_hedged", "Did not commit to a single option",
+            f"The answer names {len(letters)} options ({', '.join(sorted(letters))}) instead of one.",
+            "Exactly one option is chosen", 0.65, answer[:120],
+        )
     got = re.search(r"\(([A-Ja-j])\)|^([A-Ja-j])\b", answer.strip())
     if not got:
         return None

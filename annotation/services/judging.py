@@ -8,10 +8,27 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from annotation.core.judge import JudgeBackend, JudgeError, Usage
+from annotation.core.judge import (
+    AnalysisRequest,
+    AnalysisResult,
+    JudgeBackend,
+    JudgeError,
+    Usage,
+    stable_hash,
+)
 from annotation.core.prompts import PromptTemplate, load_prompt
 from annotation.errors import ErrorMapError
-from annotation.models import Annotator, PromptVersion, ResponseCache
+from annotation.models import (
+    Analysis,
+    Annotator,
+    Prediction,
+    PromptVersion,
+    ResponseCache,
+    StageRun,
+    WorkSet,
+    WorkSetFailure,
+)
+from annotation.services.runs import progress, stage_run
 
 JUDGES = ("offline", "openai")
 
@@ -157,3 +174,244 @@ class AnalyzeReport:
     failed: int  # new failed analyses (reason recorded)
     usage: dict[str, int]
     cost_usd: float | None
+
+
+# --- stage 1: analyze ----------------------------------------------------------------------------
+
+
+def analysis_key(content_key: str, backend: JudgeBackend) -> str:
+    """Analysis.key: the content and everything in the judge's configuration that shapes the answer."""
+    return stable_hash("analysis", content_key, backend.config())
+
+
+def resolve_work_set(work_set: WorkSet | str | None) -> WorkSet | None:
+    """The named work set, or the most recent one when None (None if there is none)."""
+    if isinstance(work_set, WorkSet):
+        return work_set
+    if work_set:
+        try:
+            return WorkSet.objects.get(name=work_set)
+        except WorkSet.DoesNotExist:
+            names = ", ".join(WorkSet.objects.order_by("-created_at").values_list("name", flat=True)[:10])
+            raise ErrorMapError(f"no work set named {work_set!r} (known: {names or 'none'})") from None
+    return WorkSet.objects.order_by("-created_at", "-id").first()
+
+
+def failures_in_scope(work_set: WorkSet | None):
+    """The failures a stage works on: the work set's, or every failure when there is no work set."""
+    if work_set is None:
+        return Prediction.objects.filter(is_failure=True)
+    return Prediction.objects.filter(
+        id__in=WorkSetFailure.objects.filter(work_set=work_set).values("prediction_id")
+    )
+
+
+def analyze_failures(
+    *,
+    work_set: WorkSet | str | None = None,
+    judge: str | None = None,
+    model: str | None = None,
+    limit: int | None = None,
+    k_correct: int = 1,
+    backend: JudgeBackend | None = None,
+    batch_size: int | None = None,
+    retry_failed: bool = False,
+) -> AnalyzeReport:
+    """Stage 1 of ErrorMap: one analysis per unique failing (input, output, reference) in scope.
+
+    Resumable: results are committed batch by batch and contents that already have an analysis
+    under this judge configuration are skipped, so a killed run continues where it stopped;
+    answers the backend paid for sit in ResponseCache and are never asked for again. Failed
+    analyses are kept with their reason; those that failed in transport (or all, with
+    `retry_failed`) are tried again.
+    """
+    if k_correct < 0:
+        raise ErrorMapError("--k-correct must be 0 or more")
+    if limit is not None and limit < 0:
+        raise ErrorMapError("--limit must be 0 or more")
+    backend = backend or get_judge_backend(judge, model=model)
+    ws = resolve_work_set(work_set)
+    scope = failures_in_scope(ws)
+
+    # One representative prediction per content key (the first ingested), in a stable order.
+    representative: dict[str, int] = {}
+    n_failures = 0
+    for pid, ckey in scope.order_by("id").values_list("id", "content_key").iterator(chunk_size=5000):
+        n_failures += 1
+        representative.setdefault(ckey, pid)
+    keys = {ckey: analysis_key(ckey, backend) for ckey in representative}
+    existing: dict[str, tuple[int, str, str]] = {}
+    key_list = list(keys.values())
+    for start in range(0, len(key_list), 500):
+        for akey, aid, status, reason in Analysis.objects.filter(key__in=key_list[start : start + 500]).values_list(
+            "key", "id", "status", "failure_reason"
+        ):
+            existing[akey] = (aid, status, reason)
+
+    def needs_work(ckey: str) -> bool:
+        found = existing.get(keys[ckey])
+        if found is None:
+            return True
+        _, status, reason = found
+        return status == Analysis.Status.FAILED and (retry_failed or reason.startswith(TRANSPORT_PREFIX))
+
+    todo = [ckey for ckey in representative if needs_work(ckey)]
+    already_done = len(representative) - len(todo)
+    if limit is not None:
+        todo = todo[:limit]
+
+    prompt_version = record_prompt_version(backend.prompt)
+    config = {
+        "work_set": ws.name if ws else None,
+        "judge": backend.config(),
+        "k_correct": k_correct,
+        "limit": limit,
+        "prompt_version": prompt_version.sha256,
+    }
+    concurrency = getattr(backend, "concurrency", 1)
+    size = batch_size or (max(16, 2 * concurrency) if backend.name != "offline" else 500)
+    usage = Usage()
+    analysed = failed = 0
+    with stage_run("analyze", config) as run:
+        run.counts = {"failures": n_failures, "unique": len(representative), "already_done": already_done,
+                      "to_do": len(todo)}
+        run.save(update_fields=["counts"])
+        bar = progress(None, total=len(todo), desc=f"analyze ({backend.name})", unit="failure")
+        try:
+            for start in range(0, len(todo), size):
+                chunk = todo[start : start + size]
+                requests = _build_requests(chunk, representative, k_correct)
+                results = backend.analyze(requests)
+                ok, bad = _store_results(results, keys, existing, backend, prompt_version, run)
+                analysed += ok
+                failed += bad
+                for result in results:
+                    usage = usage + result.usage
+                run.counts.update(
+                    analysed=analysed, failed=failed, **usage.as_dict(), cost_usd=run_cost_usd(usage)
+                )
+                run.save(update_fields=["counts"])
+                bar.update(len(chunk))
+        except JudgeError as exc:
+            raise ErrorMapError(f"analyze stopped: {exc}") from exc
+        finally:
+            bar.close()
+
+    return AnalyzeReport(
+        run_id=run.id,
+        judge=backend.name,
+        model=backend.model_name,
+        prompt_version=f"{prompt_version.name}@{prompt_version.sha256[:12]}",
+        failures=n_failures,
+        unique=len(representative),
+        already_done=already_done,
+        analysed=analysed,
+        failed=failed,
+        usage=usage.as_dict(),
+        cost_usd=run_cost_usd(usage),
+    )
+
+
+TRANSPORT_PREFIX = "transport:"
+
+
+def _build_requests(chunk: list[str], representative: dict[str, int], k_correct: int) -> list[AnalysisRequest]:
+    """What the judge sees for each content key: the failure, its reference and up to K correct outputs."""
+    preds = {
+        p.id: p
+        for p in Prediction.objects.filter(id__in=[representative[c] for c in chunk]).select_related(
+            "example__dataset", "model"
+        )
+    }
+    correct: dict[int, list[tuple[int, str]]] = {}
+    if k_correct:
+        example_ids = {p.example_id for p in preds.values()}
+        rows = (
+            Prediction.objects.filter(example_id__in=example_ids, is_failure=False)
+            .order_by("example_id", "-score", "model__name")
+            .values_list("example_id", "model_id", "output_text")
+        )
+        for example_id, model_id, text in rows:
+            correct.setdefault(example_id, []).append((model_id, text))
+    requests = []
+    for ckey in chunk:
+        p = preds[representative[ckey]]
+        others: list[str] = []
+        for model_id, text in correct.get(p.example_id, []):
+            if model_id != p.model_id and text.strip() and text not in others:
+                others.append(text)
+            if len(others) >= k_correct:
+                break
+        requests.append(
+            AnalysisRequest(
+                content_key=ckey,
+                input_text=p.example.input_text,
+                output_text=p.output_text,
+                reference=p.example.reference,
+                correct_outputs=tuple(others),
+                dataset=p.example.dataset.name,
+                model=p.model.name,
+            )
+        )
+    return requests
+
+
+def _store_results(
+    results: list[AnalysisResult],
+    keys: dict[str, str],
+    existing: dict[str, tuple[int, str, str]],
+    backend: JudgeBackend,
+    prompt_version: PromptVersion,
+    run: StageRun,
+) -> tuple[int, int]:
+    """Write one batch of analyses in one transaction (new rows, or replacing failed ones)."""
+    new_rows, replaced = [], []
+    for r in results:
+        fields = dict(
+            key=keys[r.content_key],
+            content_key=r.content_key,
+            backend=backend.name,
+            model_name=backend.model_name,
+            prompt_version=prompt_version,
+            status=Analysis.Status.OK if r.ok else Analysis.Status.FAILED,
+            required_criteria=r.required_criteria,
+            error_title=r.error_title,
+            error_summary=r.error_summary,
+            confidence=r.confidence,
+            failure_reason=(TRANSPORT_PREFIX + " " + r.failure_reason.removeprefix(TRANSPORT_PREFIX).strip())
+            if (r.retryable and not r.ok)
+            else r.failure_reason,
+            run=run,
+        )
+        found = existing.get(fields["key"])
+        if found is None:
+            new_rows.append(Analysis(**fields))
+        else:
+            replaced.append(Analysis(id=found[0], **fields))
+    with transaction.atomic():
+        Analysis.objects.bulk_create(new_rows, ignore_conflicts=True, batch_size=500)
+        if replaced:
+            Analysis.objects.bulk_update(
+                replaced,
+                ["status", "required_criteria", "error_title", "error_summary", "confidence", "failure_reason",
+                 "run", "prompt_version"],
+                batch_size=500,
+            )
+    ok = sum(1 for r in results if r.ok)
+    return ok, len(results) - ok
+
+
+def analyses_for_predictions(
+    predictions, *, judge: str = "offline", model: str = "", status: str = "ok"
+) -> dict[int, Analysis]:
+    """prediction id -> its latest analysis by this judge (backend name and model), for later stages."""
+    pairs = list(predictions.values_list("id", "content_key"))
+    by_content: dict[str, Analysis] = {}
+    ckeys = sorted({c for _, c in pairs})
+    for start in range(0, len(ckeys), 500):
+        rows = Analysis.objects.filter(
+            content_key__in=ckeys[start : start + 500], backend=judge, model_name=model or "", status=status
+        ).order_by("id")
+        for a in rows:
+            by_content[a.content_key] = a  # later rows win
+    return {pid: by_content[c] for pid, c in pairs if c in by_content}

@@ -50,6 +50,52 @@ def time_report(table: RatingTable, *, reps: int, ci_method: str, repeats: int
     return times, cpu, report
 
 
+def time_command_end_to_end(table: RatingTable, *, reps: int, repeats: int) -> tuple[list[float], dict]:
+    """Load the table into a throw-away SQLite database as Label rows, then time `manage.py agreement --json`."""
+    import io
+    import json
+    import os
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="agreement-bench-"))
+    os.environ["DATABASE_URL"] = f"sqlite:///{work / 'db.sqlite3'}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from annotation.models import Annotator, Dataset, EvaluatedModel, Example, Label, Prediction
+    from taxonomy.services.versions import CategorySpec, create_version
+
+    call_command("migrate", verbosity=0)
+    paths = sorted({c for row in table.cells for cell in row if cell for c in cell})
+    version = create_version(taxonomy_name="bench", categories=[CategorySpec(p) for p in paths])
+    categories = {c.path: c.pk for c in version.categories.all()}
+    dataset, model = Dataset.objects.create(name="bench"), EvaluatedModel.objects.create(name="m")
+    Example.objects.bulk_create([Example(dataset=dataset, example_id=str(i), input_text="")
+                                 for i in table.items], batch_size=5000)
+    examples = dict(Example.objects.values_list("example_id", "pk"))
+    Prediction.objects.bulk_create([Prediction(example_id=examples[str(i)], model=model, output_text="", score=0,
+                                               is_failure=True, content_key=str(i), row_hash=str(i))
+                                    for i in table.items], batch_size=5000)
+    predictions = dict(Prediction.objects.values_list("example__example_id", "pk"))
+    annotators = [Annotator.objects.create(name=a) for a in table.annotators]
+    Label.objects.bulk_create([
+        Label(prediction_id=predictions[str(item)], taxonomy_version=version, category_id=categories[c],
+              source="human", annotator=annotators[j])
+        for item, row in zip(table.items, table.cells) for j, cell in enumerate(row) if cell for c in cell
+    ], batch_size=5000)
+    times, report = [], {}
+    for _ in range(repeats):
+        out = io.StringIO()
+        start = time.perf_counter()
+        call_command("agreement", "--json", "--reps", str(reps), stdout=out)
+        times.append(time.perf_counter() - start)
+        report = json.loads(out.getvalue())
+    return times, report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=100_000)
@@ -69,6 +115,11 @@ def main() -> None:
         rows.append((label, times, cpu, report))
         print(f"{label}: median {statistics.median(times):.2f} s (runs {', '.join(f'{t:.2f}' for t in times)});"
               f" alpha {report['krippendorff_alpha']} CI {report['ci95']}", flush=True)
+
+    table = synthetic_table(args.items, args.annotators, args.categories, sets=False)
+    e2e_times, e2e_report = time_command_end_to_end(table, reps=args.reps, repeats=args.repeats)
+    print(f"end to end: median {statistics.median(e2e_times):.2f} s "
+          f"(runs {', '.join(f'{t:.2f}' for t in e2e_times)})", flush=True)
 
     size = f"{args.items:,} items x {args.annotators} annotators x {args.categories} categories"
     lines = [
@@ -90,6 +141,10 @@ def main() -> None:
                      f"{max(times):.2f} | {statistics.median(cpu):.2f} | {report['krippendorff_alpha']:.4f} | "
                      f"[{ci[0]:.4f}, {ci[1]:.4f}] |")
     lines += [
+        "",
+        "End to end, `manage.py agreement --json` (single categories, items bootstrap) reading the same data",
+        (f"as {e2e_report['n_ratings']:,} Label rows from SQLite and building the table: median "
+        f"{statistics.median(e2e_times):.2f} s (min {min(e2e_times):.2f}, max {max(e2e_times):.2f})."),
         "",
         "Why it is fast: items with the same multiset of values are grouped into patterns, so a resample",
         "of the items is a multinomial draw over patterns and every statistic is a weighted sum. Set-valued",

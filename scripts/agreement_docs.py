@@ -193,7 +193,19 @@ rater's and the judge's labels, e.g.
 
 and `manage.py adjudicate --resolve ID --category PATH --by NAME --reason TEXT` records the decision, who
 made it and why (every decision is kept; a newer one supersedes the older).
-`manage.py export_gold mqm-gold.jsonl`: {export.split(' -> ')[0]}, with a datasheet beside the file.
+`manage.py export_gold mqm-gold.jsonl`: {export.split(' -> ')[0]}, with a datasheet beside the file
+(`mqm-gold.jsonl.datasheet.md`); the same database always gives the same bytes.
+
+## For the API and the Label Studio adjudication project
+
+The commands are thin; the same functions serve views and tasks:
+- `annotation.services.agreement.compute_agreement(label_filter=LabelFilter(...), depth=None, reps=1000,
+  seed=0, ci_method="units")` → the `agreement --json` object;
+- `annotation.services.judge_audit.audit_judge(label_filter=..., judges=(...))` → the `judge_audit --json` object;
+- `annotation.services.adjudication.adjudication_queue(taxonomy=None)` → open items, each with every
+  annotator's and the judge's labels; `resolve_item(item=ID or "DATASET|EXAMPLE_ID|MODEL",
+  categories=[...], by=NAME, reason=TEXT)` → an `AdjudicationDecision` (gold labels rewritten, queue item
+  resolved); `decision_history(item=...)`; `adjudicate_labels(label_filter=..., rule=RULES["two-thirds"])`.
 """
     DOC.write_text(doc)
     print(f"wrote {DOC}")

@@ -124,3 +124,11 @@ class AdjudicationItemSerializer(serializers.ModelSerializer):
         model = AdjudicationItem
         fields = ("id", "prediction", "dataset", "example_id", "model", "taxonomy_version", "status", "why",
                   "labels", "created_at", "updated_at")
+
+
+class GoldExportQuerySerializer(serializers.Serializer):
+    taxonomy = serializers.CharField(required=False, allow_blank=True, help_text="NAME or NAME@N")
+    model = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    dataset = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    limit = serializers.IntegerField(default=100, min_value=1, max_value=1000)
+    offset = serializers.IntegerField(default=0, min_value=0)

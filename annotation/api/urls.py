@@ -20,5 +20,6 @@ urlpatterns = router.urls + [
     path("labelstudio-progress/", views.LabelStudioProgressView.as_view(), name="api-labelstudio-progress"),
     path("agreement/", views.AgreementView.as_view(), name="api-agreement"),
     path("judge-audit/", views.JudgeAuditView.as_view(), name="api-judge-audit"),
+    path("gold-export/", views.GoldExportView.as_view(), name="api-gold-export"),
 ]
 urlpatterns += [path("labelstudio/webhook/", labelstudio_webhook, name="labelstudio-webhook")]

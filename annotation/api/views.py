@@ -22,6 +22,7 @@ from annotation.api.serializers import (
     AgreementQuerySerializer,
     DatasetSerializer,
     EvaluatedModelSerializer,
+    GoldExportQuerySerializer,
     IngestUploadSerializer,
     JudgeAuditQuerySerializer,
     LabelSerializer,
@@ -50,8 +51,11 @@ def _param(name: str, description: str, type_=str) -> OpenApiParameter:
     return OpenApiParameter(name, type_, OpenApiParameter.QUERY, required=False, description=description)
 
 
+ID_PATTERN = "[0-9]{1,18}"  # object ids in URLs: larger numbers are not ids (404, not a database error)
+
+
 class ReadOnlyViewSet(ErrorMapAPIMixin, viewsets.ReadOnlyModelViewSet):
-    pass
+    lookup_value_regex = ID_PATTERN
 
 
 class DatasetViewSet(ReadOnlyViewSet):
@@ -84,6 +88,7 @@ class PredictionViewSet(ReadOnlyViewSet):
 
 
 class WorkSetViewSet(ErrorMapAPIMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    lookup_value_regex = ID_PATTERN
     serializer_class = WorkSetSerializer
     queryset = WorkSet.objects.annotate(n_failures=Count("failures")).order_by("-created_at", "-pk")
 
@@ -145,9 +150,11 @@ class LabelViewSet(ReadOnlyViewSet):
             qs = qs.filter(category__path=path) | qs.filter(category__path__startswith=path + " / ")
         if params.get("prediction"):
             try:
-                qs = qs.filter(prediction_id=int(params["prediction"]))
+                prediction = int(params["prediction"])
             except ValueError:
-                qs = qs.none()
+                prediction = -1
+            # Out-of-range ids match nothing (SQLite integers are 64-bit).
+            qs = qs.filter(prediction_id=prediction) if 0 < prediction < 2**63 else qs.none()
         return qs
 
 
@@ -247,3 +254,17 @@ class AdjudicationItemViewSet(ReadOnlyViewSet):
 
     def get_queryset(self):
         return selectors.adjudication_queue(status=self.request.query_params.get("status") or "open")["items"]
+
+
+class GoldExportView(ErrorMapAPIMixin, APIView):
+    @extend_schema(parameters=[GoldExportQuerySerializer], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        """Gold items with texts, every source's labels, agreement and provenance (the records `export_gold` writes)."""
+        from annotation.services.agreement import LabelFilter
+        from annotation.services.gold_export import gold_records
+
+        q = _list_query(GoldExportQuerySerializer, request)
+        version, records = gold_records(label_filter=LabelFilter(
+            datasets=tuple(q["dataset"]), models=tuple(q["model"]), taxonomy=q.get("taxonomy") or None))
+        return Response({"taxonomy_version": str(version), "count": len(records), "offset": q["offset"],
+                         "results": records[q["offset"]: q["offset"] + q["limit"]]})

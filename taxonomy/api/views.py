@@ -26,6 +26,7 @@ from taxonomy.services.signatures import (
 
 
 class TaxonomyVersionViewSet(ErrorMapAPIMixin, viewsets.ReadOnlyModelViewSet):
+    lookup_value_regex = "[0-9]{1,18}"
     queryset = (
         TaxonomyVersion.objects.select_related("taxonomy", "previous__taxonomy")
         .annotate(n_categories=Count("categories"))

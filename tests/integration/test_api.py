@@ -22,7 +22,7 @@ LIST_ENDPOINTS = [
     "/api/datasets/", "/api/models/", "/api/predictions/", "/api/work-sets/", "/api/stage-runs/", "/api/labels/",
     "/api/labelstudio-projects/", "/api/adjudication-items/", "/api/taxonomy-versions/", "/api/signatures/",
     "/api/atlas/", "/api/agreement/", "/api/judge-audit/", "/api/overview/", "/api/labelstudio-progress/",
-    "/api/signatures/compare/?a=m1&b=m2",
+    "/api/signatures/compare/?a=m1&b=m2", "/api/gold-export/",
 ]
 
 
@@ -108,6 +108,16 @@ def test_domain_errors_become_400_json(client, labelled):
     assert response.status_code == 400
     response = client.get("/api/signatures/", {"source": "robots"})
     assert response.status_code == 400 and "source" in response.json()
+
+
+def test_gold_export_lists_gold_items(client, labelled):
+    from annotation.models import Prediction
+    from tests.integration.agreement_factories import add_label as label
+
+    for p in Prediction.objects.filter(example__example_id__in=["a0", "a1"]):
+        label(p, labelled, "adjudicator", "Reasoning / Logic", source="gold")
+    page = client.get("/api/gold-export/", {"taxonomy": "default", "limit": 1}).json()
+    assert page["count"] == 2 and len(page["results"]) == 1
 
 
 def test_missing_objects_are_404(client, labelled):

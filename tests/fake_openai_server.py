@@ -152,3 +152,20 @@ def completion(model: str, content: str) -> dict[str, Any]:
         ],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
     }
+
+
+def main() -> None:
+    """Serve valid stage-1 answers at once until killed (the benchmark runs it in its own process)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="a chat-completions server that answers at once")
+    parser.parse_args()
+    server = FakeOpenAIServer()
+    print(server.base_url, flush=True)  # the port is chosen by the OS; the parent reads this line
+    sys.stdout.flush()
+    server._httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -102,6 +102,8 @@ class OpenAIJudge:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._usage = Usage()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: AsyncOpenAI | None = None
 
     # --- JudgeBackend ---------------------------------------------------------------------
 
@@ -180,7 +182,10 @@ class OpenAIJudge:
         for i, call in enumerate(calls):
             hit = cached.get(call.key)
             if hit is not None:
-                data = _valid(hit.get("content", ""), call.schema)
+                # Stored answers were validated against this very schema (it is part of the key).
+                data = hit.get("data")
+                if not isinstance(data, dict):
+                    data = _valid(hit.get("content", ""), call.schema)
                 if isinstance(data, dict):
                     outcomes[i] = _Outcome(data, hit["content"], "", False, Usage(cache_hits=1))
                     continue
@@ -189,12 +194,15 @@ class OpenAIJudge:
             first_of_key[call.key] = i
             todo.append((i, call))
         if todo:
-            fresh = asyncio.run(self._ask_all([c for _, c in todo]))
+            fresh = self._loop_run(self._ask_all([c for _, c in todo]))
             new_entries = {}
             for (i, call), outcome in zip(todo, fresh):
                 outcomes[i] = outcome
                 if outcome.data is not None:
-                    new_entries[call.key] = ({"content": outcome.content, "model": self.model_name}, outcome.usage)
+                    new_entries[call.key] = (
+                        {"content": outcome.content, "data": outcome.data, "model": self.model_name},
+                        outcome.usage,
+                    )
             if new_entries:
                 self.store.put_many(new_entries)
         result = []
@@ -207,20 +215,40 @@ class OpenAIJudge:
             self._usage = self._usage + outcome.usage
         return result
 
+    def _loop_run(self, coro: Any) -> Any:
+        """Run on this backend's own event loop, kept between batches so connections are reused."""
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+            self._client = None
+        return self._loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        """Close the HTTP connections and the event loop (a later call opens new ones)."""
+        if self._loop is not None and not self._loop.is_closed():
+            if self._client is not None:
+                self._loop.run_until_complete(self._client.close())
+            self._loop.close()
+        self._loop, self._client = None, None
+
+    def __enter__(self) -> "OpenAIJudge":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     async def _ask_all(self, calls: list[_Call]) -> list[_Outcome]:
-        client = AsyncOpenAI(
-            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
-        )
+        if self._client is None:
+            self._client = AsyncOpenAI(
+                base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
+            )
+        client = self._client
         semaphore = asyncio.Semaphore(self.concurrency)
 
         async def one(call: _Call) -> _Outcome:
             async with semaphore:
                 return await self._ask(client, call)
 
-        try:
-            return await asyncio.gather(*(one(c) for c in calls))
-        finally:
-            await client.close()
+        return await asyncio.gather(*(one(c) for c in calls))
 
     async def _ask(self, client: AsyncOpenAI, call: _Call) -> _Outcome:
         """One call with its validation retries: a bad answer is shown back with what was wrong."""

@@ -229,6 +229,7 @@ def analyze_failures(
         raise ErrorMapError("--k-correct must be 0 or more")
     if limit is not None and limit < 0:
         raise ErrorMapError("--limit must be 0 or more")
+    owns_backend = backend is None
     backend = backend or get_judge_backend(judge, model=model)
     ws = resolve_work_set(work_set)
     scope = failures_in_scope(ws)
@@ -269,7 +270,8 @@ def analyze_failures(
         "prompt_version": prompt_version.sha256,
     }
     concurrency = getattr(backend, "concurrency", 1)
-    size = batch_size or (max(16, 2 * concurrency) if backend.name != "offline" else 500)
+    # Small enough that a killed run loses little in flight, large enough to keep every slot busy.
+    size = batch_size or (max(64, 4 * concurrency) if backend.name != "offline" else 500)
     usage = Usage()
     analysed = failed = 0
     with stage_run("analyze", config) as run:
@@ -296,6 +298,8 @@ def analyze_failures(
             raise ErrorMapError(f"analyze stopped: {exc}") from exc
         finally:
             bar.close()
+            if owns_backend and hasattr(backend, "close"):
+                backend.close()
 
     return AnalyzeReport(
         run_id=run.id,
@@ -317,15 +321,15 @@ TRANSPORT_PREFIX = "transport:"
 
 def _build_requests(chunk: list[str], representative: dict[str, int], k_correct: int) -> list[AnalysisRequest]:
     """What the judge sees for each content key: the failure, its reference and up to K correct outputs."""
+    fields = ("id", "example_id", "model_id", "output_text", "example__input_text", "example__reference",
+              "example__dataset__name", "model__name")
     preds = {
-        p.id: p
-        for p in Prediction.objects.filter(id__in=[representative[c] for c in chunk]).select_related(
-            "example__dataset", "model"
-        )
+        row[0]: row
+        for row in Prediction.objects.filter(id__in=[representative[c] for c in chunk]).values_list(*fields)
     }
     correct: dict[int, list[tuple[int, str]]] = {}
     if k_correct:
-        example_ids = {p.example_id for p in preds.values()}
+        example_ids = {row[1] for row in preds.values()}
         rows = (
             Prediction.objects.filter(example_id__in=example_ids, is_failure=False)
             .order_by("example_id", "-score", "model__name")
@@ -335,22 +339,22 @@ def _build_requests(chunk: list[str], representative: dict[str, int], k_correct:
             correct.setdefault(example_id, []).append((model_id, text))
     requests = []
     for ckey in chunk:
-        p = preds[representative[ckey]]
+        _, example_id, model_id, output_text, input_text, reference, dataset, model = preds[representative[ckey]]
         others: list[str] = []
-        for model_id, text in correct.get(p.example_id, []):
-            if model_id != p.model_id and text.strip() and text not in others:
-                others.append(text)
+        for other_model, text in correct.get(example_id, []):
             if len(others) >= k_correct:
                 break
+            if other_model != model_id and text.strip() and text not in others:
+                others.append(text)
         requests.append(
             AnalysisRequest(
                 content_key=ckey,
-                input_text=p.example.input_text,
-                output_text=p.output_text,
-                reference=p.example.reference,
+                input_text=input_text,
+                output_text=output_text,
+                reference=reference,
                 correct_outputs=tuple(others),
-                dataset=p.example.dataset.name,
-                model=p.model.name,
+                dataset=dataset,
+                model=model,
             )
         )
     return requests

@@ -1,0 +1,163 @@
+"""Benchmark: stage-1 judging through the OpenAI backend against a local server that answers at once.
+
+Not a test. Measures, end to end through `analyze_failures` (the real `openai` client, SQLite writes
+of analyses and cache rows, batches committed as the command does):
+- judged failures per second at concurrency 32 (target >= 100/s);
+- cache hits per second: a resumed run whose answers are all in ResponseCache (target >= 2,000/s);
+and, for reference, the offline judge on the BIG-Bench-Mistake failures. Writes the `judge` section
+of docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.report import write_section  # noqa: E402
+
+
+def setup_django() -> None:
+    work = Path(tempfile.mkdtemp(prefix="judge-bench-"))
+    os.environ["DATABASE_URL"] = f"sqlite:///{work / 'db.sqlite3'}"
+    os.environ["ERRORMAP_VAR_DIR"] = str(work)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def make_failures(n: int) -> None:
+    """n unique failures (each its own example), plus one correct output of another model per example."""
+    from annotation.models import Dataset, EvaluatedModel, Example, Prediction
+    from annotation.services.ingest import content_key
+
+    ds = Dataset.objects.create(name="bench")
+    bad, good = EvaluatedModel.objects.create(name="m-bad"), EvaluatedModel.objects.create(name="m-good")
+    Example.objects.bulk_create(
+        [Example(dataset=ds, example_id=str(i), input_text=f"Compute {i} + 3 * 4, step by step.",
+                 reference=str(i + 12)) for i in range(n)], batch_size=2000)
+    examples = dict(Example.objects.values_list("example_id", "id"))
+    rows = []
+    for i in range(n):
+        wrong = f"{i} + 3 = {i + 3}\n{i + 3} * 4 = {4 * (i + 3)}\nThe answer is {4 * (i + 3)}"
+        right = f"3 * 4 = 12; {i} + 12 = {i + 12}. The answer is {i + 12}"
+        ref = str(i + 12)
+        inp = f"Compute {i} + 3 * 4, step by step."
+        rows.append(Prediction(example_id=examples[str(i)], model=bad, output_text=wrong, score=0, is_failure=True,
+                               content_key=content_key(inp, wrong, ref), row_hash="b"))
+        rows.append(Prediction(example_id=examples[str(i)], model=good, output_text=right, score=1, is_failure=False,
+                               content_key=content_key(inp, right, ref), row_hash="g"))
+    Prediction.objects.bulk_create(rows, batch_size=2000)
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    """The fake chat-completions server in its own process, as a real endpoint would be."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_openai_server"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    base_url = proc.stdout.readline().strip()
+    if not base_url.startswith("http"):
+        proc.kill()
+        raise RuntimeError("the fake server did not start")
+    return proc, base_url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--failures", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md")
+    args = parser.parse_args()
+
+    setup_django()
+    from annotation.core.openai_judge import OpenAIJudge
+    from annotation.models import Analysis, ResponseCache
+    from annotation.services.ingest import ingest_results
+    from annotation.services.judging import DatabaseStore, analyze_failures
+
+    make_failures(args.failures)
+    proc, base_url = start_server()
+
+    def backend() -> OpenAIJudge:
+        return OpenAIJudge(model="bench-judge", base_url=base_url, api_key="x", store=DatabaseStore(),
+                           concurrency=args.concurrency, timeout=30, max_retries=3)
+
+    fresh, cached, fresh_runs, cached_runs = [], [], [], []
+    try:
+        for _ in range(args.repeats):
+            Analysis.objects.all().delete()
+            ResponseCache.objects.all().delete()
+            start = time.perf_counter()
+            report = analyze_failures(backend=backend(), k_correct=1)
+            elapsed = time.perf_counter() - start
+            assert report.analysed == args.failures and report.usage["requests"] == args.failures, report
+            fresh.append(args.failures / elapsed)
+            fresh_runs.append(elapsed)
+            # Resumed run: analyses lost, answers cached -> every failure is a cache hit, no request.
+            Analysis.objects.all().delete()
+            start = time.perf_counter()
+            report = analyze_failures(backend=backend(), k_correct=1)
+            elapsed = time.perf_counter() - start
+            assert report.usage["requests"] == 0 and report.usage["cache_hits"] == args.failures, report
+            cached.append(args.failures / elapsed)
+            cached_runs.append(elapsed)
+            print(f"fresh {fresh[-1]:.0f}/s, cache {cached[-1]:.0f}/s", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+    # Offline judge on the real BBM failures, for reference.
+    from annotation.models import Dataset
+
+    Dataset.objects.filter(name="bench").delete()
+    ingest_results(paths=[ROOT / "data" / "big-bench-mistake"])
+    offline = []
+    for _ in range(args.repeats):
+        Analysis.objects.filter(backend="offline").delete()
+        start = time.perf_counter()
+        report = analyze_failures(judge="offline", work_set=None)
+        offline.append(report.analysed / (time.perf_counter() - start))
+    n_offline = report.analysed
+    print(f"offline {statistics.median(offline):.0f}/s on {n_offline} failures", flush=True)
+
+    med_fresh, med_cached = statistics.median(fresh), statistics.median(cached)
+    body = "\n".join([
+        f"`analyze_failures` end to end (the real `openai` client, AsyncOpenAI at concurrency {args.concurrency},",
+        "requests to a local chat-completions server in its own process that answers at once, SQLite writes of",
+        f"analyses and ResponseCache rows in committed batches) on {args.failures:,} unique failures, each prompt",
+        f"with its reference and one correct output of another model. Median of {args.repeats} runs.",
+        "",
+        "| measure | runs (per s) | median per s | target | met |",
+        "|---|---|---:|---:|---|",
+        f"| judged failures per second, fresh (one request each) | {', '.join(f'{x:.0f}' for x in fresh)} | "
+        f"{med_fresh:.0f} | 100 | {'yes' if med_fresh >= 100 else 'no'} |",
+        f"| cache hits per second (resumed run, zero requests) | {', '.join(f'{x:.0f}' for x in cached)} | "
+        f"{med_cached:.0f} | 2,000 | {'yes' if med_cached >= 2000 else 'no'} |",
+        f"| offline judge, BIG-Bench-Mistake failures ({n_offline:,}) | {', '.join(f'{x:.0f}' for x in offline)} | "
+        f"{statistics.median(offline):.0f} | - | - |",
+        "",
+        "The fresh figure is bounded by this 2-core machine running client, server and SQLite at once; a",
+        "real judge's latency, not the platform, sets the rate in practice (raise `ERRORMAP_JUDGE_CONCURRENCY`).",
+        "",
+        f"Reproduce: `.venv/bin/python bench/judge_bench.py --failures {args.failures} "
+        f"--concurrency {args.concurrency} --repeats {args.repeats}`",
+    ])
+    print(body)
+    if not args.no_write:
+        write_section("judge", "Judge (stage-1 analysis)", body)
+
+
+if __name__ == "__main__":
+    main()

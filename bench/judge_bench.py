@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import write_section  # noqa: E402
+from bench.report import write_section
 
 
 def setup_django() -> None:
@@ -141,18 +141,18 @@ def main() -> None:
         "",
         "| measure | runs (per s) | median per s | target | met |",
         "|---|---|---:|---:|---|",
-        f"| judged failures per second, fresh (one request each) | {', '.join(f'{x:.0f}' for x in fresh)} | "
-        f"{med_fresh:.0f} | 100 | {'yes' if med_fresh >= 100 else 'no'} |",
-        f"| cache hits per second (resumed run, zero requests) | {', '.join(f'{x:.0f}' for x in cached)} | "
-        f"{med_cached:.0f} | 2,000 | {'yes' if med_cached >= 2000 else 'no'} |",
-        f"| offline judge, BIG-Bench-Mistake failures ({n_offline:,}) | {', '.join(f'{x:.0f}' for x in offline)} | "
-        f"{statistics.median(offline):.0f} | - | - |",
+        (f"| judged failures per second, fresh (one request each) | {', '.join(f'{x:.0f}' for x in fresh)} | "
+         f"{med_fresh:.0f} | 100 | {'yes' if med_fresh >= 100 else 'no'} |"),
+        (f"| cache hits per second (resumed run, zero requests) | {', '.join(f'{x:.0f}' for x in cached)} | "
+         f"{med_cached:.0f} | 2,000 | {'yes' if med_cached >= 2000 else 'no'} |"),
+        (f"| offline judge, BIG-Bench-Mistake failures ({n_offline:,}) | {', '.join(f'{x:.0f}' for x in offline)} | "
+         f"{statistics.median(offline):.0f} | - | - |"),
         "",
         "The fresh figure is bounded by this 2-core machine running client, server and SQLite at once; a",
         "real judge's latency, not the platform, sets the rate in practice (raise `ERRORMAP_JUDGE_CONCURRENCY`).",
         "",
-        f"Reproduce: `.venv/bin/python bench/judge_bench.py --failures {args.failures} "
-        f"--concurrency {args.concurrency} --repeats {args.repeats}`",
+        (f"Reproduce: `.venv/bin/python bench/judge_bench.py --failures {args.failures} "
+         f"--concurrency {args.concurrency} --repeats {args.repeats}`"),
     ])
     print(body)
     if not args.no_write:

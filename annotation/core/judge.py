@@ -46,7 +46,7 @@ class Usage:
     http_retries: int = 0
     invalid_retries: int = 0
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         return Usage(
             *(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__)  # type: ignore[arg-type]
         )
@@ -82,7 +82,7 @@ class JudgeBackend(Protocol):
     name: str  # "offline" | "openai"
     model_name: str  # "" for offline, else the served model name
     # The stage-1 prompt (for the offline judge: its rule catalogue), stored as a PromptVersion.
-    prompt: "PromptTemplate"
+    prompt: PromptTemplate
 
     def config(self) -> dict[str, Any]:
         """Everything that changes the answers (model, prompt hash, temperature…), for result keys."""
@@ -251,7 +251,7 @@ def validate(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
 
 # --- tolerant JSON parsing --------------------------------------------------------------------
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 
 
 def parse_json_answer(text: str) -> Any:

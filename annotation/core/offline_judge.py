@@ -52,7 +52,7 @@ class Finding:
 
 # --- text helpers -----------------------------------------------------------------------------
 
-_WORD = re.compile(r"\w+", re.U)
+_WORD = re.compile(r"\w+", re.UNICODE)
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 _STOPWORDS = {
     "en": {"the", "and", "is", "of", "to", "in", "that", "it", "for", "with", "as", "was", "on", "are", "this"},
@@ -69,11 +69,11 @@ _CONTENT_STOP = set().union(*_STOPWORDS.values()) | {
 _REFUSAL = re.compile(
     r"\b(i\s*(?:am|'m)\s*(?:sorry|unable|not able)|i\s*(?:can(?:no|')t|cannot|won't|will not)\s+"
     r"(?:help|answer|assist|provide|comply|do that)|as an ai\b|i must decline|i'm not able to)",
-    re.I,
+    re.IGNORECASE,
 )
 _ANSWER_MARK = re.compile(
     r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*[:：]|answer\s*[:：]|therefore,?|thus,?|so,?)\s*(.+)$",
-    re.I | re.M,
+    re.IGNORECASE | re.MULTILINE,
 )
 _OPTION = re.compile(r"^\(?([A-Ja-j])\)?[.)]?$")
 

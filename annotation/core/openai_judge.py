@@ -230,10 +230,10 @@ class OpenAIJudge:
             self._loop.close()
         self._loop, self._client = None, None
 
-    def __enter__(self) -> "OpenAIJudge":
+    def __enter__(self) -> OpenAIJudge:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     async def _ask_all(self, calls: list[_Call]) -> list[_Outcome]:

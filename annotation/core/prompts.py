@@ -32,7 +32,7 @@ class PromptTemplate:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(f"{self.stage}\n{self.text}".encode("utf-8")).hexdigest()
+        return hashlib.sha256(f"{self.stage}\n{self.text}".encode()).hexdigest()
 
     def render(self, **values: object) -> list[dict[str, str]]:
         """Chat messages with the values inserted literally."""

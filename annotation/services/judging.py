@@ -371,22 +371,22 @@ def _store_results(
     """Write one batch of analyses in one transaction (new rows, or replacing failed ones)."""
     new_rows, replaced = [], []
     for r in results:
-        fields = dict(
-            key=keys[r.content_key],
-            content_key=r.content_key,
-            backend=backend.name,
-            model_name=backend.model_name,
-            prompt_version=prompt_version,
-            status=Analysis.Status.OK if r.ok else Analysis.Status.FAILED,
-            required_criteria=r.required_criteria,
-            error_title=r.error_title,
-            error_summary=r.error_summary,
-            confidence=r.confidence,
-            failure_reason=(TRANSPORT_PREFIX + " " + r.failure_reason.removeprefix(TRANSPORT_PREFIX).strip())
+        fields = {
+            "key": keys[r.content_key],
+            "content_key": r.content_key,
+            "backend": backend.name,
+            "model_name": backend.model_name,
+            "prompt_version": prompt_version,
+            "status": Analysis.Status.OK if r.ok else Analysis.Status.FAILED,
+            "required_criteria": r.required_criteria,
+            "error_title": r.error_title,
+            "error_summary": r.error_summary,
+            "confidence": r.confidence,
+            "failure_reason": (TRANSPORT_PREFIX + " " + r.failure_reason.removeprefix(TRANSPORT_PREFIX).strip())
             if (r.retryable and not r.ok)
             else r.failure_reason,
-            run=run,
-        )
+            "run": run,
+        }
         found = existing.get(fields["key"])
         if found is None:
             new_rows.append(Analysis(**fields))

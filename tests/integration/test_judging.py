@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.core.judge import ANALYSIS_SCHEMA, JudgeError
+from annotation.core.judge import JudgeError
 from annotation.errors import ErrorMapError
 from annotation.models import (
     Analysis,
@@ -24,7 +24,11 @@ from annotation.models import (
     WorkSetFailure,
 )
 from annotation.services.ingest import content_key, ingest_results
-from annotation.services.judging import analyses_for_predictions, analyze_failures, get_judge_backend
+from annotation.services.judging import (
+    analyses_for_predictions,
+    analyze_failures,
+    get_judge_backend,
+)
 from tests.fake_openai_server import FakeOpenAIServer, Reply, valid_analysis
 
 BBM = Path(__file__).resolve().parents[2] / "data" / "big-bench-mistake"
@@ -68,8 +72,8 @@ def server():
 
 
 def judge(server: FakeOpenAIServer, **overrides):
-    options = dict(model="fake-judge", base_url=server.base_url, api_key="test-key", concurrency=4, timeout=5.0,
-                   max_retries=3)
+    options = {"model": "fake-judge", "base_url": server.base_url, "api_key": "test-key", "concurrency": 4,
+               "timeout": 5.0, "max_retries": 3}
     options.update(overrides)
     return get_judge_backend("openai", **options)
 

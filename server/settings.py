@@ -122,6 +122,14 @@ ERRORMAP_JUDGE_MODEL = env.str("ERRORMAP_JUDGE_MODEL", default="")
 ERRORMAP_JUDGE_CONCURRENCY = env.int("ERRORMAP_JUDGE_CONCURRENCY", default=8)
 ERRORMAP_JUDGE_TIMEOUT = env.float("ERRORMAP_JUDGE_TIMEOUT", default=60.0)
 ERRORMAP_JUDGE_MAX_RETRIES = env.int("ERRORMAP_JUDGE_MAX_RETRIES", default=3)
+# "auto" tries JSON-schema structured output, then JSON mode, then plain text; or force one of
+# "json_schema", "json_object", "text".
+ERRORMAP_JUDGE_RESPONSE_FORMAT = env.str("ERRORMAP_JUDGE_RESPONSE_FORMAT", default="auto")
+# USD per million tokens, for the cost figure of each run (unset: tokens are counted, cost is not).
+ERRORMAP_JUDGE_PRICE_INPUT = env.float("ERRORMAP_JUDGE_PRICE_INPUT", default=None)
+ERRORMAP_JUDGE_PRICE_OUTPUT = env.float("ERRORMAP_JUDGE_PRICE_OUTPUT", default=None)
+# A folder of prompt templates overriding the shipped ones in annotation/prompts/.
+ERRORMAP_PROMPT_DIR = env.str("ERRORMAP_PROMPT_DIR", default="") or None
 # Failure rule: threshold = this factor x the dataset's mean score, unless the dataset sets its own.
 ERRORMAP_THRESHOLD_FACTOR = env.float("ERRORMAP_THRESHOLD_FACTOR", default=0.7)
 ERRORMAP_DEFAULT_TAXONOMY = env.str("ERRORMAP_DEFAULT_TAXONOMY", default="default")

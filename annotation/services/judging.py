@@ -156,7 +156,8 @@ def run_cost_usd(usage: Usage) -> float | None:
 
 
 def _setting(name: str, default: Any) -> Any:
-    return getattr(settings, name, None) or os.environ.get(name) or default
+    value = getattr(settings, name, None)
+    return default if value is None else value
 
 
 @dataclass(frozen=True)

@@ -225,7 +225,9 @@ class LabelStudioProject(models.Model):
 
     labelstudio_id = models.IntegerField(unique=True)
     title = models.CharField(max_length=300)
-    work_set = models.ForeignKey(WorkSet, on_delete=models.CASCADE, related_name="labelstudio_projects")
+    # Null only for an adjudication project over the whole queue of a taxonomy version (no work set).
+    work_set = models.ForeignKey(WorkSet, on_delete=models.CASCADE, related_name="labelstudio_projects",
+                                 null=True, blank=True)
     taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT)
     mode = models.CharField(max_length=20, choices=Mode.choices)
     overlap = models.PositiveSmallIntegerField(default=1)
@@ -302,6 +304,9 @@ class AdjudicationDecision(models.Model):
     decided_by = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="adjudication_decisions")
     reason = models.TextField()
     superseded = models.BooleanField(default=False, db_index=True)
+    # Where the decision was made: "ls:<annotation id>" (Label Studio adjudication project),
+    # "api:<user id>" (REST), empty for the command.
+    external_id = models.CharField(max_length=200, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -91,7 +91,7 @@ def labelstudio_progress() -> list[ProjectProgress]:
                 labelstudio_id=project.labelstudio_id,
                 title=project.title,
                 mode=project.mode,
-                work_set=project.work_set.name,
+                work_set=project.work_set.name if project.work_set_id else "",
                 taxonomy_version=str(project.taxonomy_version),
                 overlap=project.overlap,
                 tasks=tasks.count(),

@@ -86,7 +86,7 @@ class IngestUploadSerializer(serializers.Serializer):
 
 
 class LabelStudioProjectSerializer(serializers.ModelSerializer):
-    work_set = serializers.CharField(source="work_set.name", read_only=True)
+    work_set = serializers.CharField(source="work_set.name", read_only=True, allow_null=True)
     taxonomy_version = serializers.CharField(source="taxonomy_version.__str__", read_only=True)
 
     class Meta:

@@ -1,8 +1,8 @@
 """REST API routes (filled in by the API issue)."""
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
-from annotation.api import views
+from annotation.api import adjudication, views
 from annotation.api.labelstudio_webhook import labelstudio_webhook
 
 router = DefaultRouter()
@@ -21,5 +21,12 @@ urlpatterns = router.urls + [
     path("agreement/", views.AgreementView.as_view(), name="api-agreement"),
     path("judge-audit/", views.JudgeAuditView.as_view(), name="api-judge-audit"),
     path("gold-export/", views.GoldExportView.as_view(), name="api-gold-export"),
+]
+urlpatterns += [
+    # Ids of at most 18 digits: larger numbers are not ids (404, not a database error).
+    re_path(r"^adjudication/(?P<pk>[0-9]{1,18})/resolve/$", adjudication.ResolveAdjudicationView.as_view(),
+            name="api-adjudication-resolve"),
+    re_path(r"^adjudication/(?P<pk>[0-9]{1,18})/decisions/$", adjudication.AdjudicationDecisionsView.as_view(),
+            name="api-adjudication-decisions"),
 ]
 urlpatterns += [path("labelstudio/webhook/", labelstudio_webhook, name="labelstudio-webhook")]

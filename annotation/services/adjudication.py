@@ -155,10 +155,25 @@ def find_prediction(item: str) -> Prediction:
     return prediction
 
 
+def adjudicator_named(name: str) -> Annotator:
+    """The adjudicator of that name (kind adjudicator), created on first use. A person who is also a
+    human annotator under that name decides as '<name> (adjudicator)', so their labels and their
+    decisions stay apart."""
+    annotator = Annotator.objects.filter(name=name).first()
+    if annotator is None:
+        return Annotator.objects.create(name=name, kind=Annotator.Kind.ADJUDICATOR)
+    if annotator.kind == Annotator.Kind.ADJUDICATOR:
+        return annotator
+    return get_annotator(f"{name} (adjudicator)", kind=Annotator.Kind.ADJUDICATOR, email=annotator.email)
+
+
 @transaction.atomic
 def resolve_item(*, item: str, categories: list[str], by: str, reason: str,
-                 taxonomy: str | None = None) -> AdjudicationDecision:
-    """An adjudicator's decision on one item: gold categories, who, and why (all kept)."""
+                 taxonomy: str | None = None, external_id: str = "") -> AdjudicationDecision:
+    """An adjudicator's decision on one item: gold categories, who, and why (all kept).
+
+    `external_id` says where it was made ("ls:<annotation id>", "api:<user id>"); the command leaves it
+    empty. The command, the REST API and the Label Studio adjudication project all come through here."""
     if not reason.strip():
         raise ErrorMapError("a decision needs a reason (--reason)")
     if not by.strip():
@@ -182,12 +197,13 @@ def resolve_item(*, item: str, categories: list[str], by: str, reason: str,
         raise ErrorMapError(f"unknown categories in {version}: {', '.join(unknown)} (new categories go "
                             "through a taxonomy version, not through adjudication)")
     paths = sorted({index[key].path for key in wanted.values()})
-    adjudicator = get_annotator(by.strip(), kind=Annotator.Kind.ADJUDICATOR)
+    adjudicator = adjudicator_named(by.strip())
     AdjudicationDecision.objects.filter(prediction=prediction, taxonomy_version=version,
                                         superseded=False).update(superseded=True)
     decision = AdjudicationDecision.objects.create(
         prediction=prediction, taxonomy_version=version, categories=paths,
-        method=AdjudicationDecision.Method.ADJUDICATOR, decided_by=adjudicator, reason=reason.strip())
+        method=AdjudicationDecision.Method.ADJUDICATOR, decided_by=adjudicator, reason=reason.strip(),
+        external_id=external_id)
     _write_gold(prediction.pk, version, paths, adjudicator, reason.strip(), decision)
     if queued is not None:
         queued.status = AdjudicationItem.Status.RESOLVED
@@ -221,15 +237,41 @@ def adjudication_queue(*, taxonomy: str | None = None, status: str = Adjudicatio
     } for q in items]
 
 
+@transaction.atomic
+def withdraw_decision(*, decision: AdjudicationDecision) -> AdjudicationItem | None:
+    """Take back an adjudicator's decision (its Label Studio annotation was deleted): it stays in the
+    history as superseded, the item's gold labels go, and the queue item is open again."""
+    if decision.superseded:
+        return None  # already replaced by a newer decision: nothing to take back
+    decision.superseded = True
+    decision.save(update_fields=["superseded"])
+    _clear_gold(decision.prediction_id, decision.taxonomy_version)
+    queued = AdjudicationItem.objects.filter(prediction_id=decision.prediction_id,
+                                             taxonomy_version=decision.taxonomy_version).first()
+    if queued is not None and queued.status != AdjudicationItem.Status.OPEN:
+        queued.status = AdjudicationItem.Status.OPEN
+        queued.save(update_fields=["status", "updated_at"])
+    return queued
+
+
 def decision_history(*, item: str) -> list[dict[str, Any]]:
-    """Every decision on an item, oldest first (who, method, rule, why, superseded)."""
-    prediction = find_prediction(item)
+    """Every decision on an item, oldest first (who, method, rule, why, superseded, where made).
+
+    ITEM is 'DATASET|EXAMPLE_ID|MODEL' (every taxonomy version) or a queue id (that item's version)."""
+    if item.isdigit():
+        queued = AdjudicationItem.objects.filter(pk=int(item)).first()
+        if queued is None:
+            raise ErrorMapError(f"no adjudication queue item {item}")
+        decisions = AdjudicationDecision.objects.filter(prediction_id=queued.prediction_id,
+                                                        taxonomy_version_id=queued.taxonomy_version_id)
+    else:
+        decisions = AdjudicationDecision.objects.filter(prediction=find_prediction(item))
     return [{
-        "categories": d.categories, "method": d.method, "rule": d.rule, "decided_by": d.decided_by.name,
-        "reason": d.reason, "superseded": d.superseded, "taxonomy_version": str(d.taxonomy_version),
+        "id": d.pk, "categories": d.categories, "method": d.method, "rule": d.rule,
+        "decided_by": d.decided_by.name, "reason": d.reason, "superseded": d.superseded,
+        "taxonomy_version": str(d.taxonomy_version), "external_id": d.external_id,
         "created_at": d.created_at.isoformat(),
-    } for d in AdjudicationDecision.objects.filter(prediction=prediction)
-        .select_related("decided_by", "taxonomy_version").order_by("pk")]
+    } for d in decisions.select_related("decided_by", "taxonomy_version__taxonomy").order_by("pk")]
 
 
 def report_dict(report: AdjudicationReport) -> dict[str, Any]:

@@ -84,6 +84,10 @@ class SyncReport:
     labels_created: int
     labels_updated: int
     labels_deleted: int
+    # Adjudication projects: annotations become decisions, not labels.
+    decisions_made: int = 0
+    decisions_withdrawn: int = 0
+    decisions_refused: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,29 +151,7 @@ def build_label_config(version: TaxonomyVersion, *, mode: str) -> str:
     """The labeling config for one taxonomy version: the category tree with descriptions as hints, an
     'Other / propose a category' field, a note, the item's texts and, in assisted mode only, the judge's
     analysis."""
-    categories = list(version.categories.all().order_by("depth", "path"))
-    children: dict[int | None, list[Category]] = {}
-    for category in categories:
-        children.setdefault(category.parent_id, []).append(category)
-
-    def choices(parent_id: int | None, indent: str) -> list[str]:
-        lines = []
-        for category in sorted(children.get(parent_id, []), key=lambda c: c.name.lower()):
-            attrs = f"value={quoteattr(category.name)}"
-            if category.description:
-                attrs += f" hint={quoteattr(category.description)}"
-            nested = choices(category.pk, indent + "  ")
-            if nested:
-                lines.append(f"{indent}<Choice {attrs}>")
-                lines.extend(nested)
-                lines.append(f"{indent}</Choice>")
-            else:
-                lines.append(f"{indent}<Choice {attrs}/>")
-        return lines
-
-    tree = choices(None, "      ")
-    if not any(c.parent_id is None and c.name.lower() == OTHER.lower() for c in categories):
-        tree.append(f"      <Choice value={quoteattr(OTHER)} hint={quoteattr(OTHER_DESCRIPTION)}/>")
+    tree = category_choices(version, with_other=True)
     judge = ""
     if mode == LabelStudioProject.Mode.ASSISTED:
         judge = (
@@ -201,6 +183,35 @@ def build_label_config(version: TaxonomyVersion, *, mode: str) -> str:
         ' rows="2" placeholder="what went wrong, in your words"/>\n'
         "</View>\n"
     )
+
+
+def category_choices(version: TaxonomyVersion, *, with_other: bool, indent: str = "      ") -> list[str]:
+    """The version's category tree as nested <Choice> lines (names and descriptions as quoted attributes),
+    plus an 'Other' choice when asked and the version has none."""
+    categories = list(version.categories.all().order_by("depth", "path"))
+    children: dict[int | None, list[Category]] = {}
+    for category in categories:
+        children.setdefault(category.parent_id, []).append(category)
+
+    def choices(parent_id: int | None, indent: str) -> list[str]:
+        lines = []
+        for category in sorted(children.get(parent_id, []), key=lambda c: c.name.lower()):
+            attrs = f"value={quoteattr(category.name)}"
+            if category.description:
+                attrs += f" hint={quoteattr(category.description)}"
+            nested = choices(category.pk, indent + "  ")
+            if nested:
+                lines.append(f"{indent}<Choice {attrs}>")
+                lines.extend(nested)
+                lines.append(f"{indent}</Choice>")
+            else:
+                lines.append(f"{indent}<Choice {attrs}/>")
+        return lines
+
+    tree = choices(None, indent)
+    if with_other and not any(c.parent_id is None and c.name.lower() == OTHER.lower() for c in categories):
+        tree.append(f"{indent}<Choice value={quoteattr(OTHER)} hint={quoteattr(OTHER_DESCRIPTION)}/>")
+    return tree
 
 
 def _attr_text(text: str) -> str:
@@ -783,7 +794,19 @@ def sync_labelstudio(
     with stage_run("sync_labelstudio", {"work_set": work_set, "project_id": project_id}) as run:
         users = _users(client)
         annotators: dict[int, Annotator] = {}
+        decisions = {"made": 0, "withdrawn": 0, "refused": 0}
         for project in projects:
+            if project.mode == LabelStudioProject.Mode.ADJUDICATION:
+                from annotation.services.labelstudio_adjudication import sync_adjudication_project
+
+                pulled = sync_adjudication_project(client, project, users)
+                seen += pulled.annotations_seen
+                changed += pulled.annotations_changed
+                deleted += pulled.annotations_deleted
+                decisions["made"] += pulled.decisions_made
+                decisions["withdrawn"] += pulled.decisions_withdrawn
+                decisions["refused"] += pulled.refused
+                continue
             tasks = {t.labelstudio_id: t for t in project.tasks.all()}
             exported = _export(client, project.labelstudio_id)
             with transaction.atomic():
@@ -845,6 +868,7 @@ def sync_labelstudio(
             "labels_created": created_labels,
             "labels_updated": updated_labels,
             "labels_deleted": deleted_labels,
+            **{f"decisions_{k}": v for k, v in decisions.items()},
         }
     return SyncReport(
         projects=len(projects),
@@ -854,6 +878,9 @@ def sync_labelstudio(
         labels_created=created_labels,
         labels_updated=updated_labels,
         labels_deleted=deleted_labels,
+        decisions_made=decisions["made"],
+        decisions_withdrawn=decisions["withdrawn"],
+        decisions_refused=decisions["refused"],
     )
 
 
@@ -871,6 +898,10 @@ def handle_webhook(payload: dict) -> WebhookReport:
     )
     if project is None:
         return WebhookReport(action=action, handled=False, annotations=0, detail="unknown project")
+    if project.mode == LabelStudioProject.Mode.ADJUDICATION:
+        from annotation.services.labelstudio_adjudication import handle_adjudication_webhook
+
+        return handle_adjudication_webhook(project, payload)  # annotations there are decisions
     groups: set[tuple[int, int]] = set()
     with transaction.atomic():
         if action == "ANNOTATIONS_DELETED":

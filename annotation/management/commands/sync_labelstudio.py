@@ -24,3 +24,8 @@ class Command(ErrorMapCommand):
                 f"labels: {r.labels_created} created, {r.labels_updated} updated, {r.labels_deleted} deleted"
             )
         )
+        if r.decisions_made or r.decisions_withdrawn or r.decisions_refused:
+            self.stdout.write(
+                f"adjudication decisions: {r.decisions_made} made, {r.decisions_withdrawn} withdrawn, "
+                f"{r.decisions_refused} annotations refused (no category, no reason or unknown category)"
+            )

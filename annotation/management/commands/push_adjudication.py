@@ -1,0 +1,30 @@
+"""manage.py push_adjudication — send the open adjudication queue to a Label Studio adjudication project."""
+from annotation.management.base import ErrorMapCommand
+from annotation.services.labelstudio_adjudication import push_adjudication
+
+
+class Command(ErrorMapCommand):
+    help = (
+        "Create or update the Label Studio adjudication project of a taxonomy version and import every open "
+        "queue item not yet in it (each showing the item, every annotator's and the judge's labels). Resolved "
+        "items are not pushed; pushing twice duplicates nothing. Decisions come back by webhook or "
+        "`sync_labelstudio`."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--taxonomy", required=True, help="NAME (latest version) or NAME@N")
+        parser.add_argument("--work-set", default=None, help="only the queue items in this work set")
+        parser.add_argument("--adjudicator", action="append", default=[], metavar="EMAIL",
+                            help="a Label Studio user (by email) to register as an adjudicator (repeatable)")
+        parser.add_argument("--batch-size", type=int, default=None, help="tasks per import request")
+
+    def run(self, *args, taxonomy, work_set, adjudicator, batch_size, **options):
+        r = push_adjudication(taxonomy=taxonomy, work_set=work_set, adjudicators=adjudicator, batch_size=batch_size)
+        what = "created" if r.created_project else "config updated" if r.config_updated else "up to date"
+        self.stdout.write(
+            f"adjudication project {r.labelstudio_project_id} ({r.taxonomy_version}) {what}: {r.open_items} open "
+            f"items, {r.tasks_imported} imported now, {r.tasks_recovered} recovered from an earlier push"
+        )
+        if r.adjudicators:
+            self.stdout.write(f"adjudicators: {', '.join(r.adjudicators)}")
+        self.stdout.write(self.style.SUCCESS(f"adjudicate at {r.url}"))

@@ -1,0 +1,506 @@
+"""The Label Studio adjudication project: open queue items as tasks that show the item and every
+annotator's and the judge's labels, and the adjudicator's annotations back as decisions through the same
+`resolve_item` as the command and the REST API (by webhook and by the reconciling sync)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from label_studio_sdk import LabelStudio
+
+from annotation.errors import ErrorMapError
+from annotation.models import (
+    AdjudicationDecision,
+    AdjudicationItem,
+    Annotator,
+    Label,
+    LabelStudioAnnotation,
+    LabelStudioProject,
+    LabelStudioTask,
+    WorkSet,
+)
+from annotation.services.adjudication import (
+    ITEM_SEPARATOR,
+    adjudicator_named,
+    resolve_item,
+    withdraw_decision,
+)
+from annotation.services.labelstudio import (
+    CATEGORY_CONTROL,
+    EPOCH,
+    EXTERNAL_PREFIX,
+    PREDICTION_KEY,
+    WEBHOOK_ACTIONS,
+    LabelStudioError,
+    WebhookReport,
+    _attr_text,
+    _export,
+    _list_task_ids,
+    _record_annotation,
+    _url,
+    _user_id,
+    _users,
+    category_choices,
+    ensure_webhook,
+    labelstudio_client,
+    labelstudio_errors,
+)
+from annotation.services.runs import stage_run
+from taxonomy.models import PATH_SEPARATOR, TaxonomyVersion
+from taxonomy.services.versions import category_index, join_path, resolve_version, split_path
+
+logger = logging.getLogger(__name__)
+
+ITEM_KEY = "errormap_adjudication_item"
+REASON_CONTROL = "reason"
+PLACEHOLDER_PREFIX = "labelstudio-user-"
+
+
+@dataclass(frozen=True)
+class AdjudicationPushReport:
+    project_id: int
+    labelstudio_project_id: int
+    url: str
+    taxonomy_version: str
+    created_project: bool
+    config_updated: bool
+    open_items: int
+    tasks_imported: int
+    tasks_recovered: int
+    adjudicators: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AdjudicationPullReport:
+    annotations_seen: int
+    annotations_changed: int
+    annotations_deleted: int
+    decisions_made: int
+    decisions_withdrawn: int
+    refused: int  # annotations that cannot be a decision (no category, no reason, unknown category)
+
+
+# --- labeling config and tasks -------------------------------------------------------------------
+
+
+def build_adjudication_config(version: TaxonomyVersion) -> str:
+    """The adjudicator's view: the item, why it is disputed, every annotator's and the judge's labels (all
+    task data shown by <Text>, never put into this XML), the category tree for the decision and a required
+    reason."""
+    tree = category_choices(version, with_other=False)
+    return (
+        "<View>\n"
+        f'  <Header value="Adjudicate ({_attr_text(str(version))}): which categories are gold?" size="4"/>\n'
+        '  <Text name="meta" value="$meta"/>\n'
+        '  <Header value="Input" size="5"/>\n'
+        '  <Text name="input" value="$input"/>\n'
+        '  <Header value="Reference" size="5"/>\n'
+        '  <Text name="reference" value="$reference"/>\n'
+        '  <Header value="Model output" size="5"/>\n'
+        '  <Text name="output" value="$output"/>\n'
+        '  <View style="background:#eef4ff;padding:8px">\n'
+        '    <Header value="Why this item is disputed" size="5"/>\n'
+        '    <Text name="why" value="$why"/>\n'
+        '    <Header value="Annotators\' labels" size="5"/>\n'
+        '    <Text name="annotator_labels" value="$annotator_labels"/>\n'
+        '    <Header value="Judge\'s label" size="5"/>\n'
+        '    <Text name="judge_labels" value="$judge_labels"/>\n'
+        "  </View>\n"
+        '  <Header value="Decision: the gold categories (several if needed)" size="5"/>\n'
+        f'  <Taxonomy name="{CATEGORY_CONTROL}" toName="output" showFullPath="true" required="true">\n'
+        + "\n".join(tree)
+        + "\n  </Taxonomy>\n"
+        '  <Header value="Reason (required: why these categories)" size="5"/>\n'
+        f'  <TextArea name="{REASON_CONTROL}" toName="output" required="true" maxSubmissions="1"'
+        ' editable="true" rows="3" placeholder="why these categories are gold"/>\n'
+        "</View>\n"
+    )
+
+
+def adjudication_project_title(version: TaxonomyVersion, work_set: WorkSet | None) -> str:
+    """Deterministic (an interrupted push adopts its project by it) and within Label Studio's 50 chars."""
+    title = f"adjudicate {version}" + (f" / {work_set.name}" if work_set else "")
+    if len(title) <= 50:
+        return title
+    digest = hashlib.sha256(title.encode()).hexdigest()[:8]
+    return f"{title[:40].rstrip()} #{digest}"
+
+
+def _labels_text(version: TaxonomyVersion, prediction_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """prediction id -> (annotators' labels, judge's labels) as plain text, one line per annotator."""
+    humans: dict[int, dict[str, list[Label]]] = {}
+    judges: dict[int, dict[str, list[Label]]] = {}
+    rows = (
+        Label.objects.filter(taxonomy_version=version, prediction_id__in=prediction_ids,
+                             source__in=(Label.Source.HUMAN, Label.Source.JUDGE))
+        .select_related("annotator", "category").order_by("annotator__name", "category__path")
+    )
+    for label in rows:
+        target = humans if label.source == Label.Source.HUMAN else judges
+        target.setdefault(label.prediction_id, {}).setdefault(label.annotator.name, []).append(label)
+
+    def human_line(name: str, labels: list[Label]) -> str:
+        line = f"{name}: " + "; ".join(label.category.path for label in labels)
+        proposals = sorted({label.proposed_category for label in labels if label.proposed_category})
+        notes = sorted({label.note for label in labels if label.note})
+        if proposals:
+            line += f" (proposes a new category: {'; '.join(proposals)})"
+        if notes:
+            line += f" (note: {' / '.join(notes)})"
+        return line
+
+    def judge_line(name: str, labels: list[Label]) -> str:
+        parts = []
+        for label in labels:
+            confidence = f" (confidence {label.confidence:.2f})" if label.confidence is not None else ""
+            parts.append(label.category.path + confidence)
+        return f"{name}: " + "; ".join(parts)
+
+    return {
+        pid: (
+            "\n".join(human_line(n, ls) for n, ls in sorted(humans.get(pid, {}).items())) or "(none)",
+            "\n".join(judge_line(n, ls) for n, ls in sorted(judges.get(pid, {}).items())) or "(no judge label)",
+        )
+        for pid in prediction_ids
+    }
+
+
+def _task_payload(item: AdjudicationItem, labels: tuple[str, str]) -> dict:
+    prediction = item.prediction
+    example = prediction.example
+    return {"data": {
+        PREDICTION_KEY: prediction.pk,
+        ITEM_KEY: item.pk,
+        "meta": f"item {example.dataset.name}{ITEM_SEPARATOR}{example.example_id}{ITEM_SEPARATOR}"
+                f"{prediction.model.name} · queue #{item.pk} · score {prediction.score:g}",
+        "input": example.input_text,
+        "reference": example.reference or "(no reference)",
+        "output": prediction.output_text,
+        "why": item.why,
+        "annotator_labels": labels[0],
+        "judge_labels": labels[1],
+    }}
+
+
+# --- who decides ---------------------------------------------------------------------------------
+
+
+def _adjudicator_for(user_id: int, users: dict[int, dict] | None = None) -> Annotator:
+    """The adjudicator (an Annotator of kind adjudicator) for a Label Studio user, created on first sight.
+
+    A webhook names only the user id, so a first sight there is named 'labelstudio-user-N' until a sync
+    (or push --adjudicator) learns the email. A user who is also a human annotator (their Label Studio id
+    already maps to that annotator) decides as '<name> (adjudicator)'."""
+    info = (users or {}).get(user_id) or {}
+    email = info.get("email") or ""
+    name = email or info.get("username") or f"{PLACEHOLDER_PREFIX}{user_id}"
+    mapped = Annotator.objects.filter(labelstudio_user_id=user_id).first()
+    if mapped is None:
+        if Annotator.objects.filter(name=name).exists():
+            name = f"{name} (labelstudio {user_id})"
+        return Annotator.objects.create(name=name, kind=Annotator.Kind.ADJUDICATOR, email=email,
+                                        labelstudio_user_id=user_id)
+    if mapped.kind != Annotator.Kind.ADJUDICATOR:
+        return adjudicator_named(mapped.name)
+    if email and mapped.name.startswith(PLACEHOLDER_PREFIX) and not Annotator.objects.filter(name=name).exists():
+        mapped.name, mapped.email = name, email
+        mapped.save(update_fields=["name", "email"])
+    return mapped
+
+
+# --- push ----------------------------------------------------------------------------------------
+
+
+def _find_or_create_project(client: LabelStudio, *, version: TaxonomyVersion, work_set: WorkSet | None
+                            ) -> tuple[LabelStudioProject, bool]:
+    local = LabelStudioProject.objects.filter(mode=LabelStudioProject.Mode.ADJUDICATION,
+                                              taxonomy_version=version, work_set=work_set).first()
+    url = _url(client)
+    if local is not None:
+        try:
+            with labelstudio_errors(url):
+                client.projects.get(id=local.labelstudio_id)
+            return local, False
+        except LabelStudioError as exc:
+            if "HTTP 404" not in str(exc):
+                raise
+            logger.warning("Label Studio adjudication project %s is gone; creating it again", local.labelstudio_id)
+            local.delete()
+    title = adjudication_project_title(version, work_set)
+    with labelstudio_errors(url):
+        existing = [p for p in client.projects.list(title=title, page_size=100) if p.title == title]
+        if existing:
+            remote_id, created = existing[0].id, False
+        else:
+            scope = f"work set {work_set.name}" if work_set else "the whole queue"
+            remote = client.projects.create(
+                title=title,
+                description=f"Adjudication of disputed items, taxonomy {version}, {scope} (ErrorMap Studio)",
+                label_config=build_adjudication_config(version),
+                maximum_annotations=1,
+                show_collab_predictions=False,
+            )
+            remote_id, created = remote.id, True
+    local = LabelStudioProject.objects.create(
+        labelstudio_id=remote_id, title=title, work_set=work_set, taxonomy_version=version,
+        mode=LabelStudioProject.Mode.ADJUDICATION, overlap=1)
+    return local, created
+
+
+def _map_adjudicators(client: LabelStudio, emails: Iterable[str]) -> tuple[str, ...]:
+    emails = [e.strip() for e in emails if e and e.strip()]
+    if not emails:
+        return ()
+    users = _users(client)
+    by_email = {info["email"].lower(): uid for uid, info in users.items() if info["email"]}
+    missing = [e for e in emails if e.lower() not in by_email]
+    if missing:
+        raise ErrorMapError(f"no Label Studio user with email {', '.join(missing)}: create them in Label Studio first")
+    return tuple(_adjudicator_for(by_email[e.lower()], users).name for e in emails)
+
+
+def push_adjudication(
+    *,
+    taxonomy: str,
+    work_set: str | None = None,
+    adjudicators: Iterable[str] = (),
+    batch_size: int | None = None,
+    client: LabelStudio | None = None,
+    webhook_secret: str | None = None,
+) -> AdjudicationPushReport:
+    """Create or update the adjudication project of a taxonomy version (optionally one work set's items)
+    and import every open queue item not yet in it. Resolved items are never pushed; pushing twice
+    imports nothing new; a push that stopped halfway recovers the tasks it had already made."""
+    version = resolve_version(taxonomy)
+    ws = None
+    if work_set:
+        ws = WorkSet.objects.filter(name=work_set).first()
+        if ws is None:
+            raise ErrorMapError(f"unknown work set {work_set!r}")
+    batch_size = batch_size or settings.LABEL_STUDIO_IMPORT_BATCH
+    client = client or labelstudio_client()
+    url = _url(client)
+    config = {"taxonomy": str(version), "work_set": work_set, "mode": LabelStudioProject.Mode.ADJUDICATION}
+    with stage_run("push_adjudication", config) as run:
+        mapped = _map_adjudicators(client, adjudicators)
+        project, created = _find_or_create_project(client, version=version, work_set=ws)
+        config_updated = False
+        if not created:
+            with labelstudio_errors(url):
+                remote = client.projects.get(id=project.labelstudio_id)
+                wanted = build_adjudication_config(version)
+                if (remote.label_config or "").strip() != wanted.strip():
+                    client.projects.update(id=project.labelstudio_id, label_config=wanted)
+                    config_updated = True
+        ensure_webhook(client, project, secret=webhook_secret)
+
+        items = AdjudicationItem.objects.filter(taxonomy_version=version, status=AdjudicationItem.Status.OPEN)
+        if ws is not None:
+            items = items.filter(prediction__work_sets=ws)
+        remote_tasks = _list_task_ids(client, project.labelstudio_id)
+        known = set(project.tasks.values_list("prediction_id", flat=True))
+        recovered = [LabelStudioTask(project=project, prediction_id=pid, labelstudio_id=tid)
+                     for pid, tid in remote_tasks.items() if pid not in known]
+        LabelStudioTask.objects.filter(labelstudio_id__in=[t.labelstudio_id for t in recovered]).delete()
+        LabelStudioTask.objects.bulk_create(recovered, batch_size=1000)
+        done = known | set(remote_tasks)
+        open_items = items.count()
+        todo = list(items.exclude(prediction_id__in=done)
+                    .select_related("prediction__example__dataset", "prediction__model").order_by("pk"))
+        imported = 0
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            texts = _labels_text(version, [q.prediction_id for q in batch])
+            payload = [_task_payload(q, texts[q.prediction_id]) for q in batch]
+            with labelstudio_errors(url):
+                response = client.projects.import_tasks(id=project.labelstudio_id, request=payload,
+                                                         return_task_ids=True)
+            task_ids = getattr(response, "task_ids", None) or (response.model_extra or {}).get("task_ids")
+            if not task_ids or len(task_ids) != len(batch):
+                listed = _list_task_ids(client, project.labelstudio_id)
+                task_ids = [listed[q.prediction_id] for q in batch]
+            LabelStudioTask.objects.bulk_create([
+                LabelStudioTask(project=project, prediction_id=q.prediction_id, labelstudio_id=tid)
+                for q, tid in zip(batch, task_ids)])
+            imported += len(batch)
+        run.counts = {"open_items": open_items, "tasks_imported": imported, "tasks_recovered": len(recovered)}
+    return AdjudicationPushReport(
+        project_id=project.pk, labelstudio_project_id=project.labelstudio_id,
+        url=f"{url}/projects/{project.labelstudio_id}/data", taxonomy_version=str(version),
+        created_project=created, config_updated=config_updated, open_items=open_items,
+        tasks_imported=imported, tasks_recovered=len(recovered), adjudicators=mapped)
+
+
+# --- pull: annotations -> decisions --------------------------------------------------------------
+
+
+def parse_decision(result: list) -> tuple[list[str], str]:
+    """(category paths, reason) from an adjudication annotation's result list."""
+    paths: list[str] = []
+    reasons: list[str] = []
+    for region in result or []:
+        value = region.get("value") or {}
+        if region.get("from_name") == CATEGORY_CONTROL:
+            for parts in value.get("taxonomy") or []:
+                path = PATH_SEPARATOR.join(str(p).strip() for p in parts if str(p).strip())
+                if path and path not in paths:
+                    paths.append(path)
+        elif region.get("from_name") == REASON_CONTROL:
+            reasons.extend(t.strip() for t in value.get("text") or [] if t and t.strip())
+    return paths, "\n".join(reasons)
+
+
+def _item_ref(task: LabelStudioTask, version: TaxonomyVersion) -> str:
+    queued = AdjudicationItem.objects.filter(prediction_id=task.prediction_id, taxonomy_version=version).first()
+    if queued is not None:
+        return str(queued.pk)
+    example = task.prediction.example
+    return ITEM_SEPARATOR.join((example.dataset.name, example.example_id, task.prediction.model.name))
+
+
+def _reconcile(project: LabelStudioProject, task_ids: Iterable[int]) -> tuple[int, int, int]:
+    """Make the decisions of these tasks follow their adjudication annotations: the latest live annotation
+    is the decision (unless that exact state was already applied: a later decision from the API or the
+    command then stands); when the annotation behind the current decision is gone, the next latest live one
+    decides, or the decision is withdrawn and the item reopened. -> (made, withdrawn, refused)."""
+    version = project.taxonomy_version
+    index = category_index(version)
+    made = withdrawn = refused = 0
+    tasks = LabelStudioTask.objects.filter(pk__in=set(task_ids), project=project).select_related(
+        "prediction__example__dataset", "prediction__model")
+    for task in tasks.order_by("pk"):
+        rows = list(LabelStudioAnnotation.objects.filter(task=task).select_related("annotator"))
+        live = sorted((r for r in rows if not r.deleted and not r.was_cancelled),
+                      key=lambda r: (r.labelstudio_updated_at or EPOCH, r.labelstudio_id))
+        dead = {f"{EXTERNAL_PREFIX}{r.labelstudio_id}" for r in rows if r.deleted or r.was_cancelled}
+        active = AdjudicationDecision.objects.filter(prediction_id=task.prediction_id, taxonomy_version=version,
+                                                     superseded=False).first()
+        lost = active is not None and active.external_id in dead
+        if not live:
+            if lost:
+                withdraw_decision(decision=active)
+                withdrawn += 1
+            continue
+        latest = live[-1]
+        paths, reason = parse_decision(latest.result)
+        external_id = f"{EXTERNAL_PREFIX}{latest.labelstudio_id}"
+        canonical = sorted({index[k].path for k in (join_path(split_path(p)).lower() for p in paths) if k in index})
+        if not lost and active is not None:
+            prior = AdjudicationDecision.objects.filter(
+                prediction_id=task.prediction_id, taxonomy_version=version, external_id=external_id
+            ).order_by("-pk").first()
+            if prior is not None and (prior.categories, prior.reason, prior.decided_by_id) == (
+                    canonical, reason, latest.annotator_id):
+                continue  # this state of the annotation is already a decision
+        try:
+            resolve_item(item=_item_ref(task, version), categories=paths, by=latest.annotator.name,
+                         reason=reason, taxonomy=str(version), external_id=external_id)
+        except ErrorMapError as exc:
+            refused += 1
+            logger.warning("adjudication annotation %s on task %s is not a decision: %s",
+                           latest.labelstudio_id, task.labelstudio_id, exc)
+            if lost:
+                withdraw_decision(decision=active)
+                withdrawn += 1
+            continue
+        made += 1
+    return made, withdrawn, refused
+
+
+def handle_adjudication_webhook(project: LabelStudioProject, payload: dict) -> WebhookReport:
+    """A webhook delivery for an adjudication project: mirror the annotations, then reconcile decisions."""
+    action = str(payload.get("action") or "")
+    if action not in WEBHOOK_ACTIONS:
+        return WebhookReport(action=action, handled=False, annotations=0, detail="action ignored")
+    task_ids: set[int] = set()
+    with transaction.atomic():
+        if action == "ANNOTATIONS_DELETED":
+            ids = [int(a["id"]) for a in payload.get("annotations") or [] if isinstance(a, dict) and "id" in a]
+            rows = list(LabelStudioAnnotation.objects.filter(project=project, labelstudio_id__in=ids))
+            task_ids = {r.task_id for r in rows}
+            LabelStudioAnnotation.objects.filter(pk__in=[r.pk for r in rows]).update(deleted=True)
+            count = len(ids)
+        else:
+            annotations = payload.get("annotation") or []
+            if isinstance(annotations, dict):
+                annotations = [annotations]
+            annotators: dict[int, Annotator] = {}
+            count = 0
+            for annotation in annotations:
+                task_ref = annotation.get("task")
+                task_ref = task_ref.get("id") if isinstance(task_ref, dict) else task_ref
+                task = LabelStudioTask.objects.filter(project=project, labelstudio_id=task_ref).first()
+                user_id = _user_id(annotation.get("completed_by"))
+                if task is None or user_id is None:
+                    continue
+                if user_id not in annotators:
+                    annotators[user_id] = _adjudicator_for(user_id)
+                row, changed = _record_annotation(project, task, annotation, None, annotators)
+                count += 1
+                if row is not None and changed:
+                    task_ids.add(row.task_id)
+        made, withdrawn, refused = _reconcile(project, task_ids)
+    return WebhookReport(action=action, handled=True, annotations=count,
+                         detail=f"decisions made {made}, withdrawn {withdrawn}, refused {refused}")
+
+
+def sync_adjudication_project(client: LabelStudio, project: LabelStudioProject,
+                              users: dict[int, dict] | None = None) -> AdjudicationPullReport:
+    """Reconcile one adjudication project with Label Studio (what webhooks missed, deletions included)."""
+    users = users if users is not None else _users(client)
+    tasks = {t.labelstudio_id: t for t in project.tasks.all()}
+    exported = _export(client, project.labelstudio_id)
+    seen = changed = deleted = 0
+    with transaction.atomic():
+        existing = {row.labelstudio_id: row for row in LabelStudioAnnotation.objects.filter(project=project)}
+        annotators: dict[int, Annotator] = {}
+        live: set[int] = set()
+        for item in exported:
+            task = tasks.get(item.get("id"))
+            if task is None:
+                continue
+            for annotation in item.get("annotations") or []:
+                user_id = _user_id(annotation.get("completed_by"))
+                if user_id is None:
+                    continue
+                seen += 1
+                live.add(annotation["id"])
+                if user_id not in annotators:
+                    annotators[user_id] = _adjudicator_for(user_id, users)
+                row, was_changed = _record_annotation(project, task, annotation, users, annotators, existing)
+                if row is not None and row.deleted:  # Label Studio still has it: it is the truth
+                    row.deleted = False
+                    row.save(update_fields=["deleted", "synced_at"])
+                    was_changed = True
+                changed += int(was_changed)
+        gone = LabelStudioAnnotation.objects.filter(project=project, deleted=False).exclude(labelstudio_id__in=live)
+        deleted = gone.update(deleted=True)
+        # Every task with an annotation is reconciled: a decision a webhook missed or refused is retried,
+        # and what was already applied is left alone.
+        with_rows = set(LabelStudioAnnotation.objects.filter(project=project).values_list("task_id", flat=True))
+        made, withdrawn, refused = _reconcile(project, with_rows)
+    return AdjudicationPullReport(annotations_seen=seen, annotations_changed=changed, annotations_deleted=deleted,
+                                  decisions_made=made, decisions_withdrawn=withdrawn, refused=refused)
+
+
+def sync_adjudication(*, taxonomy: str | None = None, client: LabelStudio | None = None) -> AdjudicationPullReport:
+    """Reconcile every adjudication project (or those of one taxonomy version)."""
+    projects = LabelStudioProject.objects.filter(mode=LabelStudioProject.Mode.ADJUDICATION).select_related(
+        "taxonomy_version").order_by("pk")
+    if taxonomy:
+        projects = projects.filter(taxonomy_version=resolve_version(taxonomy))
+    client = client or labelstudio_client()
+    totals = dict.fromkeys(AdjudicationPullReport.__dataclass_fields__, 0)
+    with stage_run("sync_adjudication", {"taxonomy": taxonomy}) as run:
+        users = _users(client)
+        for project in projects:
+            report = sync_adjudication_project(client, project, users)
+            for key in totals:
+                totals[key] += getattr(report, key)
+        run.counts = dict(totals)
+    return AdjudicationPullReport(**totals)

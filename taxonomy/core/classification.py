@@ -1,0 +1,66 @@
+"""Offline classification into an existing taxonomy: nearest category by TF-IDF similarity of the
+error's title and summary to each category's name and description, plus retrieval from gold labels.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# A gold neighbour at least this similar decides the category (it is more specific than a description).
+GOLD_MIN_SIMILARITY = 0.5
+
+
+@dataclass(frozen=True)
+class Choice:
+    index: int  # into the category list
+    score: float  # cosine similarity in [0, 1]
+    via: str  # "category" or "gold"
+
+
+def nearest_categories(
+    queries: Sequence[str],
+    category_texts: Sequence[str],
+    *,
+    gold_texts: Sequence[str] = (),
+    gold_categories: Sequence[int] = (),
+    gold_min_similarity: float = GOLD_MIN_SIMILARITY,
+    fallback: int | None = None,
+) -> list[Choice]:
+    """For each query, the category it is most similar to; a close enough gold example wins.
+
+    Ties go to the lower index, so the result depends only on the inputs' order. A query that shares
+    no term with any category gets `fallback` (e.g. the index of `Other`) when given, else index 0.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    if not category_texts:
+        raise ValueError("no categories to classify into")
+    if len(gold_texts) != len(gold_categories):
+        raise ValueError("gold_texts and gold_categories differ in length")
+    corpus = list(category_texts) + list(gold_texts) + list(queries)
+    vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, ngram_range=(1, 2),
+                                 token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+    try:
+        vectorizer.fit(corpus)
+    except ValueError:  # no usable term anywhere
+        default = 0 if fallback is None else fallback
+        return [Choice(default, 0.0, "category") for _ in queries]
+    q = vectorizer.transform(list(queries))
+    to_categories = cosine_similarity(q, vectorizer.transform(list(category_texts)))
+    to_gold = cosine_similarity(q, vectorizer.transform(list(gold_texts))) if gold_texts else None
+    choices: list[Choice] = []
+    for row in range(len(queries)):
+        if to_gold is not None:
+            g = int(np.argmax(to_gold[row]))
+            if to_gold[row, g] >= gold_min_similarity:
+                choices.append(Choice(int(gold_categories[g]), float(to_gold[row, g]), "gold"))
+                continue
+        c = int(np.argmax(to_categories[row]))
+        score = float(to_categories[row, c])
+        if score <= 0 and fallback is not None:
+            c = fallback
+        choices.append(Choice(c, score, "category"))
+    return choices

@@ -1,6 +1,7 @@
-"""The main job on the embedded defaults: the bundled real data through every stage that exists."""
+"""The main job on the embedded defaults: the bundled real data through every stage, offline."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,13 +9,20 @@ from pathlib import Path
 from django.conf import settings
 
 from annotation.selectors import failure_summary
+from annotation.services.accounts import ensure_user
 from annotation.services.ingest import ingest_results
+from annotation.services.judging import analyze_failures
 from annotation.services.label_import import import_labels
+from annotation.services.labelstudio import push_labelstudio
 from annotation.services.sampling import sample_failures
+from taxonomy.services.induction import induce_taxonomy
 
 DATA_DIR = Path(settings.BASE_DIR) / "data"
 MQM_RATINGS = DATA_DIR / "wmt23-mqm-ende" / "sxs_mqm_generalMT2023_ende.3ratingsPerSegment.tsv.tar.gz"
 DEMO_WORK_SET = "demo"
+DEMO_TAXONOMY = "errormap-demo"
+DEMO_USER = os.environ.get("ERRORMAP_DEMO_USER", "demo")
+DEMO_PASSWORD = os.environ.get("ERRORMAP_DEMO_PASSWORD", "demo-password")
 
 
 @dataclass
@@ -22,10 +30,20 @@ class DemoReport:
     steps: list[str] = field(default_factory=list)
     summary: list[dict] = field(default_factory=list)
     work_set: str = DEMO_WORK_SET
+    taxonomy: str = ""
+    labelstudio_url: str = ""
+    api_token: str = ""
 
 
-def run_demo(*, say: Callable[[str], None] = print, ratio: float = 0.1, seed: int = 0) -> DemoReport:
-    """Ingest the bundled data, import the MQM human ratings, draw the demo work set. Idempotent."""
+def run_demo(
+    *,
+    say: Callable[[str], None] = print,
+    ratio: float = 0.1,
+    seed: int = 0,
+    labelstudio: bool = True,
+    overlap: int = 2,
+) -> DemoReport:
+    """Ingest, import the MQM ratings, sample, analyse and induce offline, push to Label Studio. Idempotent."""
     report = DemoReport()
 
     def step(text: str) -> None:
@@ -38,5 +56,27 @@ def run_demo(*, say: Callable[[str], None] = print, ratio: float = 0.1, seed: in
     step(f"imported {labels.rows} WMT23 MQM ratings as {labels.label_sets} human label sets ({labels.taxonomy_version})")
     sample = sample_failures(ratio=ratio, seed=seed, name=DEMO_WORK_SET)
     step(f"work set {sample.work_set!r}: {sample.sampled} failures sampled (ratio {ratio}, seed {seed})")
+    analysis = analyze_failures(work_set=DEMO_WORK_SET, judge="offline")
+    step(
+        f"offline judge: {analysis.unique} unique failures, {analysis.analysed} analysed now, "
+        f"{analysis.already_done} already analysed, {analysis.failed} failed"
+    )
+    induced = induce_taxonomy(name=DEMO_TAXONOMY, work_set=DEMO_WORK_SET, judge="offline", seed=seed)
+    report.taxonomy = f"{induced.taxonomy}@{induced.version}"
+    step(
+        f"taxonomy {report.taxonomy} ({'reused' if induced.reused else 'induced'}): {induced.top_level} top-level "
+        f"categories, {induced.leaves} leaves; judge labels: {induced.labels_created} new, "
+        f"{induced.labels_unchanged} unchanged"
+    )
+    if labelstudio:
+        push = push_labelstudio(
+            work_set=DEMO_WORK_SET, taxonomy=report.taxonomy, mode="assisted", overlap=overlap
+        )
+        report.labelstudio_url = push.url
+        step(
+            f"Label Studio project {push.url}: {push.tasks_total} tasks ({push.tasks_imported} new), "
+            f"judge pre-labels as predictions, {overlap} annotators per task"
+        )
+    _, report.api_token = ensure_user(username=DEMO_USER, password=DEMO_PASSWORD)
     report.summary = failure_summary()
     return report

@@ -1,21 +1,43 @@
-"""The README's main job: the demo pipeline on the bundled data, run twice."""
+"""The README's main job: the demo pipeline on the bundled data, pushed to a real Label Studio, run twice."""
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 
-from annotation.models import Label, Prediction, WorkSet
+from annotation.models import Analysis, Label, LabelStudioProject, Prediction, WorkSet
+from annotation.services.labelstudio import labelstudio_client
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.labelstudio]
 
 
-def test_demo_runs_end_to_end_and_a_second_run_changes_nothing():
+def state() -> tuple:
+    return (
+        Prediction.objects.count(),
+        Label.objects.count(),
+        WorkSet.objects.get(name="demo").failures.count(),
+        Analysis.objects.count(),
+        Label.objects.filter(source="judge").count(),
+    )
+
+
+def test_demo_runs_every_stage_pushes_to_label_studio_and_a_second_run_changes_nothing(labelstudio):
     out = StringIO()
-    call_command("run_demo", stdout=out)
+    call_command("run_demo", "--dashboard-url", "http://127.0.0.1:8000/", stdout=out)
     text = out.getvalue()
     assert "ingested 3226 predictions from 6 files into 6 datasets" in text
     assert "bbm_word_sorting" in text and "wmt23-mqm-ende" in text
-    counts = (Prediction.objects.count(), Label.objects.count(), WorkSet.objects.get(name="demo").failures.count())
-    assert counts[0] == 3226 and counts[1] > 0 and counts[2] > 0
+    sampled = WorkSet.objects.get(name="demo").failures.count()
+    # Every sampled failure is analysed by the offline judge and carries a judge label.
+    judged = set(Label.objects.filter(source="judge").values_list("prediction_id", flat=True))
+    assert judged == set(WorkSet.objects.get(name="demo").failures.values_list("prediction_id", flat=True))
+    project = LabelStudioProject.objects.get(work_set__name="demo")
+    assert f"Annotate in Label Studio: {labelstudio.url}/projects/{project.labelstudio_id}" in text
+    assert f"log in as {labelstudio.username} / {labelstudio.password}" in text
+    assert "Dashboard: http://127.0.0.1:8000/  (log in as demo / demo-password)" in text
+    client = labelstudio_client(url=labelstudio.url, api_key=labelstudio.api_key)
+    tasks = list(client.tasks.list(project=project.labelstudio_id))
+    assert len(tasks) == sampled
+    before = state()
     call_command("run_demo", stdout=StringIO())
-    assert (Prediction.objects.count(), Label.objects.count(), WorkSet.objects.get(name="demo").failures.count()) == counts
+    assert state() == before
+    assert len(list(client.tasks.list(project=project.labelstudio_id))) == sampled

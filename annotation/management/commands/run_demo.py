@@ -1,17 +1,34 @@
 """manage.py run_demo — the main job on the embedded defaults (bundled data, SQLite, offline judge)."""
+from django.conf import settings
+
 from annotation.management.base import ErrorMapCommand
 from annotation.management.commands.summary import render_summary
-from annotation.services.demo import run_demo
+from annotation.services.demo import DEMO_PASSWORD, DEMO_USER, run_demo
 
 
 class Command(ErrorMapCommand):
-    help = "Run the demo pipeline on the bundled real data and print failures per dataset and model."
+    help = "Run the demo pipeline on the bundled real data and print where to look and annotate."
 
     def add_arguments(self, parser):
         parser.add_argument("--ratio", type=float, default=0.1)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--overlap", type=int, default=2, help="annotators per Label Studio task")
+        parser.add_argument(
+            "--no-labelstudio", dest="labelstudio", action="store_false",
+            help="skip the push to Label Studio (when it is not running)",
+        )
+        parser.add_argument("--dashboard-url", default=settings.ERRORMAP_PUBLIC_URL.rstrip("/") + "/")
 
-    def run(self, *args, ratio, seed, **options):
-        report = run_demo(say=self.stdout.write, ratio=ratio, seed=seed)
+    def run(self, *args, ratio, seed, overlap, labelstudio, dashboard_url, **options):
+        report = run_demo(say=self.stdout.write, ratio=ratio, seed=seed, labelstudio=labelstudio, overlap=overlap)
         self.stdout.write("")
         self.stdout.write(render_summary(report.summary))
+        self.stdout.write("")
+        if report.labelstudio_url:
+            self.stdout.write(f"Annotate in Label Studio: {report.labelstudio_url}")
+            self.stdout.write(
+                f"  log in as {settings.LABEL_STUDIO_USERNAME} / {settings.LABEL_STUDIO_PASSWORD}; "
+                "labels come back by webhook, or run `manage.py sync_labelstudio`"
+            )
+        self.stdout.write(f"Dashboard: {dashboard_url}  (log in as {DEMO_USER} / {DEMO_PASSWORD})")
+        self.stdout.write(f"  API token: {report.api_token}  (API docs at {dashboard_url}api/docs/)")

@@ -230,6 +230,7 @@ def test_offline_inducer_respects_the_category_limit():
 def test_titles_without_usable_terms_become_one_category_each():
     cats, assigned = ind.ClusterInducer().induce([("the of", 2), ("and it", 1)], {}, limit=5, parent=None, seed=0)
     assert assigned == {"and it": "and it", "the of": "the of"}
+    assert sorted(c.name for c in cats) == ["and it", "the of"]
 
 
 # --- offline classification into an existing version ---------------------------------------------

@@ -56,8 +56,6 @@ class Prediction(models.Model):
     # Not indexed: analyses are looked up from predictions, never the other way, and every
     # index costs ingestion speed.
     content_key = models.CharField(max_length=64)
-    # sha256 of the ingested row, so that re-ingesting an unchanged row writes nothing.
-    row_hash = models.CharField(max_length=64)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

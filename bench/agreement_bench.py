@@ -77,7 +77,7 @@ def time_command_end_to_end(table: RatingTable, *, reps: int, repeats: int) -> t
                                  for i in table.items], batch_size=5000)
     examples = dict(Example.objects.values_list("example_id", "pk"))
     Prediction.objects.bulk_create([Prediction(example_id=examples[str(i)], model=model, output_text="", score=0,
-                                               is_failure=True, content_key=str(i), row_hash=str(i))
+                                               is_failure=True, content_key=str(i))
                                     for i in table.items], batch_size=5000)
     predictions = dict(Prediction.objects.values_list("example__example_id", "pk"))
     annotators = [Annotator.objects.create(name=a) for a in table.annotators]

@@ -55,9 +55,9 @@ def make_failures(n: int) -> None:
         ref = str(i + 12)
         inp = f"Compute {i} + 3 * 4, step by step."
         rows.append(Prediction(example_id=examples[str(i)], model=bad, output_text=wrong, score=0, is_failure=True,
-                               content_key=content_key(inp, wrong, ref), row_hash="b"))
+                               content_key=content_key(inp, wrong, ref)))
         rows.append(Prediction(example_id=examples[str(i)], model=good, output_text=right, score=1, is_failure=False,
-                               content_key=content_key(inp, right, ref), row_hash="g"))
+                               content_key=content_key(inp, right, ref)))
     Prediction.objects.bulk_create(rows, batch_size=2000)
 
 

@@ -143,7 +143,6 @@ def make_work_set(name: str, size: int):
                 score=0.2,
                 is_failure=True,
                 content_key=hashlib.sha256(f"{name}{i}".encode()).hexdigest(),
-                row_hash="x",
             )
             for i, e in enumerate(examples)
         ]

@@ -101,13 +101,10 @@ def _chunks(rows: Iterable[ResultRow], size: int) -> Iterator[list[ResultRow]]:
         yield chunk
 
 
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def content_key(input_text: str, output_text: str, reference: str) -> str:
     """Identical (input, output, reference) failures share this key, and so one judge analysis."""
-    return _digest(input_text, output_text, reference)
+    joined = "\x1f".join((input_text, output_text, reference))
+    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class _ChunkWriter:
@@ -129,8 +126,8 @@ class _ChunkWriter:
             dataset_id = self._dataset_id(row.dataset)
             examples[(dataset_id, row.example_id)] = row
             predictions[(dataset_id, row.example_id, self._model_id(row.model))] = row
-        example_pks = self._upsert_examples(examples)
-        self._upsert_predictions(predictions, example_pks)
+        example_pks, new_example_pks = self._upsert_examples(examples)
+        self._upsert_predictions(predictions, example_pks, new_example_pks)
 
     def _dataset_id(self, name: str) -> int:
         if name not in self.dataset_ids:
@@ -142,7 +139,10 @@ class _ChunkWriter:
             self.model_ids[name] = EvaluatedModel.objects.get_or_create(name=name)[0].pk
         return self.model_ids[name]
 
-    def _upsert_examples(self, examples: dict[tuple[int, str], ResultRow]) -> dict[tuple[int, str], int]:
+    def _upsert_examples(
+        self, examples: dict[tuple[int, str], ResultRow]
+    ) -> tuple[dict[tuple[int, str], int], set[int]]:
+        """Insert new examples, update changed ones; returns every key's pk and the pks just created."""
         by_dataset: dict[int, list[str]] = {}
         for dataset_id, example_id in examples:
             by_dataset.setdefault(dataset_id, []).append(example_id)
@@ -171,6 +171,7 @@ class _ChunkWriter:
                     f"UPDATE {self.example_table} SET input_text = %s, reference = %s WHERE id = %s", changed
                 )
             pks = {key: value[0] for key, value in existing.items()}
+            created: set[int] = set()
             if new:
                 for dataset_id, ids in by_dataset.items():
                     fresh = [e for e in ids if (dataset_id, e) not in pks]
@@ -183,45 +184,50 @@ class _ChunkWriter:
                         )
                         for pk, example_id in cursor.fetchall():
                             pks[(dataset_id, example_id)] = pk
-        return pks
+                            created.add(pk)
+        return pks, created
 
     def _upsert_predictions(
-        self, predictions: dict[tuple[int, str, int], ResultRow], example_pks: dict[tuple[int, str], int]
+        self,
+        predictions: dict[tuple[int, str, int], ResultRow],
+        example_pks: dict[tuple[int, str], int],
+        new_example_pks: set[int],
     ) -> None:
         keyed = {(example_pks[(d, e)], m): row for (d, e, m), row in predictions.items()}
-        example_ids = sorted({example_pk for example_pk, _ in keyed})
+        # An example created in this chunk has no predictions yet: only older ones need a look-up.
+        example_ids = sorted({example_pk for example_pk, _ in keyed} - new_example_pks)
         existing: dict[tuple[int, int], tuple[int, str]] = {}
         with _bulk_cursor() as cursor:
             for part in _batches(example_ids, 900):
                 marks = ",".join(["%s"] * len(part))
                 cursor.execute(
-                    f"SELECT id, example_id, model_id, row_hash FROM {self.prediction_table} "
+                    f"SELECT id, example_id, model_id, content_key, score FROM {self.prediction_table} "
                     f"WHERE example_id IN ({marks})",
                     part,
                 )
-                for pk, example_pk, model_pk, row_hash in cursor.fetchall():
-                    existing[(example_pk, model_pk)] = (pk, row_hash)
+                for pk, example_pk, model_pk, content, score in cursor.fetchall():
+                    existing[(example_pk, model_pk)] = (pk, content, score)
             # Adapted once: the driver would otherwise format the same timestamp for every row.
             now = connection.ops.adapt_datetimefield_value(timezone.now())
             new, changed = [], []
             for key, row in keyed.items():
                 content = content_key(row.input_text, row.output_text, row.reference)
-                row_hash = _digest(content, repr(row.score))
                 if key not in existing:
-                    new.append((key[0], key[1], row.output_text, row.score, False, content, row_hash, now))
-                elif existing[key][1] != row_hash:
-                    changed.append((row.output_text, row.score, content, row_hash, now, existing[key][0]))
+                    new.append((key[0], key[1], row.output_text, row.score, False, content, now))
+                elif existing[key][1:] != (content, row.score):
+                    # Same content and score means an unchanged row: nothing is written.
+                    changed.append((row.output_text, row.score, content, now, existing[key][0]))
             if new:
                 _insert_rows(
                     cursor,
                     self.prediction_table,
-                    ("example_id", "model_id", "output_text", "score", "is_failure", "content_key", "row_hash", "updated_at"),
+                    ("example_id", "model_id", "output_text", "score", "is_failure", "content_key", "updated_at"),
                     new,
                 )
             if changed:
                 cursor.executemany(
                     f"UPDATE {self.prediction_table} SET output_text = %s, score = %s, content_key = %s, "
-                    "row_hash = %s, updated_at = %s WHERE id = %s",
+                    "updated_at = %s WHERE id = %s",
                     changed,
                 )
         self.created += len(new)

@@ -33,7 +33,7 @@ def make_prediction(example_id: str, *, dataset: str = "ds", model: str = "m1",
                                                     "reference": reference})
     key = hashlib.sha256(f"{dataset}/{example_id}/{model}".encode()).hexdigest()
     return Prediction.objects.create(example=example, model=mod, output_text=output, score=0.0,
-                                     is_failure=True, content_key=key, row_hash=key)
+                                     is_failure=True, content_key=key)
 
 
 def add_label(prediction: Prediction, version: TaxonomyVersion, annotator: str, *paths: str,

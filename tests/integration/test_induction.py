@@ -118,7 +118,7 @@ def make_analysed(titles: list[str], *, backend: str = "offline", model: str = "
         example = Example.objects.create(dataset=dataset, example_id=f"e{i}", input_text=f"q{i}", reference="r")
         ckey = content_key(example.input_text, f"out {i}", "r")
         pred = Prediction.objects.create(example=example, model=evaluated, output_text=f"out {i}", score=0,
-                                         is_failure=True, content_key=ckey, row_hash="x")
+                                         is_failure=True, content_key=ckey)
         Analysis.objects.create(key=f"{backend}-{i}", content_key=ckey, backend=backend, model_name=model,
                                 status="ok", error_title=title, error_summary=f"Summary of {title}.", confidence=0.7)
         out.append(pred)
@@ -138,7 +138,7 @@ def test_prelabel_offline_uses_category_text_and_gold_neighbours():
     Label.objects.create(prediction=preds[2], taxonomy_version=version, category=gold_category, source="gold",
                          annotator=annotator, error_title="Quantum flux capacitor")
     unanalysed = Prediction.objects.create(example=preds[0].example, model=EvaluatedModel.objects.create(name="m2"),
-                                           output_text="x", score=0, is_failure=True, content_key="none", row_hash="x")
+                                           output_text="x", score=0, is_failure=True, content_key="none")
     report = prelabel_failures(taxonomy="manual", judge="offline")
     assert report.unanalysed == 1 and not Label.objects.filter(prediction=unanalysed).exists()
     chosen = dict(judge_labels(version).values_list("prediction_id", "category__path"))

@@ -53,14 +53,14 @@ def make_failures(n: int, *, dataset: str = "arith", model: str = "model-a", wit
         out.append(
             Prediction.objects.create(
                 example=ex, model=failing, output_text=output, score=0, is_failure=True,
-                content_key=content_key(ex.input_text, output, ex.reference), row_hash="x",
+                content_key=content_key(ex.input_text, output, ex.reference),
             )
         )
         if with_correct:
             good = f"3 * 4 = 12, then {i} + 12 = {i + 12}. The answer is {i + 12}"
             Prediction.objects.create(
                 example=ex, model=other, output_text=good, score=1, is_failure=False,
-                content_key=content_key(ex.input_text, good, ex.reference), row_hash="x",
+                content_key=content_key(ex.input_text, good, ex.reference),
             )
     return out
 
@@ -128,7 +128,7 @@ def test_identical_failures_are_analysed_once_and_shared(server):
     twin_model = EvaluatedModel.objects.create(name="model-c")
     twin = Prediction.objects.create(
         example=first.example, model=twin_model, output_text=first.output_text, score=0, is_failure=True,
-        content_key=first.content_key, row_hash="x",
+        content_key=first.content_key,
     )
     report = analyze_failures(backend=judge(server))
     assert (report.failures, report.unique, server.count) == (2, 1, 1)

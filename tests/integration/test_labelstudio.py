@@ -64,7 +64,6 @@ def make_work_set(name: str, size: int) -> tuple[WorkSet, list[Prediction]]:
             score=0.1,
             is_failure=True,
             content_key=hashlib.sha256(f"{name}{i}".encode()).hexdigest(),
-            row_hash="x",
         )
         WorkSetFailure.objects.create(work_set=work_set, prediction=prediction)
         predictions.append(prediction)

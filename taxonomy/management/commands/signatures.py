@@ -4,7 +4,13 @@ from __future__ import annotations
 import json
 
 from annotation.management.base import ErrorMapCommand
-from taxonomy.services.signatures import GROUP_BYS, SOURCES, compare_groups, comparison_to_dict, failure_signatures
+from taxonomy.services.signatures import (
+    GROUP_BYS,
+    SOURCES,
+    compare_groups,
+    comparison_to_dict,
+    failure_signatures,
+)
 
 
 class Command(ErrorMapCommand):

@@ -51,7 +51,7 @@ class WorkSetSerializer(serializers.ModelSerializer):
 
 class WorkSetCreateSerializer(serializers.Serializer):
     ratio = serializers.FloatField(default=0.1, min_value=0.0001, max_value=1.0)
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0, min_value=-(2**31), max_value=2**31 - 1)
     datasets = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     models = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     name = serializers.CharField(required=False, allow_blank=False, max_length=200)

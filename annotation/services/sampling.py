@@ -65,6 +65,8 @@ def sample_failures(
     """Apply the failure rule, then sample; the same name with the same settings returns the existing set."""
     if not 0 < ratio <= 1:
         raise ErrorMapError(f"--ratio must be in (0, 1], got {ratio}")
+    if not -(2**31) <= seed < 2**31:  # stored in a 32-bit column on every database
+        raise ErrorMapError(f"--seed must fit in 32 bits, got {seed}")
     datasets, models = sorted(datasets or []), sorted(models or [])
     for label, wanted, known in (
         ("dataset", datasets, Dataset.objects.filter(name__in=datasets).values_list("name", flat=True)),

@@ -130,3 +130,10 @@ def test_bad_label_rows_name_the_line_and_write_nothing(tmp_path, rows, message)
     with pytest.raises(CommandError, match=message):
         call_command("import_labels", str(path))
     assert Label.objects.count() == 0 and Category.objects.count() == 0
+
+
+def test_seed_outside_32_bits_is_refused_before_anything_is_written():
+    ingest_results(paths=[BBM / "word_sorting.jsonl"])
+    with pytest.raises(CommandError, match="--seed must fit in 32 bits"):
+        call_command("sample_failures", "--seed", str(2**40))
+    assert not WorkSet.objects.exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MQM = ROOT / "data" / "wmt23-mqm-ende" / "sxs_mqm_generalMT2023_ende.3ratingsPerSegment.tsv.tar.gz"
 DOC = ROOT / "docs" / "agreement.md"
+OFFLINE_JUDGE = "judge:offline"
 
 
 def baseline_judge_rows() -> list[dict]:
@@ -79,6 +80,10 @@ def main() -> None:
             writer.writeheader()
             writer.writerows(rows)
     call("import_labels", str(judge_file), "--source", "judge", "--taxonomy", "wmt23-mqm")
+    # The platform's own offline judge, on every MQM failure, labelling into the raters' taxonomy.
+    call("sample_failures", "--dataset", "wmt23-mqm-ende", "--ratio", "1", "--name", "mqm-failures")
+    call("analyze", "--work-set", "mqm-failures", "--judge", "offline")
+    call("prelabel", "--taxonomy", "wmt23-mqm@1", "--work-set", "mqm-failures", "--judge", "offline")
 
     agreement_text = call("agreement")
     agreement = json.loads(call("agreement", "--json"))
@@ -93,8 +98,12 @@ def main() -> None:
     export = call("export_gold", str(work / "mqm-gold.jsonl")).strip()
     audit_after_gold = json.loads(call("judge_audit", "--json"))
 
-    judge = next(iter(audit["judges"].values()))
-    judge_gold = next(iter(audit_after_gold["judges"].values()))["vs_gold"]
+    baseline_name = next(name for name in audit["judges"] if name != OFFLINE_JUDGE)
+    judge = audit["judges"][baseline_name]
+    judge_gold = audit_after_gold["judges"][baseline_name]["vs_gold"]
+    offline = audit["judges"][OFFLINE_JUDGE]
+    offline_majority = offline["vs_human_majority"]
+    offline_gold = audit_after_gold["judges"][OFFLINE_JUDGE]["vs_gold"]
     majority = judge["vs_human_majority"]
     top_categories = sorted(majority["per_category"].items(), key=lambda kv: -kv[1]["support"])[:6]
     doc = f"""# Agreement and judge reliability on real data (WMT23 MQM, English→German)
@@ -172,6 +181,18 @@ category, source=judge, confidence) to audit a real one.
   ({judge['alpha_humans']} → {judge['alpha_with_judge']}).
 - Against gold (after `adjudicate --rule two-thirds`): {judge_gold.get('n_items')} items, accuracy
   {judge_gold.get('accuracy')}.
+
+### The platform's offline judge on the same items
+
+The script also runs the real pipeline on every MQM failure (`sample_failures --ratio 1`, `analyze
+--judge offline`, `prelabel --taxonomy wmt23-mqm@1 --judge offline`): the offline judge's rules are
+written for reasoning and answer formats, not translation, and its nearest-category matching only sees
+MQM's category names (they have no descriptions), so this is an honest measure of how little it
+transfers: {offline_majority.get('n_items')} failures compared with the human majority, accuracy
+{offline_majority.get('accuracy')}, Cohen's kappa {offline_majority.get('cohen_kappa')}; as one more
+annotator it {offline['judge_effect_on_alpha']} alpha ({offline['alpha_humans']} →
+{offline['alpha_with_judge']}); against gold {offline_gold.get('n_items')} items, accuracy
+{offline_gold.get('accuracy')}. An LLM judge (`--judge openai`) is what this audit is for.
 
 Per-category precision / recall / F1 against the majority (largest categories) and calibration:
 

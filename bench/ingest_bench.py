@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.report import write_section  # noqa: E402
+from bench.report import write_section
 
 MODELS = 10
 
@@ -76,7 +76,7 @@ def main() -> None:
     bundled = statistics.median(ingest_once(ROOT / "data")[0] for _ in range(args.repeats))
     print(f"bundled data (data/, 3,226 predictions from 6 files): {bundled:.1f} s", flush=True)
     body = "\n".join([
-        f"All bundled real data (`manage.py ingest_results data/`: WMT23 MQM + BIG-Bench-Mistake, 6 files,",
+        "All bundled real data (`manage.py ingest_results data/`: WMT23 MQM + BIG-Bench-Mistake, 6 files,",
         f"3,226 predictions) into a fresh database: **{bundled:.1f} s** (median of {args.repeats}, process start included).",
         "",
         "Ingest of a generated ErrorMap CSV (rows/10 examples x 10 models, 4 datasets) into a fresh SQLite",

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.models import Dataset, EvaluatedModel, Example, Prediction, StageRun
+from annotation.models import Dataset, EvaluatedModel, Prediction, StageRun
 from annotation.services.ingest import ingest_results
 
 DATA = Path(__file__).resolve().parents[2] / "data"

@@ -1,7 +1,6 @@
 """manage.py agreement — how far annotators agree (Krippendorff's alpha, kappas, AC1, with CIs)."""
-import json
-
 from annotation.management.base import ErrorMapCommand
+from annotation.management.base import format_statistic as fmt
 from annotation.services.agreement import LabelFilter, compute_agreement
 
 
@@ -28,17 +27,11 @@ class Command(ErrorMapCommand):
                                      annotators=tuple(o["annotator"]), taxonomy=o["taxonomy"]),
             depth=o["depth"], reps=o["reps"], seed=o["seed"], ci_method=o["ci_method"],
         )
-        if o["json"]:
-            self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
-            return
-        self.stdout.write(summary_text(report))
+        self.write_report(report, as_json=o["json"], summary=summary_text)
 
 
 def summary_text(report: dict) -> str:
     """A short human-readable summary of an agreement report."""
-    def fmt(value):
-        return "n/a" if value is None else f"{value:.3f}"
-
     ci = report["ci95"]
     lines = [
         (f"{report['taxonomy_version']}: {report['n_items']} items, {report['n_annotators']} annotators,"

@@ -1,7 +1,6 @@
 """manage.py judge_audit — the judge against the human majority and against gold."""
-import json
-
 from annotation.management.base import ErrorMapCommand
+from annotation.management.base import format_statistic as fmt
 from annotation.services.agreement import LabelFilter
 from annotation.services.judge_audit import audit_judge
 
@@ -23,17 +22,11 @@ class Command(ErrorMapCommand):
                                      taxonomy=o["taxonomy"]),
             judges=tuple(o["judge"]),
         )
-        if o["json"]:
-            self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
-            return
-        self.stdout.write(summary_text(report))
+        self.write_report(report, as_json=o["json"], summary=summary_text)
 
 
 def summary_text(report: dict) -> str:
     """A short human-readable summary of a judge audit."""
-    def fmt(value):
-        return "n/a" if value is None else f"{value:.3f}"
-
     lines = [(f"{report['taxonomy_version']}: humans worked {report['human_annotation_mode']};"
               f" {report['n_items_with_human_labels']} items with human labels,"
               f" {report['n_items_with_gold']} with gold")]

@@ -884,6 +884,35 @@ def sync_labelstudio(
     )
 
 
+def _mark_deleted(
+    project: LabelStudioProject, payload: dict
+) -> tuple[int, list[LabelStudioAnnotation]]:
+    """An ANNOTATIONS_DELETED delivery: mark our mirror rows deleted; (ids delivered, rows marked)."""
+    ids = [
+        int(a["id"])
+        for a in payload.get("annotations") or []
+        if isinstance(a, dict) and "id" in a
+    ]
+    rows = list(LabelStudioAnnotation.objects.filter(project=project, labelstudio_id__in=ids))
+    LabelStudioAnnotation.objects.filter(pk__in=[r.pk for r in rows]).update(deleted=True)
+    return len(ids), rows
+
+
+def _delivered_annotations(
+    project: LabelStudioProject, payload: dict
+) -> Iterator[tuple[LabelStudioTask, dict]]:
+    """A created/updated delivery's annotations, each with its task, skipping tasks that are not ours."""
+    annotations = payload.get("annotation") or []
+    if isinstance(annotations, dict):
+        annotations = [annotations]
+    for annotation in annotations:
+        task_id = annotation.get("task")
+        task_id = task_id.get("id") if isinstance(task_id, dict) else task_id
+        task = LabelStudioTask.objects.filter(project=project, labelstudio_id=task_id).first()
+        if task is not None:
+            yield task, annotation
+
+
 def handle_webhook(payload: dict) -> WebhookReport:
     """Apply one Label Studio webhook delivery (created, updated or deleted annotations) at once."""
     action = str(payload.get("action") or "")
@@ -905,32 +934,13 @@ def handle_webhook(payload: dict) -> WebhookReport:
     groups: set[tuple[int, int]] = set()
     with transaction.atomic():
         if action == "ANNOTATIONS_DELETED":
-            ids = [
-                int(a["id"])
-                for a in payload.get("annotations") or []
-                if isinstance(a, dict) and "id" in a
-            ]
-            rows = list(
-                LabelStudioAnnotation.objects.filter(project=project, labelstudio_id__in=ids)
-            )
+            count, rows = _mark_deleted(project, payload)
             for row in rows:
                 groups.add((row.task_id, row.annotator_id))
-            LabelStudioAnnotation.objects.filter(pk__in=[r.pk for r in rows]).update(deleted=True)
-            count = len(ids)
         else:
-            annotations = payload.get("annotation") or []
-            if isinstance(annotations, dict):
-                annotations = [annotations]
             annotators: dict[int, Annotator] = {}
             count = 0
-            for annotation in annotations:
-                task_id = annotation.get("task")
-                task_id = task_id.get("id") if isinstance(task_id, dict) else task_id
-                task = LabelStudioTask.objects.filter(
-                    project=project, labelstudio_id=task_id
-                ).first()
-                if task is None:
-                    continue
+            for task, annotation in _delivered_annotations(project, payload):
                 row, was_changed = _record_annotation(project, task, annotation, None, annotators)
                 count += 1
                 if row is not None and was_changed:

@@ -39,8 +39,10 @@ from annotation.services.labelstudio import (
     LabelStudioError,
     WebhookReport,
     _attr_text,
+    _delivered_annotations,
     _export,
     _list_task_ids,
+    _mark_deleted,
     _record_annotation,
     _url,
     _user_id,
@@ -420,23 +422,14 @@ def handle_adjudication_webhook(project: LabelStudioProject, payload: dict) -> W
     task_ids: set[int] = set()
     with transaction.atomic():
         if action == "ANNOTATIONS_DELETED":
-            ids = [int(a["id"]) for a in payload.get("annotations") or [] if isinstance(a, dict) and "id" in a]
-            rows = list(LabelStudioAnnotation.objects.filter(project=project, labelstudio_id__in=ids))
+            count, rows = _mark_deleted(project, payload)
             task_ids = {r.task_id for r in rows}
-            LabelStudioAnnotation.objects.filter(pk__in=[r.pk for r in rows]).update(deleted=True)
-            count = len(ids)
         else:
-            annotations = payload.get("annotation") or []
-            if isinstance(annotations, dict):
-                annotations = [annotations]
             annotators: dict[int, Annotator] = {}
             count = 0
-            for annotation in annotations:
-                task_ref = annotation.get("task")
-                task_ref = task_ref.get("id") if isinstance(task_ref, dict) else task_ref
-                task = LabelStudioTask.objects.filter(project=project, labelstudio_id=task_ref).first()
+            for task, annotation in _delivered_annotations(project, payload):
                 user_id = _user_id(annotation.get("completed_by"))
-                if task is None or user_id is None:
+                if user_id is None:
                     continue
                 if user_id not in annotators:
                     annotators[user_id] = _adjudicator_for(user_id)

@@ -15,7 +15,7 @@ from typing import Any
 from annotation.core.judge import JudgeBackend, JudgeError, stable_hash
 from annotation.core.prompts import PromptTemplate
 from annotation.errors import ErrorMapError
-from annotation.models import Analysis, Label
+from annotation.models import Analysis, Annotator, Label, PromptVersion
 from annotation.services.judging import (
     analyses_for_predictions,
     failures_in_scope,
@@ -229,20 +229,9 @@ def _induce(*, name, work_set, backend, max_depth, max_categories, rare_freq, se
         def label_set(pid: int, analysis: Analysis) -> LabelSet:
             title = core.normalise_title(analysis.error_title)
             leaf = by_path[assignments[title]]
-            return LabelSet(
-                prediction_id=pid,
-                taxonomy_version_id=version.id,
-                source=Label.Source.JUDGE,
-                annotator_id=annotator.id,
-                entries=(LabelEntry(leaf.id, {
-                    "confidence": analysis.confidence,
-                    "error_title": analysis.error_title,
-                    "error_summary": analysis.error_summary,
-                    "rationale": f"error title {title!r} induced into {leaf.path!r}",
-                    "prompt_version_id": prompt_version.id,
-                    "analysis_id": analysis.id,
-                }),),
-            )
+            return _judge_label_set(pid, analysis, version=version, annotator=annotator, leaf=leaf,
+                                    confidence=analysis.confidence, prompt_version=prompt_version,
+                                    rationale=f"error title {title!r} induced into {leaf.path!r}")
 
         counts = _write_labels((label_set(pid, a) for pid, a in sorted(analyses.items())), len(analyses),
                                desc="induce: labels", run=run)
@@ -269,6 +258,26 @@ def _induce(*, name, work_set, backend, max_depth, max_categories, rare_freq, se
         run_id=run.id,
         usage=_usage(backend),
         notes=notes,
+    )
+
+
+def _judge_label_set(prediction_id: int, analysis: Analysis, *, version: TaxonomyVersion, annotator: Annotator,
+                     leaf: Category, confidence: float | None, rationale: str,
+                     prompt_version: PromptVersion) -> LabelSet:
+    """The judge's one label for a failure: its analysis's title and summary at `leaf`."""
+    return LabelSet(
+        prediction_id=prediction_id,
+        taxonomy_version_id=version.id,
+        source=Label.Source.JUDGE,
+        annotator_id=annotator.id,
+        entries=(LabelEntry(leaf.id, {
+            "confidence": confidence,
+            "error_title": analysis.error_title,
+            "error_summary": analysis.error_summary,
+            "rationale": rationale,
+            "prompt_version_id": prompt_version.id,
+            "analysis_id": analysis.id,
+        }),),
     )
 
 
@@ -396,19 +405,10 @@ def _prelabel(*, version: TaxonomyVersion, work_set, backend, prompts, relabel) 
             for (pid, analysis), (index, score, via) in zip(items, chosen):
                 leaf = leaves[index]
                 confidence = analysis.confidence if via == "judge" else round(score, 4)
-                yield LabelSet(
-                    prediction_id=pid,
-                    taxonomy_version_id=version.id,
-                    source=Label.Source.JUDGE,
-                    annotator_id=annotator.id,
-                    entries=(LabelEntry(leaf.id, {
-                        "confidence": confidence,
-                        "error_title": analysis.error_title,
-                        "error_summary": analysis.error_summary,
-                        "rationale": f"{via}: {leaf.path!r}" + (f" (similarity {score:.2f})" if via != "judge" else ""),
-                        "prompt_version_id": prompt_version.id,
-                        "analysis_id": analysis.id,
-                    }),),
+                yield _judge_label_set(
+                    pid, analysis, version=version, annotator=annotator, leaf=leaf, confidence=confidence,
+                    prompt_version=prompt_version,
+                    rationale=f"{via}: {leaf.path!r}" + (f" (similarity {score:.2f})" if via != "judge" else ""),
                 )
 
         counts = _write_labels(label_sets(), len(items), desc="prelabel: labels", run=run)

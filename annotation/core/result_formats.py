@@ -14,6 +14,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from annotation.errors import InputError
 
@@ -133,13 +134,7 @@ def _read_csv(path: Path, dataset: str | None) -> Iterator[ResultRow]:
     i_reference = header.index("correct_answer") if "correct_answer" in header else None
     i_dataset = header.index("dataset") if "dataset" in header else None
     width = len(header)
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise InputError(str(path), reader.line_num, f"broken CSV: {exc}") from None
+    for fields in _csv_rows(path, reader):
         line = reader.line_num
         if len(fields) != width:
             if not fields:
@@ -163,6 +158,18 @@ def _read_csv(path: Path, dataset: str | None) -> Iterator[ResultRow]:
         yield ResultRow(line, row_dataset, example_id, model, fields[i_input], fields[i_output], score, reference)
 
 
+def _csv_rows(path: Path, reader: Any) -> Iterator[Any]:
+    """The rows of a CSV reader; a malformed one is an InputError at its line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(str(path), reader.line_num, f"broken CSV: {exc}") from None
+        yield row
+
+
 def csv_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
     """(line number, record) for each CSV row; checks the header has the `required` columns."""
     reader = csv.DictReader(text_lines(path))
@@ -175,13 +182,7 @@ def csv_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, di
         if "dataset" in missing and len(missing) == 1:
             raise InputError(str(path), 1, "no 'dataset' column: add one or pass --dataset")
         raise InputError(str(path), 1, f"missing column(s) {', '.join(missing)} in header {header}")
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise InputError(str(path), reader.line_num, f"broken CSV: {exc}") from None
+    for record in _csv_rows(path, reader):
         if None in record:
             raise InputError(str(path), reader.line_num, "more fields than the header has")
         yield reader.line_num, record

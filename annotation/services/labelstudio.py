@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from xml.sax.saxutils import quoteattr
 
@@ -860,28 +860,20 @@ def sync_labelstudio(
             created_labels += written.created
             updated_labels += written.updated
             deleted_labels += written.deleted
-        run.counts = {
-            "projects": len(projects),
-            "annotations_seen": seen,
-            "annotations_changed": changed,
-            "annotations_deleted": deleted,
-            "labels_created": created_labels,
-            "labels_updated": updated_labels,
-            "labels_deleted": deleted_labels,
-            **{f"decisions_{k}": v for k, v in decisions.items()},
-        }
-    return SyncReport(
-        projects=len(projects),
-        annotations_seen=seen,
-        annotations_changed=changed,
-        annotations_deleted=deleted,
-        labels_created=created_labels,
-        labels_updated=updated_labels,
-        labels_deleted=deleted_labels,
-        decisions_made=decisions["made"],
-        decisions_withdrawn=decisions["withdrawn"],
-        decisions_refused=decisions["refused"],
-    )
+        report = SyncReport(
+            projects=len(projects),
+            annotations_seen=seen,
+            annotations_changed=changed,
+            annotations_deleted=deleted,
+            labels_created=created_labels,
+            labels_updated=updated_labels,
+            labels_deleted=deleted_labels,
+            decisions_made=decisions["made"],
+            decisions_withdrawn=decisions["withdrawn"],
+            decisions_refused=decisions["refused"],
+        )
+        run.counts = asdict(report)
+    return report
 
 
 def _mark_deleted(

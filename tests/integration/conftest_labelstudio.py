@@ -7,10 +7,12 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from label_studio_sdk import LabelStudio
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "labelstudio"
@@ -36,6 +38,19 @@ class LabelStudioServer:
         ).stdout
         info = ast.literal_eval(out.split("=> User info:", 1)[1].strip().splitlines()[0])
         return info["token"]
+
+    def create_users(self, names: Iterable[str]) -> dict[str, tuple[int, LabelStudio]]:
+        """Label Studio users NAME@example.org: name -> (user id, a client with the user's own token)."""
+        admin = LabelStudio(base_url=self.url, api_key=self.api_key)
+        users = {}
+        for name in names:
+            email = f"{name}@example.org"
+            user = admin.users.create(email=email, username=name, first_name=name.title())
+            # Users made through the API join the organization but have no active one (an invited user
+            # gets it at sign-up); webhooks are looked up by the annotator's active organization.
+            admin.users.update(id=user.id, active_organization=admin.users.whoami().active_organization)
+            users[name] = (user.id, LabelStudio(base_url=self.url, api_key=self.user_token(email)))
+        return users
 
 
 def _free_port(start: int = 8091) -> int:

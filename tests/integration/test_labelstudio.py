@@ -113,17 +113,7 @@ def human_labels() -> set[tuple]:
 @pytest.fixture(scope="session")
 def labelstudio_users(labelstudio_server):
     """Two annotators who exist in Label Studio, each with their own API token."""
-    admin = LabelStudio(base_url=labelstudio_server.url, api_key=labelstudio_server.api_key)
-    users = {}
-    for name in ("alice", "bob"):
-        email = f"{name}@example.org"
-        user = admin.users.create(email=email, username=name, first_name=name.title())
-        # Users made through the API join the organization but have no active one (an invited user
-        # gets it at sign-up); webhooks are looked up by the annotator's active organization.
-        admin.users.update(id=user.id, active_organization=admin.users.whoami().active_organization)
-        token = labelstudio_server.user_token(email)
-        users[name] = (user.id, LabelStudio(base_url=labelstudio_server.url, api_key=token))
-    return users
+    return labelstudio_server.create_users(("alice", "bob"))
 
 
 def remote_tasks(client, project_id):

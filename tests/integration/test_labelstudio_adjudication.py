@@ -34,16 +34,7 @@ HOSTILE = "<script>alert(1)</script> $output {{ 7*7 }}"
 @pytest.fixture(scope="session")
 def adjudicator_users(labelstudio_server):
     """Label Studio users who adjudicate, each with their own API token."""
-    admin = LabelStudio(base_url=labelstudio_server.url, api_key=labelstudio_server.api_key)
-    users = {}
-    for name in ("carol", "dave"):
-        email = f"{name}@example.org"
-        user = admin.users.create(email=email, username=name, first_name=name.title())
-        # Users made through the API have no active organization; webhooks are looked up by it.
-        admin.users.update(id=user.id, active_organization=admin.users.whoami().active_organization)
-        users[name] = (user.id, LabelStudio(base_url=labelstudio_server.url,
-                                            api_key=labelstudio_server.user_token(email)))
-    return users
+    return labelstudio_server.create_users(("carol", "dave"))
 
 
 def make_queue(taxonomy: str, example_ids: list[str], dataset: str) -> dict[str, AdjudicationItem]:

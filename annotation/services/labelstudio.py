@@ -334,6 +334,26 @@ def _find_or_create_project(
     local = LabelStudioProject.objects.filter(
         work_set=work_set, taxonomy_version__taxonomy=version.taxonomy, mode=mode
     ).first()
+    return find_or_create_project(
+        client,
+        local=local,
+        title=project_title(work_set, version, mode),
+        create=dict(
+            description=f"Work set {work_set.name}, taxonomy {version}, {mode} mode (ErrorMap Studio)",
+            label_config=build_label_config(version, mode=mode),
+            maximum_annotations=overlap,
+            overlap_cohort_percentage=100,
+            show_collab_predictions=mode == LabelStudioProject.Mode.ASSISTED,
+        ),
+        record=dict(work_set=work_set, taxonomy_version=version, mode=mode, overlap=overlap),
+    )
+
+
+def find_or_create_project(
+    client: LabelStudio, *, local: LabelStudioProject | None, title: str, create: dict, record: dict
+) -> tuple[LabelStudioProject, bool]:
+    """The platform's project if Label Studio still has it; else one adopted by `title` (a push interrupted
+    right after creating it), else a new one made with `create`; the local row gets `record`."""
     url = _url(client)
     if local is not None:
         try:
@@ -343,34 +363,15 @@ def _find_or_create_project(
         except LabelStudioError as exc:
             if "HTTP 404" not in str(exc):
                 raise
-            logger.warning(
-                "Label Studio project %s is gone; creating it again", local.labelstudio_id
-            )
+            logger.warning("Label Studio project %s is gone; creating it again", local.labelstudio_id)
             local.delete()
-    title = project_title(work_set, version, mode)
     with labelstudio_errors(url):
-        # A push interrupted right after creating the project: adopt it rather than make a second one.
         existing = [p for p in client.projects.list(title=title, page_size=100) if p.title == title]
         if existing:
             remote_id, created = existing[0].id, False
         else:
-            remote = client.projects.create(
-                title=title,
-                description=f"Work set {work_set.name}, taxonomy {version}, {mode} mode (ErrorMap Studio)",
-                label_config=build_label_config(version, mode=mode),
-                maximum_annotations=overlap,
-                overlap_cohort_percentage=100,
-                show_collab_predictions=mode == LabelStudioProject.Mode.ASSISTED,
-            )
-            remote_id, created = remote.id, True
-    local = LabelStudioProject.objects.create(
-        labelstudio_id=remote_id,
-        title=title,
-        work_set=work_set,
-        taxonomy_version=version,
-        mode=mode,
-        overlap=overlap,
-    )
+            remote_id, created = client.projects.create(title=title, **create).id, True
+    local = LabelStudioProject.objects.create(labelstudio_id=remote_id, title=title, **record)
     return local, created
 
 

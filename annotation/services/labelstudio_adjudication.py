@@ -36,13 +36,13 @@ from annotation.services.labelstudio import (
     EXTERNAL_PREFIX,
     PREDICTION_KEY,
     WEBHOOK_ACTIONS,
-    LabelStudioError,
     WebhookReport,
     _attr_text,
     _delivered_annotations,
     _export,
     _list_task_ids,
     _mark_deleted,
+    find_or_create_project,
     _record_annotation,
     _url,
     _user_id,
@@ -222,36 +222,20 @@ def _find_or_create_project(client: LabelStudio, *, version: TaxonomyVersion, wo
                             ) -> tuple[LabelStudioProject, bool]:
     local = LabelStudioProject.objects.filter(mode=LabelStudioProject.Mode.ADJUDICATION,
                                               taxonomy_version=version, work_set=work_set).first()
-    url = _url(client)
-    if local is not None:
-        try:
-            with labelstudio_errors(url):
-                client.projects.get(id=local.labelstudio_id)
-            return local, False
-        except LabelStudioError as exc:
-            if "HTTP 404" not in str(exc):
-                raise
-            logger.warning("Label Studio adjudication project %s is gone; creating it again", local.labelstudio_id)
-            local.delete()
-    title = adjudication_project_title(version, work_set)
-    with labelstudio_errors(url):
-        existing = [p for p in client.projects.list(title=title, page_size=100) if p.title == title]
-        if existing:
-            remote_id, created = existing[0].id, False
-        else:
-            scope = f"work set {work_set.name}" if work_set else "the whole queue"
-            remote = client.projects.create(
-                title=title,
-                description=f"Adjudication of disputed items, taxonomy {version}, {scope} (ErrorMap Studio)",
-                label_config=build_adjudication_config(version),
-                maximum_annotations=1,
-                show_collab_predictions=False,
-            )
-            remote_id, created = remote.id, True
-    local = LabelStudioProject.objects.create(
-        labelstudio_id=remote_id, title=title, work_set=work_set, taxonomy_version=version,
-        mode=LabelStudioProject.Mode.ADJUDICATION, overlap=1)
-    return local, created
+    scope = f"work set {work_set.name}" if work_set else "the whole queue"
+    return find_or_create_project(
+        client,
+        local=local,
+        title=adjudication_project_title(version, work_set),
+        create=dict(
+            description=f"Adjudication of disputed items, taxonomy {version}, {scope} (ErrorMap Studio)",
+            label_config=build_adjudication_config(version),
+            maximum_annotations=1,
+            show_collab_predictions=False,
+        ),
+        record=dict(work_set=work_set, taxonomy_version=version, mode=LabelStudioProject.Mode.ADJUDICATION,
+                    overlap=1),
+    )
 
 
 def _map_adjudicators(client: LabelStudio, emails: Iterable[str]) -> tuple[str, ...]:

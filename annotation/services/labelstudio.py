@@ -147,6 +147,18 @@ def _url(client: LabelStudio) -> str:
 # --- labeling config -----------------------------------------------------------------------------
 
 
+# The failure as the annotator sees it; every value is task data shown by <Text>, never put into the XML.
+ITEM_VIEW = (
+    '  <Text name="meta" value="$meta"/>\n'
+    '  <Header value="Input" size="5"/>\n'
+    '  <Text name="input" value="$input"/>\n'
+    '  <Header value="Reference" size="5"/>\n'
+    '  <Text name="reference" value="$reference"/>\n'
+    '  <Header value="Model output" size="5"/>\n'
+    '  <Text name="output" value="$output"/>\n'
+)
+
+
 def build_label_config(version: TaxonomyVersion, *, mode: str) -> str:
     """The labeling config for one taxonomy version: the category tree with descriptions as hints, an
     'Other / propose a category' field, a note, the item's texts and, in assisted mode only, the judge's
@@ -163,14 +175,8 @@ def build_label_config(version: TaxonomyVersion, *, mode: str) -> str:
     return (
         "<View>\n"
         f'  <Header value="{_attr_text(str(version))}: why did this output fail?" size="4"/>\n'
-        '  <Text name="meta" value="$meta"/>\n'
-        '  <Header value="Input" size="5"/>\n'
-        '  <Text name="input" value="$input"/>\n'
-        '  <Header value="Reference" size="5"/>\n'
-        '  <Text name="reference" value="$reference"/>\n'
-        '  <Header value="Model output" size="5"/>\n'
-        '  <Text name="output" value="$output"/>\n'
-        f"{judge}"
+        + ITEM_VIEW
+        + f"{judge}"
         '  <Header value="Error category (pick the most specific that fits; several if needed)" size="5"/>\n'
         f'  <Taxonomy name="{CATEGORY_CONTROL}" toName="output" showFullPath="true">\n'
         + "\n".join(tree)

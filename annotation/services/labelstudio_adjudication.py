@@ -34,6 +34,7 @@ from annotation.services.labelstudio import (
     CATEGORY_CONTROL,
     EPOCH,
     EXTERNAL_PREFIX,
+    ITEM_VIEW,
     PREDICTION_KEY,
     WEBHOOK_ACTIONS,
     WebhookReport,
@@ -42,13 +43,13 @@ from annotation.services.labelstudio import (
     _export,
     _list_task_ids,
     _mark_deleted,
-    find_or_create_project,
     _record_annotation,
     _url,
     _user_id,
     _users,
     category_choices,
     ensure_webhook,
+    find_or_create_project,
     labelstudio_client,
     labelstudio_errors,
 )
@@ -98,14 +99,8 @@ def build_adjudication_config(version: TaxonomyVersion) -> str:
     return (
         "<View>\n"
         f'  <Header value="Adjudicate ({_attr_text(str(version))}): which categories are gold?" size="4"/>\n'
-        '  <Text name="meta" value="$meta"/>\n'
-        '  <Header value="Input" size="5"/>\n'
-        '  <Text name="input" value="$input"/>\n'
-        '  <Header value="Reference" size="5"/>\n'
-        '  <Text name="reference" value="$reference"/>\n'
-        '  <Header value="Model output" size="5"/>\n'
-        '  <Text name="output" value="$output"/>\n'
-        '  <View style="background:#eef4ff;padding:8px">\n'
+        + ITEM_VIEW
+        + '  <View style="background:#eef4ff;padding:8px">\n'
         '    <Header value="Why this item is disputed" size="5"/>\n'
         '    <Text name="why" value="$why"/>\n'
         '    <Header value="Annotators\' labels" size="5"/>\n'

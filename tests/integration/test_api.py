@@ -79,6 +79,13 @@ def test_labels_are_filtered_and_paginated(client, labelled):
     assert humans["count"] == 3
 
 
+def test_a_huge_page_size_is_cut_to_the_ceiling(client, labelled):
+    # A limit past 2**63 once reached SQLite as a number it refuses ("datatype mismatch", a 500).
+    page = client.get("/api/predictions/", {"limit": 2**64, "offset": 1})
+    assert page.status_code == 200
+    assert len(page.json()["results"]) == min(1000, page.json()["count"] - 1)
+
+
 def test_signatures_api_gives_the_command_json(client, labelled):
     out = StringIO()
     call_command("signatures", "--json", "--source", "judge", "--taxonomy", "default", stdout=out)

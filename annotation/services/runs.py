@@ -31,7 +31,7 @@ def stage_run(stage: str, config: dict[str, Any]) -> Iterator[StageRun]:
     run.save(update_fields=["status", "finished_at", "counts"])
 
 
-def progress(items: Iterable[T], *, total: int | None = None, desc: str, unit: str = "it") -> tqdm:
+def progress(items: Iterable[T] | None, *, total: int | None = None, desc: str, unit: str = "it") -> tqdm:
     """A progress bar on stderr (rate and ETA); silent when stderr is not a terminal unless forced."""
     return tqdm(
         items,

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
+from annotation.core import result_formats
 from annotation.models import Dataset, EvaluatedModel, Prediction, StageRun
 from annotation.services.ingest import ingest_results
 
@@ -115,6 +116,29 @@ def test_failure_rule_uses_seven_tenths_of_the_mean_unless_overridden(tmp_path):
     ingest_results(paths=[path])
     assert Dataset.objects.get().applied_threshold == pytest.approx(0.4375)
     assert sorted(Prediction.objects.filter(is_failure=True).values_list("example__example_id", flat=True)) == ["a"]
+
+
+def test_failure_flags_follow_the_whole_dataset_not_each_batch(tmp_path, monkeypatch):
+    # Small blocks: early batches hold only 1.0 scores and late ones only 0.2, so a batch's own mean
+    # (which sets the flags written with the rows) is not the dataset's. Mean 0.7 -> threshold 0.49.
+    monkeypatch.setattr(result_formats, "ARROW_BLOCK_BYTES", 256)
+    scores = [1.0] * 100 + [0.6] * 50 + [0.2] * 50
+    path = write(tmp_path, "r.csv", HEADER + "".join(f"e{i},m,q,o,{s},r,d\n" for i, s in enumerate(scores)))
+    ingest_results(paths=[path])
+    assert Dataset.objects.get().applied_threshold == pytest.approx(0.49)
+    failing = set(Prediction.objects.filter(is_failure=True).values_list("example__example_id", flat=True))
+    assert failing == {f"e{i}" for i in range(150, 200)}
+
+
+def test_a_changed_score_moves_the_threshold_and_flags_flip_both_ways(tmp_path):
+    first = write(tmp_path, "a.csv", HEADER + "a,m,q,o,1,r,d\nb,m,q,o,1,r,d\nc,m,q,o,0.5,r,d\n")
+    ingest_results(paths=[first])
+    # Mean 0.833 -> threshold 0.583: c fails.
+    assert set(Prediction.objects.filter(is_failure=True).values_list("example__example_id", flat=True)) == {"c"}
+    second = write(tmp_path, "b.csv", HEADER + "a,m,q,o,0.1,r,d\n")
+    ingest_results(paths=[second])
+    # Mean (0.1 + 1 + 0.5) / 3 = 0.533 -> threshold 0.373: a now fails and c now passes.
+    assert set(Prediction.objects.filter(is_failure=True).values_list("example__example_id", flat=True)) == {"a"}
 
 
 # --- bad input: exit non-zero, name file + line + problem, write nothing from that file --------------

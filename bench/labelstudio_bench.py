@@ -211,6 +211,7 @@ def run(size: int, repeats: int) -> tuple[list[float], list[float], str]:
         assert adopted.labelstudio_project_id == sync_project and adopted.tasks_recovered == size, (
             adopted
         )
+        assert adopted.tasks_refreshed == 0, adopted  # laid out as a push makes it: nothing to write
         Label.objects.filter(source=Label.Source.HUMAN).delete()
         LabelStudioAnnotation.objects.all().delete()
         started = time.perf_counter()
@@ -228,24 +229,20 @@ def run(size: int, repeats: int) -> tuple[list[float], list[float], str]:
 def _annotated_project(admin, name, version, predictions, categories, users) -> int:
     """A Label Studio project laid out as push_labelstudio would make it, with one annotation per task."""
     from annotation.models import WorkSet
-    from annotation.services.labelstudio import PREDICTION_KEY, build_label_config, project_title
+    from annotation.services.labelstudio import _payloads, build_label_config, project_title
 
     title = project_title(WorkSet.objects.get(name=name), version, "blind")
     project = admin.projects.create(
         title=title, label_config=build_label_config(version, mode="blind")
     )
+    # The same task data as a push makes, so that the push adopting the project has nothing to refresh.
+    payloads = _payloads(predictions, version=version, mode="blind")
     tasks = []
-    for i, p in enumerate(predictions):
+    for i, payload in enumerate(payloads):
         path = categories[(i + 1) % len(categories)].path.split(" / ")
         tasks.append(
             {
-                "data": {
-                    PREDICTION_KEY: p.pk,
-                    "meta": "",
-                    "input": "in",
-                    "reference": "ref",
-                    "output": "out",
-                },
+                "data": payload["data"],
                 "annotations": [
                     {
                         "completed_by": users[i % 2],

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -73,6 +74,10 @@ class PushReport:
     tasks_imported: int
     tasks_recovered: int
     predictions_imported: int
+    # Tasks already in the project whose data or judge predictions were brought up to date (a new
+    # taxonomy version, judge labels made after the first push), and predictions written for them.
+    tasks_refreshed: int = 0
+    predictions_refreshed: int = 0
 
 
 @dataclass(frozen=True)
@@ -323,15 +328,131 @@ def _task_payload(
     return task
 
 
+def _payloads(predictions: list[Prediction], *, version: TaxonomyVersion, mode: str) -> list[dict]:
+    """The tasks (data; the judge's predictions in assisted mode) of these predictions, in order."""
+    assisted = mode == LabelStudioProject.Mode.ASSISTED
+    judge = _judge_labels(version, [p.pk for p in predictions]) if assisted else {}
+    analyses = _analyses(predictions) if assisted else {}
+    return [
+        _task_payload(
+            p, mode=mode, judge_labels=judge.get(p.pk, []), analysis=analyses.get(p.content_key)
+        )
+        for p in predictions
+    ]
+
+
+def _list_task_data(client: LabelStudio, project_id: int) -> dict[int, dict]:
+    """Label Studio task id -> task data, for every task in the project."""
+    with labelstudio_errors(_url(client)):
+        return {
+            task.id: task.data or {}
+            for task in client.tasks.list(project=project_id, fields="task_only", page_size=1000)
+        }
+
+
+def _task_ids(task_data: dict[int, dict]) -> dict[int, int]:
+    """prediction id -> Label Studio task id (the first if there are several), from task data."""
+    found: dict[int, int] = {}
+    for task_id, data in sorted(task_data.items()):
+        prediction_id = data.get(PREDICTION_KEY)
+        if prediction_id is not None:
+            found.setdefault(int(prediction_id), task_id)
+    return found
+
+
 def _list_task_ids(client: LabelStudio, project_id: int) -> dict[int, int]:
     """prediction id -> Label Studio task id, for every task already in the project."""
-    found: dict[int, int] = {}
+    return _task_ids(_list_task_data(client, project_id))
+
+
+def refresh_task_data(
+    client: LabelStudio, *, wanted: dict[int, dict], remote: dict[int, dict]
+) -> set[int]:
+    """Give tasks (Label Studio task id -> data) the data they should show where Label Studio holds
+    something else; annotations and predictions are not touched. -> the task ids updated."""
+    stale = {t for t, data in wanted.items() if t in remote and remote[t] != data}
     with labelstudio_errors(_url(client)):
-        for task in client.tasks.list(project=project_id, fields="task_only", page_size=1000):
-            prediction_id = (task.data or {}).get(PREDICTION_KEY)
-            if prediction_id is not None:
-                found.setdefault(int(prediction_id), task.id)
-    return found
+        for task_id in sorted(stale):
+            client.tasks.update(id=str(task_id), data=wanted[task_id])
+    return stale
+
+
+def _is_judge_prediction(model_version: str, judges: list[str]) -> bool:
+    # model_version is "<judge>" or "<judge>+<prompt>@<sha>" (see _model_version)
+    return any(model_version == name or model_version.startswith(f"{name}+") for name in judges)
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _prediction_state(result: list, score: float | None) -> tuple:
+    regions = [
+        (r.get("from_name"), r.get("to_name"), r.get("type"), _json(r.get("value")))
+        for r in result or []
+    ]
+    return regions, None if score is None else round(float(score), 6)
+
+
+def refresh_judge_predictions(
+    client: LabelStudio, project: LabelStudioProject, wanted: dict[int, list[dict]]
+) -> tuple[set[int], int]:
+    """Make the judge's predictions on these tasks (Label Studio task id -> prediction dicts)
+    exactly `wanted`: one prediction per model version, updated in place when its result or score
+    differs, created when missing, deleted when the judge has no labels for it any more (e.g. an
+    older taxonomy version's). Predictions from anything but the platform's judges (an ML backend)
+    are left alone; annotations are never touched. -> (task ids changed, predictions written)."""
+    if not wanted:
+        return set(), 0
+    judges = list(
+        Annotator.objects.filter(kind=Annotator.Kind.JUDGE).values_list("name", flat=True)
+    )
+    changed: set[int] = set()
+    written = 0
+    with labelstudio_errors(_url(client)):
+        held: dict[int, list] = {}
+        for prediction in client.predictions.list(task_project=project.labelstudio_id):
+            ours = _is_judge_prediction(prediction.model_version or "", judges)
+            if ours and prediction.task in wanted:
+                held.setdefault(prediction.task, []).append(prediction)
+        for task_id in sorted(wanted):
+            current = sorted(held.get(task_id, []), key=lambda p: p.id)
+            for want in wanted[task_id]:
+                match = next((p for p in current if p.model_version == want["model_version"]), None)
+                if match is None:
+                    client.predictions.create(task=task_id, **want)
+                else:
+                    current.remove(match)
+                    if _prediction_state(match.result, match.score) == _prediction_state(
+                        want["result"], want.get("score")
+                    ):
+                        continue
+                    client.predictions.update(
+                        id=match.id, result=want["result"], score=want.get("score")
+                    )
+                changed.add(task_id)
+                written += 1
+            for stale in current:  # a duplicate, or a judge model version with no labels now
+                client.predictions.delete(id=stale.id)
+                changed.add(task_id)
+                written += 1
+    return changed, written
+
+
+def _ensure_model_version(
+    client: LabelStudio, project: LabelStudioProject, wanted: Counter
+) -> bool:
+    """Label Studio pre-fills the labeling view only with predictions of the project's model_version
+    (set on the first import): when the judge's predictions now carry another one, point it at the
+    most common of them. A model version chosen among the current ones is kept. -> changed?"""
+    if not wanted:
+        return False
+    with labelstudio_errors(_url(client)):
+        current = client.projects.get(id=project.labelstudio_id).model_version or ""
+        if current in wanted:
+            return False
+        client.projects.update(id=project.labelstudio_id, model_version=wanted.most_common(1)[0][0])
+    return True
 
 
 def _find_or_create_project(
@@ -430,7 +551,9 @@ def push_labelstudio(
     """Create or update the Label Studio project for a work set and import its missing tasks in batches.
 
     Resumable: tasks carry the prediction id, and tasks already in the project are listed first, so a
-    push that stopped halfway (or ran twice) imports only what is missing."""
+    push that stopped halfway (or ran twice) imports only what is missing. Tasks already there are
+    brought up to date with the version pushed (in assisted mode: the judge's predictions and
+    analysis under it), where Label Studio holds something else."""
     if mode not in (LabelStudioProject.Mode.BLIND, LabelStudioProject.Mode.ASSISTED):
         raise ErrorMapError(f"mode must be blind or assisted, not {mode!r}")
     if overlap < 1:
@@ -452,7 +575,8 @@ def push_labelstudio(
             config_updated = _update_project(client, project, version=version, overlap=overlap)
         ensure_webhook(client, project, secret=webhook_secret)
 
-        remote = _list_task_ids(client, project.labelstudio_id)
+        remote_data = _list_task_data(client, project.labelstudio_id)
+        remote = _task_ids(remote_data)
         known = set(project.tasks.values_list("prediction_id", flat=True))
         recovered = [
             LabelStudioTask(project=project, prediction_id=pid, labelstudio_id=tid)
@@ -464,6 +588,9 @@ def push_labelstudio(
             labelstudio_id__in=[t.labelstudio_id for t in recovered]
         ).delete()
         LabelStudioTask.objects.bulk_create(recovered, batch_size=1000)
+        refreshed, predictions_refreshed, model_versions = _refresh_tasks(
+            client, project, remote_data, version=version, batch_size=batch_size
+        )
         done = known | set(remote)
         todo = list(
             Prediction.objects.filter(work_sets=ws)
@@ -476,18 +603,7 @@ def push_labelstudio(
         batches = range(0, len(todo), batch_size)
         for start in progress(batches, total=len(batches), desc="push", unit="batch"):
             batch = todo[start : start + batch_size]
-            ids = [p.pk for p in batch]
-            judge = _judge_labels(version, ids) if mode == LabelStudioProject.Mode.ASSISTED else {}
-            analyses = _analyses(batch) if mode == LabelStudioProject.Mode.ASSISTED else {}
-            payload = [
-                _task_payload(
-                    p,
-                    mode=mode,
-                    judge_labels=judge.get(p.pk, []),
-                    analysis=analyses.get(p.content_key),
-                )
-                for p in batch
-            ]
+            payload = _payloads(batch, version=version, mode=mode)
             with labelstudio_errors(url):
                 response = client.projects.import_tasks(
                     id=project.labelstudio_id, request=payload, return_task_ids=True
@@ -507,11 +623,17 @@ def push_labelstudio(
             )
             imported += len(batch)
             predictions_imported += sum(len(task.get("predictions", [])) for task in payload)
+            model_versions.update(
+                p["model_version"] for task in payload for p in task.get("predictions", [])
+            )
+        _ensure_model_version(client, project, model_versions)
         run.counts = {
             "tasks_total": total,
             "tasks_imported": imported,
             "tasks_recovered": len(recovered),
             "predictions_imported": predictions_imported,
+            "tasks_refreshed": len(refreshed),
+            "predictions_refreshed": predictions_refreshed,
         }
     if config_updated:
         # Annotations made under the previous version are re-read under the new one.
@@ -526,7 +648,41 @@ def push_labelstudio(
         tasks_imported=imported,
         tasks_recovered=len(recovered),
         predictions_imported=predictions_imported,
+        tasks_refreshed=len(refreshed),
+        predictions_refreshed=predictions_refreshed,
     )
+
+
+def _refresh_tasks(
+    client: LabelStudio,
+    project: LabelStudioProject,
+    remote_data: dict[int, dict],
+    *,
+    version: TaxonomyVersion,
+    batch_size: int,
+) -> tuple[set[int], int, Counter]:
+    """Bring the tasks already in the project up to date with its taxonomy version: their data (the
+    judge's analysis in assisted mode) and the judge's predictions. Nothing is written where Label
+    Studio already holds the same. -> (task ids changed, predictions written, model versions)."""
+    tasks = [
+        t
+        for t in project.tasks.select_related("prediction__example__dataset", "prediction__model")
+        .order_by("pk")
+        .iterator(chunk_size=2000)
+        if t.labelstudio_id in remote_data  # a task deleted in Label Studio stays deleted
+    ]
+    data: dict[int, dict] = {}
+    predictions: dict[int, list[dict]] = {}
+    for start in range(0, len(tasks), batch_size):
+        batch = tasks[start : start + batch_size]
+        payloads = _payloads([t.prediction for t in batch], version=version, mode=project.mode)
+        for task, payload in zip(batch, payloads):
+            data[task.labelstudio_id] = payload["data"]
+            predictions[task.labelstudio_id] = payload.get("predictions", [])
+    changed = refresh_task_data(client, wanted=data, remote=remote_data)
+    with_predictions, written = refresh_judge_predictions(client, project, predictions)
+    model_versions = Counter(p["model_version"] for wanted in predictions.values() for p in wanted)
+    return changed | with_predictions, written, model_versions
 
 
 def _update_project(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from label_studio_sdk import LabelStudio
 
 from annotation.errors import ErrorMapError
@@ -41,9 +42,11 @@ from annotation.services.labelstudio import (
     _attr_text,
     _delivered_annotations,
     _export,
+    _list_task_data,
     _list_task_ids,
     _mark_deleted,
     _record_annotation,
+    _task_ids,
     _url,
     _user_id,
     _users,
@@ -52,6 +55,7 @@ from annotation.services.labelstudio import (
     find_or_create_project,
     labelstudio_client,
     labelstudio_errors,
+    refresh_task_data,
 )
 from annotation.services.runs import stage_run
 from taxonomy.models import PATH_SEPARATOR, TaxonomyVersion
@@ -76,6 +80,8 @@ class AdjudicationPushReport:
     tasks_imported: int
     tasks_recovered: int
     adjudicators: tuple[str, ...]
+    # Open items already in the project whose task showed outdated labels or why (reopened, relabelled).
+    tasks_refreshed: int = 0
 
 
 @dataclass(frozen=True)
@@ -283,13 +289,16 @@ def push_adjudication(
         items = AdjudicationItem.objects.filter(taxonomy_version=version, status=AdjudicationItem.Status.OPEN)
         if ws is not None:
             items = items.filter(prediction__work_sets=ws)
-        remote_tasks = _list_task_ids(client, project.labelstudio_id)
+        remote_data = _list_task_data(client, project.labelstudio_id)
+        remote_tasks = _task_ids(remote_data)
         known = set(project.tasks.values_list("prediction_id", flat=True))
         recovered = [LabelStudioTask(project=project, prediction_id=pid, labelstudio_id=tid)
                      for pid, tid in remote_tasks.items() if pid not in known]
         LabelStudioTask.objects.filter(labelstudio_id__in=[t.labelstudio_id for t in recovered]).delete()
         LabelStudioTask.objects.bulk_create(recovered, batch_size=1000)
         done = known | set(remote_tasks)
+        refreshed = _refresh_tasks(client, project, items=items, version=version, remote_data=remote_data,
+                                   batch_size=batch_size)
         open_items = items.count()
         todo = list(items.exclude(prediction_id__in=done)
                     .select_related("prediction__example__dataset", "prediction__model").order_by("pk"))
@@ -309,12 +318,31 @@ def push_adjudication(
                 LabelStudioTask(project=project, prediction_id=q.prediction_id, labelstudio_id=tid)
                 for q, tid in zip(batch, task_ids)])
             imported += len(batch)
-        run.counts = {"open_items": open_items, "tasks_imported": imported, "tasks_recovered": len(recovered)}
+        run.counts = {"open_items": open_items, "tasks_imported": imported, "tasks_recovered": len(recovered),
+                      "tasks_refreshed": len(refreshed)}
     return AdjudicationPushReport(
         project_id=project.pk, labelstudio_project_id=project.labelstudio_id,
         url=f"{url}/projects/{project.labelstudio_id}/data", taxonomy_version=str(version),
         created_project=created, config_updated=config_updated, open_items=open_items,
-        tasks_imported=imported, tasks_recovered=len(recovered), adjudicators=mapped)
+        tasks_imported=imported, tasks_recovered=len(recovered), adjudicators=mapped,
+        tasks_refreshed=len(refreshed))
+
+
+def _refresh_tasks(client: LabelStudio, project: LabelStudioProject, *, items: QuerySet[AdjudicationItem],
+                   version: TaxonomyVersion, remote_data: dict[int, dict], batch_size: int) -> set[int]:
+    """Give the tasks of open items already in the project what the item shows now (every annotator's
+    and the judge's labels, why it is disputed): an item reopened or relabelled since its push shows its
+    new labels in the same task. Annotations are untouched; tasks that already show it are not written."""
+    tasks = dict(project.tasks.values_list("prediction_id", "labelstudio_id"))
+    shown = list(items.filter(prediction_id__in=project.tasks.values("prediction_id"))
+                  .select_related("prediction__example__dataset", "prediction__model").order_by("pk"))
+    wanted: dict[int, dict] = {}
+    for start in range(0, len(shown), batch_size):
+        batch = shown[start:start + batch_size]
+        texts = _labels_text(version, [q.prediction_id for q in batch])
+        for q in batch:
+            wanted[tasks[q.prediction_id]] = _task_payload(q, texts[q.prediction_id])["data"]
+    return refresh_task_data(client, wanted=wanted, remote=remote_data)
 
 
 # --- pull: annotations -> decisions --------------------------------------------------------------

@@ -70,17 +70,18 @@ def make_work_set(name: str, size: int) -> tuple[WorkSet, list[Prediction]]:
     return work_set, predictions
 
 
-def add_judge_labels(version, predictions, path="Accuracy / Mistranslation", confidence=0.8):
+def add_judge_labels(version, predictions, path="Accuracy / Mistranslation", confidence=0.8,
+                     prompt_name="classify-v1", prompt_sha="ab" * 32, title="wrong word in"):
     judge, _ = Annotator.objects.get_or_create(name="judge:offline", defaults={"kind": Annotator.Kind.JUDGE})
     prompt, _ = PromptVersion.objects.get_or_create(
-        sha256="ab" * 32, defaults={"stage": "classify", "name": "classify-v1", "template": "t"}
+        sha256=prompt_sha, defaults={"stage": "classify", "name": prompt_name, "template": prompt_name}
     )
     category = Category.objects.get(version=version, path=path)
     for p in predictions:
         Label.objects.create(
             prediction=p, taxonomy_version=version, category=category, source=Label.Source.JUDGE,
             annotator=judge, confidence=confidence, prompt_version=prompt,
-            error_title=f"wrong word in {p.example.example_id}", error_summary="the verb is mistranslated",
+            error_title=f"{title} {p.example.example_id}", error_summary="the verb is mistranslated",
         )
 
 
@@ -326,6 +327,83 @@ def test_new_taxonomy_version_updates_config_and_keeps_annotations(labelstudio, 
     assert {(l[2], l[3]) for l in human_labels()} == {
         ("errors-evolve@2", "Fluency / Grammaticality"), ("errors-evolve@2", "Accuracy / Omission")
     }
+
+
+def test_new_taxonomy_version_gives_existing_assisted_tasks_the_judges_new_predictions(
+    labelstudio, labelstudio_users
+):
+    v1 = make_taxonomy("errors-repredict")
+    _, (p0, p1) = make_work_set("ws-repredict", 2)
+    add_judge_labels(v1, [p0], path="Fluency / Grammar", confidence=0.7)
+    add_judge_labels(v1, [p1], path="Accuracy / Omission", confidence=0.6)
+    first = push_labelstudio(work_set="ws-repredict", taxonomy="errors-repredict@1", mode="assisted")
+    project_id = first.labelstudio_project_id
+    task_of = dict(LabelStudioTask.objects.values_list("prediction_id", "labelstudio_id"))
+    _, alice = labelstudio_users["alice"]
+    annotation = alice.annotations.create(id=task_of[p0.pk], result=taxonomy_result("Fluency / Grammar"))
+
+    # Version 2 renames Grammar; the judge labels the work set under it with a new classify prompt.
+    v2 = create_version(
+        taxonomy_name="errors-repredict",
+        categories=[*CATEGORIES[:2], CategorySpec("Fluency / Grammaticality", "ungrammatical output")],
+    )
+    for old in Category.objects.filter(version=v1):
+        new_path = old.path.replace("Grammar", "Grammaticality")
+        CategoryMapping.objects.create(
+            source=old, target=Category.objects.get(version=v2, path=new_path),
+            kind=CategoryMapping.Kind.RENAMED if new_path != old.path else CategoryMapping.Kind.KEPT,
+        )
+    judge_v2 = {"prompt_name": "classify-v2", "prompt_sha": "cd" * 32, "title": "v2: wrong word in"}
+    add_judge_labels(v2, [p0], path="Fluency / Grammaticality", confidence=0.9, **judge_v2)
+    add_judge_labels(v2, [p1], path="Accuracy / Mistranslation", confidence=0.5, **judge_v2)
+
+    admin = LabelStudio(base_url=labelstudio.url, api_key=labelstudio.api_key)
+
+    def held(task_id):
+        """What Label Studio holds as the task's predictions: (id, model version, categories, score)."""
+        return sorted(
+            (p.id, p.model_version, p.result[0]["value"]["taxonomy"], p.score)
+            for p in admin.predictions.list(task=task_id)
+        )
+
+    v2_model = "judge:offline+classify-v2@cdcdcdcd"
+    again = push_labelstudio(work_set="ws-repredict", taxonomy="errors-repredict@2", mode="assisted")
+    assert again.labelstudio_project_id == project_id and again.config_updated
+    # Only the judge's version-2 predictions: the version-1 ones (old categories, old prompt) are gone.
+    assert [h[1:] for h in held(task_of[p0.pk])] == [(v2_model, [["Fluency", "Grammaticality"]], 0.9)]
+    assert [h[1:] for h in held(task_of[p1.pk])] == [(v2_model, [["Accuracy", "Mistranslation"]], 0.5)]
+    tasks = remote_tasks(admin, project_id)
+    assert sorted(t.id for t in tasks) == sorted(task_of.values())  # the same tasks, none added
+    assert {t.data[PREDICTION_KEY]: t.data["judge_analysis"].splitlines()[0] for t in tasks} == {
+        p0.pk: "v2: wrong word in ex0", p1.pk: "v2: wrong word in ex1"
+    }
+    # Label Studio pre-fills only the project's model version: it now names the version-2 predictions.
+    assert admin.projects.get(id=project_id).model_version == v2_model
+    # The human annotation is untouched, and read under version 2.
+    (kept,) = admin.annotations.list(id=task_of[p0.pk])
+    assert (kept.id, kept.result, kept.updated_at) == (annotation.id, annotation.result, annotation.updated_at)
+    assert {(l[2], l[3]) for l in human_labels()} == {("errors-repredict@2", "Fluency / Grammaticality")}
+    assert (again.tasks_imported, again.tasks_refreshed, again.predictions_refreshed) == (0, 2, 4)
+
+    # Pushing again writes nothing: same predictions (same ids), no duplicates.
+    before = {t: held(t) for t in task_of.values()}
+    stamps = {t.id: t.updated_at for t in remote_tasks(admin, project_id)}
+    repeat = push_labelstudio(work_set="ws-repredict", taxonomy="errors-repredict@2", mode="assisted")
+    assert (repeat.config_updated, repeat.tasks_imported, repeat.tasks_refreshed,
+            repeat.predictions_refreshed) == (False, 0, 0, 0)
+    assert {t: held(t) for t in task_of.values()} == before
+    assert {t.id: t.updated_at for t in remote_tasks(admin, project_id)} == stamps
+
+    # The judge relabels one item under the same version and prompt: its prediction changes in place.
+    Label.objects.filter(prediction=p1, taxonomy_version=v2, source=Label.Source.JUDGE).update(
+        category=Category.objects.get(version=v2, path="Accuracy / Omission"), confidence=0.75
+    )
+    relabelled = push_labelstudio(work_set="ws-repredict", taxonomy="errors-repredict@2", mode="assisted")
+    assert (relabelled.tasks_refreshed, relabelled.predictions_refreshed) == (1, 1)
+    (prediction_id, *_), = before[task_of[p1.pk]]
+    assert held(task_of[p1.pk]) == [(prediction_id, v2_model, [["Accuracy", "Omission"]], 0.75)]
+    assert held(task_of[p0.pk]) == before[task_of[p0.pk]]
+    assert [a.id for a in admin.annotations.list(id=task_of[p0.pk])] == [annotation.id]
 
 
 def test_unreachable_labelstudio_gives_a_clear_error(settings):

@@ -220,6 +220,52 @@ def test_push_twice_duplicates_nothing_and_resolved_items_are_not_pushed(labelst
     assert [t.data[ITEM_KEY] for t in remote_tasks(admin, scoped.labelstudio_project_id)] == [queue["r"].pk]
 
 
+def relabel(item: AdjudicationItem, annotator: str, *paths: str) -> None:
+    """The annotator's human labels on the item become `paths` (as a later import or sync would make them)."""
+    Label.objects.filter(prediction_id=item.prediction_id, taxonomy_version=item.taxonomy_version,
+                         annotator__name=annotator, source="human").delete()
+    add_label(item.prediction, item.taxonomy_version, annotator, *paths)
+
+
+def test_a_reopened_item_shows_its_new_labels_in_the_same_task(labelstudio):
+    queue = make_queue("adj-reopen", ["k", "m"], dataset="adjreopen")
+    k, m = queue["k"], queue["m"]
+    first = push_adjudication(taxonomy="adj-reopen")
+    project_id = first.labelstudio_project_id
+    admin = LabelStudio(base_url=labelstudio.url, api_key=labelstudio.api_key)
+    pushed = {t.data[ITEM_KEY]: t for t in remote_tasks(admin, project_id)}
+    assert pushed[k.pk].data["annotator_labels"] == "h0: R / Arithmetic\nh1: R / Logic\nh2: K / Fact"
+
+    # h1 and h2 come round to h0's view and the rule settles k; then h2 changes their mind again and a
+    # fourth annotator arrives: k is open again, with other labels and another reason.
+    unanimous = {"label_filter": LabelFilter(taxonomy="adj-reopen"), "rule": RULES["unanimous"]}
+    relabel(k, "h1", "R / Arithmetic")
+    relabel(k, "h2", "R / Arithmetic")
+    adjudicate_labels(**unanimous)
+    assert status(k) == "auto_gold"
+    relabel(k, "h2", "K / Fact")
+    add_label(k.prediction, k.taxonomy_version, "h3", "R / Logic")
+    assert adjudicate_labels(**unanimous).reopened == 1 and status(k) == "open"
+
+    again = push_adjudication(taxonomy="adj-reopen")
+    tasks = {t.data[ITEM_KEY]: t for t in remote_tasks(admin, project_id)}
+    assert sorted(t.id for t in tasks.values()) == sorted(t.id for t in pushed.values())  # no new task
+    assert tasks[k.pk].data["annotator_labels"] == (
+        "h0: R / Arithmetic\nh1: R / Arithmetic\nh2: K / Fact\nh3: R / Logic")
+    assert tasks[k.pk].data["why"] == "disagreement: at most 2 of 4 annotators give the same categories"
+    assert tasks[k.pk].data["judge_labels"] == "judge-v1: R / Logic (confidence 0.70)"
+    assert tasks[k.pk].data["output"] == HOSTILE
+    assert tasks[m.pk].data == pushed[m.pk].data  # unchanged item, unchanged task
+    assert (again.tasks_imported, again.tasks_refreshed) == (0, 1)
+    assert LabelStudioTask.objects.filter(project__labelstudio_id=project_id).count() == 2
+
+    # Pushing again writes nothing.
+    stamps = {t.id: t.updated_at for t in tasks.values()}
+    repeat = push_adjudication(taxonomy="adj-reopen")
+    assert (repeat.tasks_imported, repeat.tasks_refreshed) == (0, 0)
+    assert {t.id: t.updated_at for t in remote_tasks(admin, project_id)} == stamps
+
+
 def test_webhook_repeats_and_stale_deliveries_change_nothing(labelstudio, adjudicator_users, client, settings):
     settings.ERRORMAP_PUBLIC_URL = "http://127.0.0.1:9"  # deliveries are made by hand below
     queue = make_queue("adj-replay", ["z"], dataset="adjreplay")

@@ -23,7 +23,8 @@ class Command(ErrorMapCommand):
         what = "created" if r.created_project else "config updated" if r.config_updated else "up to date"
         self.stdout.write(
             f"adjudication project {r.labelstudio_project_id} ({r.taxonomy_version}) {what}: {r.open_items} open "
-            f"items, {r.tasks_imported} imported now, {r.tasks_recovered} recovered from an earlier push"
+            f"items, {r.tasks_imported} imported now, {r.tasks_recovered} recovered from an earlier push, "
+            f"{r.tasks_refreshed} refreshed (labels changed since their push)"
         )
         if r.adjudicators:
             self.stdout.write(f"adjudicators: {', '.join(r.adjudicators)}")

@@ -27,6 +27,7 @@ class Command(ErrorMapCommand):
         self.stdout.write(
             f"project {report.labelstudio_project_id} {what}: {report.tasks_total} tasks in the work set, "
             f"{report.tasks_imported} imported now ({report.predictions_imported} with judge predictions), "
-            f"{report.tasks_recovered} recovered from an earlier push"
+            f"{report.tasks_recovered} recovered from an earlier push, {report.tasks_refreshed} brought "
+            f"up to date ({report.predictions_refreshed} judge predictions written)"
         )
         self.stdout.write(self.style.SUCCESS(f"annotate at {report.url}"))

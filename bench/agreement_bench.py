@@ -52,48 +52,13 @@ def time_report(table: RatingTable, *, reps: int, ci_method: str, repeats: int
 
 def time_command_end_to_end(table: RatingTable, *, reps: int, repeats: int) -> tuple[list[float], dict]:
     """Load the table into a throw-away SQLite database as Label rows, then time `manage.py agreement --json`."""
-    import io
-    import json
-    import os
     import tempfile
 
-    work = Path(tempfile.mkdtemp(prefix="agreement-bench-"))
-    os.environ["DATABASE_URL"] = f"sqlite:///{work / 'db.sqlite3'}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
-    import django
+    from bench.agreement_page_bench import load_labels, setup_django, time_command
 
-    django.setup()
-    from django.core.management import call_command
-
-    from annotation.models import Annotator, Dataset, EvaluatedModel, Example, Label, Prediction
-    from taxonomy.services.versions import CategorySpec, create_version
-
-    call_command("migrate", verbosity=0)
-    paths = sorted({c for row in table.cells for cell in row if cell for c in cell})
-    version = create_version(taxonomy_name="bench", categories=[CategorySpec(p) for p in paths])
-    categories = {c.path: c.pk for c in version.categories.all()}
-    dataset, model = Dataset.objects.create(name="bench"), EvaluatedModel.objects.create(name="m")
-    Example.objects.bulk_create([Example(dataset=dataset, example_id=str(i), input_text="")
-                                 for i in table.items], batch_size=5000)
-    examples = dict(Example.objects.values_list("example_id", "pk"))
-    Prediction.objects.bulk_create([Prediction(example_id=examples[str(i)], model=model, output_text="", score=0,
-                                               is_failure=True, content_key=str(i))
-                                    for i in table.items], batch_size=5000)
-    predictions = dict(Prediction.objects.values_list("example__example_id", "pk"))
-    annotators = [Annotator.objects.create(name=a) for a in table.annotators]
-    Label.objects.bulk_create([
-        Label(prediction_id=predictions[str(item)], taxonomy_version=version, category_id=categories[c],
-              source="human", annotator=annotators[j])
-        for item, row in zip(table.items, table.cells) for j, cell in enumerate(row) if cell for c in cell
-    ], batch_size=5000)
-    times, report = [], {}
-    for _ in range(repeats):
-        out = io.StringIO()
-        start = time.perf_counter()
-        call_command("agreement", "--json", "--reps", str(reps), stdout=out)
-        times.append(time.perf_counter() - start)
-        report = json.loads(out.getvalue())
-    return times, report
+    setup_django(Path(tempfile.mkdtemp(prefix="agreement-bench-")) / "db.sqlite3")
+    load_labels(table)
+    return time_command(["--reps", str(reps)], repeats)
 
 
 def main() -> None:

@@ -1,0 +1,73 @@
+"""Tables built from label rows (CodedTable) and the per-annotator figures on sparse tables."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotation.core.agreement import RatingTable, agreement_report, table_alpha, table_from_labels
+
+
+def crowd(seed: int, *, n_items: int, n_annotators: int, per_item: int, n_categories: int,
+          extra: float) -> RatingTable:
+    """Each item labelled by `per_item` annotators of the pool; a share `extra` of the ratings are
+    two categories. Annotator names sort in column order, as the service's tables do."""
+    rng = np.random.default_rng(seed)
+    names = [f"P{c % 4} / C{c:02d}" for c in range(n_categories)]
+    cells: list[list[frozenset[str] | None]] = []
+    for _ in range(n_items):
+        row: list[frozenset[str] | None] = [None] * n_annotators
+        for a in rng.choice(n_annotators, per_item, replace=False):
+            k = 2 if rng.random() < extra else 1
+            row[a] = frozenset(rng.choice(names, k).tolist())
+        cells.append(row)
+    return RatingTable(list(range(n_items)), [f"a{j:02d}" for j in range(n_annotators)], cells)
+
+
+def label_rows(table: RatingTable, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, dict]:
+    """The table as shuffled label rows with database-like ids (one row per category of a set)."""
+    paths = sorted({c for row in table.cells for cell in row if cell for c in cell})
+    category_id = {p: 500 + 3 * k for k, p in enumerate(paths)}
+    rows = [(10_000 + 7 * table.items[i], 90 - j, category_id[c])
+            for i, row in enumerate(table.cells) for j, cell in enumerate(row) if cell for c in cell]
+    rows = [rows[k] for k in np.random.default_rng(seed).permutation(len(rows))]
+    items, annotators, categories = (np.array(col) for col in zip(*rows))
+    return (items, annotators, categories, {90 - j: a for j, a in enumerate(table.annotators)},
+            {v: k for k, v in category_id.items()})
+
+
+@pytest.mark.parametrize("n_categories", [12, 70])  # 70: a set's bit mask takes two words
+def test_a_table_from_label_rows_gives_the_rating_tables_report(n_categories):
+    table = crowd(1, n_items=300, n_annotators=7, per_item=3, n_categories=n_categories, extra=0.3)
+    items, annotators, categories, names, paths = label_rows(table, seed=2)
+    coded = table_from_labels(items, annotators, categories, annotator_names=names, category_paths=paths)
+    assert coded.annotators == table.annotators and len(coded.items) == 300
+    assert dict(coded.cells())[10_000 + 7 * 5] == {
+        a: cell for a, cell in zip(table.annotators, table.cells[5]) if cell is not None}
+    # Same set codes, so the same bootstrap draws: the reports are equal, not just close.
+    assert agreement_report(coded, reps=50) == agreement_report(table, reps=50)
+
+
+def test_ids_naming_the_same_path_become_one_category():
+    # Two categories cut to the same ancestor (depth 1) and an annotator listed under two ids.
+    coded = table_from_labels(
+        np.array([1, 1, 1, 2]), np.array([7, 7, 8, 9]), np.array([30, 31, 30, 32]),
+        annotator_names={7: "ann", 8: "bob", 9: "ann"}, category_paths={30: "A", 31: "A", 32: "B"})
+    assert coded.annotators == ["ann", "bob"]
+    assert dict(coded.cells()) == {1: {"ann": frozenset({"A"}), "bob": frozenset({"A"})},
+                                   2: {"ann": frozenset({"B"})}}
+
+
+@pytest.mark.parametrize("per_item, n_categories, extra", [
+    (3, 20, 0.2),  # few ratings per item: the fast path over pattern keys
+    (12, 70, 0.5),  # many distinct sets on wide rows: the keys would overflow, rows are compared
+])
+def test_alpha_without_each_annotator_equals_alpha_of_the_table_without_their_column(
+        per_item, n_categories, extra):
+    table = crowd(3, n_items=400, n_annotators=12, per_item=per_item, n_categories=n_categories,
+                  extra=extra)
+    report = agreement_report(table, reps=10)
+    for j, name in enumerate(table.annotators):
+        rest = RatingTable(table.items, table.annotators[:j] + table.annotators[j + 1:],
+                           [row[:j] + row[j + 1:] for row in table.cells])
+        assert report["per_annotator"][name]["alpha_without"] == round(table_alpha(rest).value, 6)
+        assert report["per_annotator"][name]["n_items"] == sum(row[j] is not None for row in table.cells)

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotation.core.result_formats import WMT23_DEFAULT_DATASET, csv_records, json_lines, read_mqm_ratings
+from annotation.core.result_formats.io import csv_records, json_lines
+from annotation.core.result_formats.mqm import WMT23_DEFAULT_DATASET, read_mqm_ratings
 from annotation.errors import InputError
 
 LABEL_COLUMNS = ("dataset", "example_id", "model", "annotator", "category")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.core import result_formats
+from annotation.core.result_formats import arrow
 from annotation.models import Dataset, EvaluatedModel, Prediction, StageRun
 from annotation.services.ingest import ingest_results
 
@@ -121,7 +121,7 @@ def test_failure_rule_uses_seven_tenths_of_the_mean_unless_overridden(tmp_path):
 def test_failure_flags_follow_the_whole_dataset_not_each_batch(tmp_path, monkeypatch):
     # Small blocks: early batches hold only 1.0 scores and late ones only 0.2, so a batch's own mean
     # (which sets the flags written with the rows) is not the dataset's. Mean 0.7 -> threshold 0.49.
-    monkeypatch.setattr(result_formats, "ARROW_BLOCK_BYTES", 256)
+    monkeypatch.setattr(arrow, "ARROW_BLOCK_BYTES", 256)
     scores = [1.0] * 100 + [0.6] * 50 + [0.2] * 50
     path = write(tmp_path, "r.csv", HEADER + "".join(f"e{i},m,q,o,{s},r,d\n" for i, s in enumerate(scores)))
     ingest_results(paths=[path])

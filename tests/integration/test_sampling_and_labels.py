@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.core.result_formats import read_mqm_ratings
+from annotation.core.result_formats.mqm import read_mqm_ratings
 from annotation.models import Label, Prediction, WorkSet
 from annotation.services.ingest import ingest_results
 from annotation.services.label_import import import_labels

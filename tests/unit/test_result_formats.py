@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from annotation.core import result_formats
-from annotation.core.result_formats import _read_csv, _read_parquet, read_results
+from annotation.core.result_formats import arrow, read_results, table
+from annotation.core.result_formats.table import read_csv_rows, read_parquet_rows
 from annotation.errors import InputError
 
 HEADER = "example_id,model,input_text,output_text,score,correct_answer,dataset\n"
@@ -20,7 +20,7 @@ def fast_rows(path: Path, dataset: str | None = None) -> list[tuple]:
 
 
 def row_reader_rows(path: Path, dataset: str | None = None) -> list[tuple]:
-    return [astuple(row) for row in _read_csv(path, dataset)]
+    return [astuple(row) for row in read_csv_rows(path, dataset)]
 
 
 def outcome(read, path: Path, dataset: str | None = None) -> list[tuple] | str:
@@ -34,7 +34,7 @@ def outcome(read, path: Path, dataset: str | None = None) -> list[tuple] | str:
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of a few rows, so one file crosses many blocks and a fallback starts mid-file."""
-    monkeypatch.setattr(result_formats, "ARROW_BLOCK_BYTES", 512)
+    monkeypatch.setattr(arrow, "ARROW_BLOCK_BYTES", 512)
 
 
 def random_field(rnd: random.Random) -> str:
@@ -107,7 +107,7 @@ def test_clean_files_take_the_fast_path_and_match(tmp_path, small_blocks, monkey
     path = tmp_path / "clean.csv"
     path.write_text("".join(lines), encoding="utf-8")
     expected = row_reader_rows(path)
-    monkeypatch.setattr(result_formats, "_read_csv", lambda *_: pytest.fail("the row reader was used"))
+    monkeypatch.setattr(table, "read_csv_rows", lambda *_: pytest.fail("the row reader was used"))
     assert fast_rows(path) == expected
     assert len(expected) == 300
 
@@ -145,7 +145,7 @@ def test_parquet_with_non_text_columns_is_read_by_the_row_reader(tmp_path):
     path = tmp_path / "typed.parquet"
     frame.to_parquet(path)
     rows = fast_rows(path, dataset="fallback")
-    assert rows == [astuple(row) for row in _read_parquet(path, "fallback")]
+    assert rows == [astuple(row) for row in read_parquet_rows(path, "fallback")]
     assert [(row[0], row[1], row[5]) for row in rows] == [("d", "1", 1.0), ("fallback", "2", 0.0), ("d", "3", 1.0)]
 
 
@@ -156,8 +156,8 @@ def test_parquet_text_columns_take_the_fast_path(tmp_path, monkeypatch):
     })
     path = tmp_path / "text.parquet"
     frame.to_parquet(path)
-    expected = [astuple(row) for row in _read_parquet(path, None)]
-    monkeypatch.setattr(result_formats, "_read_parquet", lambda *_: pytest.fail("the row reader was used"))
+    expected = [astuple(row) for row in read_parquet_rows(path, None)]
+    monkeypatch.setattr(table, "read_parquet_rows", lambda *_: pytest.fail("the row reader was used"))
     assert fast_rows(path) == expected == [("d", "a", "m", "q1", "o1", 0.5, "r1"), ("d", "b", "m", "q2", "o2", 1.0, "r2")]
 
 

@@ -1,0 +1,121 @@
+"""WMT23 MQM: the raters' error rows (a TSV, plain or inside a .tar.gz), read as ratings and as results."""
+from __future__ import annotations
+
+import re
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from annotation.core.result_formats.io import ResultRow
+from annotation.errors import InputError
+
+WMT23_DEFAULT_DATASET = "wmt23-mqm-ende"
+WMT23_REFERENCE_SYSTEM = "refA"
+MQM_COLUMNS = ("system", "doc", "docSegId", "globalSegId", "rater", "source", "target", "category", "severity")
+_SPAN_MARKS = re.compile(r"</?v>")
+
+
+@dataclass(frozen=True, slots=True)
+class MqmRating:
+    """One MQM error row of one rater on one (system, segment) item."""
+
+    line: int
+    system: str
+    segment: str
+    rater: str
+    source: str
+    target: str
+    category: str
+    severity: str
+
+
+def mqm_weight(category: str, severity: str) -> float:
+    """MQM penalty of one error: Major 5, Minor 1, Minor Fluency/Punctuation 0.1, Non-translation 25."""
+    if category.lower().startswith("non-translation"):
+        return 25.0
+    if severity == "Major":
+        return 5.0
+    if severity == "Minor":
+        return 0.1 if category == "Fluency/Punctuation" else 1.0
+    return 0.0
+
+
+def read_mqm_ratings(path: Path) -> Iterator[MqmRating]:
+    """Stream the MQM rows of the TSV (plain or inside a .tar.gz), without the HOTW attention checks."""
+    for line_number, fields in _mqm_lines(path):
+        if fields[8] == "HOTW-test":
+            continue
+        yield MqmRating(
+            line=line_number,
+            system=fields[0],
+            segment=fields[3],
+            rater=fields[4],
+            source=fields[5],
+            target=_SPAN_MARKS.sub("", fields[6]),
+            category=fields[7],
+            severity=fields[8],
+        )
+
+
+def _mqm_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    try:
+        if path.name.lower().endswith((".tar.gz", ".tgz")):
+            archive = tarfile.open(path, "r:gz")
+            members = [m for m in archive.getmembers() if m.isfile() and m.name.endswith(".tsv")]
+            if len(members) != 1:
+                raise InputError(str(path), None, f"expected one .tsv in the archive, found {len(members)}")
+            binary = archive.extractfile(members[0])
+        else:
+            archive, binary = None, path.open("rb")
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise InputError(str(path), None, f"cannot read the archive ({exc})") from None
+    try:
+        for line_number, raw in enumerate(binary, start=1):
+            try:
+                text = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise InputError(str(path), line_number, f"not valid UTF-8 ({exc.reason})") from None
+            fields = text.split("\t")
+            if line_number == 1:
+                if tuple(fields[:9]) != MQM_COLUMNS:
+                    raise InputError(str(path), 1, f"expected MQM columns {', '.join(MQM_COLUMNS)}")
+                continue
+            if len(fields) < 9:
+                raise InputError(str(path), line_number, f"expected at least 9 tab-separated fields, got {len(fields)}")
+            yield line_number, fields
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
+        raise InputError(str(path), None, f"cannot read the archive ({exc})") from None
+    finally:
+        binary.close()
+        if archive is not None:
+            archive.close()
+
+
+def read_wmt23_mqm(path: Path, dataset: str | None) -> Iterator[ResultRow]:
+    """One row per (system, segment): score = -(mean over raters of the MQM penalty), so higher is better.
+
+    The file is ordered by rater rows, so items are gathered first (1,040 items: small and fixed).
+    """
+    dataset = dataset or WMT23_DEFAULT_DATASET
+    items: dict[tuple[str, str], dict] = {}
+    for rating in read_mqm_ratings(path):
+        item = items.setdefault(
+            (rating.system, rating.segment),
+            {"source": rating.source, "target": rating.target, "penalty": {}},
+        )
+        penalty = item["penalty"]
+        penalty[rating.rater] = penalty.get(rating.rater, 0.0) + mqm_weight(rating.category, rating.severity)
+    references = {seg: item["target"] for (system, seg), item in items.items() if system == WMT23_REFERENCE_SYSTEM}
+    for (system, segment), item in sorted(items.items(), key=lambda kv: (kv[0][0], int(kv[0][1]) if kv[0][1].isdigit() else kv[0][1])):
+        penalties = item["penalty"].values()
+        yield ResultRow(
+            dataset=dataset,
+            example_id=segment,
+            model=system,
+            input_text=item["source"],
+            output_text=item["target"],
+            score=-round(sum(penalties) / len(penalties), 6),
+            reference=references.get(segment, ""),
+        )

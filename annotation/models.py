@@ -293,6 +293,7 @@ class AdjudicationDecision(models.Model):
     class Method(models.TextChoices):
         AUTO_RULE = "auto_rule"
         ADJUDICATOR = "adjudicator"
+        IMPORT = "import"  # gold read from a file by import_labels (decided_by: the file's annotator)
 
     prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="adjudication_decisions")
     taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT, related_name="+")
@@ -303,7 +304,7 @@ class AdjudicationDecision(models.Model):
     reason = models.TextField()
     superseded = models.BooleanField(default=False, db_index=True)
     # Where the decision was made: "ls:<annotation id>" (Label Studio adjudication project),
-    # "api:<user id>" (REST), empty for the command.
+    # "api:<user id>" (REST), "import:<file name>" (import_labels), empty for the command.
     external_id = models.CharField(max_length=200, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

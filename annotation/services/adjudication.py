@@ -6,10 +6,12 @@ change to them comes with an AdjudicationDecision that says who decided, by whic
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from annotation.core.adjudication import AutoGoldRule, apply_rule
 from annotation.errors import ErrorMapError
@@ -21,9 +23,15 @@ from annotation.models import (
     Prediction,
 )
 from annotation.services.agreement import LabelFilter, _labels, taxonomy_version_for
-from annotation.services.labels import LabelEntry, LabelSet, get_annotator, replace_label_sets
+from annotation.services.labels import (
+    LabelEntry,
+    LabelSet,
+    LabelWriteReport,
+    get_annotator,
+    replace_label_sets,
+)
 from annotation.services.runs import stage_run
-from taxonomy.models import TaxonomyVersion
+from taxonomy.models import Category, TaxonomyVersion
 from taxonomy.services.versions import category_index, join_path, resolve_version, split_path
 
 AUTO_GOLD_ANNOTATOR = "auto-gold"
@@ -40,6 +48,7 @@ class AdjudicationReport:
     auto_gold: int
     queued: int
     resolved_by_adjudicator: int
+    imported: int  # items whose gold came from import_labels: kept, like a person's decision
     reopened: int
     changed: int
 
@@ -87,7 +96,8 @@ def adjudicate_labels(*, label_filter: LabelFilter, rule: AutoGoldRule) -> Adjud
                                                sources=(Label.Source.HUMAN,), taxonomy=label_filter.taxonomy))
     config = {**label_filter.as_config(), "taxonomy_version": str(version), "rule": rule.describe()}
     auto = get_annotator(AUTO_GOLD_ANNOTATOR, kind=Annotator.Kind.ADJUDICATOR)
-    counts = {"items": 0, "auto_gold": 0, "queued": 0, "resolved_by_adjudicator": 0, "reopened": 0, "changed": 0}
+    counts = {"items": 0, "auto_gold": 0, "queued": 0, "resolved_by_adjudicator": 0, "imported": 0,
+              "reopened": 0, "changed": 0}
     with stage_run("adjudicate", config) as run, transaction.atomic():
         humans, proposals = _item_labels(version, label_filter, Label.Source.HUMAN)
         judges, _ = _item_labels(version, label_filter, Label.Source.JUDGE)
@@ -100,6 +110,9 @@ def adjudicate_labels(*, label_filter: LabelFilter, rule: AutoGoldRule) -> Adjud
             decision = active.get(prediction_id)
             if decision is not None and decision.method == AdjudicationDecision.Method.ADJUDICATOR:
                 counts["resolved_by_adjudicator"] += 1  # a person's decision is never overridden by the rule
+                continue
+            if decision is not None and decision.method == AdjudicationDecision.Method.IMPORT:
+                counts["imported"] += 1  # nor is gold someone brought in from a file
                 continue
             values = [frozenset(c) for c in humans[prediction_id].values()]
             outcome = apply_rule(values, rule, proposals=proposals.get(prediction_id, ()))
@@ -139,6 +152,81 @@ def adjudicate_labels(*, label_filter: LabelFilter, rule: AutoGoldRule) -> Adjud
                 queued.save(update_fields=["status", "why", "labels", "updated_at"])
         run.counts = counts
     return AdjudicationReport(taxonomy_version=str(version), rule=rule.describe(), **counts)
+
+
+@dataclass(frozen=True)
+class GoldImportReport:
+    """What importing gold label sets did: the label rows written and the decisions recorded."""
+
+    written: LabelWriteReport
+    decisions: int  # new import decisions (an unchanged re-import records none)
+    superseded: int  # earlier decisions (rule, adjudicator, older import) these replaced
+
+
+def import_decision_id(file_name: str) -> str:
+    """The external id of a decision (and its gold labels) read from a file."""
+    return f"import:{file_name}"
+
+
+@transaction.atomic
+def record_imported_gold(*, label_sets: Sequence[LabelSet], file_name: str) -> GoldImportReport:
+    """Gold from a file is a decision too: for each item, supersede the active decision with one of
+    method `import` (decided_by the file's annotator), make the item's gold exactly the imported set
+    and close its queue item. Re-importing the same file changes nothing."""
+    by_item: dict[tuple[int, int], list[LabelSet]] = defaultdict(list)
+    for label_set in label_sets:
+        by_item[(label_set.prediction_id, label_set.taxonomy_version_id)].append(label_set)
+    if not by_item:
+        return GoldImportReport(LabelWriteReport(0, 0, 0, 0), 0, 0)
+    shared = sorted(key for key, sets in by_item.items() if len({s.annotator_id for s in sets}) > 1)
+    if shared:
+        names = Prediction.objects.filter(pk__in=[p for p, _ in shared]).select_related(
+            "example__dataset", "model")
+        items = ", ".join(sorted(f"{p.example.dataset.name}{ITEM_SEPARATOR}{p.example.example_id}"
+                                 f"{ITEM_SEPARATOR}{p.model.name}" for p in names)[:5])
+        raise ErrorMapError(f"{file_name}: gold from more than one annotator for {len(shared)} item(s) "
+                            f"({items}); an item has one gold set: keep one annotator's rows per item")
+    prediction_ids = sorted({p for p, _ in by_item})
+    version_ids = sorted({v for _, v in by_item})
+    path_of = dict(Category.objects.filter(pk__in={e.category_id for s in label_sets for e in s.entries})
+                   .values_list("pk", "path"))
+    active = {(d.prediction_id, d.taxonomy_version_id): d for d in AdjudicationDecision.objects.filter(
+        prediction_id__in=prediction_ids, taxonomy_version_id__in=version_ids, superseded=False)}
+    external_id = import_decision_id(file_name)
+    to_supersede: list[int] = []
+    new_decisions: list[AdjudicationDecision] = []
+    for (prediction_id, version_id), (label_set,) in sorted(by_item.items()):
+        paths = sorted({path_of[e.category_id] for e in label_set.entries})
+        current = active.get((prediction_id, version_id))
+        if current is not None and (current.method, current.categories, current.decided_by_id,
+                                    current.external_id) == (AdjudicationDecision.Method.IMPORT, paths,
+                                                             label_set.annotator_id, external_id):
+            continue
+        if current is not None:
+            to_supersede.append(current.pk)
+        new_decisions.append(AdjudicationDecision(
+            prediction_id=prediction_id, taxonomy_version_id=version_id, categories=paths,
+            method=AdjudicationDecision.Method.IMPORT, decided_by_id=label_set.annotator_id,
+            reason=f"gold imported from {file_name}", external_id=external_id))
+    AdjudicationDecision.objects.filter(pk__in=to_supersede).update(superseded=True)
+    AdjudicationDecision.objects.bulk_create(new_decisions)
+    # The item's gold is the imported set alone: gold rows by anyone else on it (an auto rule's, an
+    # adjudicator's) go with the decision they came from.
+    other_gold = [pk for pk, prediction_id, version_id, annotator_id in Label.objects.filter(
+        prediction_id__in=prediction_ids, taxonomy_version_id__in=version_ids, source=Label.Source.GOLD,
+    ).values_list("pk", "prediction_id", "taxonomy_version_id", "annotator_id")
+        if (prediction_id, version_id) in by_item
+        and by_item[(prediction_id, version_id)][0].annotator_id != annotator_id]
+    removed = Label.objects.filter(pk__in=other_gold).delete()[0] if other_gold else 0
+    written = replace_label_sets(label_sets)
+    open_items = [q.pk for q in AdjudicationItem.objects.filter(
+        prediction_id__in=prediction_ids, taxonomy_version_id__in=version_ids,
+        status=AdjudicationItem.Status.OPEN).only("pk", "prediction_id", "taxonomy_version_id")
+        if (q.prediction_id, q.taxonomy_version_id) in by_item]
+    AdjudicationItem.objects.filter(pk__in=open_items).update(status=AdjudicationItem.Status.RESOLVED,
+                                                              updated_at=timezone.now())
+    return GoldImportReport(written=written + LabelWriteReport(0, 0, removed, 0),
+                            decisions=len(new_decisions), superseded=len(to_supersede))
 
 
 def find_prediction(item: str) -> Prediction:

@@ -71,7 +71,10 @@ def gold_records(*, label_filter: LabelFilter) -> tuple[TaxonomyVersion, list[di
     predictions = Prediction.objects.filter(pk__in=ids).select_related("example__dataset", "model")
     records = []
     for p in predictions:
+        gold_categories = sorted({c for cats in gold[p.pk].values() for c in cats})
         decision = decisions.get(p.pk)
+        if decision is not None and decision.categories != gold_categories:
+            decision = None  # provenance describes the labels printed, never a decision they contradict
         gold_by = ", ".join(gold[p.pk])  # who wrote the gold rows, when no decision was recorded
         records.append({
             "dataset": p.example.dataset.name,
@@ -80,7 +83,7 @@ def gold_records(*, label_filter: LabelFilter) -> tuple[TaxonomyVersion, list[di
             "input": p.example.input_text,
             "output": p.output_text,
             "reference": p.example.reference,
-            "gold_categories": sorted({c for cats in gold[p.pk].values() for c in cats}),
+            "gold_categories": gold_categories,
             "annotator_labels": humans.get(p.pk, {}),
             "judge_labels": judges.get(p.pk, {}),
             "n_annotators": len(humans.get(p.pk, {})),
@@ -185,7 +188,9 @@ def _datasheet(records: list[dict[str, Any]], version: TaxonomyVersion, data_nam
         "- `gold_categories`: category paths (' / ' between levels)",
         "- `annotator_labels`, `judge_labels`: each annotator's / judge's categories on the item",
         "- `item_agreement`: share of annotator pairs on the item with identical categories",
-        "- `provenance`: decided_by, method (auto_rule or adjudicator), rule, reason, decided_at",
+        ("- `provenance`: decided_by, method (auto_rule, adjudicator, or import: gold read from a file by "
+        "`import_labels --source gold`), rule, reason, decided_at; it always describes the gold categories "
+        "printed"),
         "",
         (f"Reproduce: `python manage.py export_gold {data_name} --format {fmt}` on the same database gives the "
         "same bytes."),

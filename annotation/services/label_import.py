@@ -11,6 +11,7 @@ from django.db import transaction
 from annotation.core.label_formats import read_labels
 from annotation.errors import InputError
 from annotation.models import Annotator, Label, Prediction
+from annotation.services.adjudication import record_imported_gold
 from annotation.services.labels import LabelEntry, LabelSet, get_annotator, replace_label_sets
 from annotation.services.runs import progress, stage_run
 from taxonomy.services.versions import category_index, ensure_category, resolve_version
@@ -29,6 +30,8 @@ class LabelImportReport:
     deleted: int
     unchanged: int
     new_categories: list[str]
+    gold_decisions: int = 0  # gold sets recorded as adjudication decisions (method import)
+    superseded_decisions: int = 0  # earlier decisions on those items, kept as superseded
 
 
 def import_labels(
@@ -63,7 +66,8 @@ def import_labels(
         for row in rows:
             row_source = row.source or source
             if row.annotator not in annotators:
-                kind = Annotator.Kind.JUDGE if row_source == Label.Source.JUDGE else Annotator.Kind.HUMAN
+                kind = {Label.Source.JUDGE: Annotator.Kind.JUDGE,
+                        Label.Source.GOLD: Annotator.Kind.ADJUDICATOR}.get(row_source, Annotator.Kind.HUMAN)
                 annotators[row.annotator] = get_annotator(row.annotator, kind=kind)
             key = (predictions[(row.dataset, row.example_id, row.model)], row_source, annotators[row.annotator].pk)
             grouped[key].append(
@@ -88,14 +92,20 @@ def import_labels(
             )
             for (prediction_id, row_source, annotator_id), entries in grouped.items()
         ]
-        written = replace_label_sets(sets)
-        run.counts = {"rows": len(rows), "label_sets": len(sets), **written.__dict__}
+        # Gold is a decision: recorded through adjudication, superseding what decided the item before.
+        gold = record_imported_gold(label_sets=[s for s in sets if s.source == Label.Source.GOLD],
+                                    file_name=path.name)
+        written = replace_label_sets([s for s in sets if s.source != Label.Source.GOLD]) + gold.written
+        run.counts = {"rows": len(rows), "label_sets": len(sets), **written.__dict__,
+                      "gold_decisions": gold.decisions, "superseded_decisions": gold.superseded}
     return LabelImportReport(
         path=str(path),
         taxonomy_version=str(version),
         rows=len(rows),
         label_sets=len(sets),
         new_categories=new_categories,
+        gold_decisions=gold.decisions,
+        superseded_decisions=gold.superseded,
         **written.__dict__,
     )
 

@@ -56,6 +56,10 @@ class LabelWriteReport:
     deleted: int
     unchanged: int
 
+    def __add__(self, other: LabelWriteReport) -> LabelWriteReport:
+        return LabelWriteReport(self.created + other.created, self.updated + other.updated,
+                                self.deleted + other.deleted, self.unchanged + other.unchanged)
+
 
 def get_annotator(name: str, *, kind: str = Annotator.Kind.HUMAN, **fields) -> Annotator:
     """The annotator of that name, created on first use."""

@@ -21,5 +21,9 @@ class Command(ErrorMapCommand):
             f"{report.path}: {report.rows} rows -> {report.label_sets} label sets in {report.taxonomy_version}: "
             f"{report.created} new, {report.updated} updated, {report.deleted} removed, {report.unchanged} unchanged"
         )
+        if report.gold_decisions:
+            self.stdout.write(
+                f"recorded {report.gold_decisions} gold decisions (method import), superseding "
+                f"{report.superseded_decisions} earlier ones; see adjudicate --history ITEM")
         if report.new_categories:
             self.stdout.write(f"added {len(report.new_categories)} categories: {', '.join(report.new_categories)}")

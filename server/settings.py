@@ -79,10 +79,15 @@ ASGI_APPLICATION = "server.asgi.application"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'errormap.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    # WAL lets the web server read while a long stage writes; the timeout rides out short locks.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"}
-    )
+    # SQLite must wait, not crash: WAL lets readers go on while one writer writes; every transaction
+    # takes the write lock when it begins (IMMEDIATE), so a writer waits up to `timeout` seconds for
+    # another instead of failing at once with "database is locked" when its read snapshot would have
+    # to be upgraded (SQLite cannot wait for that). Stages keep their write transactions short.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": env.int("ERRORMAP_SQLITE_TIMEOUT", default=60),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;",
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

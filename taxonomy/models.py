@@ -3,8 +3,13 @@ from __future__ import annotations
 
 from django.db import models
 
+from taxonomy.core.paths import (  # noqa: F401  (PATH_SEPARATOR re-exported: the models' path format)
+    CATEGORY_NAME_MAX_LENGTH,
+    CATEGORY_PATH_MAX_LENGTH,
+    PATH_SEPARATOR,
+)
+
 ROOT_NAME = "LLM Errors"
-PATH_SEPARATOR = " / "
 
 
 class Taxonomy(models.Model):
@@ -56,9 +61,9 @@ class Category(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=CATEGORY_NAME_MAX_LENGTH)
     description = models.TextField(blank=True)
-    path = models.CharField(max_length=1000)
+    path = models.CharField(max_length=CATEGORY_PATH_MAX_LENGTH)
     depth = models.PositiveSmallIntegerField(default=1)
 
     class Meta:

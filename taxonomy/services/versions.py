@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from annotation.errors import ErrorMapError
-from taxonomy.models import PATH_SEPARATOR, Category, Taxonomy, TaxonomyVersion
+from taxonomy.core.paths import ancestor_paths, join_path, split_path
+from taxonomy.models import Category, CategoryMapping, Taxonomy, TaxonomyVersion
 
 
 @dataclass(frozen=True)
@@ -16,16 +17,6 @@ class CategorySpec:
 
     path: str
     description: str = ""
-
-
-def split_path(path: str) -> list[str]:
-    """'A / B' -> ['A', 'B'] (also accepts '/' without spaces); empty parts are dropped."""
-    parts = [p.strip() for p in path.replace(PATH_SEPARATOR, "/").split("/")]
-    return [p for p in parts if p]
-
-
-def join_path(parts: Iterable[str]) -> str:
-    return PATH_SEPARATOR.join(parts)
 
 
 def resolve_version(spec: str, *, create: bool = False) -> TaxonomyVersion:
@@ -77,6 +68,69 @@ def ensure_category(version: TaxonomyVersion, path: str, description: str = "") 
     return category
 
 
+@dataclass(frozen=True)
+class CategoryChange:
+    """How a category of the base version carries over to a derived one, when it is not kept as is."""
+
+    kind: str  # CategoryMapping.Kind: renamed, merged, split or retired
+    targets: tuple[str, ...] = ()  # paths in the derived version (none for a retired category)
+
+
+def add_categories(version: TaxonomyVersion, specs: Iterable[CategorySpec]) -> list[Category]:
+    """Create the categories of `specs` missing from `version`, and their ancestors, in a few queries.
+
+    Linear in the number of categories: paths are matched case-insensitively against one read of the
+    version's tree and created level by level with bulk inserts (a query per new category, and a
+    re-read of the tree after each, made a 4,000-category import take minutes). A spec whose category
+    exists already only updates a changed, non-empty description. Returns the categories created.
+    """
+    index = category_index(version)
+    wanted: dict[str, tuple[str, str]] = {}  # lower-cased path -> (path as first spelled, description)
+    for spec in specs:
+        parts = split_path(spec.path)
+        if not parts:
+            raise ErrorMapError("category name is empty")
+        for path in ancestor_paths(join_path(parts)):
+            key = path.lower()
+            if key in index:
+                continue
+            spelled = wanted.get(key)
+            if spelled is None:
+                # A child keeps its ancestors' spelling, so one tree node never gets two paths.
+                parent = key.rpartition(" / ")[0]
+                prefix = wanted[parent][0] if parent in wanted else index[parent].path if parent else ""
+                wanted[key] = (f"{prefix} / {path.rpartition(' / ')[2]}" if prefix else path, "")
+        key = join_path(parts).lower()
+        if spec.description:
+            if key in wanted:
+                wanted[key] = (wanted[key][0], spec.description)
+            elif index[key].description != spec.description:
+                index[key].description = spec.description
+                index[key].save(update_fields=["description"])
+    created: list[Category] = []
+    by_depth: dict[int, list[str]] = {}
+    for key, (path, _) in wanted.items():
+        by_depth.setdefault(path.count(" / ") + 1, []).append(key)
+    for depth in sorted(by_depth):
+        level = [
+            Category(
+                version=version,
+                parent=index[key.rpartition(" / ")[0]] if depth > 1 else None,
+                name=wanted[key][0].rpartition(" / ")[2],
+                path=wanted[key][0],
+                depth=depth,
+                description=wanted[key][1],
+            )
+            for key in by_depth[depth]
+        ]
+        # Both databases return the new primary keys, which the next level needs as parents.
+        Category.objects.bulk_create(level, batch_size=500)
+        for category in level:
+            index[category.path.lower()] = category
+        created.extend(level)
+    return created
+
+
 @transaction.atomic
 def create_version(
     *,
@@ -97,12 +151,74 @@ def create_version(
         note=note,
         config=config or {},
     )
-    for spec in categories:
-        category = ensure_category(version, spec.path, spec.description)
-        if spec.description and category.description != spec.description:
-            category.description = spec.description
-            category.save(update_fields=["description"])
+    add_categories(version, categories)
     return version
+
+
+@transaction.atomic
+def derive_version(
+    *,
+    base: TaxonomyVersion,
+    added: Iterable[CategorySpec] = (),
+    changes: dict[str, CategoryChange] | None = None,
+    origin: str = TaxonomyVersion.Origin.REFINED,
+    note: str = "",
+    config: dict | None = None,
+) -> TaxonomyVersion:
+    """A new version of `base`'s taxonomy (number = latest + 1, previous = `base`); `base` is not touched.
+
+    The new tree is `base`'s (descriptions included) without the categories named in `changes`
+    (keyed by their path in `base`), plus the changes' targets and `added`. Every category of `base`
+    gets a CategoryMapping: `kept` to the same path, or as its change says (a retired category maps to
+    nothing). The children of a changed category must be named in `changes` too.
+    """
+    changes = changes or {}
+    old = list(base.categories.order_by("depth", "path"))
+    old_paths = {c.path for c in old}
+    unknown = sorted(set(changes) - old_paths)
+    if unknown:
+        raise ErrorMapError(f"{base} has no categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}")
+    dropped = {path for path, change in changes.items() if change.kind != CategoryMapping.Kind.KEPT}
+    orphans = [
+        c.path for c in old
+        if c.path not in changes and any(a in dropped for a in ancestor_paths(c.path)[:-1])
+    ]
+    if orphans:
+        raise ErrorMapError(f"say what becomes of the children of a changed category: {', '.join(orphans)}")
+    specs = [CategorySpec(c.path, c.description) for c in old if c.path not in dropped]
+    specs += [CategorySpec(target) for change in changes.values() for target in change.targets]
+    specs += list(added)
+    version = TaxonomyVersion.objects.create(
+        taxonomy=base.taxonomy,
+        number=base.taxonomy.versions.order_by("-number").values_list("number", flat=True)[0] + 1,
+        origin=origin,
+        previous=base,
+        note=note,
+        config=config or {},
+    )
+    add_categories(version, specs)
+    index = category_index(version)
+    mappings = []
+    for category in old:
+        change = changes.get(category.path)
+        if change is None:
+            mappings.append(CategoryMapping(source=category, target=index[category.path.lower()],
+                                            kind=CategoryMapping.Kind.KEPT))
+            continue
+        targets = [index[join_path(split_path(t)).lower()] for t in change.targets]
+        mappings.extend(CategoryMapping(source=category, target=t, kind=change.kind) for t in targets or [None])
+    CategoryMapping.objects.bulk_create(mappings, batch_size=500)
+    return version
+
+
+def version_in_use(version: TaxonomyVersion) -> bool:
+    """True once anything outside the taxonomy app (labels, Label Studio projects, adjudication) points
+    at `version`: from then on its categories are fixed, and a change is a derived version."""
+    for relation in version._meta.related_objects:
+        model = relation.related_model
+        if model._meta.app_label != "taxonomy" and model._base_manager.filter(**{relation.field.name: version}).exists():
+            return True
+    return False
 
 
 def category_index(version: TaxonomyVersion) -> dict[str, Category]:

@@ -38,7 +38,10 @@ def dashboard(request):
     context = {
         "overview": selectors.overview(),
         "datasets": selectors.datasets_table(),
-        "runs": selectors.recent_runs(12),
+        # Counts as (key, value) pairs made here: a key named like a dict method ("items", "keys")
+        # would shadow that method in the template's `counts.items` lookup.
+        "runs": [{"run": run, "counts": sorted(run.counts.items()) if isinstance(run.counts, dict) else []}
+                 for run in selectors.recent_runs(12)],
         "progress": selectors.labelstudio_progress()[:10],
     }
     return render(request, "errormap/dashboard.html", context)

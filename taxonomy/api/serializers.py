@@ -17,7 +17,9 @@ class CategorySerializer(serializers.ModelSerializer):
 class TaxonomyVersionSerializer(serializers.ModelSerializer):
     taxonomy = serializers.CharField(source="taxonomy.name", read_only=True)
     spec = serializers.CharField(source="__str__", read_only=True)
-    previous = serializers.CharField(source="previous.__str__", read_only=True, default=None)
+    # null for a first version (nullable in the schema); source="previous.__str__" found None's own
+    # __str__ there and printed "<method-wrapper ...>".
+    previous = serializers.CharField(read_only=True, allow_null=True)
     categories = serializers.IntegerField(source="n_categories", read_only=True)
 
     class Meta:

@@ -174,3 +174,15 @@ def test_no_api_operation_answers_with_a_server_error(case, labelled, token):
     from schemathesis.checks import not_a_server_error
 
     case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=[not_a_server_error])
+
+
+def test_a_first_taxonomy_version_has_previous_null_and_a_later_one_names_it(client):
+    # DRF's source="previous.__str__" on a null `previous` found None's own __str__ and printed
+    # "<method-wrapper '__str__' of NoneType object ...>".
+    first = make_version(["A", "B"], name="tax")
+    second = make_version(["A", "B", "C"], name="tax")
+    rows = {row["spec"]: row for row in client.get("/api/taxonomy-versions/").json()["results"]}
+    assert second.previous_id == first.pk
+    assert rows["tax@1"]["previous"] is None
+    assert rows["tax@2"]["previous"] == "tax@1"
+    assert client.get(f"/api/taxonomy-versions/{first.pk}/").json()["previous"] is None

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from django.conf import settings
 
+from annotation.models import WorkSet
 from annotation.selectors import failure_summary
 from annotation.services.accounts import ensure_user
 from annotation.services.ingest import ingest_results
 from annotation.services.judging import analyze_failures
 from annotation.services.label_import import import_labels
 from annotation.services.labelstudio import push_labelstudio
-from annotation.services.sampling import sample_failures
+from annotation.services.sampling import SampleReport, sample_failures
 from taxonomy.services.induction import induce_taxonomy
 
 DATA_DIR = Path(settings.BASE_DIR) / "data"
@@ -54,8 +55,9 @@ def run_demo(
     step(f"ingested {ingest.rows} predictions from {len(ingest.files)} files into {len(ingest.datasets)} datasets")
     labels = import_labels(path=MQM_RATINGS)
     step(f"imported {labels.rows} WMT23 MQM ratings as {labels.label_sets} human label sets ({labels.taxonomy_version})")
-    sample = sample_failures(ratio=ratio, seed=seed, name=DEMO_WORK_SET)
-    step(f"work set {sample.work_set!r}: {sample.sampled} failures sampled (ratio {ratio}, seed {seed})")
+    sample = _demo_work_set(datasets=ingest.datasets, ratio=ratio, seed=seed)
+    step(f"work set {sample.work_set!r}: {sample.sampled} failures of the bundled datasets "
+         f"({'sampled now' if sample.created else 'as drawn before'}; ratio {sample.ratio}, seed {sample.seed})")
     analysis = analyze_failures(work_set=DEMO_WORK_SET, judge="offline")
     step(
         f"offline judge: {analysis.unique} unique failures, {analysis.analysed} analysed now, "
@@ -80,3 +82,13 @@ def run_demo(
     _, report.api_token = ensure_user(username=DEMO_USER, password=DEMO_PASSWORD)
     report.summary = failure_summary()
     return report
+
+
+def _demo_work_set(*, datasets: list[str], ratio: float, seed: int) -> SampleReport:
+    """The demo's work set over the bundled datasets only (a user's own data never enters it). Drawn
+    once; a later demo run reuses it as drawn, whatever its parameters were."""
+    existing = WorkSet.objects.filter(name=DEMO_WORK_SET).first()
+    if existing is not None:
+        ratio, seed = existing.ratio, existing.seed
+        datasets = existing.filters.get("datasets", [])
+    return sample_failures(ratio=ratio, seed=seed, datasets=sorted(datasets), name=DEMO_WORK_SET)

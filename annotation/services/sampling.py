@@ -29,10 +29,14 @@ class SampleReport:
     seed: int
     thresholds: dict[str, float | None]
     strata: list[StratumCount]
+    members: int  # failures in the work set
+    # For an existing (frozen) set: failures a draw with the same parameters would now add or drop
+    # (results re-ingested since); the set itself is never changed.
+    differs_from_a_new_draw: int = 0
 
     @property
     def sampled(self) -> int:
-        return sum(s.sampled for s in self.strata)
+        return self.members
 
 
 def default_work_set_name(*, ratio: float, seed: int, datasets: list[str], models: list[str]) -> str:
@@ -62,7 +66,8 @@ def sample_failures(
     name: str | None = None,
     thresholds: dict[str, float] | None = None,
 ) -> SampleReport:
-    """Apply the failure rule, then sample; the same name with the same settings returns the existing set."""
+    """Apply the failure rule, then sample. A work set is frozen once drawn: the same name with the same
+    settings returns it unchanged, the same name with other settings is refused."""
     if not 0 < ratio <= 1:
         raise ErrorMapError(f"--ratio must be in (0, 1], got {ratio}")
     if not -(2**31) <= seed < 2**31:  # stored in a 32-bit column on every database
@@ -92,38 +97,54 @@ def sample_failures(
         ):
             strata[(dataset, model)].append(example_id)
             pk_by_key[(dataset, model, example_id)] = pk
-        chosen = stratified_sample(strata, ratio=ratio, seed=seed)
-        thresholds_used = dict(scope.order_by("name").values_list("name", "applied_threshold"))
         existing = WorkSet.objects.filter(name=name).first()
-        wanted_pks = {pk_by_key[(d, m, e)] for (d, m), ids in chosen.items() for e in ids}
         if existing is not None:
-            same = (existing.ratio, existing.seed, existing.filters) == (ratio, seed, filters)
-            if not same:
-                raise ErrorMapError(
-                    f"work set {name!r} exists with ratio={existing.ratio}, seed={existing.seed}, "
-                    f"filters={existing.filters}; choose another --name"
-                )
-            have = set(existing.failures.values_list("prediction_id", flat=True))
-            if have != wanted_pks:
-                # Results changed since the set was drawn: keep what was drawn, add what is new.
-                WorkSetFailure.objects.bulk_create(
-                    [WorkSetFailure(work_set=existing, prediction_id=pk) for pk in sorted(wanted_pks - have)]
-                )
-            work_set, created = existing, False
+            _refuse_other_parameters(existing, ratio=ratio, seed=seed, filters=filters, thresholds=thresholds)
+            # Frozen: the set keeps the members it was drawn with, whatever the results say now.
+            members = set(existing.failures.values_list("prediction_id", flat=True))
+            chosen = {stratum: [e for e in ids if pk_by_key[(stratum[0], stratum[1], e)] in members]
+                      for stratum, ids in strata.items()}
+            drawn_now = stratified_sample(strata, ratio=ratio, seed=seed)
+            differing = len(members ^ {pk_by_key[(d, m, e)] for (d, m), ids in drawn_now.items() for e in ids})
+            work_set, created, wanted_pks = existing, False, members
+            thresholds_used = existing.thresholds
         else:
+            chosen = stratified_sample(strata, ratio=ratio, seed=seed)
+            thresholds_used = dict(scope.order_by("name").values_list("name", "applied_threshold"))
+            wanted_pks = {pk_by_key[(d, m, e)] for (d, m), ids in chosen.items() for e in ids}
             work_set = WorkSet.objects.create(
                 name=name, ratio=ratio, seed=seed, filters=filters, thresholds=thresholds_used
             )
             WorkSetFailure.objects.bulk_create(
                 [WorkSetFailure(work_set=work_set, prediction_id=pk) for pk in sorted(wanted_pks)], batch_size=2000
             )
-            created = True
+            created, differing = True, 0
         strata_counts = [
             StratumCount(dataset=d, model=m, failures=len(strata[(d, m)]), sampled=len(chosen[(d, m)]))
             for (d, m) in sorted(strata)
         ]
-        run.counts = {"failures": sum(s.failures for s in strata_counts), "sampled": len(wanted_pks)}
+        run.counts = {"failures": sum(s.failures for s in strata_counts), "sampled": len(wanted_pks),
+                      "created": int(created), "differs_from_a_new_draw": differing}
     return SampleReport(
         work_set=work_set.name, created=created, ratio=ratio, seed=seed,
-        thresholds=thresholds_used, strata=strata_counts,
+        thresholds=thresholds_used, strata=strata_counts, members=len(wanted_pks),
+        differs_from_a_new_draw=differing,
     )
+
+
+def _refuse_other_parameters(existing: WorkSet, *, ratio: float, seed: int, filters: dict,
+                             thresholds: dict[str, float] | None) -> None:
+    """A name stands for one draw: the same name with other parameters is an error, never a re-draw."""
+    differences = [f"{what} {old!r} (asked {new!r})" for what, old, new in (
+        ("ratio", existing.ratio, ratio), ("seed", existing.seed, seed),
+        ("datasets", existing.filters.get("datasets", []), filters["datasets"]),
+        ("models", existing.filters.get("models", []), filters["models"]),
+    ) if old != new]
+    for dataset, value in sorted((thresholds or {}).items()):
+        drawn_with = existing.thresholds.get(dataset)
+        if drawn_with != value:
+            differences.append(f"threshold of {dataset} {drawn_with!r} (asked {value!r})")
+    if differences:
+        raise ErrorMapError(
+            f"work set {existing.name!r} was drawn with other parameters: {'; '.join(differences)}. "
+            "A work set never changes once drawn; choose another --name for a new draw")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotation.core.result_formats.mqm import read_mqm_ratings
+from annotation.errors import ErrorMapError
 from annotation.models import Label, Prediction, WorkSet
 from annotation.services.ingest import ingest_results
 from annotation.services.label_import import import_labels
@@ -51,7 +53,7 @@ def test_resampling_same_name_and_settings_changes_nothing_and_conflicts_are_ref
     count = WorkSet.objects.get(name="ws").failures.count()
     assert not sample_failures(ratio=0.2, seed=1, name="ws").created
     assert WorkSet.objects.get(name="ws").failures.count() == count
-    with pytest.raises(CommandError, match="exists with ratio=0.2"):
+    with pytest.raises(CommandError, match=r"drawn with other parameters: ratio 0.2 \(asked 0.3\)"):
         call_command("sample_failures", "--ratio", "0.3", "--seed", "1", "--name", "ws")
 
 
@@ -137,3 +139,46 @@ def test_seed_outside_32_bits_is_refused_before_anything_is_written():
     with pytest.raises(CommandError, match="--seed must fit in 32 bits"):
         call_command("sample_failures", "--seed", str(2**40))
     assert not WorkSet.objects.exists()
+
+
+def own_results(path: Path, scores: list[float], dataset: str = "my-qa") -> Path:
+    """A user's own small results table (one model)."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["dataset", "example_id", "model", "input_text", "output_text", "score"])
+        for n, score in enumerate(scores):
+            writer.writerow([dataset, f"q{n}", "my-model", f"question {n}", f"answer {n}", score])
+    return path
+
+
+def members(name: str) -> set[int]:
+    return set(WorkSet.objects.get(name=name).failures.values_list("prediction_id", flat=True))
+
+
+def test_a_work_set_keeps_its_members_when_results_change(tmp_path):
+    ingest_results(paths=[own_results(tmp_path / "r.csv", [0, 0, 1, 1, 1, 1])])
+    first = sample_failures(ratio=1, seed=0, name="frozen")
+    before = members("frozen")
+    assert first.created and len(before) == 2
+    # Re-ingest with more failures: the same command again leaves the set as drawn, and says so.
+    ingest_results(paths=[own_results(tmp_path / "r.csv", [0, 0, 0, 0, 1, 1])])
+    out = io.StringIO()
+    call_command("sample_failures", "--ratio", "1", "--seed", "0", "--name", "frozen", stdout=out)
+    assert members("frozen") == before
+    assert "unchanged" in out.getvalue() and "differ in 2 failures" in out.getvalue()
+    with pytest.raises(ErrorMapError, match=r"datasets \[\] \(asked \['my-qa'\]\)"):
+        sample_failures(ratio=1, seed=0, name="frozen", datasets=["my-qa"])
+    with pytest.raises(CommandError, match="threshold of my-qa"):
+        call_command("sample_failures", "--ratio", "1", "--name", "frozen", "--threshold", "my-qa=0.9")
+    assert members("frozen") == before
+
+
+def test_the_demo_work_set_never_takes_in_a_users_own_dataset(tmp_path):
+    from annotation.services.demo import DEMO_WORK_SET, run_demo
+
+    run_demo(say=lambda _: None, labelstudio=False)
+    demo_before = members(DEMO_WORK_SET)
+    ingest_results(paths=[own_results(tmp_path / "mine.csv", [0, 0, 0, 1])])
+    run_demo(say=lambda _: None, labelstudio=False)
+    assert members(DEMO_WORK_SET) == demo_before
+    assert not Prediction.objects.filter(pk__in=demo_before, example__dataset__name="my-qa").exists()

@@ -35,5 +35,9 @@ class Command(ErrorMapCommand):
         )
         for s in report.strata:
             self.stdout.write(f"{s.dataset:32} {s.model:28} {s.failures:6} failures -> {s.sampled:5} sampled")
-        verb = "created" if report.created else "unchanged (already drawn)"
+        verb = "created" if report.created else "unchanged (already drawn; a work set never changes)"
         self.stdout.write(self.style.SUCCESS(f"work set {report.work_set}: {report.sampled} failures, {verb}"))
+        if report.differs_from_a_new_draw:
+            self.stdout.write(
+                f"note: results changed since it was drawn; a new draw with these parameters would differ in "
+                f"{report.differs_from_a_new_draw} failures (draw one under another --name to include them)")

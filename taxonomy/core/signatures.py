@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 from scipy import stats
 
+from taxonomy.core.verdicts import NON_ERROR_VERDICTS, is_non_error_verdict
+
 PATH_SEPARATOR = " / "
 Z95 = 1.959963984540054
 INTERVAL_METHOD = "Wilson score interval, 95 %, n = failures in the group"
@@ -97,6 +99,34 @@ class Comparison:
     omnibus_p: float | None
     categories: tuple[CategoryDifference, ...]
     method: str = TEST_RULE
+
+
+@dataclass(frozen=True)
+class FalseFailureRate:
+    """How much of a group's labelled failures were judged not to be model errors at all (a verdict:
+    not an error, broken item), weighted like shares: `false_failures` / `labelled_failures`."""
+
+    group: str
+    labelled_failures: int  # failures with any label (error category or verdict) from the source
+    false_failures: float  # summed weight on verdicts (a failure split 1 of 2 annotators counts 0.5)
+    rate: float
+    ci_low: float
+    ci_high: float
+    by_verdict: dict[str, float]
+
+
+def false_failure_rate(group: str, counts: Mapping[str, float], labelled_failures: int) -> FalseFailureRate:
+    """The false-failure rate of one group from its weighted counts over every label (verdicts included)."""
+    by_verdict = {v: float(counts[v]) for v in NON_ERROR_VERDICTS if counts.get(v)}
+    weight = sum(by_verdict.values())
+    low, high = wilson_interval(weight, labelled_failures)
+    return FalseFailureRate(group, labelled_failures, weight, weight / labelled_failures if labelled_failures else 0.0,
+                            low, high, by_verdict)
+
+
+def without_verdicts(counts: Mapping[str, float]) -> dict[str, float]:
+    """Category counts with the verdicts left out: what remains are errors."""
+    return {path: w for path, w in counts.items() if not is_non_error_verdict(path)}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@ from __future__ import annotations
 NOT_AN_ERROR = "Not an error"  # the model's answer was right; the failure rule or reference was wrong
 BROKEN_ITEM = "Broken item or bad reference"  # the test item itself is broken: wrong reference, ambiguous
 NON_ERROR_VERDICTS: tuple[str, ...] = (NOT_AN_ERROR, BROKEN_ITEM)
+VERDICT_DESCRIPTIONS = {
+    NOT_AN_ERROR: "The model's answer is correct (or acceptable); it was flagged as a failure by mistake.",
+    BROKEN_ITEM: "The test item itself is broken: a wrong or missing reference, or an ambiguous question.",
+}
 
 
 def is_non_error_verdict(path: str) -> bool:

@@ -7,7 +7,7 @@ id, last update), so pages over a million labels stay fast and never show stale 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -20,16 +20,19 @@ from annotation.models import Dataset, EvaluatedModel, Label
 from taxonomy.core.signatures import (
     INTERVAL_METHOD,
     Comparison,
+    FalseFailureRate,
     Heatmap,
     Signature,
     TreeNode,
     at_depth,
     build_tree,
     compare_signatures,
+    false_failure_rate,
     heatmap,
     signature_from_counts,
     weighted_counts,
 )
+from taxonomy.core.verdicts import NON_ERROR_VERDICTS
 from taxonomy.models import Category, TaxonomyVersion
 from taxonomy.services.versions import resolve_version
 
@@ -54,6 +57,8 @@ class SignatureReport:
     interval_method: str
     signatures: list[Signature]
     heatmap: Heatmap
+    # Verdicts (not an error, broken item) are counted here, never among the signatures' errors.
+    false_failures: list[FalseFailureRate] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -66,6 +71,7 @@ class SignatureReport:
             "interval_method": self.interval_method,
             "signatures": [asdict(s) for s in self.signatures],
             "heatmap": asdict(self.heatmap),
+            "false_failures": [asdict(f) for f in self.false_failures],
         }
 
 
@@ -77,6 +83,7 @@ class AtlasReport:
     dataset: str | None
     n_errors: int
     tree: TreeNode
+    false_failures: FalseFailureRate | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -86,6 +93,7 @@ class AtlasReport:
             "dataset": self.dataset,
             "n_errors": self.n_errors,
             "tree": asdict(self.tree),
+            "false_failures": asdict(self.false_failures) if self.false_failures else None,
         }
 
 
@@ -184,10 +192,33 @@ def failure_signatures(
     return _cached(key, lambda: _signature_report(version, source, by, depth, models, datasets))
 
 
+def _verdict_mask(version: TaxonomyVersion, categories: np.ndarray) -> np.ndarray:
+    """True where a label's category is a verdict (a top-level category named like one)."""
+    ids = list(Category.objects.filter(version=version, depth=1, path__in=NON_ERROR_VERDICTS)
+               .values_list("pk", flat=True))
+    return np.isin(categories, ids)
+
+
+def _false_failure_rates(columns: dict[str, np.ndarray], group: np.ndarray, names: dict,
+                         paths: dict[int, str]) -> list[FalseFailureRate]:
+    """Per group: labelled failures (any label) and the weight of their verdicts, sorted by group name."""
+    n_by_id, counts_by_id = weighted_counts(group, columns["item"], columns["annotator"], columns["category"], None)
+    return sorted((false_failure_rate(names[g], {paths[int(c)]: w for c, w in counts_by_id.get(g, {}).items()}, n)
+                   for g, n in n_by_id.items()), key=lambda f: f.group)
+
+
+def _errors_only(columns: dict[str, np.ndarray], verdict: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[~verdict] for name, values in columns.items()}
+
+
 def _signature_report(version, source, by, depth, models, datasets) -> SignatureReport:
     columns = _columns(version, source, models, datasets)
     ancestor, paths = _ancestor_ids(version, depth)
     names = dict((EvaluatedModel if by == "model" else Dataset).objects.values_list("pk", "name"))
+    verdict = _verdict_mask(version, columns["category"])
+    false_failures = _false_failure_rates(columns, columns[by], {str(k): v for k, v in names.items()},
+                                          _ancestor_ids(version, None)[1])
+    columns = _errors_only(columns, verdict)
     categories = columns["category"]
     if len(categories):
         lookup = np.zeros(int(categories.max()) + 1, dtype=np.int64)
@@ -210,6 +241,7 @@ def _signature_report(version, source, by, depth, models, datasets) -> Signature
         interval_method=INTERVAL_METHOD,
         signatures=signatures,
         heatmap=heatmap(signatures),
+        false_failures=false_failures,
     )
 
 
@@ -255,8 +287,12 @@ def atlas(
 
 def _atlas_report(version, source, model, dataset) -> AtlasReport:
     columns = _columns(version, source, [model] if model else None, [dataset] if dataset else None)
-    categories = list(Category.objects.filter(version=version).values_list("pk", "path", "description"))
+    categories = [(pk, path, description) for pk, path, description in Category.objects.filter(
+        version=version).values_list("pk", "path", "description") if path not in NON_ERROR_VERDICTS]
     paths = {pk: path for pk, path, _ in categories}
+    everything = np.zeros(len(columns["item"]), dtype=np.int64)
+    false_failures = _false_failure_rates(columns, everything, {"0": "all"}, _ancestor_ids(version, None)[1])
+    columns = _errors_only(columns, _verdict_mask(version, columns["category"]))
     n = len(columns["item"])
     n_errors, counts = weighted_counts(
         np.zeros(n, dtype=np.int64), columns["item"], columns["annotator"], columns["category"], None
@@ -269,5 +305,41 @@ def _atlas_report(version, source, model, dataset) -> AtlasReport:
         all_paths=[path for _, path, _ in categories],
     )
     return AtlasReport(
-        taxonomy_version=str(version), source=source, model=model, dataset=dataset, n_errors=total, tree=tree
+        taxonomy_version=str(version), source=source, model=model, dataset=dataset, n_errors=total, tree=tree,
+        false_failures=false_failures[0] if false_failures else None,
     )
+
+
+def false_failures_by_dataset_and_model(*, taxonomy: str | None = None) -> dict[str, dict]:
+    """Per label source with labels on failures: the taxonomy version read and, per (dataset, model), the
+    false-failure rate (labelled failures judged not an error or a broken item), for `summary`."""
+    result: dict[str, dict] = {}
+    for source in SOURCES:
+        if not Label.objects.filter(source=source).exists():
+            continue
+        version = pick_version(taxonomy, source)
+        columns = _columns(version, source, None, None)
+        if not len(columns["item"]):
+            continue
+        pairs = sorted(set(zip(columns["dataset"].tolist(), columns["model"].tolist())))
+        code = {pair: n for n, pair in enumerate(pairs)}
+        group = np.array([code[pair] for pair in zip(columns["dataset"].tolist(), columns["model"].tolist())],
+                         dtype=np.int64)
+        datasets = dict(Dataset.objects.values_list("pk", "name"))
+        models = dict(EvaluatedModel.objects.values_list("pk", "name"))
+        names = {str(n): f"{datasets[d]}\x1f{models[m]}" for (d, m), n in code.items()}
+        rates = {tuple(r.group.split("\x1f")): r for r in
+                 _false_failure_rates(columns, group, names, _ancestor_ids(version, None)[1])}
+        # A failure belongs to one (dataset, model), so a dataset's figures are sums over its models.
+        per_dataset: dict[str, tuple[int, dict[str, float]]] = {}
+        for (dataset, _), rate in sorted(rates.items()):
+            n, verdicts = per_dataset.get(dataset, (0, {}))
+            per_dataset[dataset] = (n + rate.labelled_failures,
+                                    {v: verdicts.get(v, 0.0) + rate.by_verdict.get(v, 0.0)
+                                     for v in NON_ERROR_VERDICTS})
+        result[source] = {
+            "taxonomy_version": str(version),
+            "rates": rates,
+            "datasets": {d: false_failure_rate(d, verdicts, n) for d, (n, verdicts) in per_dataset.items()},
+        }
+    return result

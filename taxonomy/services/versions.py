@@ -8,6 +8,7 @@ from django.db import transaction
 
 from annotation.errors import ErrorMapError
 from taxonomy.core.paths import ancestor_paths, join_path, split_path
+from taxonomy.core.verdicts import NON_ERROR_VERDICTS, VERDICT_DESCRIPTIONS
 from taxonomy.models import Category, CategoryMapping, Taxonomy, TaxonomyVersion
 
 
@@ -224,3 +225,9 @@ def version_in_use(version: TaxonomyVersion) -> bool:
 def category_index(version: TaxonomyVersion) -> dict[str, Category]:
     """Lower-cased path -> category, for case-insensitive matching of names from outside."""
     return {c.path.lower(): c for c in version.categories.all()}
+
+
+def ensure_verdict_categories(version: TaxonomyVersion) -> list[Category]:
+    """The version's top-level verdict categories (not an error, broken item), created when missing;
+    they are offered beside the error categories and counted apart from them."""
+    return [ensure_category(version, verdict, VERDICT_DESCRIPTIONS[verdict]) for verdict in NON_ERROR_VERDICTS]

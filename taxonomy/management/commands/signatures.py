@@ -48,8 +48,13 @@ class Command(ErrorMapCommand):
             return
         self.stdout.write(f"{report.taxonomy_version}, source={report.source}, by {report.by}, depth {report.depth}; "
                           f"{report.interval_method}")
+        false_failures = {f.group: f for f in report.false_failures}
         for signature in report.signatures:
             self.stdout.write(f"\n{signature.group}  ({signature.n_errors} errors)")
+            found = false_failures.get(signature.group)
+            if found is not None and found.false_failures:
+                self.stdout.write(f"  false failures (not errors): {found.false_failures:.3g} of "
+                                  f"{found.labelled_failures} labelled = {found.rate:.1%}")
             for s in signature.shares:
                 self.stdout.write(f"  {s.category[:60]:60} {s.count:9.1f} {s.share:7.1%}  "
                                   f"[{s.ci_low:.1%}, {s.ci_high:.1%}]")

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from annotation.core.crossfit import DEFAULT_FOLDS, DEFAULT_SEED, assign_folds, text_key
 from annotation.core.judge import (
     AnalysisRequest,
     AnalysisResult,
@@ -427,9 +430,17 @@ class OfflineJudge:
     name = "offline"
     model_name = ""
 
-    def __init__(self, *, gold: list[GoldExample] | None = None, min_similarity: float = MIN_GOLD_SIMILARITY) -> None:
+    def __init__(self, *, gold: list[GoldExample] | None = None, min_similarity: float = MIN_GOLD_SIMILARITY,
+                 folds: int = DEFAULT_FOLDS, seed: int = DEFAULT_SEED, fold_of: dict[str, int] | None = None
+                 ) -> None:
         self.gold = list(gold or [])
         self.min_similarity = min_similarity
+        # No item learns from itself: a failure whose text is among the gold is judged only by the
+        # gold of the other folds (its own label and every duplicate of its text are in its fold).
+        self.folds, self.seed = folds, seed
+        self._gold_keys = [text_key(g.input_text, g.output_text) for g in self.gold]
+        # `fold_of` (text key -> fold) when a caller cross-fits over a wider set than this gold.
+        self._fold_of = fold_of if fold_of is not None else assign_folds(self._gold_keys, folds, seed=seed)
         self.prompt = PromptTemplate(
             stage="analyze", name=RULES_VERSION, system="", user=f"{RULES_VERSION}\n{_CATALOGUE}"
         )
@@ -447,6 +458,7 @@ class OfflineJudge:
             if self.gold
             else "",
             "min_similarity": self.min_similarity,
+            "crossfit": {"folds": self.folds, "seed": self.seed},
         }
 
     @property
@@ -520,6 +532,11 @@ class OfflineJudge:
             self._gold_matrix = self._index.fit_transform([_doc(g.input_text, g.output_text) for g in self.gold])
         queries = self._index.transform([_doc(r.input_text, r.output_text) for r in requests])
         sims = linear_kernel(queries, self._gold_matrix)  # rows are l2-normalised, so this is cosine
+        gold_folds = np.array([self._fold_of.get(k, -1) for k in self._gold_keys])
+        for row, r in enumerate(requests):
+            fold = self._fold_of.get(text_key(r.input_text, r.output_text))
+            if fold is not None:
+                sims[row, gold_folds == fold] = -1.0  # its own fold is out of sight
         out: list[tuple[GoldExample, float] | None] = []
         for row in sims:
             j = int(row.argmax())

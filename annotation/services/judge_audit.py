@@ -5,6 +5,7 @@ from collections import defaultdict
 from typing import Any
 
 from annotation.core.agreement import RatingTable, table_alpha
+from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.core.judge_audit import JudgedItem, classification_report, majority_set
 from annotation.errors import ErrorMapError
 from annotation.models import Label
@@ -17,7 +18,10 @@ from annotation.services.agreement import (
     rating_table,
     taxonomy_version_for,
 )
+from annotation.services.gold_learning import fold_plan, load_gold_set, offline_judgements
 from annotation.services.runs import stage_run
+
+OFFLINE_JUDGE = "judge:offline"
 
 
 def _judge_sets(label_filter: LabelFilter, version) -> dict[str, dict[Item, tuple[frozenset[str], float | None]]]:
@@ -44,8 +48,13 @@ def _with_judge(table: RatingTable, judge: str,
     return RatingTable(table.items, table.annotators + [f"judge:{judge}"], cells)
 
 
-def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Accuracy, kappa, per-category P/R/F1, confusion and calibration of each judge; alpha with it."""
+def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), folds: int = DEFAULT_FOLDS
+                ) -> dict[str, Any]:
+    """Accuracy, kappa, per-category P/R/F1, confusion and calibration of each judge; alpha with it.
+
+    Against gold, a judge that learns from gold (the offline judge) is also re-judged cross-fitted
+    over `folds` folds, and the report says which folds: its stored labels must be no better.
+    """
     humans = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
                          sources=(Label.Source.HUMAN,), taxonomy=label_filter.taxonomy)
     judge_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
@@ -54,7 +63,7 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = ()) -> d
     gold_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
                               sources=(Label.Source.GOLD,), taxonomy=label_filter.taxonomy)
     version = taxonomy_version_for(judge_filter)
-    config = {**judge_filter.as_config(), "taxonomy_version": str(version)}
+    config = {**judge_filter.as_config(), "taxonomy_version": str(version), "folds": folds}
     with stage_run("judge_audit", config) as run:
         judged_by = _judge_sets(judge_filter, version)
         if not judged_by:
@@ -97,6 +106,9 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = ()) -> d
                                              "half of the item's annotators")
             vs_gold = classification_report(gold_items) if gold_items else {
                 "n_items": 0, "reason": "no gold labels on the judged items (run adjudicate first)"}
+            if gold_items:
+                vs_gold["cross_fitting"] = (_cross_fitted(version, folds, judged) if judge == OFFLINE_JUDGE else {
+                    "folds": None, "note": "this judge's prompt carries no gold labels, so nothing to hold out"})
             report["judges"][judge] = {
                 "n_items_judged": len(judged),
                 "vs_human_majority": vs_majority,
@@ -105,6 +117,22 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = ()) -> d
             }
         run.counts = {"judges": len(judged_by), "items_with_human_labels": len(human_sets)}
     return report
+
+
+def _cross_fitted(version, folds: int, judged: dict) -> dict[str, Any]:
+    """The offline judge re-judging the same gold items from the other folds' gold: its honest figure."""
+    gold = load_gold_set(version)
+    try:
+        plan = fold_plan(gold, folds)
+    except ErrorMapError as exc:
+        return {"folds": folds, "reason": str(exc)}
+    indices = [i for i, pid in enumerate(gold.prediction_ids) if pid in judged]
+    cats = offline_judgements(gold, plan, indices=indices)
+    report = classification_report([JudgedItem(gold.items[i].categories, c) for i, c in zip(indices, cats)])
+    return {**plan.describe(gold.keys),
+            "note": ("the same items re-judged now by the offline judge, each learning only from the gold "
+                     "of the other folds; the stored labels' figure above must be no better"),
+            "n_items": report["n_items"], "accuracy": report["accuracy"], "cohen_kappa": report["cohen_kappa"]}
 
 
 def _alpha_effect(table: RatingTable | None, alpha_humans, judge: str,

@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from annotation.core.crossfit import text_key
 from annotation.core.judge import (
     AnalysisRequest,
     AnalysisResult,
@@ -21,6 +22,7 @@ from annotation.errors import ErrorMapError
 from annotation.models import (
     Analysis,
     Annotator,
+    Label,
     Prediction,
     PromptVersion,
     ResponseCache,
@@ -29,6 +31,7 @@ from annotation.models import (
     WorkSetFailure,
 )
 from annotation.services.runs import progress, stage_run
+from taxonomy.models import Category
 
 JUDGES = ("offline", "openai")
 
@@ -105,7 +108,6 @@ def get_judge_backend(
 def load_gold_examples() -> list:
     """Gold-labelled failures as the offline judge's retrieval memory (empty until gold exists)."""
     from annotation.core.offline_judge import GoldExample
-    from annotation.models import Label
 
     rows = (
         Label.objects.filter(source=Label.Source.GOLD)
@@ -123,6 +125,29 @@ def load_gold_examples() -> list:
         )
         for label in rows.iterator(chunk_size=2000)
     ]
+
+
+def gold_text(label: Label, category: Category) -> str:
+    """What a gold label says in words, for retrieval: its (or its analysis') title and summary,
+    the category's name when it has no title of its own (imported and auto-gold labels)."""
+    title = label.error_title or (label.analysis.error_title if label.analysis else "") or category.name
+    summary = label.error_summary or (label.analysis.error_summary if label.analysis else "") or label.rationale
+    return f"{title} {title} {summary}".strip()
+
+
+def text_keys(prediction_ids: list[int]) -> dict[int, str]:
+    """prediction id -> text key of its (input, output)."""
+    keys: dict[int, str] = {}
+    for start in range(0, len(prediction_ids), 500):
+        rows = Prediction.objects.filter(pk__in=prediction_ids[start:start + 500]).values_list(
+            "pk", "example__input_text", "output_text")
+        keys.update({pk: text_key(i, o) for pk, i, o in rows})
+    return keys
+
+
+def prediction_text_key(prediction: Prediction) -> str:
+    """The text key of one prediction (its example's input and its output)."""
+    return text_key(prediction.example.input_text, prediction.output_text)
 
 
 def record_prompt_version(template: PromptTemplate) -> PromptVersion:
@@ -283,7 +308,7 @@ def analyze_failures(
         try:
             for start in range(0, len(todo), size):
                 chunk = todo[start : start + size]
-                requests = _build_requests(chunk, representative, k_correct)
+                requests = build_requests(chunk, representative, k_correct)
                 results = backend.analyze(requests)
                 ok, bad = _store_results(results, keys, existing, backend, prompt_version, run)
                 analysed += ok
@@ -320,7 +345,7 @@ def analyze_failures(
 TRANSPORT_PREFIX = "transport:"
 
 
-def _build_requests(chunk: list[str], representative: dict[str, int], k_correct: int) -> list[AnalysisRequest]:
+def build_requests(chunk: list[str], representative: dict[str, int], k_correct: int) -> list[AnalysisRequest]:
     """What the judge sees for each content key: the failure, its reference and up to K correct outputs."""
     fields = ("id", "example_id", "model_id", "output_text", "example__input_text", "example__reference",
               "example__dataset__name", "model__name")

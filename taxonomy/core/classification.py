@@ -27,8 +27,13 @@ def nearest_categories(
     gold_categories: Sequence[int] = (),
     gold_min_similarity: float = GOLD_MIN_SIMILARITY,
     fallback: int | None = None,
+    gold_folds: Sequence[int] = (),
+    query_folds: Sequence[int | None] = (),
 ) -> list[Choice]:
     """For each query, the category it is most similar to; a close enough gold example wins.
+
+    Cross-fitting: with `gold_folds` and `query_folds`, a query in fold f never sees gold of fold f
+    (its own label and its duplicates); a query whose fold is None sees all gold.
 
     Ties go to the lower index, so the result depends only on the inputs' order. A query that shares
     no term with any category gets `fallback` (e.g. the index of `Other`) when given, else index 0.
@@ -51,6 +56,11 @@ def nearest_categories(
     q = vectorizer.transform(list(queries))
     to_categories = cosine_similarity(q, vectorizer.transform(list(category_texts)))
     to_gold = cosine_similarity(q, vectorizer.transform(list(gold_texts))) if gold_texts else None
+    if to_gold is not None and len(query_folds):
+        folds = np.asarray(gold_folds)
+        for row, fold in enumerate(query_folds):
+            if fold is not None:
+                to_gold[row, folds == fold] = -1.0
     choices: list[Choice] = []
     for row in range(len(queries)):
         if to_gold is not None:

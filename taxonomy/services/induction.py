@@ -16,20 +16,30 @@ from annotation.core.judge import JudgeBackend, JudgeError, stable_hash
 from annotation.core.prompts import PromptTemplate
 from annotation.errors import ErrorMapError
 from annotation.models import Analysis, Annotator, Label, PromptVersion
+from annotation.core.crossfit import DEFAULT_FOLDS, DEFAULT_SEED, assign_folds, folds_of_queries
 from annotation.services.judging import (
     analyses_for_predictions,
     failures_in_scope,
     get_judge_backend,
+    gold_text,
     judge_annotator,
     record_prompt_version,
+    prediction_text_key,
     resolve_work_set,
+    text_keys,
 )
 from annotation.services.labels import LabelEntry, LabelSet, replace_label_sets
 from annotation.services.runs import progress, stage_run
 from taxonomy.core import induction as core
 from taxonomy.core.classification import nearest_categories
 from taxonomy.models import Category, TaxonomyVersion
-from taxonomy.services.versions import CategorySpec, create_version, resolve_version
+from taxonomy.services.versions import (
+    CategorySpec,
+    category_text,
+    create_version,
+    leaf_categories,
+    resolve_version,
+)
 
 LABEL_BATCH = 1000
 OFFLINE_INDUCER_VERSION = "offline-tfidf-kmeans-v1"
@@ -306,22 +316,6 @@ def _write_labels(sets: Iterable[LabelSet], total: int, *, desc: str, run) -> di
     return counts
 
 
-def _leaves(version: TaxonomyVersion) -> list[Category]:
-    categories = list(version.categories.order_by("path"))
-    parents = {c.parent_id for c in categories}
-    return [c for c in categories if c.id not in parents]
-
-
-def _category_text(category: Category, by_id: dict[int, Category]) -> str:
-    """Path words plus the descriptions of the category and its ancestors."""
-    parts = [category.path.replace(" / ", " "), category.description]
-    node = by_id.get(category.parent_id) if category.parent_id else None
-    while node is not None:
-        parts.append(node.description)
-        node = by_id.get(node.parent_id) if node.parent_id else None
-    return " ".join(p for p in parts if p)
-
-
 def prelabel_failures(
     *,
     taxonomy: str,
@@ -361,7 +355,7 @@ def _prelabel(*, version: TaxonomyVersion, work_set, backend, prompts, relabel) 
         )
     kept = sum(1 for pid in analyses if pid in already)
     analyses = {pid: a for pid, a in analyses.items() if pid not in already}
-    leaves = _leaves(version)
+    leaves = leaf_categories(version)
     if not leaves:
         raise ErrorMapError(f"taxonomy version {version} has no categories")
     by_id = {c.id: c for c in version.categories.all()}
@@ -369,15 +363,19 @@ def _prelabel(*, version: TaxonomyVersion, work_set, backend, prompts, relabel) 
     other = next((i for i, c in enumerate(leaves) if c.name.lower() == core.OTHER.lower() and c.depth == 1), None)
     items = sorted(analyses.items())
     queries = [f"{a.error_title} {a.error_title} {a.error_summary}" for _, a in items]
-    category_texts = [_category_text(c, by_id) for c in leaves]
+    category_texts = [category_text(c, by_id) for c in leaves]
     config = {"taxonomy": str(version), "judge": backend.name, "model": backend.model_name,
               "work_set": ws.name if ws else None}
     with stage_run("prelabel", config) as run:
         # Offline choice first: it is the whole answer offline, and the fallback for unknown LLM names.
         gold = _gold_examples(version, leaf_index, by_id)
+        # No item learns from itself: a gold item (or a duplicate of its text) sees only other folds' gold.
+        fold_of = assign_folds([g[2] for g in gold], DEFAULT_FOLDS, seed=DEFAULT_SEED)
+        item_keys = text_keys([pid for pid, _ in items])
         choices = nearest_categories(
             queries, category_texts, gold_texts=[g[0] for g in gold], gold_categories=[g[1] for g in gold],
-            fallback=other,
+            fallback=other, gold_folds=[fold_of[g[2]] for g in gold],
+            query_folds=folds_of_queries([item_keys[pid] for pid, _ in items], fold_of),
         ) if items else []
         chosen = [(c.index, c.score, c.via) for c in choices]
         if backend.name == "offline":
@@ -435,20 +433,19 @@ def _prelabel(*, version: TaxonomyVersion, work_set, backend, prompts, relabel) 
 
 
 def _gold_examples(version: TaxonomyVersion, leaf_index: dict[int, int],
-                   by_id: dict[int, Category]) -> list[tuple[str, int]]:
-    """(text, leaf index) of gold labels in this version; a gold label on an inner node is skipped."""
+                   by_id: dict[int, Category]) -> list[tuple[str, int, str]]:
+    """(text, leaf index, text key of the item) of gold labels in this version; inner nodes skipped."""
     rows = (
         Label.objects.filter(taxonomy_version=version, source=Label.Source.GOLD)
-        .select_related("analysis")
+        .select_related("analysis", "prediction__example")
         .order_by("id")
     )
     found = []
     for label in rows.iterator(chunk_size=2000):
         if label.category_id not in leaf_index:
             continue
-        title = label.error_title or (label.analysis.error_title if label.analysis else "")
-        summary = label.error_summary or (label.analysis.error_summary if label.analysis else "") or label.rationale
-        text = f"{title} {title} {summary}".strip()
+        text = gold_text(label, by_id[label.category_id])
         if text:
-            found.append((text, leaf_index[label.category_id]))
+            key = prediction_text_key(label.prediction)
+            found.append((text, leaf_index[label.category_id], key))
     return found

@@ -231,3 +231,20 @@ def ensure_verdict_categories(version: TaxonomyVersion) -> list[Category]:
     """The version's top-level verdict categories (not an error, broken item), created when missing;
     they are offered beside the error categories and counted apart from them."""
     return [ensure_category(version, verdict, VERDICT_DESCRIPTIONS[verdict]) for verdict in NON_ERROR_VERDICTS]
+
+
+def leaf_categories(version: TaxonomyVersion) -> list[Category]:
+    """The version's categories without children, by path: what a label may name."""
+    categories = list(version.categories.order_by("path"))
+    parents = {c.parent_id for c in categories}
+    return [c for c in categories if c.id not in parents]
+
+
+def category_text(category: Category, by_id: dict[int, Category]) -> str:
+    """Path words plus the descriptions of the category and its ancestors (what a title is matched with)."""
+    parts = [category.path.replace(" / ", " "), category.description]
+    node = by_id.get(category.parent_id) if category.parent_id else None
+    while node is not None:
+        parts.append(node.description)
+        node = by_id.get(node.parent_id) if node.parent_id else None
+    return " ".join(p for p in parts if p)

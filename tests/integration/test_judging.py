@@ -325,10 +325,13 @@ def test_offline_judge_retrieves_titles_from_gold_labels():
         category="Hallucinated items", error_title="Invented words not in the list",
     )
     backend = OfflineJudge(gold=[gold])
-    near = AnalysisRequest("k1", gold.input_text, "apple fig pear banana kiwi", "apple fig pear")
+    near = AnalysisRequest("k1", gold.input_text, "apple fig pear banana kiwi grape", "apple fig pear")
     far = AnalysisRequest("k2", "Translate to German: good morning", "Bonjour", "Guten Morgen")
     result_near, result_far = backend.analyze([near, far])
     assert result_near.error_title == "Invented words not in the list"
     assert 0.35 <= result_near.confidence <= 0.9
     assert result_far.error_title != gold.error_title
     assert backend.config()["gold"] != OfflineJudge().config()["gold"]
+    # The gold failure itself (or a duplicate of its text, up to case and spacing) never retrieves itself.
+    itself = AnalysisRequest("k3", gold.input_text, "  Apple fig pear banana   kiwi", "apple fig pear")
+    assert backend.analyze([itself])[0].error_title != gold.error_title

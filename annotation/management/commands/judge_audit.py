@@ -1,4 +1,5 @@
 """manage.py judge_audit — the judge against the human majority and against gold."""
+from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.management.base import ErrorMapCommand
 from annotation.management.base import format_statistic as fmt
 from annotation.services.agreement import LabelFilter
@@ -14,13 +15,15 @@ class Command(ErrorMapCommand):
         parser.add_argument("--dataset", action="append", default=[], help="repeatable")
         parser.add_argument("--model", action="append", default=[], help="repeatable")
         parser.add_argument("--taxonomy", help="NAME[@VERSION] (default: the only one the judge labels use)")
+        parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
+                            help="folds for the cross-fitted figure of a judge that learns from gold (default 5)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(self, *args, **o):
         report = audit_judge(
             label_filter=LabelFilter(datasets=tuple(o["dataset"]), models=tuple(o["model"]),
                                      taxonomy=o["taxonomy"]),
-            judges=tuple(o["judge"]),
+            judges=tuple(o["judge"]), folds=o["folds"],
         )
         self.write_report(report, as_json=o["json"], summary=summary_text)
 
@@ -40,6 +43,12 @@ def summary_text(report: dict) -> str:
             lines.append(f"  {name}: {part['n_items']} items, accuracy {fmt(part['accuracy'])},"
                          f" Cohen's kappa {fmt(part['cohen_kappa'])},"
                          f" ECE {fmt(part['calibration']['expected_calibration_error'])}")
+            crossfit = part.get("cross_fitting")
+            if crossfit and crossfit.get("folds") and crossfit.get("accuracy") is not None:
+                lines.append(f"    cross-fitted over {crossfit['folds']} folds {crossfit['items_per_fold']}:"
+                             f" accuracy {fmt(crossfit['accuracy'])}, Cohen's kappa {fmt(crossfit['cohen_kappa'])}")
+            elif crossfit and crossfit.get("reason"):
+                lines.append(f"    cross-fitted: {crossfit['reason']}")
         lines.append(f"  alpha humans {fmt(audit['alpha_humans'])} -> with judge"
                      f" {fmt(audit['alpha_with_judge'])}: the judge {audit['judge_effect_on_alpha']} alpha")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -190,12 +191,9 @@ def weighted_counts(
     Returns (group -> number of failures, group -> category at `depth` -> summed weight);
     depth None keeps full paths.
     """
-    frame = pd.DataFrame({"g": groups, "i": items, "a": annotators, "p": paths}).drop_duplicates()
+    frame = _weighted_frame(groups, items, annotators, paths)
     if frame.empty:
         return {}, {}
-    set_size = frame.groupby(["g", "i", "a"], sort=False)["p"].transform("size")
-    annotators_per_item = frame.groupby(["g", "i"], sort=False)["a"].transform("nunique")
-    frame["w"] = 1.0 / (set_size * annotators_per_item)
     if depth is not None:
         frame["p"] = _truncate(frame["p"], depth)
     n_errors = {str(g): int(n) for g, n in frame.groupby("g")["i"].nunique().items()}
@@ -203,6 +201,31 @@ def weighted_counts(
     for (g, p), w in frame.groupby(["g", "p"])["w"].sum().items():
         counts[str(g)][p] = float(w)
     return n_errors, dict(counts)
+
+
+def _weighted_frame(groups: Sequence, items: Sequence, annotators: Sequence, paths: Sequence) -> pd.DataFrame:
+    """One row per distinct label with its weight `w` (a failure's 1 split between annotators, then categories)."""
+    frame = pd.DataFrame({"g": groups, "i": items, "a": annotators, "p": paths}).drop_duplicates()
+    if frame.empty:
+        return frame.assign(w=pd.Series(dtype=float))
+    set_size = frame.groupby(["g", "i", "a"], sort=False)["p"].transform("size")
+    annotators_per_item = frame.groupby(["g", "i"], sort=False)["a"].transform("nunique")
+    frame["w"] = 1.0 / (set_size * annotators_per_item)
+    return frame
+
+
+def item_category_weights(
+    groups: Sequence, items: Sequence, annotators: Sequence, paths: Sequence
+) -> dict[str, tuple[list, list, np.ndarray]]:
+    """group -> (items, categories, items x categories weights): each failure's row sums to 1,
+    weighted exactly as the signatures count it."""
+    frame = _weighted_frame(groups, items, annotators, paths)
+    result: dict[str, tuple[list, list, np.ndarray]] = {}
+    for group, part in frame.groupby("g", sort=True):
+        table = part.pivot_table(index="i", columns="p", values="w", aggfunc="sum", fill_value=0.0)
+        result[str(group)] = (table.index.tolist(), [str(c) for c in table.columns],
+                              table.to_numpy(dtype=np.float64))
+    return result
 
 
 def _truncate(paths: pd.Series, depth: int) -> pd.Series:

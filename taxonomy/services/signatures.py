@@ -29,9 +29,12 @@ from taxonomy.core.signatures import (
     compare_signatures,
     false_failure_rate,
     heatmap,
+    item_category_weights,
     signature_from_counts,
     weighted_counts,
+    wilson_interval,
 )
+from taxonomy.core.prediction_powered import PPI_METHOD, CorrectedSignature, ItemShares, corrected_signature
 from taxonomy.core.verdicts import NON_ERROR_VERDICTS
 from taxonomy.models import Category, TaxonomyVersion
 from taxonomy.services.versions import resolve_version
@@ -243,6 +246,78 @@ def _signature_report(version, source, by, depth, models, datasets) -> Signature
         heatmap=heatmap(signatures),
         false_failures=false_failures,
     )
+
+
+@dataclass(frozen=True)
+class CorrectedSignatureReport:
+    """Judge signatures corrected by gold (prediction-powered), beside the raw judge and gold-only ones."""
+
+    taxonomy_version: str
+    by: str
+    depth: int
+    signatures: list[CorrectedSignature]
+
+    def to_dict(self) -> dict:
+        return {
+            "taxonomy_version": self.taxonomy_version,
+            "source": "judge",
+            "correct_with": "gold",
+            "by": self.by,
+            "depth": self.depth,
+            "population": "failures with a judge label; gold failures the judge never labelled are left out",
+            "interval_method": {"judge": INTERVAL_METHOD + " (all judged failures)",
+                                "gold": INTERVAL_METHOD.replace("failures in the group", "gold failures in the group"),
+                                "corrected": PPI_METHOD},
+            "signatures": [
+                {"group": s.group, "n_judged": s.n_judged, "n_gold": s.n_gold,
+                 "n_gold_without_judge": s.n_gold_without_judge, "reason": s.reason,
+                 "shares": [{"category": c.category, "lam": c.lam,
+                             **{name: None if value is None else {**asdict(value), "width": value.width}
+                                for name, value in (("judge", c.judge), ("gold", c.gold),
+                                                    ("corrected", c.corrected))}}
+                            for c in s.shares]}
+                for s in self.signatures],
+        }
+
+
+def corrected_signatures(
+    *,
+    taxonomy: str | TaxonomyVersion | None = None,
+    by: GroupBy = "model",
+    depth: int = 1,
+    models: list[str] | None = None,
+    datasets: list[str] | None = None,
+) -> CorrectedSignatureReport:
+    """Each group's judge signature corrected for the judge's errors with the gold subset (PPI)."""
+    if by not in GROUP_BYS:
+        raise ErrorMapError(f"--by must be one of {', '.join(GROUP_BYS)}, not {by!r}")
+    if depth < 1:
+        raise ErrorMapError("depth must be at least 1")
+    version = pick_version(taxonomy, "judge")
+    key = "errormap-corrected-" + _fingerprint(version, "judge", _fingerprint(version, "gold"), by, depth,
+                                              sorted(models or []), sorted(datasets or []))
+    return _cached(key, lambda: _corrected_report(version, by, depth, models, datasets))
+
+
+def _item_shares(version, source, by, depth, models, datasets) -> dict[str, ItemShares]:
+    columns = _columns(version, source, models, datasets)
+    # Verdicts (not an error; broken item) are left out as in the signatures beside these.
+    columns = _errors_only(columns, _verdict_mask(version, columns["category"]))
+    ancestor, paths = _ancestor_ids(version, depth)
+    names = dict((EvaluatedModel if by == "model" else Dataset).objects.values_list("pk", "name"))
+    categories = [paths[ancestor[int(c)]] for c in columns["category"]]
+    return {names[int(g)]: ItemShares(tuple(int(i) for i in items), tuple(cats), matrix)
+            for g, (items, cats, matrix) in item_category_weights(
+                columns[by], columns["item"], columns["annotator"], categories).items()}
+
+
+def _corrected_report(version, by, depth, models, datasets) -> CorrectedSignatureReport:
+    judge = _item_shares(version, "judge", by, depth, models, datasets)
+    gold = _item_shares(version, "gold", by, depth, models, datasets)
+    empty = ItemShares((), (), np.zeros((0, 0)))
+    signatures = [corrected_signature(group, judge[group], gold.get(group, empty), interval=wilson_interval)
+                  for group in sorted(judge)]
+    return CorrectedSignatureReport(str(version), by, depth, signatures)
 
 
 def compare_groups(

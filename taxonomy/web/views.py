@@ -21,6 +21,7 @@ from taxonomy.services.signatures import (
     SOURCES,
     atlas,
     compare_groups,
+    corrected_signatures,
     failure_signatures,
     pick_version,
 )
@@ -87,6 +88,10 @@ def signatures_context(params) -> dict:
         charts=[{"signature": s, "chart": share_bars(s.shares)} for s in report.signatures],
         groups=[s.group for s in report.signatures],
     )
+    if q["source"] == "judge":
+        corrected = corrected_signatures(taxonomy=report.taxonomy_version, by=q["by"], depth=q["depth"])
+        if any(s.n_gold for s in corrected.signatures):
+            context["corrected"] = corrected.to_dict()
     if q["a"] and q["b"]:
         try:
             context["comparison"] = compare_groups(a=q["a"], b=q["b"], taxonomy=report.taxonomy_version,

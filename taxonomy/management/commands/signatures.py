@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 
+from annotation.errors import ErrorMapError
 from annotation.management.base import ErrorMapCommand
 from taxonomy.services.signatures import (
     GROUP_BYS,
     SOURCES,
     compare_groups,
     comparison_to_dict,
+    corrected_signatures,
     failure_signatures,
 )
 
@@ -23,9 +25,19 @@ class Command(ErrorMapCommand):
         parser.add_argument("--taxonomy", default=None, help="NAME or NAME@N (default: the one with most labels)")
         parser.add_argument("--depth", type=int, default=1)
         parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="test which categories differ between A and B")
+        parser.add_argument("--correct-with", choices=["gold"], default=None,
+                            help="with --source judge: correct each share for the judge's errors using the gold "
+                                 "subset (prediction-powered inference), shown beside the raw judge and gold-only shares")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, *args, **o):
+        if o["correct_with"]:
+            if o["source"] != "judge" or o["compare"]:
+                raise ErrorMapError("--correct-with gold corrects judge signatures: use it with --source judge "
+                                   "and without --compare")
+            self.write_corrected(corrected_signatures(taxonomy=o["taxonomy"], by=o["by"], depth=o["depth"]),
+                                 as_json=o["json"])
+            return
         if o["compare"]:
             comparison = compare_groups(a=o["compare"][0], b=o["compare"][1], taxonomy=o["taxonomy"],
                                         source=o["source"], by=o["by"], depth=o["depth"])
@@ -58,3 +70,26 @@ class Command(ErrorMapCommand):
             for s in signature.shares:
                 self.stdout.write(f"  {s.category[:60]:60} {s.count:9.1f} {s.share:7.1%}  "
                                   f"[{s.ci_low:.1%}, {s.ci_high:.1%}]")
+
+    def write_corrected(self, report, *, as_json: bool) -> None:
+        data = report.to_dict()
+        if as_json:
+            self.stdout.write(json.dumps(data, indent=2))
+            return
+        self.stdout.write(f"{data['taxonomy_version']}, judge corrected with gold, by {data['by']}, depth {data['depth']}")
+        self.stdout.write(f"corrected: {data['interval_method']['corrected']}")
+        for signature in data["signatures"]:
+            self.stdout.write(f"\n{signature['group']}  ({signature['n_judged']} judged errors, {signature['n_gold']} "
+                              f"with gold, {signature['n_gold_without_judge']} gold without a judge label left out)")
+            if signature["reason"]:
+                self.stdout.write(f"  no correction: {signature['reason']}")
+            self.stdout.write(f"  {'category':40} {'judge [95% CI] width':>30} {'gold only':>30} {'corrected':>30}")
+            for share in signature["shares"]:
+                cells = [_cell(share[name]) for name in ("judge", "gold", "corrected")]
+                self.stdout.write(f"  {share['category'][:40]:40} " + " ".join(f"{c:>30}" for c in cells))
+
+
+def _cell(value: dict | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value['share']:.1%} [{value['ci_low']:.1%}, {value['ci_high']:.1%}] {value['width']:.3f}"

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from annotation.core.label_formats import mqm_category_path
-from annotation.core.result_formats import WMT23_DEFAULT_DATASET
+from annotation.core.result_formats.mqm import WMT23_DEFAULT_DATASET
 
 MQM = (Path(__file__).resolve().parents[2] / "data" / "wmt23-mqm-ende"
        / "sxs_mqm_generalMT2023_ende.3ratingsPerSegment.tsv.tar.gz")

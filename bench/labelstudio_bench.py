@@ -180,7 +180,8 @@ def run(size: int, repeats: int) -> tuple[list[float], list[float], str]:
     from label_studio_sdk import LabelStudio
 
     from annotation.models import Label, LabelStudioAnnotation
-    from annotation.services.labelstudio import push_labelstudio, sync_labelstudio
+    from annotation.services.labelstudio.push import push_labelstudio
+    from annotation.services.labelstudio.sync import sync_labelstudio
 
     admin = LabelStudio(
         base_url=settings.LABEL_STUDIO_URL, api_key=settings.LABEL_STUDIO_API_KEY, timeout=600
@@ -229,14 +230,15 @@ def run(size: int, repeats: int) -> tuple[list[float], list[float], str]:
 def _annotated_project(admin, name, version, predictions, categories, users) -> int:
     """A Label Studio project laid out as push_labelstudio would make it, with one annotation per task."""
     from annotation.models import WorkSet
-    from annotation.services.labelstudio import _payloads, build_label_config, project_title
+    from annotation.services.labelstudio.config import build_label_config
+    from annotation.services.labelstudio.push import label_tasks, project_title
 
     title = project_title(WorkSet.objects.get(name=name), version, "blind")
     project = admin.projects.create(
         title=title, label_config=build_label_config(version, mode="blind")
     )
     # The same task data as a push makes, so that the push adopting the project has nothing to refresh.
-    payloads = _payloads(predictions, version=version, mode="blind")
+    payloads = label_tasks(predictions, version=version, mode="blind")
     tasks = []
     for i, payload in enumerate(payloads):
         path = categories[(i + 1) % len(categories)].path.split(" / ")

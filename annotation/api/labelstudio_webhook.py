@@ -1,8 +1,9 @@
 """The endpoint Label Studio calls when annotations are created, updated or deleted.
 
-Label Studio delivers inside the annotator's request with a 1 s timeout and no retry, so this view checks
-the shared secret, applies the delivery (a few rows) and answers at once; sync_labelstudio reconciles
-whatever a delivery missed."""
+A delivery is a hint: after the shared-secret check, the view takes the project and annotation ids from it
+and `handle_webhook` reads their state back from Label Studio. Label Studio delivers inside the annotator's
+request with a 1 s timeout and no retry; sync_labelstudio reconciles whatever a delivery missed."""
+
 from __future__ import annotations
 
 import hmac
@@ -16,16 +17,22 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from annotation.services.labelstudio import WEBHOOK_SECRET_HEADER, handle_webhook
+from annotation.services.labelstudio.client import WEBHOOK_SECRET_HEADER
+from annotation.services.labelstudio.sync import (
+    WebhookDelivery,
+    WebhookReport,
+    handle_webhook,
+    parse_webhook_delivery,
+)
 
 logger = logging.getLogger(__name__)
 
 
-def _apply(payload: dict):
+def _apply(delivery: WebhookDelivery) -> WebhookReport:
     """Apply a delivery, retrying briefly when SQLite reports a lock (deliveries can arrive together)."""
     for attempt in range(6):
         try:
-            return handle_webhook(payload)
+            return handle_webhook(delivery)
         except OperationalError as exc:
             if "locked" not in str(exc) or attempt == 5:
                 raise
@@ -36,7 +43,7 @@ def _apply(payload: dict):
 @csrf_exempt
 @require_POST
 def labelstudio_webhook(request: HttpRequest) -> JsonResponse:
-    """POST from Label Studio: 403 without the shared secret, 400 on a body that is not JSON."""
+    """POST from Label Studio: 403 without the shared secret, 400 on a body that is not a JSON object."""
     expected = settings.LABEL_STUDIO_WEBHOOK_SECRET
     given = request.headers.get(WEBHOOK_SECRET_HEADER, "")
     if not expected:
@@ -45,15 +52,21 @@ def labelstudio_webhook(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"detail": "bad or missing webhook secret"}, status=403)
     try:
         payload = json.loads(request.body or b"{}")
-    except ValueError as exc:
-        return JsonResponse({"detail": f"invalid JSON: {exc}"}, status=400)
+    except (ValueError, RecursionError) as exc:
+        return JsonResponse({"detail": f"invalid JSON: {str(exc)[:200]}"}, status=400)
     if not isinstance(payload, dict):
         return JsonResponse({"detail": "the payload must be a JSON object"}, status=400)
+    delivery = parse_webhook_delivery(payload)
     try:
-        report = _apply(payload)
+        report = _apply(delivery)
     except Exception:  # never fail Label Studio's request; the next sync reconciles
-        logger.exception("webhook delivery %s could not be applied", payload.get("action"))
+        logger.exception("webhook delivery %s could not be applied", delivery.action)
         return JsonResponse({"status": "deferred to sync"}, status=202)
     return JsonResponse(
-        {"status": "ok", "action": report.action, "handled": report.handled, "annotations": report.annotations}
+        {
+            "status": "ok",
+            "action": report.action,
+            "handled": report.handled,
+            "annotations": report.annotations,
+        }
     )

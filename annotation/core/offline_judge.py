@@ -134,10 +134,6 @@ def final_answer(output: str) -> str | None:
     return answer.strip("\"'`*") or None
 
 
-def normalise(text: str) -> str:
-    return " ".join(words(text))
-
-
 def last_number(text: str) -> str | None:
     numbers = _NUMBER.findall(text)
     return numbers[-1].replace(",", "") if numbers else None

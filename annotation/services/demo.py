@@ -14,7 +14,7 @@ from annotation.services.accounts import ensure_user
 from annotation.services.ingest import ingest_results
 from annotation.services.judging import analyze_failures
 from annotation.services.label_import import import_labels
-from annotation.services.labelstudio import push_labelstudio
+from annotation.services.labelstudio.push import push_labelstudio
 from annotation.services.sampling import SampleReport, sample_failures
 from taxonomy.services.induction import induce_taxonomy
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from annotation.errors import ErrorMapError
+from taxonomy.core.induction import OTHER
 from taxonomy.core.paths import ancestor_paths, join_path, split_path
 from taxonomy.core.verdicts import NON_ERROR_VERDICTS, VERDICT_DESCRIPTIONS
 from taxonomy.models import Category, CategoryMapping, Taxonomy, TaxonomyVersion
@@ -248,3 +249,58 @@ def category_text(category: Category, by_id: dict[int, Category]) -> str:
         parts.append(node.description)
         node = by_id.get(node.parent_id) if node.parent_id else None
     return " ".join(p for p in parts if p)
+
+
+class CategoryResolver:
+    """Maps category paths given from outside (annotations made under any version of the taxonomy) to
+    categories of one version, following CategoryMapping from older versions (renamed, merged, kept).
+    Split or retired categories stay under the older version (nothing is guessed); unknown paths become
+    'Other' (made with `other_description` when the version has none) with the path kept as a proposal."""
+
+    def __init__(self, version: TaxonomyVersion, *, other_description: str = ""):
+        self.version = version
+        self.other_description = other_description
+        self._cache: dict[str, tuple[Category, str]] = {}
+        self._current = {c.path.lower(): c for c in version.categories.all()}
+        self._older: list[TaxonomyVersion] = []
+        previous = version.previous
+        while previous is not None and previous.pk not in {v.pk for v in self._older}:
+            self._older.append(previous)
+            previous = previous.previous
+
+    def resolve(self, parts: list[str]) -> tuple[Category, str]:
+        """(category, proposal text when the path was not a category)."""
+        path = join_path(p.strip() for p in parts)
+        key = path.lower()
+        if key not in self._cache:
+            self._cache[key] = self._resolve(path, key)
+        return self._cache[key]
+
+    def _resolve(self, path: str, key: str) -> tuple[Category, str]:
+        if key in self._current:
+            return self._current[key], ""
+        if key == OTHER.lower():
+            return self.other(), ""
+        for older in self._older:
+            category = older.categories.filter(path__iexact=path).first()
+            if category is not None:
+                return self._follow(category), ""
+        return self.other(), path
+
+    def _follow(self, category: Category) -> Category:
+        seen = set()
+        while category.version_id != self.version.pk and category.pk not in seen:
+            seen.add(category.pk)
+            targets = list(
+                CategoryMapping.objects.filter(source=category, target__isnull=False).select_related("target")
+            )
+            if len(targets) != 1:
+                return category  # split, retired or unmapped: keep the older version's category
+            category = targets[0].target
+        return category
+
+    def other(self) -> Category:
+        """The version's top-level 'Other', created on first need."""
+        if OTHER.lower() not in self._current:
+            self._current[OTHER.lower()] = ensure_category(self.version, OTHER, self.other_description)
+        return self._current[OTHER.lower()]

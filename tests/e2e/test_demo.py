@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 
 from annotation.models import Analysis, Label, LabelStudioProject, Prediction, WorkSet
-from annotation.services.labelstudio import labelstudio_client
+from annotation.services.labelstudio.client import labelstudio_client
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.labelstudio]
 

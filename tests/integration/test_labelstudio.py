@@ -21,14 +21,14 @@ from annotation.models import (
     WorkSet,
     WorkSetFailure,
 )
-from annotation.services.labelstudio import (
-    PREDICTION_KEY,
+from annotation.services.labelstudio.client import (
     WEBHOOK_SECRET_HEADER,
     LabelStudioError,
     labelstudio_client,
-    push_labelstudio,
-    sync_labelstudio,
 )
+from annotation.services.labelstudio.config import PREDICTION_KEY
+from annotation.services.labelstudio.push import push_labelstudio
+from annotation.services.labelstudio.sync import sync_labelstudio
 from taxonomy.models import Category, CategoryMapping
 from taxonomy.services.versions import CategorySpec, create_version
 
@@ -216,22 +216,113 @@ def test_webhook_repeats_and_stale_deliveries_change_nothing(labelstudio, labels
             headers={WEBHOOK_SECRET_HEADER: secret},
         )
 
+    def deliver_deleted(annotation_id):
+        return client.post(
+            "/api/labelstudio/webhook/",
+            {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": annotation_id}],
+             "project": {"id": report.labelstudio_project_id}},
+            content_type="application/json", headers={WEBHOOK_SECRET_HEADER: labelstudio.webhook_secret},
+        )
+
     as_json = lambda a: a.model_dump(mode="json")
     assert deliver("ANNOTATION_UPDATED", as_json(newer)).status_code == 200
     assert deliver("ANNOTATION_UPDATED", as_json(newer)).status_code == 200  # a repeat
     assert deliver("ANNOTATION_CREATED", as_json(first)).status_code == 200  # older, arriving late
     assert {(l[3], l[6]) for l in human_labels()} == {("Accuracy / Omission", f"ls:{first.id}")}
-
     assert deliver("ANNOTATION_CREATED", as_json(first), secret="wrong").status_code == 403
-    deleted = client.post(
-        "/api/labelstudio/webhook/",
-        {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": first.id}],
-         "project": {"id": report.labelstudio_project_id}},
-        content_type="application/json", headers={WEBHOOK_SECRET_HEADER: labelstudio.webhook_secret},
-    )
-    assert deleted.status_code == 200 and human_labels() == set()
+
+    # A delete that Label Studio did not make changes nothing: the delivery is only a hint.
+    assert deliver_deleted(first.id).status_code == 200
+    assert {(l[3], l[6]) for l in human_labels()} == {("Accuracy / Omission", f"ls:{first.id}")}
+    alice.annotations.delete(id=first.id)
+    assert deliver_deleted(first.id).status_code == 200 and human_labels() == set()
     assert deliver("ANNOTATION_UPDATED", as_json(newer)).status_code == 200  # late, after the delete
     assert human_labels() == set()
+
+
+def test_forged_delivery_with_the_secret_changes_nothing_label_studio_does_not_hold(
+    labelstudio, labelstudio_users, client, settings
+):
+    """An annotator who read the secret posts a payload dated 2099 with another result: nothing of it is
+    stored, and the annotator's later real edit still arrives (by webhook and by sync)."""
+    settings.ERRORMAP_PUBLIC_URL = "http://127.0.0.1:9"  # deliveries are made by hand
+    make_taxonomy("errors-forged")
+    _, predictions = make_work_set("ws-forged", 1)
+    report = push_labelstudio(work_set="ws-forged", taxonomy="errors-forged")
+    _, alice = labelstudio_users["alice"]
+    task_id = LabelStudioTask.objects.get(prediction=predictions[0]).labelstudio_id
+    real = alice.annotations.create(id=task_id, result=taxonomy_result("Fluency / Grammar"))
+
+    def deliver(annotation):
+        return client.post(
+            "/api/labelstudio/webhook/",
+            {"action": "ANNOTATION_UPDATED", "annotation": annotation,
+             "project": {"id": report.labelstudio_project_id}},
+            content_type="application/json", headers={WEBHOOK_SECRET_HEADER: labelstudio.webhook_secret},
+        )
+
+    forged = {**real.model_dump(mode="json"), "updated_at": "2099-01-01T00:00:00Z",
+              "result": taxonomy_result("Accuracy / Mistranslation", note="forged")}
+    assert deliver(forged).status_code == 200
+    only_real = {("Fluency / Grammar", "", f"ls:{real.id}")}
+    assert {(l[3], l[4], l[6]) for l in human_labels()} == only_real
+    (row,) = LabelStudioAnnotation.objects.filter(labelstudio_id=real.id)
+    assert row.labelstudio_updated_at.year < 2099 and row.result == real.model_dump(mode="json")["result"]
+    # A forged annotation id on another project's or no task: nothing of ours to read, nothing written.
+    assert deliver({**forged, "id": real.id + 1000, "task": task_id + 1000}).status_code == 200
+    assert {(l[3], l[4], l[6]) for l in human_labels()} == only_real
+
+    edited = alice.annotations.update(id=real.id, result=taxonomy_result("Accuracy / Omission", note="real"))
+    assert deliver(edited.model_dump(mode="json")).status_code == 200
+    assert {(l[3], l[4], l[6]) for l in human_labels()} == {("Accuracy / Omission", "real", f"ls:{real.id}")}
+    before = human_labels()
+    again = sync_labelstudio(work_set="ws-forged")
+    assert (again.annotations_changed, again.labels_created, again.labels_deleted) == (0, 0, 0)
+    assert human_labels() == before
+
+
+def test_sync_does_not_delete_annotations_made_while_it_ran(labelstudio, labelstudio_users, client, settings,
+                                                            monkeypatch):
+    """An annotation made (and delivered) after the sync's export was taken is not in that export; the
+    sync must not mark it deleted."""
+    settings.ERRORMAP_PUBLIC_URL = "http://127.0.0.1:9"
+    make_taxonomy("errors-during")
+    _, predictions = make_work_set("ws-during", 2)
+    report = push_labelstudio(work_set="ws-during", taxonomy="errors-during")
+    _, alice = labelstudio_users["alice"]
+    _, bob = labelstudio_users["bob"]
+    tasks = dict(LabelStudioTask.objects.values_list("prediction_id", "labelstudio_id"))
+    before = alice.annotations.create(id=tasks[predictions[0].pk], result=taxonomy_result("Fluency / Grammar"))
+    made_during = []
+
+    from annotation.services.labelstudio import sync as sync_module
+
+    real_export = sync_module.export_annotations
+
+    def export_then_annotate(ls_client, project_id, **kwargs):
+        exported = real_export(ls_client, project_id, **kwargs)
+        if kwargs.get("task_ids") is None and not made_during:  # the sync's export, once
+            made = bob.annotations.create(id=tasks[predictions[1].pk], result=taxonomy_result("Accuracy / Omission"))
+            made_during.append(made)
+            delivered = client.post(
+                "/api/labelstudio/webhook/",
+                {"action": "ANNOTATION_CREATED", "annotation": made.model_dump(mode="json"),
+                 "project": {"id": report.labelstudio_project_id}},
+                content_type="application/json", headers={WEBHOOK_SECRET_HEADER: labelstudio.webhook_secret},
+            )
+            assert delivered.status_code == 200
+        return exported
+
+    monkeypatch.setattr(sync_module, "export_annotations", export_then_annotate)
+    result = sync_labelstudio(work_set="ws-during")
+    (made,) = made_during
+    assert result.annotations_seen == 1 and result.annotations_deleted == 0
+    assert not LabelStudioAnnotation.objects.get(labelstudio_id=made.id).deleted
+    assert {(l[3], l[6]) for l in human_labels()} == {
+        ("Fluency / Grammar", f"ls:{before.id}"), ("Accuracy / Omission", f"ls:{made.id}")
+    }
+    monkeypatch.undo()
+    assert sync_labelstudio(work_set="ws-during").annotations_changed == 0  # the next sync agrees
 
 
 def test_blind_mode_shows_annotators_nothing_of_the_judge(labelstudio):
@@ -382,6 +473,10 @@ def test_new_taxonomy_version_gives_existing_assisted_tasks_the_judges_new_predi
     # The human annotation is untouched, and read under version 2.
     (kept,) = admin.annotations.list(id=task_of[p0.pk])
     assert (kept.id, kept.result, kept.updated_at) == (annotation.id, annotation.result, annotation.updated_at)
+    # No webhook receiver ran: the push does not pull annotations (that is the sync's job); the sync reads
+    # the annotation under version 2.
+    assert human_labels() == set()
+    sync_labelstudio(work_set="ws-repredict")
     assert {(l[2], l[3]) for l in human_labels()} == {("errors-repredict@2", "Fluency / Grammaticality")}
     assert (again.tasks_imported, again.tasks_refreshed, again.predictions_refreshed) == (0, 2, 4)
 

@@ -22,8 +22,10 @@ from annotation.models import (
 )
 from annotation.services.adjudication import adjudicate_labels, resolve_item
 from annotation.services.agreement import LabelFilter
-from annotation.services.labelstudio import PREDICTION_KEY, WEBHOOK_SECRET_HEADER, sync_labelstudio
-from annotation.services.labelstudio_adjudication import ITEM_KEY, push_adjudication
+from annotation.services.labelstudio.adjudication import push_adjudication
+from annotation.services.labelstudio.client import WEBHOOK_SECRET_HEADER
+from annotation.services.labelstudio.config import ITEM_KEY, PREDICTION_KEY
+from annotation.services.labelstudio.sync import sync_labelstudio
 from tests.integration.agreement_factories import add_label, make_prediction, make_version
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.django_db(transaction=True)]

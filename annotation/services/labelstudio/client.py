@@ -1,0 +1,210 @@
+"""The connection to Label Studio: the checked SDK client, transport and API errors turned into clear
+messages, the listings the platform reads (tasks, users, the annotation export), the project lookup
+and the webhook registration."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+
+import httpx
+from django.conf import settings
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from annotation.errors import ErrorMapError
+from annotation.models import LabelStudioProject
+from annotation.services.labelstudio.config import PREDICTION_KEY
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/api/labelstudio/webhook/"
+WEBHOOK_SECRET_HEADER = "X-ErrorMap-Webhook-Secret"
+WEBHOOK_ACTIONS = [
+    "ANNOTATION_CREATED",
+    "ANNOTATIONS_CREATED",
+    "ANNOTATION_UPDATED",
+    "ANNOTATIONS_DELETED",
+]
+
+
+class LabelStudioError(ErrorMapError):
+    """Label Studio is unreachable, refused the token, or answered with an error."""
+
+
+def labelstudio_client(
+    *, url: str | None = None, api_key: str | None = None, check: bool = True
+) -> LabelStudio:
+    """An SDK client for the configured Label Studio, checked (unless `check` is false: one request
+    less, for webhook reads): clear errors when unreachable or refused."""
+    url = (url or settings.LABEL_STUDIO_URL).rstrip("/")
+    api_key = api_key if api_key is not None else settings.LABEL_STUDIO_API_KEY
+    if not api_key:
+        raise LabelStudioError(
+            "no Label Studio API token: set LABEL_STUDIO_API_KEY or run `scripts/labelstudio start`,"
+            " which writes var/labelstudio.env"
+        )
+    client = LabelStudio(base_url=url, api_key=api_key, timeout=120, max_retries=1)
+    client.errormap_url = url  # type: ignore[attr-defined]
+    if check:
+        with labelstudio_errors(url):
+            client.users.whoami()
+    return client
+
+
+def client_url(client: LabelStudio) -> str:
+    """The base URL a client talks to (for messages and links)."""
+    return getattr(client, "errormap_url", settings.LABEL_STUDIO_URL)
+
+
+@contextlib.contextmanager
+def labelstudio_errors(url: str) -> Iterator[None]:
+    """Turn transport and API failures into LabelStudioError with a message a user can act on."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise LabelStudioError(
+            f"Label Studio is not reachable at {url} ({exc}); start it with `scripts/labelstudio start`"
+            " or set LABEL_STUDIO_URL"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise LabelStudioError(f"Label Studio at {url} did not answer properly: {exc}") from exc
+    except ApiError as exc:
+        if exc.status_code in (401, 403):
+            raise LabelStudioError(
+                f"Label Studio at {url} refused the API token (HTTP {exc.status_code}): check"
+                " LABEL_STUDIO_API_KEY (or var/labelstudio.env)"
+            ) from exc
+        raise LabelStudioError(
+            f"Label Studio at {url} answered HTTP {exc.status_code}: {str(exc.body)[:500]}"
+        ) from exc
+
+
+# --- listings ------------------------------------------------------------------------------------
+
+
+def list_task_data(client: LabelStudio, project_id: int) -> dict[int, dict]:
+    """Label Studio task id -> task data, for every task in the project."""
+    with labelstudio_errors(client_url(client)):
+        return {
+            task.id: task.data or {}
+            for task in client.tasks.list(project=project_id, fields="task_only", page_size=1000)
+        }
+
+
+def task_ids_by_prediction(task_data: dict[int, dict]) -> dict[int, int]:
+    """prediction id -> Label Studio task id (the first if there are several), from task data."""
+    found: dict[int, int] = {}
+    for task_id, data in sorted(task_data.items()):
+        prediction_id = data.get(PREDICTION_KEY)
+        if prediction_id is not None:
+            found.setdefault(int(prediction_id), task_id)
+    return found
+
+
+def list_users(client: LabelStudio) -> dict[int, dict]:
+    """Label Studio user id -> {"email", "username"}, for every user the token can see."""
+    with labelstudio_errors(client_url(client)):
+        return {
+            u.id: {"email": u.email or "", "username": u.username or ""}
+            for u in client.users.list()
+        }
+
+
+def export_annotations(
+    client: LabelStudio, project_id: int, *, task_ids: Iterable[int] | None = None
+) -> list[dict]:
+    """Every task of the project (or only these Label Studio task ids) with its annotations, as Label
+    Studio holds them now, in one request."""
+    options = None
+    if task_ids is not None:
+        # Label Studio reads the subset from `ids[]`; the SDK's own `ids` argument is sent as `ids`.
+        options = {"additional_query_parameters": {"ids[]": [str(t) for t in sorted(task_ids)]}}
+    with labelstudio_errors(client_url(client)):
+        body = b"".join(
+            client.projects.exports.download_sync(
+                project_id, export_type="JSON", download_all_tasks=True, request_options=options
+            )
+        )
+    return json.loads(body)
+
+
+def refresh_task_data(
+    client: LabelStudio, *, wanted: dict[int, dict], remote: dict[int, dict]
+) -> set[int]:
+    """Give tasks (Label Studio task id -> data) the data they should show where Label Studio holds
+    something else; annotations and predictions are not touched. -> the task ids updated."""
+    stale = {t for t, data in wanted.items() if t in remote and remote[t] != data}
+    with labelstudio_errors(client_url(client)):
+        for task_id in sorted(stale):
+            client.tasks.update(id=str(task_id), data=wanted[task_id])
+    return stale
+
+
+# --- projects and webhooks -----------------------------------------------------------------------
+
+
+def find_or_create_project(
+    client: LabelStudio, *, local: LabelStudioProject | None, title: str, create: dict, record: dict
+) -> tuple[LabelStudioProject, bool]:
+    """The platform's project if Label Studio still has it; else one adopted by `title` (a push interrupted
+    right after creating it), else a new one made with `create`; the local row gets `record`."""
+    url = client_url(client)
+    if local is not None:
+        try:
+            with labelstudio_errors(url):
+                client.projects.get(id=local.labelstudio_id)
+            return local, False
+        except LabelStudioError as exc:
+            if "HTTP 404" not in str(exc):
+                raise
+            logger.warning(
+                "Label Studio project %s is gone; creating it again", local.labelstudio_id
+            )
+            local.delete()
+    with labelstudio_errors(url):
+        existing = [p for p in client.projects.list(title=title, page_size=100) if p.title == title]
+        if existing:
+            remote_id, created = existing[0].id, False
+        else:
+            remote_id, created = client.projects.create(title=title, **create).id, True
+    local = LabelStudioProject.objects.create(labelstudio_id=remote_id, title=title, **record)
+    return local, created
+
+
+def ensure_webhook(
+    client: LabelStudio, project: LabelStudioProject, *, secret: str | None = None
+) -> None:
+    """One webhook per project to this platform's endpoint, carrying the shared secret."""
+    secret = secret if secret is not None else settings.LABEL_STUDIO_WEBHOOK_SECRET
+    if not secret:
+        logger.warning(
+            "LABEL_STUDIO_WEBHOOK_SECRET is empty: no webhook; run sync_labelstudio instead"
+        )
+        return
+    url = settings.ERRORMAP_PUBLIC_URL.rstrip("/") + WEBHOOK_PATH
+    wanted = {
+        "url": url,
+        "headers": {WEBHOOK_SECRET_HEADER: secret},
+        "send_payload": True,
+        "send_for_all_actions": False,  # otherwise the actions list is ignored
+        "actions": WEBHOOK_ACTIONS,
+        "is_active": True,
+    }
+    with labelstudio_errors(client_url(client)):
+        hooks = [h for h in client.webhooks.list(project=str(project.labelstudio_id)) if h.project]
+        ours = [h for h in hooks if h.project == project.labelstudio_id and WEBHOOK_PATH in h.url]
+        if ours:
+            hook = ours[0]
+            if (
+                hook.url != url
+                or (hook.headers or {}) != wanted["headers"]
+                or set(hook.actions or []) != set(WEBHOOK_ACTIONS)
+            ):
+                client.webhooks.update(id=hook.id, **wanted)
+            for extra in ours[1:]:
+                client.webhooks.delete(id=extra.id)
+        else:
+            client.webhooks.create(project=project.labelstudio_id, **wanted)

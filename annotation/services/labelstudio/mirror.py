@@ -1,0 +1,284 @@
+"""The platform's mirror of Label Studio annotations: one row per annotation holding its last known state
+(deleted ones stay as tombstones), and the human label sets rebuilt from it. Webhooks and syncs both end
+here, so repeated or out-of-order reads converge on the same labels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.utils.dateparse import parse_datetime
+
+from annotation.models import (
+    Annotator,
+    Label,
+    LabelStudioAnnotation,
+    LabelStudioProject,
+    LabelStudioTask,
+)
+from annotation.services.labels import LabelEntry, LabelSet, LabelWriteReport, replace_label_sets
+from annotation.services.labelstudio.config import (
+    CATEGORY_CONTROL,
+    NOTE_CONTROL,
+    OTHER_DESCRIPTION,
+    PROPOSAL_CONTROL,
+)
+from taxonomy.models import Category
+from taxonomy.services.versions import CategoryResolver
+
+EXTERNAL_PREFIX = "ls:"  # a label's external_id: "ls:<Label Studio annotation id>"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+AnnotatorLookup = Callable[[int], Annotator]
+
+
+@dataclass
+class MirrorChanges:
+    """What one read of Label Studio changed in the mirror."""
+
+    seen: int = 0
+    changed: list[LabelStudioAnnotation] = field(
+        default_factory=list
+    )  # created, changed or revived
+    deleted: list[LabelStudioAnnotation] = field(default_factory=list)  # newly marked deleted
+
+    @property
+    def groups(self) -> set[tuple[int, int]]:
+        """(task, annotator) pairs whose label sets may differ now."""
+        return {(r.task_id, r.annotator_id) for r in [*self.changed, *self.deleted]}
+
+
+def parse_user_id(value) -> int | None:
+    """A Label Studio user id from `completed_by` (an id, or a dict with one)."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return int(value) if value is not None else None
+
+
+def human_annotator(user_id: int, users: dict[int, dict] | None = None) -> Annotator:
+    """The platform annotator for a Label Studio user, created on first sight (named after the user's
+    email when `users` knows it, which a later sync fills in)."""
+    annotator = Annotator.objects.filter(labelstudio_user_id=user_id).first()
+    info = (users or {}).get(user_id) or {}
+    email = info.get("email") or ""
+    name = email or info.get("username") or f"labelstudio-user-{user_id}"
+    if annotator is None:
+        if Annotator.objects.filter(name=name).exists():
+            name = f"{name} (labelstudio {user_id})"
+        return Annotator.objects.create(
+            name=name, kind=Annotator.Kind.HUMAN, email=email, labelstudio_user_id=user_id
+        )
+    if email and (annotator.email != email or annotator.name.startswith("labelstudio-user-")):
+        annotator.email = email
+        if (
+            annotator.name.startswith("labelstudio-user-")
+            and not Annotator.objects.filter(name=email).exists()
+        ):
+            annotator.name = email
+        annotator.save(update_fields=["email", "name"])
+    return annotator
+
+
+def record_annotation(
+    project: LabelStudioProject,
+    task: LabelStudioTask,
+    annotation: dict,
+    annotator: Annotator,
+    existing: dict[int, LabelStudioAnnotation] | None = None,
+    *,
+    keep_newer: bool = False,
+) -> tuple[LabelStudioAnnotation, bool]:
+    """Upsert the mirror row of an annotation as Label Studio holds it now; (row, changed). A tombstone
+    comes back to life: Label Studio still has the annotation, and it is the truth. With `keep_newer`, a
+    state older (by Label Studio's own updated_at) than the one held is skipped: two reads racing."""
+    updated_at = annotation.get("updated_at")
+    updated = parse_datetime(updated_at) if isinstance(updated_at, str) else updated_at
+    fields = {
+        "project": project,
+        "task": task,
+        "annotator": annotator,
+        "result": annotation.get("result") or [],
+        "was_cancelled": bool(annotation.get("was_cancelled")),
+        "labelstudio_updated_at": updated,
+        "deleted": False,
+    }
+    if existing is not None:
+        row = existing.get(annotation["id"])
+    else:
+        row = LabelStudioAnnotation.objects.filter(labelstudio_id=annotation["id"]).first()
+    if row is None:
+        return LabelStudioAnnotation.objects.create(labelstudio_id=annotation["id"], **fields), True
+    if (
+        keep_newer
+        and row.labelstudio_updated_at
+        and updated
+        and updated < row.labelstudio_updated_at
+    ):
+        return row, False
+    changed = any(getattr(row, k) != v for k, v in fields.items())
+    if changed:
+        for k, v in fields.items():
+            setattr(row, k, v)
+        row.save()
+    return row, changed
+
+
+def mirror_tasks(
+    project: LabelStudioProject,
+    exported: list[dict],
+    *,
+    annotator_of: AnnotatorLookup,
+    read_at: datetime,
+    only_tasks: set[int] | None = None,
+    keep_newer: bool = False,
+) -> MirrorChanges:
+    """Make the mirror rows of the exported tasks (Label Studio's export format) what Label Studio holds:
+    annotations written or revived, and rows of those tasks that Label Studio no longer has marked
+    deleted, except rows written after `read_at` (the moment the export was asked for: it could not
+    have seen them). `only_tasks` (Label Studio task ids) limits the deletions to the tasks read."""
+    task_rows = project.tasks.all()
+    existing_rows = LabelStudioAnnotation.objects.filter(project=project)
+    if only_tasks is not None:
+        task_rows = task_rows.filter(labelstudio_id__in=only_tasks)
+        existing_rows = LabelStudioAnnotation.objects.filter(
+            labelstudio_id__in=[a["id"] for item in exported for a in item.get("annotations") or []]
+        )
+    tasks = {t.labelstudio_id: t for t in task_rows}
+    existing = {row.labelstudio_id: row for row in existing_rows}
+    changes = MirrorChanges()
+    live: set[int] = set()
+    annotators: dict[int, Annotator] = {}
+    for item in exported:
+        task = tasks.get(item.get("id"))
+        if task is None:
+            continue  # not ours (added by hand in Label Studio)
+        for annotation in item.get("annotations") or []:
+            user_id = parse_user_id(annotation.get("completed_by"))
+            if user_id is None:
+                continue
+            changes.seen += 1
+            live.add(annotation["id"])
+            if user_id not in annotators:
+                annotators[user_id] = annotator_of(user_id)
+            row, changed = record_annotation(
+                project, task, annotation, annotators[user_id], existing, keep_newer=keep_newer
+            )
+            if changed:
+                changes.changed.append(row)
+    gone = LabelStudioAnnotation.objects.filter(
+        project=project, deleted=False, synced_at__lt=read_at
+    ).exclude(labelstudio_id__in=live)
+    if only_tasks is not None:
+        gone = gone.filter(task__labelstudio_id__in=only_tasks)
+    changes.deleted = list(gone)
+    LabelStudioAnnotation.objects.filter(pk__in=[r.pk for r in changes.deleted]).update(
+        deleted=True
+    )
+    return changes
+
+
+def parse_result(result: list, resolver: CategoryResolver) -> tuple[list[Category], str, str]:
+    """(categories, proposal, note) from an annotation's result list."""
+    categories: list[Category] = []
+    proposals: list[str] = []
+    notes: list[str] = []
+    for region in result or []:
+        name = region.get("from_name")
+        value = region.get("value") or {}
+        if name == CATEGORY_CONTROL:
+            for parts in value.get("taxonomy") or []:
+                if parts:
+                    category, proposal = resolver.resolve([str(p) for p in parts])
+                    if category not in categories:
+                        categories.append(category)
+                    if proposal:
+                        proposals.append(proposal)
+        elif name == PROPOSAL_CONTROL:
+            proposals.extend(t.strip() for t in value.get("text") or [] if t and t.strip())
+        elif name == NOTE_CONTROL:
+            notes.extend(t.strip() for t in value.get("text") or [] if t and t.strip())
+    proposal = "; ".join(dict.fromkeys(proposals))
+    if proposal and not categories:
+        categories.append(resolver.other())
+    return categories, proposal, "\n".join(notes)
+
+
+def rebuild_label_sets(
+    groups: Iterable[tuple[int, int]], project: LabelStudioProject
+) -> LabelWriteReport:
+    """Recompute the human label sets of (task, annotator) pairs from the mirror: an annotator's latest
+    live annotation on a task is their set; every version they no longer have rows in is emptied."""
+    groups = set(groups)
+    if not groups:
+        return replace_label_sets([])
+    resolver = CategoryResolver(project.taxonomy_version, other_description=OTHER_DESCRIPTION)
+    task_ids = {t for t, _ in groups}
+    tasks = {t.pk: t for t in LabelStudioTask.objects.filter(pk__in=task_ids)}
+    mirror: dict[tuple[int, int], list[LabelStudioAnnotation]] = {}
+    for row in LabelStudioAnnotation.objects.filter(
+        task_id__in=task_ids, deleted=False, was_cancelled=False
+    ):
+        mirror.setdefault((row.task_id, row.annotator_id), []).append(row)
+    held_versions: dict[tuple[int, int], set[int]] = {}
+    for prediction_id, annotator_id, version_id in Label.objects.filter(
+        prediction_id__in={t.prediction_id for t in tasks.values()},
+        annotator_id__in={a for _, a in groups},
+        source=Label.Source.HUMAN,
+        external_id__startswith=EXTERNAL_PREFIX,
+    ).values_list("prediction_id", "annotator_id", "taxonomy_version_id"):
+        held_versions.setdefault((prediction_id, annotator_id), set()).add(version_id)
+    sets: list[LabelSet] = []
+    for task_id, annotator_id in groups:
+        prediction_id = tasks[task_id].prediction_id
+        wanted: dict[int, list[LabelEntry]] = {}
+        rows = sorted(
+            mirror.get((task_id, annotator_id), []),
+            key=lambda r: (r.labelstudio_updated_at or EPOCH, r.labelstudio_id),
+        )
+        if rows:
+            latest = rows[-1]
+            categories, proposal, note = parse_result(latest.result, resolver)
+            for category in categories:
+                wanted.setdefault(category.version_id, []).append(
+                    LabelEntry(
+                        category_id=category.pk,
+                        details={
+                            "note": note,
+                            "proposed_category": proposal,
+                            "external_id": f"{EXTERNAL_PREFIX}{latest.labelstudio_id}",
+                        },
+                    )
+                )
+        held = held_versions.get((prediction_id, annotator_id), set())
+        for version_id in held | set(wanted):
+            sets.append(
+                LabelSet(
+                    prediction_id=prediction_id,
+                    taxonomy_version_id=version_id,
+                    source=Label.Source.HUMAN,
+                    annotator_id=annotator_id,
+                    entries=tuple(wanted.get(version_id, [])),
+                )
+            )
+    return replace_label_sets(sets)
+
+
+def groups_under_other_versions(project: LabelStudioProject) -> set[tuple[int, int]]:
+    """(task, annotator) pairs of the project whose human labels are held under another taxonomy version
+    than the project's: after a version change they are re-read under the new one."""
+    stale = (
+        Label.objects.filter(
+            source=Label.Source.HUMAN,
+            external_id__startswith=EXTERNAL_PREFIX,
+            prediction_id__in=project.tasks.values("prediction_id"),
+        )
+        .exclude(taxonomy_version=project.taxonomy_version)
+        .values_list("external_id", flat=True)
+    )
+    stale_ids = {int(e[len(EXTERNAL_PREFIX) :]) for e in stale}
+    return set(
+        LabelStudioAnnotation.objects.filter(
+            project=project, labelstudio_id__in=stale_ids
+        ).values_list("task_id", "annotator_id")
+    )

@@ -1,0 +1,457 @@
+"""Pushing a work set to Label Studio as tasks (with the judge's pre-labels in assisted mode), resumable:
+tasks carry the prediction id, so a push that stopped, or ran twice, imports only what is missing and brings
+the tasks already there up to date."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+from django.conf import settings
+from label_studio_sdk import LabelStudio
+
+from annotation.errors import ErrorMapError
+from annotation.models import (
+    Analysis,
+    Annotator,
+    Label,
+    LabelStudioProject,
+    LabelStudioTask,
+    Prediction,
+    WorkSet,
+)
+from annotation.services.labelstudio.client import (
+    client_url,
+    ensure_webhook,
+    find_or_create_project,
+    labelstudio_client,
+    labelstudio_errors,
+    list_task_data,
+    refresh_task_data,
+    task_ids_by_prediction,
+)
+from annotation.services.labelstudio.config import (
+    CATEGORY_CONTROL,
+    PREDICTION_KEY,
+    build_label_config,
+)
+from annotation.services.labelstudio.mirror import groups_under_other_versions, rebuild_label_sets
+from annotation.services.runs import progress, stage_run
+from taxonomy.models import PATH_SEPARATOR, TaxonomyVersion
+from taxonomy.services.versions import resolve_version
+
+
+@dataclass(frozen=True)
+class PushReport:
+    project_id: int
+    labelstudio_project_id: int
+    url: str
+    created_project: bool
+    config_updated: bool
+    tasks_total: int
+    tasks_imported: int
+    tasks_recovered: int
+    predictions_imported: int
+    # Tasks already in the project whose data or judge predictions were brought up to date (a new
+    # taxonomy version, judge labels made after the first push), and predictions written for them.
+    tasks_refreshed: int = 0
+    predictions_refreshed: int = 0
+
+
+def project_title(work_set: WorkSet, version: TaxonomyVersion, mode: str) -> str:
+    """Deterministic (a push that stopped finds its project by it) and within Label Studio's 50 chars."""
+    return short_title(f"{work_set.name} / {version.taxonomy.name} / {mode}")
+
+
+def short_title(title: str) -> str:
+    """A project title within Label Studio's 50 characters, still unique (a digest of the full one)."""
+    if len(title) <= 50:
+        return title
+    digest = hashlib.sha256(title.encode()).hexdigest()[:8]
+    return f"{title[:40].rstrip()} #{digest}"
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+
+def judge_labels_by_prediction(
+    version: TaxonomyVersion, prediction_ids: list[int]
+) -> dict[int, list[Label]]:
+    """prediction id -> the judge's labels on it under `version`."""
+    rows: dict[int, list[Label]] = {}
+    labels = (
+        Label.objects.filter(
+            taxonomy_version=version, source=Label.Source.JUDGE, prediction_id__in=prediction_ids
+        )
+        .select_related("category", "annotator", "prompt_version", "analysis")
+        .order_by("prediction_id", "annotator_id", "category__path")
+    )
+    for label in labels:
+        rows.setdefault(label.prediction_id, []).append(label)
+    return rows
+
+
+def latest_analyses(predictions: list[Prediction]) -> dict[str, Analysis]:
+    """content key -> the latest successful judge analysis of it."""
+    keys = {p.content_key for p in predictions}
+    found: dict[str, Analysis] = {}
+    for analysis in Analysis.objects.filter(
+        content_key__in=keys, status=Analysis.Status.OK
+    ).order_by("created_at"):
+        found[analysis.content_key] = analysis  # the latest wins
+    return found
+
+
+def judge_model_version(label: Label) -> str:
+    """A judge label's Label Studio model_version: "<judge>" or "<judge>+<prompt>@<sha8>"."""
+    prompt = label.prompt_version
+    return (
+        f"{label.annotator.name}+{prompt.name}@{prompt.sha256[:8]}"
+        if prompt
+        else label.annotator.name
+    )
+
+
+def label_task(
+    prediction: Prediction, *, mode: str, judge_labels: list[Label], analysis: Analysis | None
+) -> dict:
+    """One task: the failure's texts (and, in assisted mode, the judge's analysis and predictions)."""
+    example = prediction.example
+    data = {
+        PREDICTION_KEY: prediction.pk,
+        "meta": f"dataset {example.dataset.name} · example {example.example_id}"
+        f" · model {prediction.model.name} · score {prediction.score:g}",
+        "input": example.input_text,
+        "reference": example.reference or "(no reference)",
+        "output": prediction.output_text,
+    }
+    task: dict = {"data": data}
+    if mode != LabelStudioProject.Mode.ASSISTED:
+        return task  # blind: annotators see nothing of the judge
+    title = (judge_labels[0].error_title if judge_labels else "") or (
+        analysis.error_title if analysis else ""
+    )
+    summary = (judge_labels[0].error_summary if judge_labels else "") or (
+        analysis.error_summary if analysis else ""
+    )
+    data["judge_analysis"] = f"{title}\n\n{summary}".strip() or "(no judge analysis)"
+    by_model_version: dict[str, list[Label]] = {}
+    for label in judge_labels:
+        by_model_version.setdefault(judge_model_version(label), []).append(label)
+    predictions = []
+    for model_version, labels in by_model_version.items():
+        confidences = [label.confidence for label in labels if label.confidence is not None]
+        prediction_json = {
+            "model_version": model_version,
+            "result": [
+                {
+                    "from_name": CATEGORY_CONTROL,
+                    "to_name": "output",
+                    "type": "taxonomy",
+                    "value": {
+                        "taxonomy": [label.category.path.split(PATH_SEPARATOR) for label in labels]
+                    },
+                }
+            ],
+        }
+        if confidences:
+            prediction_json["score"] = max(confidences)
+        predictions.append(prediction_json)
+    if predictions:
+        task["predictions"] = predictions
+    return task
+
+
+def label_tasks(
+    predictions: list[Prediction], *, version: TaxonomyVersion, mode: str
+) -> list[dict]:
+    """The tasks (data; the judge's predictions in assisted mode) of these predictions, in order."""
+    assisted = mode == LabelStudioProject.Mode.ASSISTED
+    judge = judge_labels_by_prediction(version, [p.pk for p in predictions]) if assisted else {}
+    analyses = latest_analyses(predictions) if assisted else {}
+    return [
+        label_task(
+            p, mode=mode, judge_labels=judge.get(p.pk, []), analysis=analyses.get(p.content_key)
+        )
+        for p in predictions
+    ]
+
+
+def adopt_remote_tasks(
+    project: LabelStudioProject, remote_data: dict[int, dict]
+) -> tuple[set[int], int]:
+    """Record tasks that Label Studio holds but the platform does not (a push stopped between import and
+    record). -> (prediction ids with a task, tasks adopted)."""
+    remote = task_ids_by_prediction(remote_data)
+    known = set(project.tasks.values_list("prediction_id", flat=True))
+    recovered = [
+        LabelStudioTask(project=project, prediction_id=pid, labelstudio_id=tid)
+        for pid, tid in remote.items()
+        if pid not in known
+    ]
+    LabelStudioTask.objects.filter(
+        labelstudio_id__in=[t.labelstudio_id for t in recovered]
+    ).delete()
+    LabelStudioTask.objects.bulk_create(recovered, batch_size=1000)
+    return known | set(remote), len(recovered)
+
+
+def import_tasks(
+    client: LabelStudio, project: LabelStudioProject, prediction_ids: list[int], payload: list[dict]
+) -> list[LabelStudioTask]:
+    """Import one batch of tasks (one per prediction, in order) and record them."""
+    with labelstudio_errors(client_url(client)):
+        response = client.projects.import_tasks(
+            id=project.labelstudio_id, request=payload, return_task_ids=True
+        )
+    task_ids = getattr(response, "task_ids", None) or (response.model_extra or {}).get("task_ids")
+    if not task_ids or len(task_ids) != len(prediction_ids):
+        # Older servers do not return ids: list them (still keyed by the prediction id in data).
+        listed = task_ids_by_prediction(list_task_data(client, project.labelstudio_id))
+        task_ids = [listed[pid] for pid in prediction_ids]
+    return LabelStudioTask.objects.bulk_create(
+        [
+            LabelStudioTask(project=project, prediction_id=pid, labelstudio_id=tid)
+            for pid, tid in zip(prediction_ids, task_ids)
+        ]
+    )
+
+
+# --- keeping tasks up to date ---------------------------------------------------------------------
+
+
+def is_judge_prediction(model_version: str, judges: list[str]) -> bool:
+    """True for a prediction the platform's judges made (see judge_model_version)."""
+    return any(model_version == name or model_version.startswith(f"{name}+") for name in judges)
+
+
+def prediction_state(result: list, score: float | None) -> tuple:
+    """What a prediction shows, comparable between Label Studio's copy and the wanted one."""
+    regions = [
+        (
+            r.get("from_name"),
+            r.get("to_name"),
+            r.get("type"),
+            json.dumps(r.get("value"), sort_keys=True),
+        )
+        for r in result or []
+    ]
+    return regions, None if score is None else round(float(score), 6)
+
+
+def refresh_judge_predictions(
+    client: LabelStudio, project: LabelStudioProject, wanted: dict[int, list[dict]]
+) -> tuple[set[int], int]:
+    """Make the judge's predictions on these tasks (Label Studio task id -> prediction dicts)
+    exactly `wanted`: one prediction per model version, updated in place when its result or score
+    differs, created when missing, deleted when the judge has no labels for it any more (e.g. an
+    older taxonomy version's). Predictions from anything but the platform's judges (an ML backend)
+    are left alone; annotations are never touched. -> (task ids changed, predictions written)."""
+    if not wanted:
+        return set(), 0
+    judges = list(
+        Annotator.objects.filter(kind=Annotator.Kind.JUDGE).values_list("name", flat=True)
+    )
+    changed: set[int] = set()
+    written = 0
+    with labelstudio_errors(client_url(client)):
+        held: dict[int, list] = {}
+        for prediction in client.predictions.list(task_project=project.labelstudio_id):
+            ours = is_judge_prediction(prediction.model_version or "", judges)
+            if ours and prediction.task in wanted:
+                held.setdefault(prediction.task, []).append(prediction)
+        for task_id in sorted(wanted):
+            current = sorted(held.get(task_id, []), key=lambda p: p.id)
+            for want in wanted[task_id]:
+                match = next((p for p in current if p.model_version == want["model_version"]), None)
+                if match is None:
+                    client.predictions.create(task=task_id, **want)
+                else:
+                    current.remove(match)
+                    if prediction_state(match.result, match.score) == prediction_state(
+                        want["result"], want.get("score")
+                    ):
+                        continue
+                    client.predictions.update(
+                        id=match.id, result=want["result"], score=want.get("score")
+                    )
+                changed.add(task_id)
+                written += 1
+            for stale in current:  # a duplicate, or a judge model version with no labels now
+                client.predictions.delete(id=stale.id)
+                changed.add(task_id)
+                written += 1
+    return changed, written
+
+
+def ensure_model_version(client: LabelStudio, project: LabelStudioProject, wanted: Counter) -> bool:
+    """Label Studio pre-fills the labeling view only with predictions of the project's model_version
+    (set on the first import): when the judge's predictions now carry another one, point it at the
+    most common of them. A model version chosen among the current ones is kept. -> changed?"""
+    if not wanted:
+        return False
+    with labelstudio_errors(client_url(client)):
+        current = client.projects.get(id=project.labelstudio_id).model_version or ""
+        if current in wanted:
+            return False
+        client.projects.update(id=project.labelstudio_id, model_version=wanted.most_common(1)[0][0])
+    return True
+
+
+def refresh_label_tasks(
+    client: LabelStudio,
+    project: LabelStudioProject,
+    remote_data: dict[int, dict],
+    *,
+    version: TaxonomyVersion,
+    batch_size: int,
+) -> tuple[set[int], int, Counter]:
+    """Bring the tasks already in the project up to date with its taxonomy version: their data (the
+    judge's analysis in assisted mode) and the judge's predictions. Nothing is written where Label
+    Studio already holds the same. -> (task ids changed, predictions written, model versions)."""
+    tasks = [
+        t
+        for t in project.tasks.select_related("prediction__example__dataset", "prediction__model")
+        .order_by("pk")
+        .iterator(chunk_size=2000)
+        if t.labelstudio_id in remote_data  # a task deleted in Label Studio stays deleted
+    ]
+    data: dict[int, dict] = {}
+    predictions: dict[int, list[dict]] = {}
+    for start in range(0, len(tasks), batch_size):
+        batch = tasks[start : start + batch_size]
+        payloads = label_tasks([t.prediction for t in batch], version=version, mode=project.mode)
+        for task, payload in zip(batch, payloads):
+            data[task.labelstudio_id] = payload["data"]
+            predictions[task.labelstudio_id] = payload.get("predictions", [])
+    changed = refresh_task_data(client, wanted=data, remote=remote_data)
+    with_predictions, written = refresh_judge_predictions(client, project, predictions)
+    model_versions = Counter(p["model_version"] for wanted in predictions.values() for p in wanted)
+    return changed | with_predictions, written, model_versions
+
+
+def update_project(
+    client: LabelStudio, project: LabelStudioProject, *, version: TaxonomyVersion, overlap: int
+) -> bool:
+    """Bring the remote config in step with the taxonomy version and overlap; True if the version changed."""
+    changed_version = project.taxonomy_version_id != version.pk
+    with labelstudio_errors(client_url(client)):
+        remote = client.projects.get(id=project.labelstudio_id)
+        wanted = build_label_config(version, mode=project.mode)
+        updates = {}
+        if (remote.label_config or "").strip() != wanted.strip():
+            updates["label_config"] = wanted
+        if remote.maximum_annotations != overlap:
+            updates["maximum_annotations"] = overlap
+        if updates:
+            client.projects.update(id=project.labelstudio_id, **updates)
+    if changed_version or project.overlap != overlap:
+        project.taxonomy_version = version
+        project.overlap = overlap
+        project.save(update_fields=["taxonomy_version", "overlap"])
+    return changed_version
+
+
+# --- the stage -----------------------------------------------------------------------------------
+
+
+def push_labelstudio(
+    *,
+    work_set: str,
+    taxonomy: str,
+    mode: str = LabelStudioProject.Mode.BLIND,
+    overlap: int = 1,
+    batch_size: int | None = None,
+    client: LabelStudio | None = None,
+    webhook_secret: str | None = None,
+) -> PushReport:
+    """Create or update the Label Studio project for a work set and import its missing tasks in batches.
+
+    Resumable: tasks carry the prediction id, and tasks already in the project are listed first, so a
+    push that stopped halfway (or ran twice) imports only what is missing. Tasks already there are
+    brought up to date with the version pushed (in assisted mode: the judge's predictions and
+    analysis under it), where Label Studio holds something else."""
+    if mode not in (LabelStudioProject.Mode.BLIND, LabelStudioProject.Mode.ASSISTED):
+        raise ErrorMapError(f"mode must be blind or assisted, not {mode!r}")
+    if overlap < 1:
+        raise ErrorMapError("overlap must be at least 1")
+    ws = WorkSet.objects.filter(name=work_set).first()
+    if ws is None:
+        raise ErrorMapError(f"unknown work set {work_set!r}")
+    version = resolve_version(taxonomy)
+    batch_size = batch_size or settings.LABEL_STUDIO_IMPORT_BATCH
+    client = client or labelstudio_client()
+    url = client_url(client)
+    config = {"work_set": work_set, "taxonomy": str(version), "mode": mode, "overlap": overlap}
+    with stage_run("push_labelstudio", config) as run:
+        local = LabelStudioProject.objects.filter(
+            work_set=ws, taxonomy_version__taxonomy=version.taxonomy, mode=mode
+        ).first()
+        project, created = find_or_create_project(
+            client,
+            local=local,
+            title=project_title(ws, version, mode),
+            create={
+                "description": f"Work set {ws.name}, taxonomy {version}, {mode} mode (ErrorMap Studio)",
+                "label_config": build_label_config(version, mode=mode),
+                "maximum_annotations": overlap,
+                "overlap_cohort_percentage": 100,
+                "show_collab_predictions": mode == LabelStudioProject.Mode.ASSISTED,
+            },
+            record={"work_set": ws, "taxonomy_version": version, "mode": mode, "overlap": overlap},
+        )
+        config_updated = False
+        if not created:
+            config_updated = update_project(client, project, version=version, overlap=overlap)
+        ensure_webhook(client, project, secret=webhook_secret)
+
+        remote_data = list_task_data(client, project.labelstudio_id)
+        done, recovered = adopt_remote_tasks(project, remote_data)
+        refreshed, predictions_refreshed, model_versions = refresh_label_tasks(
+            client, project, remote_data, version=version, batch_size=batch_size
+        )
+        todo = list(
+            Prediction.objects.filter(work_sets=ws)
+            .exclude(pk__in=done)
+            .select_related("example__dataset", "model")
+            .order_by("pk")
+        )
+        total = Prediction.objects.filter(work_sets=ws).count()
+        imported = predictions_imported = 0
+        batches = range(0, len(todo), batch_size)
+        for start in progress(batches, total=len(batches), desc="push", unit="batch"):
+            batch = todo[start : start + batch_size]
+            payload = label_tasks(batch, version=version, mode=mode)
+            import_tasks(client, project, [p.pk for p in batch], payload)
+            imported += len(batch)
+            predictions_imported += sum(len(task.get("predictions", [])) for task in payload)
+            model_versions.update(
+                p["model_version"] for task in payload for p in task.get("predictions", [])
+            )
+        ensure_model_version(client, project, model_versions)
+        if config_updated:
+            # Annotations mirrored under the previous version are re-read under the new one.
+            rebuild_label_sets(groups_under_other_versions(project), project)
+        run.counts = {
+            "tasks_total": total,
+            "tasks_imported": imported,
+            "tasks_recovered": recovered,
+            "predictions_imported": predictions_imported,
+            "tasks_refreshed": len(refreshed),
+            "predictions_refreshed": predictions_refreshed,
+        }
+    return PushReport(
+        project_id=project.pk,
+        labelstudio_project_id=project.labelstudio_id,
+        url=f"{url}/projects/{project.labelstudio_id}/data",
+        created_project=created,
+        config_updated=config_updated,
+        tasks_total=total,
+        tasks_imported=imported,
+        tasks_recovered=recovered,
+        predictions_imported=predictions_imported,
+        tasks_refreshed=len(refreshed),
+        predictions_refreshed=predictions_refreshed,
+    )

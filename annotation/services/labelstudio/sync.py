@@ -1,0 +1,233 @@
+"""Reading annotations back from Label Studio: the reconciling sync of whole projects, and webhook
+deliveries, which are only hints (the annotation ids they name are read back from Label Studio with the
+platform's token; nothing of a payload is stored). Both dispatch by project mode: label projects give
+human label sets, adjudication projects give decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from django.db import transaction
+from django.utils import timezone
+from label_studio_sdk import LabelStudio
+
+from annotation.errors import ErrorMapError
+from annotation.models import LabelStudioAnnotation, LabelStudioProject
+from annotation.services.labelstudio.adjudication import adjudicator_for, reconcile_decisions
+from annotation.services.labelstudio.client import (
+    WEBHOOK_ACTIONS,
+    export_annotations,
+    labelstudio_client,
+    list_users,
+)
+from annotation.services.labelstudio.mirror import (
+    MirrorChanges,
+    groups_under_other_versions,
+    human_annotator,
+    mirror_tasks,
+    rebuild_label_sets,
+)
+from annotation.services.runs import stage_run
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    projects: int
+    annotations_seen: int
+    annotations_changed: int
+    annotations_deleted: int
+    labels_created: int
+    labels_updated: int
+    labels_deleted: int
+    # Adjudication projects: annotations become decisions, not labels.
+    decisions_made: int = 0
+    decisions_withdrawn: int = 0
+    decisions_refused: int = 0
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """What the platform takes from a webhook delivery: which project and which annotations (and tasks)
+    to read back from Label Studio. Results, users and timestamps in the payload are ignored."""
+
+    action: str
+    project_id: int | None
+    annotation_ids: tuple[int, ...] = ()
+    task_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class WebhookReport:
+    action: str
+    handled: bool
+    annotations: int
+    detail: str = ""
+
+
+def _project_reads(
+    project: LabelStudioProject, changes: MirrorChanges, *, all_tasks: bool = False
+) -> dict:
+    """Apply mirror changes by project mode: label sets, or decisions. -> counts for the reports."""
+    if project.mode == LabelStudioProject.Mode.ADJUDICATION:
+        if all_tasks:  # a decision a webhook missed or refused is retried; what was applied stays
+            task_ids: Iterable[int] = LabelStudioAnnotation.objects.filter(
+                project=project
+            ).values_list("task_id", flat=True)
+        else:
+            task_ids = {t for t, _ in changes.groups}
+        decided = reconcile_decisions(project, task_ids)
+        return {
+            "decisions_made": decided.made,
+            "decisions_withdrawn": decided.withdrawn,
+            "decisions_refused": decided.refused,
+        }
+    groups = changes.groups
+    if all_tasks:  # after a taxonomy version change every held set is re-read under the new version
+        groups |= groups_under_other_versions(project)
+    written = rebuild_label_sets(groups, project)
+    return {
+        "labels_created": written.created,
+        "labels_updated": written.updated,
+        "labels_deleted": written.deleted,
+    }
+
+
+def _annotator_lookup(project: LabelStudioProject, users: dict[int, dict] | None):
+    if project.mode == LabelStudioProject.Mode.ADJUDICATION:
+        return lambda user_id: adjudicator_for(user_id, users)
+    return lambda user_id: human_annotator(user_id, users)
+
+
+def sync_labelstudio(
+    *, work_set: str | None = None, project_id: int | None = None, client: LabelStudio | None = None
+) -> SyncReport:
+    """Reconcile every annotation of the pushed projects (or one work set's, or one project's) with the
+    platform: new and changed annotations are written, deleted ones removed, the rest left alone."""
+    projects = LabelStudioProject.objects.select_related("taxonomy_version").order_by("pk")
+    if work_set:
+        projects = projects.filter(work_set__name=work_set)
+        if not projects.exists():
+            raise ErrorMapError(f"work set {work_set!r} has not been pushed to Label Studio")
+    if project_id is not None:
+        projects = projects.filter(labelstudio_id=project_id)
+    client = client or labelstudio_client()
+    totals = dict.fromkeys(SyncReport.__dataclass_fields__, 0)
+    with stage_run("sync_labelstudio", {"work_set": work_set, "project_id": project_id}) as run:
+        users = list_users(client)
+        for project in projects:
+            read_at = (
+                timezone.now()
+            )  # anything the mirror holds from after this, the export cannot show
+            exported = export_annotations(client, project.labelstudio_id)
+            with transaction.atomic():
+                changes = mirror_tasks(
+                    project,
+                    exported,
+                    annotator_of=_annotator_lookup(project, users),
+                    read_at=read_at,
+                )
+                counts = _project_reads(project, changes, all_tasks=True)
+            totals["projects"] += 1
+            totals["annotations_seen"] += changes.seen
+            totals["annotations_changed"] += len(changes.changed)
+            totals["annotations_deleted"] += len(changes.deleted)
+            for key, value in counts.items():
+                totals[key] += value
+        report = SyncReport(**totals)
+        run.counts = asdict(report)
+    return report
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+
+def _int(value) -> int | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+        return int(value)
+    return None
+
+
+def parse_webhook_delivery(payload: dict) -> WebhookDelivery:
+    """The action, project and annotation/task ids of a delivery; anything else in it is ignored."""
+    action = payload.get("action")
+    action = action if isinstance(action, str) else ""
+    annotations = (
+        payload.get("annotations") if action == "ANNOTATIONS_DELETED" else payload.get("annotation")
+    )
+    if isinstance(annotations, dict):
+        annotations = [annotations]
+    if not isinstance(annotations, list):
+        annotations = []
+    annotation_ids = []
+    task_ids = []
+    for annotation in annotations:
+        if not isinstance(annotation, dict):
+            continue
+        if (annotation_id := _int(annotation.get("id"))) is not None:
+            annotation_ids.append(annotation_id)
+        if (task_id := _int(annotation.get("task"))) is not None:
+            task_ids.append(task_id)
+    if (task_id := _int(payload.get("task"))) is not None:
+        task_ids.append(task_id)
+    return WebhookDelivery(
+        action=action,
+        project_id=_int(payload.get("project")),
+        annotation_ids=tuple(dict.fromkeys(annotation_ids)),
+        task_ids=tuple(dict.fromkeys(task_ids)),
+    )
+
+
+def handle_webhook(
+    delivery: WebhookDelivery, *, client: LabelStudio | None = None
+) -> WebhookReport:
+    """Act on one webhook delivery: re-read the tasks of the annotations it names from Label Studio (one
+    export request) and mirror what Label Studio holds, as a sync of those tasks would. A forged or
+    replayed delivery therefore changes nothing that Label Studio does not hold."""
+    action = delivery.action
+    if action not in WEBHOOK_ACTIONS:
+        return WebhookReport(action=action, handled=False, annotations=0, detail="action ignored")
+    project = (
+        LabelStudioProject.objects.select_related("taxonomy_version")
+        .filter(labelstudio_id=delivery.project_id)
+        .first()
+        if delivery.project_id is not None
+        else None
+    )
+    if project is None:
+        return WebhookReport(action=action, handled=False, annotations=0, detail="unknown project")
+    # Tasks of ours: those named, and those our mirror holds the named annotations under.
+    tasks = set(
+        project.tasks.filter(labelstudio_id__in=delivery.task_ids).values_list(
+            "labelstudio_id", flat=True
+        )
+    ) | set(
+        LabelStudioAnnotation.objects.filter(
+            project=project, labelstudio_id__in=delivery.annotation_ids
+        ).values_list("task__labelstudio_id", flat=True)
+    )
+    if not tasks:
+        return WebhookReport(
+            action=action, handled=True, annotations=0, detail="no task of this project"
+        )
+    client = client or labelstudio_client(check=False)
+    read_at = timezone.now()
+    exported = export_annotations(client, project.labelstudio_id, task_ids=tasks)
+    with transaction.atomic():
+        changes = mirror_tasks(
+            project,
+            exported,
+            annotator_of=_annotator_lookup(project, None),
+            read_at=read_at,
+            only_tasks=tasks,
+            keep_newer=True,
+        )
+        counts = _project_reads(project, changes)
+    detail = ", ".join(f"{k} {v}" for k, v in counts.items())
+    return WebhookReport(action=action, handled=True, annotations=changes.seen, detail=detail)

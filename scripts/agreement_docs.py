@@ -214,6 +214,15 @@ rater's and the judge's labels, e.g.
 
 and `manage.py adjudicate --resolve ID --category PATH --by NAME --reason TEXT` records the decision, who
 made it and why (every decision is kept; a newer one supersedes the older).
+
+**Rules.** `unanimous` (default): gold when every annotator (at least 2) gives the same categories.
+`two-thirds`: gold when at least 2/3 of the annotators (at least 2) give the same categories; with 2
+annotators (the demo's overlap) that means both, so unanimous pairs settle. Each decision's reason
+says which criterion settled it (`2 of 2 annotators agree (unanimous)`, `2 of 3 annotators agree
+(>= 2/3)`) and the report counts `auto_gold_unanimous` and `auto_gold_by_share`. An item the rule
+cannot settle says how to go on in its `why` (too few annotators: more labels via `push_labelstudio
+--overlap N` and `sync_labelstudio`; disagreement or a proposed category: `adjudicate --resolve` or
+the Label Studio adjudication project), and the report's `next_step` sums it up.
 `manage.py export_gold mqm-gold.jsonl`: {export.split(' -> ')[0]}, with a datasheet beside the file
 (`mqm-gold.jsonl.datasheet.md`); the same database always gives the same bytes.
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.core.adjudication import AutoGoldRule, apply_rule
+from annotation.core.adjudication import HOW_TO_RESOLVE, SHARE, UNANIMOUS, AutoGoldRule, apply_rule
 from annotation.errors import ErrorMapError
 from annotation.models import (
     AdjudicationDecision,
@@ -46,11 +46,14 @@ class AdjudicationReport:
     rule: str
     items: int
     auto_gold: int
+    auto_gold_unanimous: int  # of auto_gold: every annotator gave the same categories
+    auto_gold_by_share: int  # of auto_gold: the rule's share, not everyone, agreed
     queued: int
     resolved_by_adjudicator: int
     imported: int  # items whose gold came from import_labels: kept, like a person's decision
     reopened: int
     changed: int
+    next_step: str = ""  # what to do about the items still queued
 
 
 def _item_labels(version: TaxonomyVersion, label_filter: LabelFilter, source: str
@@ -96,8 +99,8 @@ def adjudicate_labels(*, label_filter: LabelFilter, rule: AutoGoldRule) -> Adjud
                                                sources=(Label.Source.HUMAN,), taxonomy=label_filter.taxonomy))
     config = {**label_filter.as_config(), "taxonomy_version": str(version), "rule": rule.describe()}
     auto = get_annotator(AUTO_GOLD_ANNOTATOR, kind=Annotator.Kind.ADJUDICATOR)
-    counts = {"items": 0, "auto_gold": 0, "queued": 0, "resolved_by_adjudicator": 0, "imported": 0,
-              "reopened": 0, "changed": 0}
+    counts = {"items": 0, "auto_gold": 0, "auto_gold_unanimous": 0, "auto_gold_by_share": 0, "queued": 0,
+              "resolved_by_adjudicator": 0, "imported": 0, "reopened": 0, "changed": 0}
     with stage_run("adjudicate", config) as run, transaction.atomic():
         humans, proposals = _item_labels(version, label_filter, Label.Source.HUMAN)
         judges, _ = _item_labels(version, label_filter, Label.Source.JUDGE)
@@ -119,6 +122,7 @@ def adjudicate_labels(*, label_filter: LabelFilter, rule: AutoGoldRule) -> Adjud
             queued = queue.get(prediction_id)
             if outcome.gold is not None:
                 counts["auto_gold"] += 1
+                counts[{UNANIMOUS: "auto_gold_unanimous", SHARE: "auto_gold_by_share"}[outcome.settled_by]] += 1
                 paths = sorted(outcome.gold)
                 if decision is None or decision.categories != paths or decision.rule != rule.describe():
                     counts["changed"] += 1
@@ -151,7 +155,17 @@ def adjudicate_labels(*, label_filter: LabelFilter, rule: AutoGoldRule) -> Adjud
                 queued.status, queued.why, queued.labels = AdjudicationItem.Status.OPEN, outcome.why, snapshot
                 queued.save(update_fields=["status", "why", "labels", "updated_at"])
         run.counts = counts
-    return AdjudicationReport(taxonomy_version=str(version), rule=rule.describe(), **counts)
+    return AdjudicationReport(taxonomy_version=str(version), rule=rule.describe(), **counts,
+                              next_step=_next_step(counts["queued"], version, rule))
+
+
+def _next_step(queued: int, version: TaxonomyVersion, rule: AutoGoldRule) -> str:
+    """How to go on with the items the rule left in the queue."""
+    if not queued:
+        return "nothing queued: every item with human labels is gold (export_gold writes the set)"
+    return (f"{queued} item(s) queued: see why with `adjudicate --list --taxonomy {version}`; items short of "
+            f"{rule.min_annotators} annotators need more labels (push_labelstudio --overlap "
+            f"{rule.min_annotators}, then sync_labelstudio); for the rest {HOW_TO_RESOLVE}")
 
 
 @dataclass(frozen=True)

@@ -119,3 +119,21 @@ def test_resolving_refuses_incomplete_decisions(items, args, message):
     with pytest.raises(CommandError, match=message):
         run("--resolve", "ds|split|m1", *args)
     assert gold("split") == []
+
+
+def test_two_thirds_at_overlap_two_settles_unanimous_pairs_and_says_how_to_go_on():
+    version = make_version(["R / Logic", "K / Fact"])
+    for example_id, cats in {"same": ["R / Logic", "R / Logic"], "split": ["R / Logic", "K / Fact"],
+                             "alone": ["K / Fact"]}.items():
+        p = make_prediction(example_id)
+        for n, cat in enumerate(cats):
+            add_label(p, version, f"h{n}", cat)
+    report = run("--rule", "two-thirds")
+    assert (report["auto_gold"], report["auto_gold_unanimous"], report["auto_gold_by_share"]) == (1, 1, 0)
+    assert gold("same") == [("R / Logic", "auto-gold")]
+    assert report["queued"] == 2 and "adjudicate --resolve" in report["next_step"]
+    why = {q["item"]: q["why"] for q in run("--list")}
+    assert "push_labelstudio --overlap" in why["ds|alone|m1"]
+    assert "adjudicate --resolve" in why["ds|split|m1"]
+    history = run("--history", "ds|same|m1")
+    assert "(unanimous)" in history[0]["reason"]

@@ -97,3 +97,45 @@ class CategoryMapping(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "target"], name="unique_category_mapping")
         ]
+
+
+class TaxonomyProposal(models.Model):
+    """A proposed change to a taxonomy version (add, merge, split, rewrite, retire) with its evidence.
+
+    Proposals are never applied by themselves: a person accepts some, which derives a new version.
+    """
+
+    class Kind(models.TextChoices):
+        ADD = "add"
+        MERGE = "merge"
+        SPLIT = "split"
+        REWRITE = "rewrite"
+        RETIRE = "retire"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ACCEPTED = "accepted"
+
+    version = models.ForeignKey(TaxonomyVersion, on_delete=models.CASCADE, related_name="proposals")
+    # Hash of (kind, categories, new name): a re-run refreshes the evidence of the same proposal.
+    key = models.CharField(max_length=64)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    categories = models.JSONField(default=list, help_text="paths in `version` the proposal is about")
+    new_name = models.CharField(max_length=1000, blank=True)
+    description = models.TextField(blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=10, help_text="labels it was computed from: human or gold")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    accepted_in = models.ForeignKey(TaxonomyVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="accepted_proposals")
+    decided_by = models.CharField(max_length=200, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "key"], name="unique_taxonomy_proposal")]
+        ordering = ["version", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.version} #{self.pk} {self.kind}"

@@ -106,5 +106,7 @@ def read_mqm_labels(path: Path, *, dataset: str = WMT23_DEFAULT_DATASET) -> Iter
             annotator=rating.rater,
             category=mqm_category_path(rating.category),
             source="human",
-            note=rating.severity if rating.category != MQM_NO_ERROR else "",
+            # The severity, and the rater's own words when they wrote a note (17 rows, mostly on Other).
+            note=(": ".join(p for p in (rating.severity, rating.note) if p)
+                  if rating.category != MQM_NO_ERROR else rating.note),
         )

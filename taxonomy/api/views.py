@@ -1,10 +1,12 @@
-"""Taxonomy API: versions with their category trees, failure signatures, comparisons and the atlas tree."""
+"""Taxonomy API: versions with their category trees, failure signatures, comparisons, the atlas tree,
+and change proposals (listing; accepting them is staff only)."""
 from __future__ import annotations
 
 from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,6 +19,7 @@ from taxonomy.api.serializers import (
     TaxonomyVersionSerializer,
 )
 from taxonomy.models import TaxonomyVersion
+from taxonomy.services.proposals import accept_proposals, list_proposals
 from taxonomy.services.signatures import (
     atlas,
     compare_groups,
@@ -67,3 +70,30 @@ class AtlasView(ErrorMapAPIMixin, APIView):
         query["model"] = query.get("model") or None
         query["dataset"] = query.get("dataset") or None
         return Response(atlas(**query).to_dict())
+
+
+class AcceptProposalsSerializer(serializers.Serializer):
+    taxonomy = serializers.CharField(max_length=200, help_text="taxonomy name")
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
+    reason = serializers.CharField(max_length=10_000, required=False, default="")
+
+
+class ProposalsView(ErrorMapAPIMixin, APIView):
+    @extend_schema(parameters=[OpenApiParameter("taxonomy", str, required=True, description="NAME[@VERSION]")],
+                   responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        """Stored proposals of a version (as `propose_taxonomy_changes --json` prints them), with status."""
+        return Response(list_proposals(taxonomy=request.query_params.get("taxonomy", "")))
+
+
+class AcceptProposalsView(ErrorMapAPIMixin, APIView):
+    permission_classes = [IsAdminUser]  # staff only: accepting changes the taxonomy everyone labels with
+
+    @extend_schema(request=AcceptProposalsSerializer, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request):
+        """Accept proposals: makes NAME@V+1 with a mapping for every category (as `accept_proposals`)."""
+        form = AcceptProposalsSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        report = accept_proposals(taxonomy=form.validated_data["taxonomy"], ids=form.validated_data["ids"],
+                                  by=request.user.get_username(), reason=form.validated_data["reason"])
+        return Response(report.to_dict(), status=status.HTTP_201_CREATED)

@@ -423,11 +423,11 @@ class ClusterInducer:
         ordered = sorted(titles)  # clustering must not depend on the shuffle
         names = [t for t, _ in ordered]
         weights = np.array([c for _, c in ordered], dtype=float)
-        title_matrix, vocabulary = _tfidf(names)
+        title_matrix, vocabulary = tfidf_matrix(names)
         if title_matrix is None:  # no usable term at all: every title is its own category
             return self._one_per_title(names, limit)
         summary_docs = [" ".join(sorted(set(summaries.get(t, [])))[: self.max_summaries]) for t in names]
-        summary_matrix, _ = _tfidf(summary_docs)
+        summary_matrix, _ = tfidf_matrix(summary_docs)
         if summary_matrix is None:
             matrix = title_matrix
         else:
@@ -464,12 +464,15 @@ class ClusterInducer:
         return categories, assignments
 
 
-def _tfidf(docs: Sequence[str]):
-    """(L2-normalised TF-IDF rows, vocabulary), or (None, None) when no document has a usable term."""
+def tfidf_matrix(docs: Sequence[str], *, max_df: float = 1.0):
+    """(L2-normalised TF-IDF rows, vocabulary), or (None, None) when no document has a usable term.
+
+    `max_df` < 1 drops terms in more than that share of the documents (words every one shares).
+    """
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
     vectorizer = TfidfVectorizer(stop_words=sorted(ENGLISH_STOP_WORDS | GENERIC_TERMS), sublinear_tf=True,
-                                 ngram_range=(1, 2), token_pattern=_TOKEN_PATTERN)
+                                 ngram_range=(1, 2), token_pattern=_TOKEN_PATTERN, max_df=max_df)
     try:
         matrix = vectorizer.fit_transform(list(docs))
     except ValueError:

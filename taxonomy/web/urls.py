@@ -8,4 +8,5 @@ urlpatterns = [
     path("atlas/", views.atlas_page, name="atlas"),
     path("atlas/examples/", views.atlas_examples_page, name="atlas-examples"),
     path("atlas/versions/", views.atlas_versions_page, name="atlas-versions"),
+    path("proposals/", views.proposals_page, name="proposals"),
 ]

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
+from django.http import HttpResponseForbidden
 from django.shortcuts import render
 
 from annotation.errors import ErrorMapError
@@ -17,6 +18,7 @@ from annotation.models import Dataset, EvaluatedModel, Label, Prediction
 from annotation.selectors import failure_labels
 from taxonomy.core.signatures import TreeNode
 from taxonomy.models import Category, CategoryMapping, TaxonomyVersion
+from taxonomy.services.proposals import accept_proposals, list_proposals
 from taxonomy.services.signatures import (
     SOURCES,
     atlas,
@@ -203,3 +205,27 @@ def atlas_versions_page(request):
         context["only_left"] = sorted(left_paths - right_paths)
         context["only_right"] = sorted(right_paths - left_paths)
     return render(request, "errormap/atlas_versions.html", context)
+
+
+@login_required
+def proposals_page(request):
+    """A version's change proposals with their evidence; staff may accept some (a new version)."""
+    spec = request.GET.get("taxonomy") or request.POST.get("taxonomy") or ""
+    context: dict = {**_choices(), "spec": spec}
+    if request.method == "POST":
+        if not request.user.is_staff:
+            return HttpResponseForbidden("only staff may accept taxonomy proposals")
+        try:
+            ids = [int(i) for i in request.POST.getlist("ids")]
+            report = accept_proposals(taxonomy=spec.partition("@")[0], ids=ids, by=request.user.get_username(),
+                                      reason=request.POST.get("reason", ""))
+        except (ValueError, ErrorMapError) as exc:
+            context["error"] = str(exc)
+        else:
+            context["accepted"] = report
+    if spec:
+        try:
+            context["listing"] = list_proposals(taxonomy=spec)
+        except ErrorMapError as exc:
+            context["error"] = str(exc)
+    return render(request, "errormap/proposals.html", context)

@@ -1,6 +1,8 @@
 """WMT23 MQM: the raters' error rows (a TSV, plain or inside a .tar.gz), read as ratings and as results."""
 from __future__ import annotations
 
+import json
+
 import re
 import tarfile
 import zlib
@@ -29,6 +31,7 @@ class MqmRating:
     target: str
     category: str
     severity: str
+    note: str = ""  # the rater's own comment on the error, when they wrote one (metadata "note")
 
 
 def mqm_weight(category: str, severity: str) -> float:
@@ -56,7 +59,19 @@ def read_mqm_ratings(path: Path) -> Iterator[MqmRating]:
             target=_SPAN_MARKS.sub("", fields[6]),
             category=fields[7],
             severity=fields[8],
+            note=_rater_note(fields[9] if len(fields) > 9 else ""),
         )
+
+
+def _rater_note(metadata: str) -> str:
+    """The free-text note a rater attached to an error (in the row's JSON metadata), else ""."""
+    if '"note"' not in metadata:
+        return ""
+    try:
+        note = json.loads(metadata).get("note")
+    except (ValueError, AttributeError):
+        return ""
+    return " ".join(str(note).split()) if note else ""
 
 
 def _mqm_lines(path: Path) -> Iterator[tuple[int, list[str]]]:

@@ -1,0 +1,37 @@
+"""manage.py propose_taxonomy_changes — add / merge / split / rewrite / retire proposals, with evidence."""
+from annotation.management.base import ErrorMapCommand
+from taxonomy.services.proposals import SOURCES, propose_taxonomy_changes
+
+
+class Command(ErrorMapCommand):
+    help = ("Propose changes to a taxonomy version from its labels (add, merge, split, rewrite, retire), "
+            "each with its evidence; proposals are stored, nothing is applied (see accept_proposals).")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--taxonomy", required=True, help="NAME[@VERSION] (default: the latest version)")
+        parser.add_argument("--source", default="human", choices=SOURCES,
+                            help="labels to read for add, split and retire (merge and rewrite always read "
+                                 "the human annotators' confusion); default human")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+    def run(self, *args, **o):
+        report = propose_taxonomy_changes(taxonomy=o["taxonomy"], source=o["source"])
+        self.write_report(report, as_json=o["json"], summary=summary_text)
+
+
+def summary_text(report: dict) -> str:
+    """One line per proposal: id, kind, categories, new name and the headline evidence."""
+    lines = [f"{report['taxonomy']}: {len(report['proposals'])} proposal(s)"]
+    for p in report["proposals"]:
+        e = p["evidence"]
+        headline = {
+            "add": lambda: f"{e['labels']} labels by {e['annotators']} annotator(s)",
+            "merge": lambda: (f"{e['share_of_disagreements']:.1%} of disagreements; alpha "
+                              f"{e['alpha']:.3f} -> {e['alpha_if_merged']:.3f} if merged"),
+            "split": lambda: f"{e['members']} members, silhouette {e['silhouette']:.2f}",
+            "rewrite": lambda: f"per-category alpha {e['per_category_alpha']:.3f}",
+            "retire": lambda: f"nobody used it in {e['labels']} labels",
+        }[p["kind"]]()
+        lines.append(f"#{p['id']} {p['kind']}: {', '.join(p['categories'])} -> {p['new_name']} ({headline})")
+    lines.append("accept with: manage.py accept_proposals NAME ID [ID ...] --by WHO")
+    return "\n".join(lines)

@@ -77,11 +77,21 @@ class Node:
 
 
 @dataclass(frozen=True)
+class DroppedCategory:
+    """A category the judge proposed that is not in the tree, where, and why (said, never silent)."""
+
+    parent: str  # path of the node it was proposed under ("" at the top level)
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class InductionResult:
     tree: Node
     # distinct (normalised) title -> leaf path, e.g. "Reasoning Error / Arithmetic Slip"
     assignments: dict[str, str]
     notes: tuple[str, ...] = ()
+    dropped: tuple[DroppedCategory, ...] = ()
 
     def categories(self) -> list[tuple[str, str]]:
         """(path, description) of every node below the root, parents before children."""
@@ -123,6 +133,12 @@ def category_limit(n_errors: int, cap: int = CATEGORY_CAP) -> int:
     return max(1, min(cap, math.ceil(0.1 * n_errors - 1e-9)))
 
 
+def level_limit(n_errors: int, max_categories: int | None) -> int:
+    """Categories allowed at one level: the reference limit, or exactly the user's `max_categories`
+    when given (so a small set, where a tenth of the errors allows only one or two, can have more)."""
+    return category_limit(n_errors) if max_categories is None else max(1, max_categories)
+
+
 def clean_name(name: str) -> str:
     """A category name fit for a path: no '/', whitespace collapsed, at most five words."""
     words = " ".join(str(name).replace("/", "-").split()).split(" ")
@@ -134,18 +150,27 @@ def clean_description(text: str) -> str:
     return " ".join(words[:MAX_DESCRIPTION_WORDS]).strip()
 
 
-def clean_categories(defs: Iterable[CategoryDef], *, limit: int) -> list[CategoryDef]:
-    """Drop vague and duplicate (case-insensitive) names, trim lengths, keep at most `limit`."""
+def clean_categories(defs: Iterable[CategoryDef], *, limit: int,
+                     dropped: dict[str, str] | None = None) -> list[CategoryDef]:
+    """Drop vague and duplicate (case-insensitive) names, trim lengths, keep at most `limit`; each name
+    left out goes into `dropped` (name -> why) when given."""
     seen: set[str] = set()
     kept: list[CategoryDef] = []
     for d in defs:
         name = clean_name(d.name)
-        if not name or name.lower() in VAGUE_NAMES or name.lower() in seen:
+        if not name or name.lower() in seen:
+            continue
+        if name.lower() in VAGUE_NAMES:
+            if dropped is not None:
+                dropped.setdefault(name, "too vague a name")
             continue
         seen.add(name.lower())
-        kept.append(CategoryDef(name, clean_description(d.description)))
         if len(kept) == limit:
-            break
+            if dropped is not None:
+                dropped.setdefault(name, f"over the limit of {limit} categories at this level "
+                                         "(raise it with --max-categories)")
+            continue
+        kept.append(CategoryDef(name, clean_description(d.description)))
     return kept
 
 
@@ -340,15 +365,18 @@ class LLMInducer:
     title_batch: int = TITLE_BATCH
     classify_batch: int = CLASSIFY_BATCH
     notes: list[str] = field(default_factory=list)
+    # Names proposed in the last induce() call (any stage) that were cut, with why; read by build_tree.
+    dropped: dict[str, str] = field(default_factory=dict)
 
     def induce(self, titles, summaries, *, limit, parent, seed):
         p = self.prompts
         batches = batched(titles, self.title_batch)
+        self.dropped = {}
         try:
             answer = self.complete("induce_generate",
                                    generate_prompt(p["induce_generate"], batches[0], limit=limit, parent=parent),
                                    GENERATE_SCHEMA)
-            categories = clean_categories(parse_categories(answer), limit=limit)
+            categories = clean_categories(parse_categories(answer), limit=limit, dropped=self.dropped)
         except Exception as exc:
             raise InductionError(f"generate stage failed: {exc}") from exc
         if not categories:
@@ -367,10 +395,17 @@ class LLMInducer:
     def _revise(self, stage: str, messages: list[dict[str, str]], current: list[CategoryDef],
                 limit: int) -> list[CategoryDef]:
         try:
-            revised = clean_categories(parse_categories(self.complete(stage, messages, REVISE_SCHEMA)), limit=limit)
+            revised = clean_categories(parse_categories(self.complete(stage, messages, REVISE_SCHEMA)), limit=limit,
+                                       dropped=self.dropped)
         except Exception as exc:  # noqa: BLE001 - a bad revision keeps the previous list
             self.notes.append(f"{stage} answer unusable ({exc}); kept the previous list")
             return current
+        if revised:
+            kept = {c.name.lower() for c in revised}
+            step = stage.removeprefix("induce_")
+            for c in current:
+                if c.name.lower() not in kept:
+                    self.dropped.setdefault(c.name, f"left out by the judge's {step} answer")
         return revised or current
 
 
@@ -573,13 +608,15 @@ def build_tree(
     inducer: Inducer,
     *,
     max_depth: int = 2,
-    max_categories: int = CATEGORY_CAP,
+    max_categories: int | None = None,
     rare_freq: float = DEFAULT_RARE_FREQ,
     seed: int = 0,
     min_titles_to_split: int = MIN_TITLES_TO_SPLIT,
 ) -> InductionResult:
     """Induce the tree: categories at level 1, then recurse inside each category with more than
-    `min_titles_to_split` distinct titles, down to `max_depth` levels below the root."""
+    `min_titles_to_split` distinct titles, down to `max_depth` levels below the root. Per level at most
+    min(25, ceil(0.1 x errors)) categories, or `max_categories` when given; every proposed category
+    left out is listed in `dropped` with why."""
     if not records:
         raise InductionError("no analysed errors to induce a taxonomy from")
     if max_depth < 1:
@@ -592,22 +629,30 @@ def build_tree(
     root = Node(ROOT_NAME, "All analysed errors.", "", 0, sum(counts.values()), sorted(counts))
     assignments: dict[str, str] = {}
     notes: list[str] = []
-    cap = max_categories
+    dropped: list[DroppedCategory] = []
 
     def grow(node: Node, parent: CategoryDef | None) -> None:
         node_counts = {t: counts[t] for t in node.titles}
         n_errors = sum(node_counts.values())
-        limit = category_limit(n_errors, cap)
+        limit = level_limit(n_errors, max_categories)
         ordered = shuffled_titles(node_counts, seed=seed)
         categories, raw = inducer.induce(ordered, summaries, limit=limit, parent=parent, seed=seed)
-        categories = clean_categories(categories, limit=limit)
-        assigned = {t: match_category(raw.get(t, OTHER), categories) for t in node.titles}
-        assigned = fold_rare(assigned, node_counts, rare_freq=rare_freq)
+        why_not: dict[str, str] = dict(getattr(inducer, "dropped", {}) or {})
+        categories = clean_categories(categories, limit=limit, dropped=why_not)
+        matched = {t: match_category(raw.get(t, OTHER), categories) for t in node.titles}
+        assigned = fold_rare(matched, node_counts, rare_freq=rare_freq)
         groups: dict[str, list[str]] = {}
         for title in node.titles:
             groups.setdefault(assigned[title], []).append(title)
         if node.depth > 0 and len(groups) < 2:
             return  # a split into one group says nothing: keep the node a leaf
+        for c in categories:
+            if c.name not in groups:
+                why_not[c.name] = (f"folded into {OTHER}: under {rare_freq:.0%} of the errors here (--rare-freq)"
+                                   if c.name in matched.values() else "no error was classified into it")
+        kept = {name.lower() for name in groups}
+        dropped.extend(DroppedCategory(node.path, name, why) for name, why in sorted(why_not.items())
+                       if name.lower() not in kept)
         descriptions = {c.name: c.description for c in categories}
         descriptions[OTHER] = OTHER_DESCRIPTION
         for name in sorted(groups, key=lambda g: (g == OTHER, -sum(counts[t] for t in groups[g]), g)):
@@ -629,7 +674,7 @@ def build_tree(
             for title in node.titles:
                 assignments[title] = node.path
     notes.extend(getattr(inducer, "notes", []))
-    return InductionResult(tree=root, assignments=assignments, notes=tuple(notes))
+    return InductionResult(tree=root, assignments=assignments, notes=tuple(notes), dropped=tuple(dropped))
 
 
 def tree_as_dict(node: Node, total: int | None = None) -> dict[str, Any]:

@@ -89,6 +89,8 @@ class InduceReport:
     run_id: int
     usage: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # Categories the judge proposed that are not in the version: {"parent", "name", "reason"}.
+    dropped: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ def induce_taxonomy(
     judge: str | None = None,
     model: str | None = None,
     max_depth: int = 2,
-    max_categories: int = core.CATEGORY_CAP,
+    max_categories: int | None = None,
     rare_freq: float = core.DEFAULT_RARE_FREQ,
     seed: int = 0,
     backend: JudgeBackend | None = None,
@@ -158,7 +160,7 @@ def induce_taxonomy(
     label at the leaf for every analysed failure in scope."""
     if max_depth < 1:
         raise ErrorMapError("--max-depth must be at least 1")
-    if not 1 <= max_categories <= 200:
+    if max_categories is not None and not 1 <= max_categories <= 200:
         raise ErrorMapError("--max-categories must be between 1 and 200")
     if not 0 <= rare_freq < 1:
         raise ErrorMapError("--rare-freq must be in [0, 1)")
@@ -184,7 +186,10 @@ def _induce(*, name, work_set, backend, max_depth, max_categories, rare_freq, se
         prompts = prompts or core.load_induction_prompts()
         template = prompts["induce_classify"]
         prompt_hashes = {stage: t.sha256 for stage, t in sorted(prompts.items())}
-    params = {"max_depth": max_depth, "max_categories": max_categories, "rare_freq": rare_freq, "seed": seed}
+    params: dict[str, Any] = {"max_depth": max_depth, "max_categories": max_categories or core.CATEGORY_CAP,
+                              "rare_freq": rare_freq, "seed": seed}
+    if max_categories is not None:  # the user's limit replaces min(25, ceil(0.1 x errors)): another result
+        params["category_limit"] = "fixed"
     input_key = stable_hash(
         "induce", sorted((pid, a.key) for pid, a in analyses.items()), backend.config(), params, prompt_hashes
     )
@@ -206,6 +211,7 @@ def _induce(*, name, work_set, backend, max_depth, max_categories, rare_freq, se
         )
         reused = version is not None
         notes: tuple[str, ...] = ()
+        dropped: list[dict[str, str]] = []
         if version is None:
             records = [
                 core.ErrorRecord(str(pid), a.error_title, a.error_summary)
@@ -223,13 +229,16 @@ def _induce(*, name, work_set, backend, max_depth, max_categories, rare_freq, se
             except (core.InductionError, JudgeError) as exc:
                 raise ErrorMapError(f"induction failed: {exc}") from exc
             notes = result.notes
+            dropped = [{"parent": d.parent, "name": d.name, "reason": d.reason} for d in result.dropped]
             version = create_version(
                 taxonomy_name=name,
                 categories=[CategorySpec(path, description) for path, description in result.categories()],
                 origin=TaxonomyVersion.Origin.INDUCED,
                 note=f"induced from {len(analyses)} analysed failures by judge {_judge_label(backend)}",
-                config={**config, "notes": list(notes), "assignments": result.assignments},
+                config={**config, "notes": list(notes), "assignments": result.assignments, "dropped": dropped},
             )
+        else:
+            dropped = list(version.config.get("dropped", []))
         assignments: dict[str, str] = version.config["assignments"]
         by_path = {c.path: c for c in version.categories.all()}
         missing = sorted({core.normalise_title(a.error_title) for a in analyses.values()} - set(assignments))
@@ -249,6 +258,7 @@ def _induce(*, name, work_set, backend, max_depth, max_categories, rare_freq, se
         run.counts = {
             "version": version.number, "reused": reused, "failures": n_failures, "analysed": len(analyses),
             **counts, **_usage(backend),
+            "dropped_categories": [f"{d['parent']} / {d['name']}" if d["parent"] else d["name"] for d in dropped],
         }
     return InduceReport(
         taxonomy=name,
@@ -268,6 +278,7 @@ def _induce(*, name, work_set, backend, max_depth, max_categories, rare_freq, se
         run_id=run.id,
         usage=_usage(backend),
         notes=notes,
+        dropped=tuple(dropped),
     )
 
 

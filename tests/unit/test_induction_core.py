@@ -244,3 +244,46 @@ def test_nearest_category_by_text_with_gold_neighbours_winning_and_other_as_fall
     with_gold = nearest_categories(["calculation mistake in step two"], cats,
                                    gold_texts=["calculation mistake in step two of the proof"], gold_categories=[1])
     assert with_gold[0].index == 1 and with_gold[0].via == "gold" and with_gold[0].score >= 0.5
+
+
+# --- the category limit on small sets (issue: 18 errors allowed 2 categories, the rest dropped silently) --
+
+FIVE = ["Arithmetic Slip", "Unit Confusion", "Wrong Entity", "Outdated Fact", "Format Violation"]
+
+
+def titles_asked(messages) -> dict[str, str]:
+    """id -> title from a classify prompt (the JSON between the TITLES markers)."""
+    text = messages[-1]["content"]
+    return json.loads(text[text.index("<<<TITLES") + len("<<<TITLES"):text.index("TITLES>>>")])
+
+
+def judge_proposing(names: list[str], assign):
+    """A judge that always proposes `names` and classifies each title with assign(id, title)."""
+    def complete(stage, messages, schema):
+        if stage == "induce_classify":
+            return {"assignments": [{"id": int(i), "category": assign(int(i), t)}
+                                    for i, t in titles_asked(messages).items()]}
+        return {"rating": 5, "suggestions": "", "categories": [{"name": n, "description": n} for n in names]}
+    return ind.LLMInducer(complete)
+
+
+def test_small_sets_report_what_the_limit_dropped_and_max_categories_raises_it():
+    errors = records({f"error number {n}": 1 for n in range(18)})  # 18 errors: ceil(1.8) = 2 categories
+    result = ind.build_tree(errors, judge_proposing(FIVE, lambda i, t: FIVE[i % 5]), max_depth=1)
+    top = [c.name for c in result.tree.children if c.name != OTHER]
+    assert len(top) == 2
+    dropped = {d.name: d.reason for d in result.dropped}
+    assert set(dropped) == set(FIVE) - set(top)
+    assert all("over the limit of 2" in why and "--max-categories" in why for why in dropped.values())
+    raised = ind.build_tree(errors, judge_proposing(FIVE, lambda i, t: FIVE[i % 5]), max_depth=1, max_categories=5)
+    assert sorted(c.name for c in raised.tree.children) == sorted(FIVE) and raised.dropped == ()
+
+
+def test_categories_folded_as_rare_or_left_empty_are_reported():
+    errors = records({**{f"common {n}": 10 for n in range(4)}, "lonely": 1})  # lonely: 1 of 41 errors
+    judge = judge_proposing(["Common", "Lonely", "Empty"], lambda i, t: "Lonely" if t == "lonely" else "Common")
+    result = ind.build_tree(errors, judge, max_depth=1, max_categories=3, rare_freq=0.05)
+    assert {c.name for c in result.tree.children} == {"Common", OTHER}
+    reasons = {d.name: d.reason for d in result.dropped}
+    assert reasons["Lonely"].startswith("folded into Other: under 5%")
+    assert reasons["Empty"] == "no error was classified into it"

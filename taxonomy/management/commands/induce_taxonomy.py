@@ -20,9 +20,9 @@ class Command(ErrorMapCommand):
         parser.add_argument("--model", help="model name for the openai judge (default: ERRORMAP_JUDGE_MODEL)")
         parser.add_argument("--max-depth", dest="max_depth", type=int, default=2,
                             help="levels below the root (default 2)")
-        parser.add_argument("--max-categories", dest="max_categories", type=int, default=CATEGORY_CAP,
-                            help=f"cap on categories per level, before min(cap, ceil(0.1 x errors)) "
-                                 f"(default {CATEGORY_CAP})")
+        parser.add_argument("--max-categories", dest="max_categories", type=int, default=None,
+                            help=f"at most this many categories per level, instead of the method's "
+                                 f"min({CATEGORY_CAP}, ceil(0.1 x errors)) (which allows 2 for 18 errors)")
         parser.add_argument("--rare-freq", dest="rare_freq", type=float, default=DEFAULT_RARE_FREQ,
                             help=f"categories with a smaller share of errors fold into Other "
                                  f"(default {DEFAULT_RARE_FREQ})")
@@ -41,6 +41,12 @@ class Command(ErrorMapCommand):
         self.stdout.write(f"{r.top_level} top-level categories, {r.categories} in all, {r.leaves} leaves")
         if r.usage.get("requests") or r.usage.get("cache_hits"):
             self.stdout.write(f"requests {r.usage.get('requests', 0)}, cache hits {r.usage.get('cache_hits', 0)}")
+        if r.dropped:
+            self.stdout.write(self.style.WARNING(
+                f"{len(r.dropped)} proposed categories are not in the taxonomy:"))
+            for d in r.dropped:
+                where = f" (under {d['parent']})" if d["parent"] else ""
+                self.stdout.write(f"  dropped {d['name']!r}{where}: {d['reason']}")
         for note in r.notes:
             self.stdout.write(self.style.WARNING(f"note: {note}"))
         self.stdout.write(self.style.SUCCESS(

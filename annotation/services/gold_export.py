@@ -21,6 +21,7 @@ FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = ("dataset", "example_id", "model", "input", "output", "reference", "gold_categories",
                "annotator_labels", "judge_labels", "n_annotators", "item_agreement", "taxonomy_version",
                "provenance")
+NOTE_COLUMNS = ("annotator_notes", "proposed_categories")  # with --with-notes
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,23 @@ def _sets_by_prediction(label_filter: LabelFilter, version: TaxonomyVersion, sou
     return {p: {a: sorted(c) for a, c in sorted(by.items())} for p, by in out.items()}
 
 
+def _notes_by_prediction(label_filter: LabelFilter, version: TaxonomyVersion, prediction_ids: set[int]
+                         ) -> tuple[dict[int, dict[str, str]], dict[int, dict[str, list[str]]]]:
+    """Human annotators' notes (distinct ones joined by ' | ') and proposed new categories, per item."""
+    f = LabelFilter(datasets=label_filter.datasets, models=label_filter.models, sources=(Label.Source.HUMAN,))
+    notes: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    proposals: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    rows = _labels(f, version).filter(prediction_id__in=prediction_ids).exclude(
+        note="", proposed_category="").values_list("prediction_id", "annotator__name", "note", "proposed_category")
+    for prediction_id, annotator, note, proposed in rows:
+        if note.strip():
+            notes[prediction_id][annotator].add(note.strip())
+        if proposed.strip():
+            proposals[prediction_id][annotator].add(proposed.strip())
+    return ({p: {a: " | ".join(sorted(n)) for a, n in sorted(by.items())} for p, by in notes.items()},
+            {p: {a: sorted(c) for a, c in sorted(by.items())} for p, by in proposals.items()})
+
+
 def _item_agreement(humans: dict[str, list[str]]) -> float | None:
     """Share of annotator pairs on the item that gave identical categories (None if < 2 annotators)."""
     values = [tuple(v) for v in humans.values()]
@@ -56,8 +74,10 @@ def _item_agreement(humans: dict[str, list[str]]) -> float | None:
     return round(sum(a == b for a, b in pairs) / len(pairs), 6) if pairs else None
 
 
-def gold_records(*, label_filter: LabelFilter) -> tuple[TaxonomyVersion, list[dict[str, Any]]]:
-    """Every gold item with its texts, labels from every source, agreement and provenance, sorted."""
+def gold_records(*, label_filter: LabelFilter, with_notes: bool = False
+                 ) -> tuple[TaxonomyVersion, list[dict[str, Any]]]:
+    """Every gold item with its texts, labels from every source, agreement and provenance, sorted;
+    with_notes adds each annotator's notes and proposed new categories."""
     gold_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
                               sources=(Label.Source.GOLD,), taxonomy=label_filter.taxonomy)
     version = taxonomy_version_for(gold_filter)
@@ -69,6 +89,7 @@ def gold_records(*, label_filter: LabelFilter) -> tuple[TaxonomyVersion, list[di
     decisions = {d.prediction_id: d for d in AdjudicationDecision.objects.filter(
         prediction_id__in=ids, taxonomy_version=version, superseded=False).select_related("decided_by")}
     predictions = Prediction.objects.filter(pk__in=ids).select_related("example__dataset", "model")
+    notes, proposals = _notes_by_prediction(label_filter, version, ids) if with_notes else ({}, {})
     records = []
     for p in predictions:
         gold_categories = sorted({c for cats in gold[p.pk].values() for c in cats})
@@ -97,6 +118,9 @@ def gold_records(*, label_filter: LabelFilter) -> tuple[TaxonomyVersion, list[di
                 "decided_at": decision.created_at.isoformat() if decision else None,
             },
         })
+        if with_notes:  # untrusted text, exported as data
+            records[-1]["annotator_notes"] = notes.get(p.pk, {})
+            records[-1]["proposed_categories"] = proposals.get(p.pk, {})
     records.sort(key=lambda r: (r["dataset"], r["example_id"], r["model"]))
     return version, records
 
@@ -106,15 +130,15 @@ def _jsonl(records: list[dict[str, Any]]) -> bytes:
     return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
 
 
-def _csv(records: list[dict[str, Any]]) -> bytes:
+def _csv(records: list[dict[str, Any]], columns: tuple[str, ...] = CSV_COLUMNS) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for r in records:
         writer.writerow([
             json.dumps(r[c], ensure_ascii=False, sort_keys=True) if isinstance(r[c], (dict, list))
             else ("" if r[c] is None else r[c])
-            for c in CSV_COLUMNS
+            for c in columns
         ])
     return buffer.getvalue().encode("utf-8")
 
@@ -188,6 +212,9 @@ def _datasheet(records: list[dict[str, Any]], version: TaxonomyVersion, data_nam
         "- `gold_categories`: category paths (' / ' between levels)",
         "- `annotator_labels`, `judge_labels`: each annotator's / judge's categories on the item",
         "- `item_agreement`: share of annotator pairs on the item with identical categories",
+        *(["- `annotator_notes`, `proposed_categories` (`--with-notes`): each human annotator's notes "
+            "(distinct notes joined by ' | ') and the new categories they proposed (untrusted text)"]
+          if records and "annotator_notes" in records[0] else []),
         ("- `provenance`: decided_by, method (auto_rule, adjudicator, or import: gold read from a file by "
         "`import_labels --source gold`), rule, reason, decided_at; it always describes the gold categories "
         "printed"),
@@ -199,17 +226,20 @@ def _datasheet(records: list[dict[str, Any]], version: TaxonomyVersion, data_nam
     return "\n".join(lines)
 
 
-def export_gold(*, path: Path, fmt: str = "jsonl", label_filter: LabelFilter | None = None) -> GoldExportReport:
-    """Write the gold set to `path` and its datasheet beside it."""
+def export_gold(*, path: Path, fmt: str = "jsonl", label_filter: LabelFilter | None = None,
+                with_notes: bool = False) -> GoldExportReport:
+    """Write the gold set to `path` and its datasheet beside it (with_notes: annotators' notes and
+    proposed categories too)."""
     if fmt not in FORMATS:
         raise ErrorMapError(f"unknown format {fmt!r} (jsonl or csv)")
     label_filter = label_filter or LabelFilter()
-    config = {**label_filter.as_config(), "path": str(path), "format": fmt}
+    config = {**label_filter.as_config(), "path": str(path), "format": fmt, "with_notes": with_notes}
     with stage_run("export_gold", config) as run:
-        version, records = gold_records(label_filter=label_filter)
+        version, records = gold_records(label_filter=label_filter, with_notes=with_notes)
         if not records:
             raise ErrorMapError("no gold labels to export (run adjudicate first)")
-        data = _jsonl(records) if fmt == "jsonl" else _csv(records)
+        data = _jsonl(records) if fmt == "jsonl" else _csv(
+            records, CSV_COLUMNS + (NOTE_COLUMNS if with_notes else ()))
         digest = hashlib.sha256(data).hexdigest()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

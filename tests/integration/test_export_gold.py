@@ -70,3 +70,27 @@ def test_nothing_to_export_is_a_clear_error(tmp_path):
     add_label(make_prediction("1"), version, "h0", "A")
     with pytest.raises(CommandError, match="no labels match"):
         call_command("export_gold", str(tmp_path / "g.jsonl"))
+
+
+def test_with_notes_exports_annotators_notes_and_proposed_categories(adjudicated, tmp_path):
+    from annotation.models import Label
+
+    Label.objects.filter(source="human", annotator__name="h0", prediction__example__example_id="3").update(
+        note="step 2 multiplies wrong, <script>x</script>", proposed_category="Carry error")
+    Label.objects.filter(source="human", annotator__name="h1", prediction__example__example_id="3").update(
+        note="looks like a logic slip")
+    plain = tmp_path / "plain.jsonl"
+    call_command("export_gold", str(plain), stdout=io.StringIO())
+    assert "annotator_notes" not in json.loads(plain.read_text().splitlines()[2])
+    path = tmp_path / "notes.jsonl"
+    call_command("export_gold", str(path), "--with-notes", stdout=io.StringIO())
+    third = json.loads(path.read_text().splitlines()[2])
+    assert third["annotator_notes"] == {"h0": "step 2 multiplies wrong, <script>x</script>",
+                                        "h1": "looks like a logic slip"}
+    assert third["proposed_categories"] == {"h0": ["Carry error"]}
+    assert json.loads(path.read_text().splitlines()[0])["annotator_notes"] == {}
+    csv_path = tmp_path / "notes.csv"
+    call_command("export_gold", str(csv_path), "--with-notes", stdout=io.StringIO())
+    rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
+    assert json.loads(rows[2]["proposed_categories"]) == {"h0": ["Carry error"]}
+    assert "annotator_notes" in (tmp_path / "notes.csv.datasheet.md").read_text()

@@ -16,10 +16,12 @@ class Command(ErrorMapCommand):
         parser.add_argument("--dataset", action="append", default=[], help="repeatable")
         parser.add_argument("--model", action="append", default=[], help="repeatable")
         parser.add_argument("--taxonomy", help="NAME[@VERSION]")
+        parser.add_argument("--with-notes", dest="with_notes", action="store_true",
+                            help="add each annotator's notes and proposed new categories")
 
-    def run(self, *args, path, fmt, dataset, model, taxonomy, **options):
+    def run(self, *args, path, fmt, dataset, model, taxonomy, with_notes, **options):
         fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
-        report = export_gold(path=path, fmt=fmt, label_filter=LabelFilter(
+        report = export_gold(path=path, fmt=fmt, with_notes=with_notes, label_filter=LabelFilter(
             datasets=tuple(dataset), models=tuple(model), taxonomy=taxonomy))
         self.stdout.write(f"{report.items} gold items -> {report.path} (sha256 {report.sha256[:12]}), "
                           f"datasheet {report.datasheet}")

@@ -168,6 +168,11 @@ much shorter, `Accuracy / Addition` when much longer, else `No-error`. It is a f
 beat, not a judge; rerun with `--judge-labels FILE.csv` (columns dataset, example_id, model, annotator,
 category, source=judge, confidence) to audit a real one.
 
+**Auditing a person.** `judge_audit --judge NAME` takes a human annotator's name as well as a judge's:
+the person is compared with gold, and with the majority of the *other* annotators on each item (their
+own labels never count towards the reference); `alpha_humans` is then the others' alpha and
+`alpha_with_judge` the alpha with the person added back. Their entry says `"kind": "human"`.
+
 ```
 {audit_text.strip()}
 ```

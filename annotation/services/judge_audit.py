@@ -8,7 +8,7 @@ from annotation.core.agreement import RatingTable, table_alpha
 from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.core.judge_audit import JudgedItem, classification_report, majority_set
 from annotation.errors import ErrorMapError
-from annotation.models import Label
+from annotation.models import Annotator, Label
 from annotation.services.agreement import (
     Item,
     LabelFilter,
@@ -48,17 +48,42 @@ def _with_judge(table: RatingTable, judge: str,
     return RatingTable(table.items, table.annotators + [f"judge:{judge}"], cells)
 
 
+def _audited_sources(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Label sources of the named annotators (judges and human annotators can be audited alike)."""
+    if not names:
+        return (Label.Source.JUDGE,)
+    known = dict(Annotator.objects.filter(name__in=names).values_list("name", "kind"))
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        judges = sorted(Annotator.objects.filter(kind=Annotator.Kind.JUDGE).values_list("name", flat=True))
+        raise ErrorMapError(f"no annotator or judge named {', '.join(map(repr, unknown))} "
+                            f"(judges: {', '.join(judges) or 'none'}; any human annotator's name works too)")
+    if Annotator.Kind.ADJUDICATOR in known.values():
+        raise ErrorMapError("an adjudicator's decisions are the gold itself; audit a judge or a human annotator")
+    return tuple(sorted({Label.Source.JUDGE if kind == Annotator.Kind.JUDGE else Label.Source.HUMAN
+                         for kind in known.values()}))
+
+
+def _without(human_sets: dict[Item, dict[str, frozenset[str]]], annotator: str
+             ) -> dict[Item, dict[str, frozenset[str]]]:
+    """The human labels minus one annotator's (a person is compared with the others, never with themself)."""
+    rest = {item: {a: v for a, v in by.items() if a != annotator} for item, by in human_sets.items()}
+    return {item: by for item, by in rest.items() if by}
+
+
 def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), folds: int = DEFAULT_FOLDS
                 ) -> dict[str, Any]:
     """Accuracy, kappa, per-category P/R/F1, confusion and calibration of each judge; alpha with it.
 
+    `judges` may name judges or human annotators: a person is audited the same way, against gold and
+    against the majority of the *other* annotators (alpha: the others alone, then with them).
     Against gold, a judge that learns from gold (the offline judge) is also re-judged cross-fitted
     over `folds` folds, and the report says which folds: its stored labels must be no better.
     """
     humans = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
                          sources=(Label.Source.HUMAN,), taxonomy=label_filter.taxonomy)
     judge_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
-                               sources=(Label.Source.JUDGE,), annotators=judges,
+                               sources=_audited_sources(judges), annotators=judges,
                                taxonomy=label_filter.taxonomy)
     gold_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
                               sources=(Label.Source.GOLD,), taxonomy=label_filter.taxonomy)
@@ -68,11 +93,10 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
         judged_by = _judge_sets(judge_filter, version)
         if not judged_by:
             raise ErrorMapError(f"no judge labels match {judge_filter.as_config()}")
-        human_sets = label_sets(humans, version)
+        all_human_sets = label_sets(humans, version)
         gold_sets = label_sets(gold_filter, version)
-        table = rating_table(human_sets) if human_sets else None
-        alpha_humans = table_alpha(table) if table else None
-        mode = annotation_mode(humans, version) if human_sets else "unknown"
+        human_names = {a for by in all_human_sets.values() for a in by}
+        mode = annotation_mode(humans, version) if all_human_sets else "unknown"
         report: dict[str, Any] = {
             "taxonomy_version": str(version),
             "filters": judge_filter.as_config(),
@@ -81,12 +105,16 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
                 "blind: annotators did not see the judge's label; assisted: they saw it as a "
                 "pre-label (agreement with the judge is then inflated); unknown: labels were "
                 "imported, not collected in a Label Studio project of this platform"),
-            "n_items_with_human_labels": len(human_sets),
-            "n_human_annotators": len(table.annotators) if table else 0,
+            "n_items_with_human_labels": len(all_human_sets),
+            "n_human_annotators": len(human_names),
             "n_items_with_gold": len(gold_sets),
             "judges": {},
         }
         for judge, judged in sorted(judged_by.items()):
+            is_person = judge in human_names
+            human_sets = _without(all_human_sets, judge) if is_person else all_human_sets
+            table = rating_table(human_sets) if human_sets else None
+            alpha_humans = table_alpha(table) if table else None
             majority_items, no_majority = [], 0
             for item, (cats, conf) in sorted(judged.items()):
                 if item not in human_sets:
@@ -102,20 +130,22 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
             ]
             vs_majority = classification_report(majority_items)
             vs_majority["n_items_without_human_majority"] = no_majority
-            vs_majority["reference_note"] = ("human majority: the categories chosen by more than "
-                                             "half of the item's annotators")
+            vs_majority["reference_note"] = (
+                "human majority: the categories chosen by more than half of the item's annotators"
+                + (f" other than {judge}" if is_person else ""))
             vs_gold = classification_report(gold_items) if gold_items else {
                 "n_items": 0, "reason": "no gold labels on the judged items (run adjudicate first)"}
             if gold_items:
                 vs_gold["cross_fitting"] = (_cross_fitted(version, folds, judged) if judge == OFFLINE_JUDGE else {
                     "folds": None, "note": "this judge's prompt carries no gold labels, so nothing to hold out"})
             report["judges"][judge] = {
+                "kind": "human" if is_person else "judge",
                 "n_items_judged": len(judged),
                 "vs_human_majority": vs_majority,
                 "vs_gold": vs_gold,
                 **_alpha_effect(table, alpha_humans, judge, judged),
             }
-        run.counts = {"judges": len(judged_by), "items_with_human_labels": len(human_sets)}
+        run.counts = {"judges": len(judged_by), "items_with_human_labels": len(all_human_sets)}
     return report
 
 

@@ -83,5 +83,26 @@ def test_report_says_the_humans_worked_blind_when_their_project_was_blind(labell
 
 
 def test_no_judge_labels_is_a_clear_error(labelled):
-    with pytest.raises(CommandError, match="no labels match.*judge.*nobody"):
+    with pytest.raises(CommandError, match="no labels match.*judge.*judge-v1"):
+        audit("--judge", "judge-v1", "--model", "no-such-model")
+
+
+def test_a_human_annotator_is_audited_like_a_judge_against_gold_and_the_others(labelled):
+    person = audit("--judge", "h2")["judges"]["h2"]
+    assert person["kind"] == "human"
+    # Majority of h0 and h1 (h2 left out): 1 Arith, 2 Logic, 3 Fact, 5 Logic, 6 Fact; item 4 splits 1-1.
+    # h2 gave 1 Arith, 2 Fact, 3 Fact, 5 Logic, 6 Logic -> right on 1, 3, 5 = 3/5.
+    majority = person["vs_human_majority"]
+    assert (majority["n_items"], majority["accuracy"]) == (5, pytest.approx(0.6))
+    assert majority["n_items_without_human_majority"] == 1 and "other than h2" in majority["reference_note"]
+    # Gold: item 1 Arith, item 5 Logic; h2 matches both.
+    assert (person["vs_gold"]["n_items"], person["vs_gold"]["accuracy"]) == (2, 1.0)
+    assert person["judge_effect_on_alpha"] == "lowers"  # h2 departs from h0 and h1 on items 2 and 6
+    out = io.StringIO()
+    call_command("judge_audit", "--judge", "h2", stdout=out)
+    assert "human h2" in out.getvalue() and "the other humans" in out.getvalue()
+
+
+def test_auditing_an_unknown_name_is_a_clear_error(labelled):
+    with pytest.raises(CommandError, match="no annotator or judge named 'nobody'"):
         audit("--judge", "nobody")

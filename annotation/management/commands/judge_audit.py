@@ -11,7 +11,8 @@ class Command(ErrorMapCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--judge", action="append", default=[],
-                            help="judge annotator name (repeatable; default every judge)")
+                            help="judge or human annotator name (repeatable; default every judge); a person "
+                                 "is compared with gold and with the majority of the other annotators")
         parser.add_argument("--dataset", action="append", default=[], help="repeatable")
         parser.add_argument("--model", action="append", default=[], help="repeatable")
         parser.add_argument("--taxonomy", help="NAME[@VERSION] (default: the only one the judge labels use)")
@@ -34,7 +35,7 @@ def summary_text(report: dict) -> str:
               f" {report['n_items_with_human_labels']} items with human labels,"
               f" {report['n_items_with_gold']} with gold")]
     for judge, audit in report["judges"].items():
-        lines.append(f"judge {judge}: {audit['n_items_judged']} items judged")
+        lines.append(f"{audit.get('kind', 'judge')} {judge}: {audit['n_items_judged']} items labelled")
         for name in ("vs_human_majority", "vs_gold"):
             part = audit[name]
             if part.get("accuracy") is None:
@@ -49,6 +50,7 @@ def summary_text(report: dict) -> str:
                              f" accuracy {fmt(crossfit['accuracy'])}, Cohen's kappa {fmt(crossfit['cohen_kappa'])}")
             elif crossfit and crossfit.get("reason"):
                 lines.append(f"    cross-fitted: {crossfit['reason']}")
-        lines.append(f"  alpha humans {fmt(audit['alpha_humans'])} -> with judge"
-                     f" {fmt(audit['alpha_with_judge'])}: the judge {audit['judge_effect_on_alpha']} alpha")
+        others = "the other humans" if audit.get("kind") == "human" else "humans"
+        lines.append(f"  alpha {others} {fmt(audit['alpha_humans'])} -> with {judge}"
+                     f" {fmt(audit['alpha_with_judge'])}: {audit['judge_effect_on_alpha']} alpha")
     return "\n".join(lines)

@@ -219,6 +219,9 @@ class LabelStudioProject(models.Model):
     class Mode(models.TextChoices):
         BLIND = "blind"
         ASSISTED = "assisted"
+        # One project, a seeded random share of tasks with the judge's pre-label (assisted) and the rest
+        # blind: measures anchoring. Each task's draw is LabelStudioTask.assisted.
+        MIXED = "mixed"
         ADJUDICATION = "adjudication"
 
     labelstudio_id = models.IntegerField(unique=True)
@@ -229,6 +232,9 @@ class LabelStudioProject(models.Model):
     taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT)
     mode = models.CharField(max_length=20, choices=Mode.choices)
     overlap = models.PositiveSmallIntegerField(default=1)
+    # Mixed projects only: the share of tasks drawn to show the judge's pre-label, and the draw's seed.
+    assisted_share = models.FloatField(null=True, blank=True)
+    assignment_seed = models.IntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
 
@@ -236,6 +242,9 @@ class LabelStudioTask(models.Model):
     project = models.ForeignKey(LabelStudioProject, on_delete=models.CASCADE, related_name="tasks")
     prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="+")
     labelstudio_id = models.IntegerField(unique=True)
+    # Mixed projects: True when the task shows the judge's pre-label, False when it is blind; null in
+    # blind, assisted and adjudication projects (all tasks alike).
+    assisted = models.BooleanField(null=True, blank=True)
 
     class Meta:
         constraints = [

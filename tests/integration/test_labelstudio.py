@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from django.core.management import CommandError, call_command
 from label_studio_sdk import LabelStudio
 
+from annotation.core.assignment import draw_assisted
+from annotation.errors import ErrorMapError
 from annotation.models import (
     Annotator,
     Dataset,
@@ -27,7 +30,7 @@ from annotation.services.labelstudio.client import (
     labelstudio_client,
 )
 from annotation.services.labelstudio.config import PREDICTION_KEY
-from annotation.services.labelstudio.push import push_labelstudio
+from annotation.services.labelstudio.push import NO_JUDGE_SHOWN, push_labelstudio
 from annotation.services.labelstudio.sync import sync_labelstudio
 from taxonomy.models import Category, CategoryMapping
 from taxonomy.services.versions import CategorySpec, create_version
@@ -335,7 +338,60 @@ def test_blind_mode_shows_annotators_nothing_of_the_judge(labelstudio):
     assert "judge" not in config.lower() and 'hint="the meaning of the source is changed"' in config
     for task in remote_tasks(admin, report.labelstudio_project_id):
         assert "judge_analysis" not in task.data and not task.predictions
+        # Neither the evaluated model nor its score (the platform keeps both).
+        shown = json.dumps(task.data)
+        assert "model-a" not in shown and "score" not in shown and "0.1" not in shown
+        assert task.data["meta"].startswith("dataset ws-blind-data · example ex")
     assert report.predictions_imported == 0
+    assert Prediction.objects.get(pk=predictions[0].pk).model.name == "model-a"  # kept in the platform
+
+
+def test_mixed_project_shows_predictions_on_exactly_the_stored_assisted_share(labelstudio):
+    version = make_taxonomy("errors-mixed")
+    _, predictions = make_work_set("ws-mixed", 10)
+    add_judge_labels(version, predictions)
+    report = push_labelstudio(
+        work_set="ws-mixed", taxonomy="errors-mixed", mode="mixed", assisted_share=0.5, seed=3
+    )
+    project = LabelStudioProject.objects.get(labelstudio_id=report.labelstudio_project_id)
+    assert (project.mode, project.assisted_share, project.assignment_seed) == ("mixed", 0.5, 3)
+    stored = dict(project.tasks.values_list("labelstudio_id", "assisted"))
+    task_of = dict(project.tasks.values_list("prediction_id", "labelstudio_id"))
+    drawn = draw_assisted([p.pk for p in predictions], share=0.5, seed=3)  # the same draw, independently
+    assert {t for t, assisted in stored.items() if assisted} == {task_of[pid] for pid in drawn}
+    assert sorted(stored.values()) == [False] * 5 + [True] * 5 and report.tasks_assisted == 5
+
+    admin = LabelStudio(base_url=labelstudio.url, api_key=labelstudio.api_key)
+    remote = admin.projects.get(id=project.labelstudio_id)
+    assert "judge_analysis" in remote.label_config and remote.show_collab_predictions
+    tasks = remote_tasks(admin, project.labelstudio_id)
+    assert len(tasks) == 10
+    for task in tasks:
+        shown = json.dumps(task.data)
+        assert "model-a" not in shown and "score" not in shown and "0.1" not in shown
+        if stored[task.id]:
+            (pred,) = [p if isinstance(p, dict) else p.model_dump() for p in task.predictions]
+            assert pred["result"][0]["value"]["taxonomy"] == [["Accuracy", "Mistranslation"]]
+            assert "wrong word" in task.data["judge_analysis"]
+        else:
+            assert not task.predictions and task.data["judge_analysis"] == NO_JUDGE_SHOWN
+    # Label Studio's own list of predictions covers exactly the assisted tasks.
+    held = {p.task for p in admin.predictions.list(project=project.labelstudio_id)}
+    assert held == {t for t, assisted in stored.items() if assisted}
+
+    # A re-push keeps the draw and writes nothing; another share or seed is refused, not re-drawn.
+    again = push_labelstudio(
+        work_set="ws-mixed", taxonomy="errors-mixed", mode="mixed", assisted_share=0.5, seed=3
+    )
+    assert (again.tasks_imported, again.tasks_refreshed, again.predictions_refreshed) == (0, 0, 0)
+    assert dict(project.tasks.values_list("labelstudio_id", "assisted")) == stored
+    with pytest.raises(ErrorMapError, match="seed 3"):
+        push_labelstudio(work_set="ws-mixed", taxonomy="errors-mixed", mode="mixed", assisted_share=0.5, seed=4)
+    assert dict(project.tasks.values_list("labelstudio_id", "assisted")) == stored
+    # The other modes leave the field empty.
+    blind = push_labelstudio(work_set="ws-mixed", taxonomy="errors-mixed", mode="blind")
+    assert set(LabelStudioTask.objects.filter(project__labelstudio_id=blind.labelstudio_project_id)
+               .values_list("assisted", flat=True)) == {None}
 
 
 def test_pushing_twice_does_not_duplicate_tasks(labelstudio):

@@ -13,15 +13,26 @@ class Command(ErrorMapCommand):
         parser.add_argument("--work-set", required=True)
         parser.add_argument("--taxonomy", required=True, help="NAME (latest version) or NAME@N")
         parser.add_argument(
-            "--mode", choices=["blind", "assisted"], default="blind",
-            help="blind: annotators see no judge output (for judge audits); assisted: judge labels as predictions",
+            "--mode", choices=["blind", "assisted", "mixed"], default="blind",
+            help="blind: annotators see no judge output, nor the model or its score (for judge audits); "
+            "assisted: judge labels as predictions; mixed: a seeded random share of tasks assisted and the "
+            "rest blind, in one project (measures anchoring: see anchoring_report)",
+        )
+        parser.add_argument(
+            "--assisted-share", type=float, default=None,
+            help="mixed mode: the share of tasks that show the judge's pre-label (default 0.5)",
+        )
+        parser.add_argument(
+            "--seed", type=int, default=None,
+            help="mixed mode: seed of the draw (default 0); the draw is stored and kept on re-push",
         )
         parser.add_argument("--overlap", type=int, default=1, help="annotators per task (default 1)")
         parser.add_argument("--batch-size", type=int, default=None, help="tasks per import request")
 
-    def run(self, *args, work_set, taxonomy, mode, overlap, batch_size, **options):
+    def run(self, *args, work_set, taxonomy, mode, overlap, batch_size, assisted_share, seed, **options):
         report = push_labelstudio(
-            work_set=work_set, taxonomy=taxonomy, mode=mode, overlap=overlap, batch_size=batch_size
+            work_set=work_set, taxonomy=taxonomy, mode=mode, overlap=overlap, batch_size=batch_size,
+            assisted_share=assisted_share, seed=seed,
         )
         what = "created" if report.created_project else "updated" if report.config_updated else "up to date"
         self.stdout.write(
@@ -30,4 +41,9 @@ class Command(ErrorMapCommand):
             f"{report.tasks_recovered} recovered from an earlier push, {report.tasks_refreshed} brought "
             f"up to date ({report.predictions_refreshed} judge predictions written)"
         )
+        if report.tasks_assisted is not None:
+            self.stdout.write(
+                f"mixed: {report.tasks_assisted} of {report.tasks_total} tasks show the judge's pre-label, "
+                f"{report.tasks_total - report.tasks_assisted} are blind (the draw is stored per task)"
+            )
         self.stdout.write(self.style.SUCCESS(f"annotate at {report.url}"))

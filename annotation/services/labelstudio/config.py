@@ -35,11 +35,11 @@ ITEM_VIEW = (
 
 def build_label_config(version: TaxonomyVersion, *, mode: str) -> str:
     """The labeling config for one taxonomy version: the category tree with descriptions as hints, an
-    'Other / propose a category' field, a note, the item's texts and, in assisted mode only, the judge's
-    analysis."""
+    'Other / propose a category' field, a note, the item's texts and, in assisted and mixed modes only,
+    the judge's analysis (a mixed project's blind tasks hold a placeholder there)."""
     tree = category_choices(version, with_other=True)
     judge = ""
-    if mode == LabelStudioProject.Mode.ASSISTED:
+    if mode in (LabelStudioProject.Mode.ASSISTED, LabelStudioProject.Mode.MIXED):
         judge = (
             '  <View style="background:#fff8e1;padding:8px">\n'
             '    <Header value="Judge analysis (a suggestion: check it)"/>\n'

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from label_studio_sdk import LabelStudio
 
+from annotation.core.assignment import draw_assisted
 from annotation.errors import ErrorMapError
 from annotation.models import (
     Analysis,
@@ -58,6 +59,8 @@ class PushReport:
     # taxonomy version, judge labels made after the first push), and predictions written for them.
     tasks_refreshed: int = 0
     predictions_refreshed: int = 0
+    # Mixed projects: tasks that show the judge's pre-label (the rest are blind); None otherwise.
+    tasks_assisted: int | None = None
 
 
 def project_title(work_set: WorkSet, version: TaxonomyVersion, mode: str) -> str:
@@ -114,21 +117,45 @@ def judge_model_version(label: Label) -> str:
     )
 
 
+# What a blind task of a mixed project shows where an assisted one shows the judge's analysis (the
+# config has the panel, and Label Studio wants every task to hold the data its config names).
+NO_JUDGE_SHOWN = "(not shown for this task)"
+
+
+def shows_judge(mode: str, assisted: bool | None) -> bool:
+    """Whether a task of a project in `mode` (with its mixed-mode draw) shows the judge's pre-label."""
+    return mode == LabelStudioProject.Mode.ASSISTED or (
+        mode == LabelStudioProject.Mode.MIXED and bool(assisted)
+    )
+
+
 def label_task(
-    prediction: Prediction, *, mode: str, judge_labels: list[Label], analysis: Analysis | None
+    prediction: Prediction,
+    *,
+    mode: str,
+    judge_labels: list[Label],
+    analysis: Analysis | None,
+    assisted: bool | None = None,
 ) -> dict:
-    """One task: the failure's texts (and, in assisted mode, the judge's analysis and predictions)."""
+    """One task: the failure's texts; in assisted mode (and on a mixed project's assisted tasks) the
+    judge's analysis and predictions. Blind and mixed projects name neither the model nor its score
+    (the platform keeps them): either could sway an annotator, and a mixed project's two arms must
+    differ only by the pre-label."""
     example = prediction.example
+    meta = f"dataset {example.dataset.name} · example {example.example_id}"
+    if mode == LabelStudioProject.Mode.ASSISTED:
+        meta += f" · model {prediction.model.name} · score {prediction.score:g}"
     data = {
         PREDICTION_KEY: prediction.pk,
-        "meta": f"dataset {example.dataset.name} · example {example.example_id}"
-        f" · model {prediction.model.name} · score {prediction.score:g}",
+        "meta": meta,
         "input": example.input_text,
         "reference": example.reference or "(no reference)",
         "output": prediction.output_text,
     }
     task: dict = {"data": data}
-    if mode != LabelStudioProject.Mode.ASSISTED:
+    if mode == LabelStudioProject.Mode.MIXED and not assisted:
+        data["judge_analysis"] = NO_JUDGE_SHOWN
+    if not shows_judge(mode, assisted):
         return task  # blind: annotators see nothing of the judge
     title = (judge_labels[0].error_title if judge_labels else "") or (
         analysis.error_title if analysis else ""
@@ -165,29 +192,45 @@ def label_task(
 
 
 def label_tasks(
-    predictions: list[Prediction], *, version: TaxonomyVersion, mode: str
+    predictions: list[Prediction],
+    *,
+    version: TaxonomyVersion,
+    mode: str,
+    assisted: dict[int, bool] | None = None,
 ) -> list[dict]:
-    """The tasks (data; the judge's predictions in assisted mode) of these predictions, in order."""
-    assisted = mode == LabelStudioProject.Mode.ASSISTED
-    judge = judge_labels_by_prediction(version, [p.pk for p in predictions]) if assisted else {}
-    analyses = latest_analyses(predictions) if assisted else {}
+    """The tasks (data; the judge's predictions where shown) of these predictions, in order;
+    `assisted` is a mixed project's draw (prediction id -> shows the judge)."""
+    assisted = assisted or {}
+    shown = [p for p in predictions if shows_judge(mode, assisted.get(p.pk))]
+    judge = judge_labels_by_prediction(version, [p.pk for p in shown]) if shown else {}
+    analyses = latest_analyses(shown) if shown else {}
     return [
         label_task(
-            p, mode=mode, judge_labels=judge.get(p.pk, []), analysis=analyses.get(p.content_key)
+            p,
+            mode=mode,
+            judge_labels=judge.get(p.pk, []),
+            analysis=analyses.get(p.content_key),
+            assisted=assisted.get(p.pk),
         )
         for p in predictions
     ]
 
 
 def adopt_remote_tasks(
-    project: LabelStudioProject, remote_data: dict[int, dict]
+    project: LabelStudioProject,
+    remote_data: dict[int, dict],
+    *,
+    assisted: dict[int, bool] | None = None,
 ) -> tuple[set[int], int]:
     """Record tasks that Label Studio holds but the platform does not (a push stopped between import and
-    record). -> (prediction ids with a task, tasks adopted)."""
+    record), with their mixed-mode draw. -> (prediction ids with a task, tasks adopted)."""
     remote = task_ids_by_prediction(remote_data)
     known = set(project.tasks.values_list("prediction_id", flat=True))
+    assisted = assisted or {}
     recovered = [
-        LabelStudioTask(project=project, prediction_id=pid, labelstudio_id=tid)
+        LabelStudioTask(
+            project=project, prediction_id=pid, labelstudio_id=tid, assisted=assisted.get(pid)
+        )
         for pid, tid in remote.items()
         if pid not in known
     ]
@@ -199,9 +242,15 @@ def adopt_remote_tasks(
 
 
 def import_tasks(
-    client: LabelStudio, project: LabelStudioProject, prediction_ids: list[int], payload: list[dict]
+    client: LabelStudio,
+    project: LabelStudioProject,
+    prediction_ids: list[int],
+    payload: list[dict],
+    *,
+    assisted: dict[int, bool] | None = None,
 ) -> list[LabelStudioTask]:
-    """Import one batch of tasks (one per prediction, in order) and record them."""
+    """Import one batch of tasks (one per prediction, in order) and record them with their mixed-mode
+    draw."""
     with labelstudio_errors(client_url(client)):
         response = client.projects.import_tasks(
             id=project.labelstudio_id, request=payload, return_task_ids=True
@@ -211,9 +260,12 @@ def import_tasks(
         # Older servers do not return ids: list them (still keyed by the prediction id in data).
         listed = task_ids_by_prediction(list_task_data(client, project.labelstudio_id))
         task_ids = [listed[pid] for pid in prediction_ids]
+    assisted = assisted or {}
     return LabelStudioTask.objects.bulk_create(
         [
-            LabelStudioTask(project=project, prediction_id=pid, labelstudio_id=tid)
+            LabelStudioTask(
+                project=project, prediction_id=pid, labelstudio_id=tid, assisted=assisted.get(pid)
+            )
             for pid, tid in zip(prediction_ids, task_ids)
         ]
     )
@@ -322,7 +374,12 @@ def refresh_label_tasks(
     predictions: dict[int, list[dict]] = {}
     for start in range(0, len(tasks), batch_size):
         batch = tasks[start : start + batch_size]
-        payloads = label_tasks([t.prediction for t in batch], version=version, mode=project.mode)
+        payloads = label_tasks(
+            [t.prediction for t in batch],
+            version=version,
+            mode=project.mode,
+            assisted={t.prediction_id: t.assisted for t in batch if t.assisted is not None},
+        )
         for task, payload in zip(batch, payloads):
             data[task.labelstudio_id] = payload["data"]
             predictions[task.labelstudio_id] = payload.get("predictions", [])
@@ -366,15 +423,33 @@ def push_labelstudio(
     batch_size: int | None = None,
     client: LabelStudio | None = None,
     webhook_secret: str | None = None,
+    assisted_share: float | None = None,
+    seed: int | None = None,
 ) -> PushReport:
     """Create or update the Label Studio project for a work set and import its missing tasks in batches.
 
     Resumable: tasks carry the prediction id, and tasks already in the project are listed first, so a
     push that stopped halfway (or ran twice) imports only what is missing. Tasks already there are
     brought up to date with the version pushed (in assisted mode: the judge's predictions and
-    analysis under it), where Label Studio holds something else."""
-    if mode not in (LabelStudioProject.Mode.BLIND, LabelStudioProject.Mode.ASSISTED):
-        raise ErrorMapError(f"mode must be blind or assisted, not {mode!r}")
+    analysis under it), where Label Studio holds something else.
+
+    Mixed mode: a seeded random `assisted_share` of the work set's tasks shows the judge's pre-label and
+    the rest are blind, in one project; the draw is stored per task and made once (a re-push keeps it,
+    and refuses another share or seed)."""
+    modes = (
+        LabelStudioProject.Mode.BLIND,
+        LabelStudioProject.Mode.ASSISTED,
+        LabelStudioProject.Mode.MIXED,
+    )
+    if mode not in modes:
+        raise ErrorMapError(f"mode must be blind, assisted or mixed, not {mode!r}")
+    if mode == LabelStudioProject.Mode.MIXED:
+        assisted_share = 0.5 if assisted_share is None else assisted_share
+        seed = 0 if seed is None else seed
+        if not 0.0 <= assisted_share <= 1.0:
+            raise ErrorMapError(f"--assisted-share must be between 0 and 1, not {assisted_share}")
+    elif assisted_share is not None or seed is not None:
+        raise ErrorMapError("--assisted-share and --seed apply to --mode mixed only")
     if overlap < 1:
         raise ErrorMapError("overlap must be at least 1")
     ws = WorkSet.objects.filter(name=work_set).first()
@@ -385,10 +460,20 @@ def push_labelstudio(
     client = client or labelstudio_client()
     url = client_url(client)
     config = {"work_set": work_set, "taxonomy": str(version), "mode": mode, "overlap": overlap}
+    if mode == LabelStudioProject.Mode.MIXED:
+        config |= {"assisted_share": assisted_share, "seed": seed}
     with stage_run("push_labelstudio", config) as run:
         local = LabelStudioProject.objects.filter(
             work_set=ws, taxonomy_version__taxonomy=version.taxonomy, mode=mode
         ).first()
+        if local is not None and mode == LabelStudioProject.Mode.MIXED:
+            drawn = (local.assisted_share, local.assignment_seed)
+            if drawn != (assisted_share, seed):
+                raise ErrorMapError(
+                    f"the mixed project of work set {ws.name!r} was drawn with assisted share"
+                    f" {drawn[0]} and seed {drawn[1]}; its draw is kept: push it with those"
+                    " (or use another work set for another draw)"
+                )
         project, created = find_or_create_project(
             client,
             local=local,
@@ -398,17 +483,34 @@ def push_labelstudio(
                 "label_config": build_label_config(version, mode=mode),
                 "maximum_annotations": overlap,
                 "overlap_cohort_percentage": 100,
-                "show_collab_predictions": mode == LabelStudioProject.Mode.ASSISTED,
+                "show_collab_predictions": mode != LabelStudioProject.Mode.BLIND,
             },
-            record={"work_set": ws, "taxonomy_version": version, "mode": mode, "overlap": overlap},
+            record={
+                "work_set": ws,
+                "taxonomy_version": version,
+                "mode": mode,
+                "overlap": overlap,
+                "assisted_share": assisted_share,
+                "assignment_seed": seed,
+            },
         )
         config_updated = False
         if not created:
             config_updated = update_project(client, project, version=version, overlap=overlap)
         ensure_webhook(client, project, secret=webhook_secret)
 
+        work_set_ids = list(Prediction.objects.filter(work_sets=ws).values_list("pk", flat=True))
+        assisted: dict[int, bool] = {}
+        if mode == LabelStudioProject.Mode.MIXED:
+            # Drawn over the whole work set (frozen), so an interrupted push draws the same; tasks
+            # already recorded keep what they were given.
+            drawn = draw_assisted(work_set_ids, share=assisted_share, seed=seed)
+            assisted = {pid: pid in drawn for pid in work_set_ids}
+            assisted.update(
+                project.tasks.exclude(assisted=None).values_list("prediction_id", "assisted")
+            )
         remote_data = list_task_data(client, project.labelstudio_id)
-        done, recovered = adopt_remote_tasks(project, remote_data)
+        done, recovered = adopt_remote_tasks(project, remote_data, assisted=assisted)
         refreshed, predictions_refreshed, model_versions = refresh_label_tasks(
             client, project, remote_data, version=version, batch_size=batch_size
         )
@@ -418,13 +520,13 @@ def push_labelstudio(
             .select_related("example__dataset", "model")
             .order_by("pk")
         )
-        total = Prediction.objects.filter(work_sets=ws).count()
+        total = len(work_set_ids)
         imported = predictions_imported = 0
         batches = range(0, len(todo), batch_size)
         for start in progress(batches, total=len(batches), desc="push", unit="batch"):
             batch = todo[start : start + batch_size]
-            payload = label_tasks(batch, version=version, mode=mode)
-            import_tasks(client, project, [p.pk for p in batch], payload)
+            payload = label_tasks(batch, version=version, mode=mode, assisted=assisted)
+            import_tasks(client, project, [p.pk for p in batch], payload, assisted=assisted)
             imported += len(batch)
             predictions_imported += sum(len(task.get("predictions", [])) for task in payload)
             model_versions.update(
@@ -454,4 +556,9 @@ def push_labelstudio(
         predictions_imported=predictions_imported,
         tasks_refreshed=len(refreshed),
         predictions_refreshed=predictions_refreshed,
+        tasks_assisted=(
+            project.tasks.filter(assisted=True).count()
+            if mode == LabelStudioProject.Mode.MIXED
+            else None
+        ),
     )

@@ -3,7 +3,9 @@ data folder (first boot ~30 s, later starts ~5 s), on a free loopback port, and 
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -17,7 +19,9 @@ from label_studio_sdk import LabelStudio
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "labelstudio"
 VENV = Path(os.environ.get("LABEL_STUDIO_VENV", ROOT / ".labelstudio" / "venv"))
-CACHE = ROOT / "var" / "labelstudio-test-cache"
+# Keyed by the start script: a data folder first booted by another version of it (how the admin and the
+# token are handed over) is not reused.
+CACHE = ROOT / "var" / f"labelstudio-test-cache-{hashlib.sha256(SCRIPT.read_bytes()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,9 @@ class LabelStudioServer:
         return users
 
 
-def _free_port(start: int = 8091) -> int:
+def _free_port(start: int | None = None) -> int:
+    # A random start: sessions running side by side (other checkouts) rarely try the same port first.
+    start = start if start is not None else 8091 + random.randrange(0, 400)
     for port in range(start, start + 50):
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -62,7 +68,7 @@ def _free_port(start: int = 8091) -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port for Label Studio between 8091 and 8140")
+    raise RuntimeError(f"no free port for Label Studio between {start} and {start + 49}")
 
 
 def _script_env(data_dir: Path, env_file: Path, port: int) -> dict:

@@ -319,3 +319,28 @@ class AdjudicationDecision(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["prediction", "taxonomy_version", "superseded"])]
+
+
+class JudgeRefinement(models.Model):
+    """One `refine_judge` comparison: the current and a candidate judge prompt on held-out gold folds.
+
+    The candidate is accepted only when it beats the current one (higher kappa with gold and a paired
+    bootstrap interval of the difference above 0); the latest accepted one is the judge's default
+    for the taxonomy.
+    """
+
+    taxonomy = models.ForeignKey("taxonomy.Taxonomy", on_delete=models.CASCADE, related_name="judge_refinements")
+    taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT, related_name="+")
+    judge = models.CharField(max_length=20)  # offline | openai
+    model_name = models.CharField(max_length=200, blank=True)
+    current_prompt = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="+")
+    candidate_prompt = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="+")
+    # What the candidate is, so it can be used as the default: a template (openai) or a config (offline).
+    candidate_spec = models.JSONField(default=dict)
+    report = models.JSONField(default=dict)
+    accepted = models.BooleanField(default=False)
+    run = models.ForeignKey(StageRun, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["taxonomy", "judge", "model_name", "accepted"])]

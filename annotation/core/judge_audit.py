@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
+
 from annotation.core.agreement import cohen_kappa
 
 DEFAULT_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -111,3 +113,51 @@ def calibration(items: Sequence[JudgedItem], bins: Sequence[float] = DEFAULT_BIN
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
+
+
+# --- comparing two judges on the same held-out items (the refinement gate) ----------------------
+
+BOOTSTRAP_REPS = 1000
+
+
+def agreement_scores(reference: Sequence[frozenset[str]], judged: Sequence[frozenset[str]]) -> dict[str, Any]:
+    """Cohen's kappa, accuracy (exact set match) and macro F1 (over categories with support)."""
+    items = [JudgedItem(r, j) for r, j in zip(reference, judged)]
+    report = classification_report(items)
+    f1s = [s["f1"] for s in report.get("per_category", {}).values() if s["support"] and s["f1"] is not None]
+    return {"kappa": report["cohen_kappa"], "accuracy": report["accuracy"],
+            "macro_f1": round(sum(f1s) / len(f1s), 6) if f1s else None, "n_items": len(items)}
+
+
+def _kappas(ref: np.ndarray, judged: np.ndarray, n_values: int) -> np.ndarray:
+    """Cohen's kappa of each row pair of (replicates x items) code arrays."""
+    n = ref.shape[1]
+    p_o = (ref == judged).mean(axis=1)
+    offsets = (np.arange(ref.shape[0]) * n_values)[:, None]
+    count_ref = np.bincount((ref + offsets).ravel(), minlength=ref.shape[0] * n_values).reshape(-1, n_values)
+    count_judged = np.bincount((judged + offsets).ravel(), minlength=ref.shape[0] * n_values).reshape(-1, n_values)
+    p_e = (count_ref * count_judged).sum(axis=1) / n**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(1 - p_e > 1e-12, (p_o - p_e) / (1 - p_e), np.nan)
+
+
+def paired_bootstrap(reference: Sequence[frozenset[str]], current: Sequence[frozenset[str]],
+                     candidate: Sequence[frozenset[str]], *, reps: int = BOOTSTRAP_REPS, seed: int = 0
+                     ) -> dict[str, list[float] | None]:
+    """95% percentile intervals of each judge's kappa and of their difference (candidate - current),
+    resampling the same items for both (paired: the items' difficulty cancels out of the difference)."""
+    values: dict[frozenset[str], int] = {}
+    codes = [np.array([values.setdefault(v, len(values)) for v in seq], dtype=np.int64)
+             for seq in (reference, current, candidate)]
+    n = len(codes[0])
+    if n == 0:
+        return {"current": None, "candidate": None, "difference": None}
+    draws = np.random.default_rng(seed).integers(0, n, size=(reps, n))
+    ref, cur, cand = (c[draws] for c in codes)
+    k_cur, k_cand = _kappas(ref, cur, len(values)), _kappas(ref, cand, len(values))
+
+    def interval(x: np.ndarray) -> list[float] | None:
+        x = x[~np.isnan(x)]
+        return [round(float(np.quantile(x, 0.025)), 6), round(float(np.quantile(x, 0.975)), 6)] if len(x) else None
+
+    return {"current": interval(k_cur), "candidate": interval(k_cand), "difference": interval(k_cand - k_cur)}

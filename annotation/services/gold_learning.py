@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from annotation.core.crossfit import DEFAULT_SEED, FoldPlan, NotEnoughGold, nested_order, plan_folds
-from annotation.core.offline_labelling import GoldItem, GoldLabel, Leaf, label_offline
+from annotation.core.offline_labelling import ClassifierConfig, GoldItem, GoldLabel, Leaf, label_offline
 from annotation.errors import ErrorMapError
 from annotation.models import Label
 from annotation.services.judging import build_requests, gold_text
@@ -74,7 +74,8 @@ def fold_plan(gold: GoldSet, folds: int, *, seed: int = DEFAULT_SEED) -> FoldPla
 
 
 def offline_judgements(gold: GoldSet, plan: FoldPlan, *, train_limit: int | None = None,
-                       indices: list[int] | None = None) -> list[frozenset[str]]:
+                       indices: list[int] | None = None,
+                       config: ClassifierConfig = ClassifierConfig()) -> list[frozenset[str]]:
     """The offline judge's category set for gold items (all, or those at `indices`), each judged only
     by gold of the other folds; with `train_limit`, by at most the first n gold items (nested order)."""
     train = gold.items
@@ -82,5 +83,6 @@ def offline_judgements(gold: GoldSet, plan: FoldPlan, *, train_limit: int | None
         allowed = set(nested_order(gold.keys, plan.seed)[:train_limit])
         train = [item for item in gold.items if item.key in allowed]
     test = gold.items if indices is None else [gold.items[i] for i in indices]
-    chosen = label_offline([t.request for t in test], train, gold.leaves, other=gold.other, fold_of=plan.fold_of)
+    chosen = label_offline([t.request for t in test], train, gold.leaves, other=gold.other, fold_of=plan.fold_of,
+                           config=config)
     return [frozenset({path}) for path, _ in chosen]

@@ -105,6 +105,17 @@ def get_judge_backend(
     raise ErrorMapError(f"unknown judge {judge!r}: choose one of {', '.join(JUDGES)}")
 
 
+def json_completion(backend: JudgeBackend):
+    """(stage, messages, schema) -> JSON answer, on the backend's complete_json (retries, cache)."""
+
+    def complete(stage: str, messages: list[dict[str, str]], schema: dict[str, Any]) -> Any:
+        system = next((m["content"] for m in messages if m["role"] == "system"), None)
+        user = next(m["content"] for m in messages if m["role"] == "user")
+        return backend.complete_json(stage, user, schema, system=system)
+
+    return complete
+
+
 def load_gold_examples() -> list:
     """Gold-labelled failures as the offline judge's retrieval memory (empty until gold exists)."""
     from annotation.core.offline_judge import GoldExample

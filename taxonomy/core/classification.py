@@ -29,11 +29,14 @@ def nearest_categories(
     fallback: int | None = None,
     gold_folds: Sequence[int] = (),
     query_folds: Sequence[int | None] = (),
+    gold_neighbours: int = 1,
 ) -> list[Choice]:
     """For each query, the category it is most similar to; a close enough gold example wins.
 
     Cross-fitting: with `gold_folds` and `query_folds`, a query in fold f never sees gold of fold f
     (its own label and its duplicates); a query whose fold is None sees all gold.
+    With `gold_neighbours` k > 1, the k most similar gold examples (at least `gold_min_similarity`)
+    vote, weighted by similarity, instead of the single nearest deciding.
 
     Ties go to the lower index, so the result depends only on the inputs' order. A query that shares
     no term with any category gets `fallback` (e.g. the index of `Other`) when given, else index 0.
@@ -66,6 +69,8 @@ def nearest_categories(
         if to_gold is not None:
             g = int(np.argmax(to_gold[row]))
             if to_gold[row, g] >= gold_min_similarity:
+                if gold_neighbours > 1:
+                    g = _vote(to_gold[row], gold_categories, gold_neighbours, gold_min_similarity, g)
                 choices.append(Choice(int(gold_categories[g]), float(to_gold[row, g]), "gold"))
                 continue
         c = int(np.argmax(to_categories[row]))
@@ -74,3 +79,13 @@ def nearest_categories(
             c = fallback
         choices.append(Choice(c, score, "category"))
     return choices
+
+
+def _vote(similarities: np.ndarray, categories: Sequence[int], k: int, threshold: float, nearest: int) -> int:
+    """The gold example standing for the category with the most similarity among the k nearest."""
+    top = [int(j) for j in np.argsort(-similarities, kind="stable")[:k] if similarities[j] >= threshold]
+    weight: dict[int, float] = {}
+    for j in top:
+        weight[int(categories[j])] = weight.get(int(categories[j]), 0.0) + float(similarities[j])
+    best = max(weight, key=lambda c: (weight[c], c == int(categories[nearest])))
+    return next(j for j in top if int(categories[j]) == best)

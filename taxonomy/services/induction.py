@@ -8,6 +8,7 @@ stopped run resumes by writing the labels it had not written yet.
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +18,13 @@ from annotation.core.prompts import PromptTemplate
 from annotation.errors import ErrorMapError
 from annotation.models import Analysis, Annotator, Label, PromptVersion
 from annotation.core.crossfit import DEFAULT_FOLDS, DEFAULT_SEED, assign_folds, folds_of_queries
+from annotation.core.offline_labelling import ClassifierConfig
 from annotation.services.judging import (
     analyses_for_predictions,
     failures_in_scope,
     get_judge_backend,
     gold_text,
+    json_completion,
     judge_annotator,
     record_prompt_version,
     prediction_text_key,
@@ -33,6 +36,7 @@ from annotation.services.runs import progress, stage_run
 from taxonomy.core import induction as core
 from taxonomy.core.classification import nearest_categories
 from taxonomy.models import Category, TaxonomyVersion
+from taxonomy.services.refinement import classify_template, offline_classifier_config, offline_template
 from taxonomy.services.versions import (
     CategorySpec,
     category_text,
@@ -122,17 +126,6 @@ def _scope(work_set: str | None, backend: JudgeBackend) -> tuple[Any, int, dict[
     return ws, failures.count(), analyses
 
 
-def _completion(backend: JudgeBackend) -> core.JsonCompletion:
-    """The core's (stage, messages, schema) call on the backend's complete_json (retries, cache)."""
-
-    def complete(stage: str, messages: list[dict[str, str]], schema: dict[str, Any]) -> Any:
-        system = next((m["content"] for m in messages if m["role"] == "system"), None)
-        user = next(m["content"] for m in messages if m["role"] == "user")
-        return backend.complete_json(stage, user, schema, system=system)
-
-    return complete
-
-
 def _usage(backend: JudgeBackend) -> dict[str, int]:
     usage = getattr(backend, "usage", None)
     return usage.as_dict() if usage is not None and hasattr(usage, "as_dict") else {}
@@ -220,7 +213,7 @@ def _induce(*, name, work_set, backend, max_depth, max_categories, rare_freq, se
             if backend.name == "offline":
                 inducer: core.Inducer = core.ClusterInducer()
             else:
-                inducer = core.LLMInducer(_completion(backend), prompts=prompts)
+                inducer = core.LLMInducer(json_completion(backend), prompts=prompts)
             try:
                 result = core.build_tree(
                     records, inducer, max_depth=max_depth, max_categories=max_categories,
@@ -383,21 +376,28 @@ def _prelabel(*, version: TaxonomyVersion, work_set, backend, prompts, relabel) 
         # No item learns from itself: a gold item (or a duplicate of its text) sees only other folds' gold.
         fold_of = assign_folds([g[2] for g in gold], DEFAULT_FOLDS, seed=DEFAULT_SEED)
         item_keys = text_keys([pid for pid, _ in items])
+        # The offline classifier as refine_judge last accepted it for this taxonomy (else the default).
+        settings = offline_classifier_config(version.taxonomy)
+        fallback = other
+        if settings.majority_fallback and gold:
+            counts = Counter(g[1] for g in gold)
+            fallback = min(counts, key=lambda i: (-counts[i], i))
         choices = nearest_categories(
             queries, category_texts, gold_texts=[g[0] for g in gold], gold_categories=[g[1] for g in gold],
-            fallback=other, gold_folds=[fold_of[g[2]] for g in gold],
+            fallback=fallback, gold_folds=[fold_of[g[2]] for g in gold],
             query_folds=folds_of_queries([item_keys[pid] for pid, _ in items], fold_of),
+            gold_neighbours=settings.gold_neighbours,
         ) if items else []
         chosen = [(c.index, c.score, c.via) for c in choices]
         if backend.name == "offline":
-            template = OFFLINE_CLASSIFIER_TEMPLATE
+            template = OFFLINE_CLASSIFIER_TEMPLATE if settings == ClassifierConfig() else offline_template(settings)
         else:
             prompts = prompts or core.load_induction_prompts()
-            template = prompts["induce_classify"]
+            template = classify_template(version.taxonomy, backend.model_name) or prompts["induce_classify"]
             defs = [core.CategoryDef(c.path, c.description) for c in leaves]
             titles = sorted({core.normalise_title(a.error_title) for _, a in items})
             try:
-                names = core.classify_titles(_completion(backend), template, defs, titles)
+                names = core.classify_titles(json_completion(backend), template, defs, titles)
             except JudgeError as exc:
                 raise ErrorMapError(f"classification failed: {exc}") from exc
             by_name = {c.path: i for i, c in enumerate(leaves)}

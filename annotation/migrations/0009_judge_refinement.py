@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0007_decision_method_import'),
+        ('annotation', '0008_labelstudio_mixed_mode'),
         ('taxonomy', '0002_taxonomy_proposals'),
     ]
 

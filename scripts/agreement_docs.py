@@ -159,6 +159,15 @@ Per annotator:
 {excerpt(agreement, ['per_annotator'])}
 ```
 
+**Against gold, and where annotators disagree.** Once items have gold labels (`adjudicate`,
+`import_labels --source gold`), `per_annotator_vs_gold` gives each annotator's `n_items`, exact-match
+`accuracy` and Cohen's `cohen_kappa` (each distinct category set one label) against the gold set, on
+the items both have (an annotator whose agreement settled an item by the auto rule agrees with its gold
+by construction, so read it beside the adjudicated items). `disagreements` counts the items two or more
+annotators labelled with different sets and lists the first 1,000 by id, each with its key
+(`DATASET|EXAMPLE_ID|MODEL`, what `adjudicate --resolve` takes) and every annotator's categories, for
+linking to the item. Both are in `agreement --json`, the API and the agreement page's report.
+
 ## `manage.py judge_audit`
 
 MQM has no LLM judge. To show the audit on real human labels, the script adds a transparent stand-in,

@@ -696,6 +696,36 @@ class CodedTable:
             yield item, {self.annotators[j]: self.values[c] for j, c in enumerate(row) if c >= 0}
 
 
+def disagreeing_items(table: CodedTable) -> np.ndarray:
+    """Items (in table order) that at least two annotators labelled with different category sets."""
+    if not len(table.items):
+        return table.items
+    rated = table.codes >= 0
+    lowest = np.where(rated, table.codes, np.iinfo(np.int64).max).min(axis=1)
+    return table.items[(rated.sum(axis=1) >= 2) & (lowest != table.codes.max(axis=1))]
+
+
+def accuracy_against_reference(table: CodedTable, reference: Mapping[Hashable, frozenset[str]]
+                               ) -> dict[str, dict[str, Any]]:
+    """Per annotator, on the items they labelled that have a reference (gold): how many, the share whose
+    set equals the reference exactly, and Cohen's kappa of their sets against it (sets as labels)."""
+    position = {item: i for i, item in enumerate(table.items.tolist())}
+    rows = [(position[item], value) for item, value in reference.items() if item in position]
+    out: dict[str, dict[str, Any]] = {}
+    for j, annotator in enumerate(table.annotators):
+        pairs = [(table.values[table.codes[i, j]], value) for i, value in rows if table.codes[i, j] >= 0]
+        if not pairs:
+            out[annotator] = {"n_items": 0, "accuracy": None, "cohen_kappa": None,
+                              "reason": "no gold on the items this annotator labelled"}
+            continue
+        kappa = cohen_kappa([" + ".join(sorted(a)) for a, _ in pairs], [" + ".join(sorted(g)) for _, g in pairs])
+        out[annotator] = {"n_items": len(pairs),
+                          "accuracy": round(sum(a == g for a, g in pairs) / len(pairs), 6),
+                          "cohen_kappa": None if kappa.value is None else round(kappa.value, 6),
+                          "reason": kappa.reason}
+    return out
+
+
 _BITS = 63  # category bits per int64 word of a set's bit mask (the sign bit is left alone)
 
 

@@ -18,7 +18,9 @@ from annotation.core.agreement import (
     PATH_SEPARATOR,
     CodedTable,
     RatingTable,
+    accuracy_against_reference,
     agreement_report,
+    disagreeing_items,
     table_from_labels,
 )
 from annotation.errors import ErrorMapError
@@ -29,6 +31,7 @@ from annotation.models import (
     Label,
     LabelStudioProject,
     LabelStudioTask,
+    Prediction,
 )
 from annotation.services.runs import stage_run
 from taxonomy.models import Category, TaxonomyVersion
@@ -37,6 +40,8 @@ from taxonomy.services.versions import resolve_version
 # A Prediction id: it stands for exactly one (dataset, example_id, model) (a unique key of Prediction).
 Item = int
 CACHE_SECONDS = 3600  # keys carry a fingerprint of everything read, so a hit is never stale
+DISAGREEMENTS_LISTED = 1000  # items listed by id in a report (all are counted)
+ITEM_KEY_SEPARATOR = "|"  # DATASET|EXAMPLE_ID|MODEL, as `adjudicate --resolve` takes it
 
 
 @dataclass(frozen=True)
@@ -189,8 +194,42 @@ def _statistics(label_filter: LabelFilter, version: TaxonomyVersion, depth: int 
     if not len(table.items):
         raise ErrorMapError(f"no labels match {label_filter.as_config()} in {version}")
     observed = set().union(*table.values)
-    return agreement_report(table, reps=reps, seed=seed, ci_method=ci_method,  # type: ignore[arg-type]
-                            n_categories=_n_categories(version, depth, observed))
+    report = agreement_report(table, reps=reps, seed=seed, ci_method=ci_method,  # type: ignore[arg-type]
+                              n_categories=_n_categories(version, depth, observed))
+    gold_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
+                              sources=(Label.Source.GOLD,))
+    gold = {item: frozenset().union(*by.values())
+            for item, by in label_sets(gold_filter, version, depth).items()}
+    report["per_annotator_vs_gold"] = accuracy_against_reference(table, gold)
+    report["per_annotator_vs_gold_note"] = (
+        "each annotator's category set against the gold set on the items both have: accuracy = exact "
+        "match share; Cohen's kappa with each distinct set as one label (gold from adjudication; an "
+        "annotator whose labels settled an item by the auto rule agrees with it by construction)")
+    report["disagreements"] = _disagreements(table)
+    return report
+
+
+def _disagreements(table: CodedTable) -> dict[str, Any]:
+    """Items two or more annotators labelled differently: the count, and the first ones by id with the
+    item key (dataset|example_id|model) and each annotator's categories, for linking to the item."""
+    ids = disagreeing_items(table).tolist()
+    listed = sorted(ids)[:DISAGREEMENTS_LISTED]
+    keys = {pk: ITEM_KEY_SEPARATOR.join((d, e, m)) for pk, d, e, m in Prediction.objects.filter(
+        pk__in=listed).values_list("pk", "example__dataset__name", "example__example_id", "model__name")}
+    rows = np.searchsorted(table.items, listed)  # table items are sorted ids
+
+    def labels(row: int) -> dict[str, list[str]]:
+        return {table.annotators[j]: sorted(table.values[c]) for j, c in enumerate(table.codes[row].tolist())
+                if c >= 0}
+
+    return {
+        "n_items": len(ids),
+        "listed": len(listed),
+        "note": (f"items two or more annotators labelled with different category sets; the first "
+                 f"{DISAGREEMENTS_LISTED} by id are listed"),
+        "items": [{"id": pk, "item": keys.get(pk, ""), "labels": dict(sorted(labels(int(row)).items()))}
+                  for pk, row in zip(listed, rows.tolist())],
+    }
 
 
 def _fingerprint(label_filter: LabelFilter, version: TaxonomyVersion, config: dict[str, Any]) -> str:
@@ -203,8 +242,12 @@ def _fingerprint(label_filter: LabelFilter, version: TaxonomyVersion, config: di
     """
     labels = Label.objects.filter(taxonomy_version=version, source__in=label_filter.sources)
     mark = labels.aggregate(n=Count("pk"), last=Max("pk"), changed=Max("updated_at"))
+    # Gold too: the report holds each annotator's accuracy against it.
+    gold = Label.objects.filter(taxonomy_version=version, source=Label.Source.GOLD).aggregate(
+        n=Count("pk"), last=Max("pk"), changed=Max("updated_at"))
     parts = (
         sorted(config.items()), version.pk, mark["n"], mark["last"], str(mark["changed"]),
+        gold["n"], gold["last"], str(gold["changed"]),
         list(Category.objects.filter(version=version).order_by("pk").values_list("pk", "path")),
         list(Annotator.objects.order_by("pk").values_list("pk", "name")),
         list(Dataset.objects.filter(name__in=label_filter.datasets)

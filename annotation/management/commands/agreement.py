@@ -51,5 +51,15 @@ def summary_text(report: dict) -> str:
     lines += [f"  {name}: {a['n_items']} items, {fmt(a['agreement_with_others'])},"
               f" alpha without {fmt(a['alpha_without'])}"
               for name, a in report["per_annotator"].items()]
+    vs_gold = {name: a for name, a in report.get("per_annotator_vs_gold", {}).items() if a["n_items"]}
+    if vs_gold:
+        lines.append("per annotator against gold (exact-match accuracy, Cohen's kappa):")
+        lines += [f"  {name}: {a['n_items']} items, accuracy {fmt(a['accuracy'])}, kappa {fmt(a['cohen_kappa'])}"
+                  for name, a in vs_gold.items()]
+    disagreements = report.get("disagreements")
+    if disagreements:
+        lines.append(f"annotators disagree on {disagreements['n_items']} items"
+                     + (f", e.g. {', '.join(i['item'] for i in disagreements['items'][:5])}"
+                        if disagreements["items"] else "") + " (listed in --json)")
     lines += [f"undefined: {name}: {reason}" for name, reason in report["undefined"].items()]
     return "\n".join(lines)

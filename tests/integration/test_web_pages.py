@@ -30,3 +30,23 @@ def test_dashboard_renders_a_run_whose_counts_have_a_key_named_items(user_client
     assert '<span class="run-count">items <b>3</b></span>' in html
     assert '<span class="run-count">auto_gold <b>1</b></span>' in html
     assert '<span class="run-count">items <b>12</b></span>' in html
+
+
+def test_atlas_examples_show_the_judges_required_criteria(user_client):
+    # Criteria are dicts without a "name": `default:c.name` raised VariableDoesNotExist (500) on
+    # every analysis with criteria, i.e. on every example the judge analysed.
+    from annotation.models import Analysis, Label
+    from tests.integration.agreement_factories import add_label, make_prediction, make_version
+
+    version = make_version(["Reasoning / Logic"], name="tax")
+    prediction = make_prediction("e1")
+    add_label(prediction, version, "offline-judge", "Reasoning / Logic", source="judge")
+    analysis = Analysis.objects.create(
+        key="k1", content_key=prediction.content_key, backend="offline", status="ok",
+        required_criteria=[{"criterion": "Keeps <b>order</b>", "present_in_wrong": False, "quality": "incorrect",
+                            "evidence": "", "comment": "nearest gold failure"}])
+    Label.objects.filter(prediction=prediction).update(analysis=analysis)
+    response = user_client.get("/atlas/examples/", {"taxonomy": "tax@1", "source": "judge",
+                                                     "category": "Reasoning / Logic"})
+    assert response.status_code == 200
+    assert "<li>Keeps &lt;b&gt;order&lt;/b&gt; — incorrect</li>" in response.content.decode()

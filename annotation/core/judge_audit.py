@@ -141,6 +141,12 @@ def _kappas(ref: np.ndarray, judged: np.ndarray, n_values: int) -> np.ndarray:
         return np.where(1 - p_e > 1e-12, (p_o - p_e) / (1 - p_e), np.nan)
 
 
+def kappa_interval(reference: Sequence[frozenset[str]], judged: Sequence[frozenset[str]], *,
+                   reps: int = BOOTSTRAP_REPS, seed: int = 0) -> list[float] | None:
+    """95% percentile bootstrap interval of one judge's kappa with the reference (items resampled)."""
+    return paired_bootstrap(reference, judged, judged, reps=reps, seed=seed)["current"]
+
+
 def paired_bootstrap(reference: Sequence[frozenset[str]], current: Sequence[frozenset[str]],
                      candidate: Sequence[frozenset[str]], *, reps: int = BOOTSTRAP_REPS, seed: int = 0
                      ) -> dict[str, list[float] | None]:

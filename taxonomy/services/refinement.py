@@ -9,9 +9,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from annotation.core.crossfit import FoldPlan
+from annotation.core.crossfit import FoldPlan, nested_order
 from annotation.core.judge import JudgeBackend, JudgeError
-from annotation.core.judge_audit import BOOTSTRAP_REPS, agreement_scores, paired_bootstrap
+from annotation.core.judge_audit import BOOTSTRAP_REPS, agreement_scores, kappa_interval, paired_bootstrap
 from annotation.core.offline_labelling import ClassifierConfig, GoldItem
 from annotation.core.prompts import PromptTemplate
 from annotation.errors import ErrorMapError
@@ -176,17 +176,7 @@ def _offline(version: TaxonomyVersion, gold: GoldSet, plan: FoldPlan):
 def _openai(version: TaxonomyVersion, gold: GoldSet, plan: FoldPlan, backend: JudgeBackend):
     """Current and candidate classification prompts on each held-out fold (the candidate built from
     the other folds' gold); the stored candidate is built from all gold the same way."""
-    analyses = analyses_for_predictions(Prediction.objects.filter(pk__in=gold.prediction_ids),
-                                        judge="openai", model=backend.model_name)
-    missing = [pid for pid in gold.prediction_ids if pid not in analyses]
-    if missing:
-        raise ErrorMapError(f"{len(missing)} of {len(gold.prediction_ids)} gold items have no analysis by judge "
-                            f"openai:{backend.model_name}: run `analyze --judge openai` on them first")
-    titles = [core.normalise_title(analyses[pid].error_title) for pid in gold.prediction_ids]
-    defs = [core.CategoryDef(c.path, c.description) for c in leaf_categories(version)]
-    paths = {d.name for d in defs}
-    current = classify_template(version.taxonomy, backend.model_name) or core.load_induction_prompts()["induce_classify"]
-    golds = [_one_path(item, paths) for item in gold.items]
+    titles, golds, defs, current = _openai_inputs(version, gold, backend)
     classify = _classifier(backend, defs)
     folds_of = [plan.fold_of[key] for key in gold.keys]
     current_labels: list[str] = [""] * len(titles)
@@ -219,6 +209,22 @@ def _openai(version: TaxonomyVersion, gold: GoldSet, plan: FoldPlan, backend: Ju
     return (current, as_sets(current_labels)), (candidate, as_sets(candidate_labels)), spec, backend.model_name
 
 
+def _openai_inputs(version: TaxonomyVersion, gold: GoldSet, backend: JudgeBackend):
+    """The judge's title of each gold item, its gold category (one path), the categories and the
+    current classification prompt; a clear error when gold items were never analysed."""
+    analyses = analyses_for_predictions(Prediction.objects.filter(pk__in=gold.prediction_ids),
+                                        judge="openai", model=backend.model_name)
+    missing = [pid for pid in gold.prediction_ids if pid not in analyses]
+    if missing:
+        raise ErrorMapError(f"{len(missing)} of {len(gold.prediction_ids)} gold items have no analysis by judge "
+                            f"openai:{backend.model_name}: run `analyze --judge openai` on them first")
+    titles = [core.normalise_title(analyses[pid].error_title) for pid in gold.prediction_ids]
+    defs = [core.CategoryDef(c.path, c.description) for c in leaf_categories(version)]
+    paths = {d.name for d in defs}
+    current = classify_template(version.taxonomy, backend.model_name) or core.load_induction_prompts()["induce_classify"]
+    return titles, [_one_path(item, paths) for item in gold.items], defs, current
+
+
 def _one_path(item: GoldItem, paths: set[str]) -> str:
     """An item's gold category as one path for examples (sets of several: the first leaf, by path)."""
     known = sorted(p for p in item.categories if p in paths)
@@ -234,3 +240,85 @@ def _classifier(backend: JudgeBackend, defs: list) -> Callable[[PromptTemplate, 
         return [answers.get(t, core.OTHER) if answers.get(t, core.OTHER) in names else core.OTHER for t in titles]
 
     return classify
+
+
+# --- the learning curve ----------------------------------------------------------------------------
+
+
+def curve_sizes(n_train: int) -> list[int]:
+    """0, 1, 2, 4, ... doubling, then all: how many gold labels the judge may learn from."""
+    sizes, n = [0], 1
+    while n < n_train:
+        sizes.append(n)
+        n *= 2
+    return sizes + [n_train] if n_train else sizes
+
+
+def judge_learning_curve(*, taxonomy: str, judge: str = "offline", model: str | None = None, folds: int = 5,
+                         reps: int = BOOTSTRAP_REPS, backend: JudgeBackend | None = None) -> dict[str, Any]:
+    """The judge's kappa with gold, cross-fitted, as a function of how many gold labels it may learn
+    from: each item is judged from at most n gold items of the other folds (the first n of one fixed
+    order, so the sets are nested). Runs the judge itself (offline: no network)."""
+    if judge not in JUDGES:
+        raise ErrorMapError(f"unknown judge {judge!r}: choose one of {', '.join(JUDGES)}")
+    version = resolve_version(taxonomy)
+    gold = load_gold_set(version)
+    plan = fold_plan(gold, folds)
+    reference = [item.categories for item in gold.items]
+    sizes = curve_sizes(len(set(gold.keys)))
+    config = {"taxonomy": str(version), "judge": judge, "model": model or "", "folds": folds, "reps": reps}
+    points = []
+    with stage_run("judge_learning_curve", config) as run:
+        owned = judge == "openai" and backend is None
+        if judge == "openai":
+            backend = backend or get_judge_backend("openai", model=model)
+        try:
+            for n in progress(sizes, desc=f"learning curve ({judge})", unit="point"):
+                judged = (offline_judgements(gold, plan, train_limit=n, config=offline_classifier_config(version.taxonomy))
+                          if judge == "offline" else _openai_with_examples(version, gold, plan, backend, n))
+                scores = agreement_scores(reference, judged)
+                points.append({"n_gold": n, "kappa": scores["kappa"],
+                               "ci95": kappa_interval(reference, judged, reps=reps),
+                               "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]})
+        finally:
+            if owned and hasattr(backend, "close"):
+                backend.close()
+        report = {"taxonomy": str(version), "judge": judge + (f":{backend.model_name}" if judge == "openai" else ""),
+                  "folds": folds, "n_items": len(gold.items), "fold_plan": plan.describe(gold.keys),
+                  "note": ("each point: every gold item judged by the judge learning from at most n_gold gold "
+                           "items, none from its own fold (cross-fitted); kappa with a 95% bootstrap interval"),
+                  "points": points}
+        run.counts = {"points": len(points), "curve": report}
+    return report
+
+
+def latest_learning_curve(taxonomy: str | None = None) -> dict[str, Any] | None:
+    """The most recent stored learning curve (of a taxonomy version, when named): a read for pages."""
+    from annotation.models import StageRun
+
+    runs = StageRun.objects.filter(stage="judge_learning_curve", status=StageRun.Status.SUCCEEDED).order_by("-pk")
+    for run in runs[:200]:
+        curve = run.counts.get("curve")
+        if curve and (not taxonomy or curve["taxonomy"] == taxonomy or curve["taxonomy"].partition("@")[0] == taxonomy):
+            return curve
+    return None
+
+
+def _openai_with_examples(version: TaxonomyVersion, gold: GoldSet, plan: FoldPlan, backend: JudgeBackend,
+                          n: int) -> list[frozenset[str]]:
+    """The OpenAI judge's classification of every gold item with gold examples from at most the first
+    n gold items of the other folds in its prompt."""
+    titles, golds, defs, current = _openai_inputs(version, gold, backend)
+    allowed = set(nested_order(gold.keys, plan.seed)[:n])
+    classify = _classifier(backend, defs)
+    folds_of = [plan.fold_of[key] for key in gold.keys]
+    labels = [""] * len(titles)
+    for fold in range(plan.k):
+        test = [i for i, f in enumerate(folds_of) if f == fold]
+        train = [i for i, f in enumerate(folds_of) if f != fold and gold.keys[i] in allowed]
+        examples, _ = gold_examples([titles[i] for i in train], [golds[i] for i in train],
+                                    [golds[i] for i in train])
+        template = with_gold_examples(current, examples, []) if examples else current
+        for i, path in zip(test, classify(template, [titles[i] for i in test])):
+            labels[i] = path
+    return [frozenset({p}) for p in labels]

@@ -69,3 +69,65 @@ def heatmap_grid(grid, *, max_rows: int = 60, max_columns: int = 30) -> dict:
                  for i, (g, n, _) in enumerate(rows)],
         "cells": cells, "truncated": len(grid.groups) > max_rows or len(grid.categories) > max_columns,
     }
+
+
+CURVE_WIDTH, CURVE_HEIGHT, CURVE_MARGIN = 640, 360, 56
+
+
+def learning_curve(points: Sequence[dict]) -> dict:
+    """Geometry of a learning curve: kappa (with its interval) against n gold labels on a log2 axis
+    (0 drawn at the left edge); one position per point, ticks on both axes."""
+    xs = [i for i, _ in enumerate(points)]  # points are 0 then doubling: evenly spaced on a log axis
+    span_x = max(len(xs) - 1, 1)
+    lows = [p["ci95"][0] for p in points if p.get("ci95")] + [p["kappa"] for p in points if p["kappa"] is not None]
+    highs = [p["ci95"][1] for p in points if p.get("ci95")] + [p["kappa"] for p in points if p["kappa"] is not None]
+    y_min, y_max = min(lows + [0.0]), max(highs + [0.1])
+    inner_w, inner_h = CURVE_WIDTH - 2 * CURVE_MARGIN, CURVE_HEIGHT - 2 * CURVE_MARGIN
+
+    def x(i: int) -> float:
+        return round(CURVE_MARGIN + inner_w * i / span_x, 2)
+
+    def y(v: float) -> float:
+        return round(CURVE_MARGIN + inner_h * (y_max - v) / ((y_max - y_min) or 1), 2)
+
+    marks = [{"x": x(i), "y": y(p["kappa"]), "lo": y(p["ci95"][0]) if p.get("ci95") else None,
+              "hi": y(p["ci95"][1]) if p.get("ci95") else None, "n": p["n_gold"], "kappa": p["kappa"]}
+             for i, p in zip(xs, points) if p["kappa"] is not None]
+    y_ticks = [{"y": y(v), "text": f"{v:.1f}"} for v in _ticks(y_min, y_max)]
+    return {"width": CURVE_WIDTH, "height": CURVE_HEIGHT, "marks": marks, "y_ticks": y_ticks,
+            "x0": CURVE_MARGIN, "x1": CURVE_WIDTH - CURVE_MARGIN, "y0": CURVE_HEIGHT - CURVE_MARGIN,
+            "y1": CURVE_MARGIN, "line": " ".join(f"{m['x']},{m['y']}" for m in marks)}
+
+
+def _ticks(low: float, high: float) -> list[float]:
+    step = 0.1 if high - low <= 1 else 0.2
+    start = step * (low // step)
+    values = (round(start + k * step, 6) for k in range(int((high - start) / step) + 2))
+    return [v for v in values if low - 1e-9 <= v <= high + 1e-9]
+
+
+def learning_curve_png(points: Sequence[dict], path, *, title: str) -> None:
+    """The learning curve as a PNG file (Pillow): kappa with 95% interval whiskers against n gold labels."""
+    from PIL import Image, ImageDraw
+
+    geometry = learning_curve(points)
+    image = Image.new("RGB", (geometry["width"], geometry["height"]), "white")
+    draw = ImageDraw.Draw(image)
+    x0, x1, y0, y1 = geometry["x0"], geometry["x1"], geometry["y0"], geometry["y1"]
+    draw.line([(x0, y0), (x1, y0)], fill="black")
+    draw.line([(x0, y0), (x0, y1)], fill="black")
+    for tick in geometry["y_ticks"]:
+        draw.line([(x0 - 4, tick["y"]), (x0, tick["y"])], fill="black")
+        draw.text((x0 - 30, tick["y"] - 6), tick["text"], fill="black")
+    marks = geometry["marks"]
+    if len(marks) > 1:
+        draw.line([(m["x"], m["y"]) for m in marks], fill=(60, 111, 176), width=2)
+    for m in marks:
+        if m["lo"] is not None:
+            draw.line([(m["x"], m["lo"]), (m["x"], m["hi"])], fill=(120, 120, 120), width=1)
+        draw.ellipse([(m["x"] - 3, m["y"] - 3), (m["x"] + 3, m["y"] + 3)], fill=(60, 111, 176))
+        draw.text((m["x"] - 8, y0 + 6), str(m["n"]), fill="black")
+    draw.text((x0, 12), title, fill="black")
+    draw.text(((x0 + x1) // 2 - 60, y0 + 24), "gold labels learned from", fill="black")
+    draw.text((6, y1 - 20), "Cohen's kappa with gold", fill="black")
+    image.save(path, format="PNG")

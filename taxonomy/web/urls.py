@@ -9,4 +9,5 @@ urlpatterns = [
     path("atlas/examples/", views.atlas_examples_page, name="atlas-examples"),
     path("atlas/versions/", views.atlas_versions_page, name="atlas-versions"),
     path("proposals/", views.proposals_page, name="proposals"),
+    path("learning-curve/", views.learning_curve_page, name="learning-curve"),
 ]

@@ -19,6 +19,7 @@ from annotation.selectors import failure_labels
 from taxonomy.core.signatures import TreeNode
 from taxonomy.models import Category, CategoryMapping, TaxonomyVersion
 from taxonomy.services.proposals import accept_proposals, list_proposals
+from taxonomy.services.refinement import latest_learning_curve
 from taxonomy.services.signatures import (
     SOURCES,
     atlas,
@@ -28,7 +29,7 @@ from taxonomy.services.signatures import (
     pick_version,
 )
 from taxonomy.services.versions import resolve_version
-from taxonomy.web.charts import heatmap_grid, share_bars
+from taxonomy.web.charts import heatmap_grid, learning_curve, share_bars
 
 EXAMPLES_PER_PAGE = 20
 
@@ -229,3 +230,13 @@ def proposals_page(request):
         except ErrorMapError as exc:
             context["error"] = str(exc)
     return render(request, "errormap/proposals.html", context)
+
+
+@login_required
+def learning_curve_page(request):
+    """The latest stored learning curve of the judge (as `judge_learning_curve` measured it): a read."""
+    spec = request.GET.get("taxonomy") or None
+    curve = latest_learning_curve(spec)
+    context = {**_choices(), "spec": spec or "", "curve": curve,
+               "chart": learning_curve(curve["points"]) if curve else None}
+    return render(request, "errormap/learning_curve.html", context)

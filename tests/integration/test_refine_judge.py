@@ -111,3 +111,27 @@ def test_clear_errors(gold_with_openai_analyses, settings):
         call_command("refine_judge", "--taxonomy", "empty")
     with pytest.raises(CommandError, match="unknown taxonomy 'nope'"):
         call_command("refine_judge", "--taxonomy", "nope")
+
+
+def test_learning_curve_of_the_openai_judge_rises_with_examples_and_is_shown(gold_with_openai_analyses, settings,
+                                                                            tmp_path, client):
+    from django.contrib.auth import get_user_model
+
+    settings.OPENAI_BASE_URL = ""
+    with FakeOpenAIServer(learns_from_examples) as server:
+        settings.OPENAI_BASE_URL = server.base_url
+        out = io.StringIO()
+        png = tmp_path / "curve.png"
+        call_command("judge_learning_curve", "--taxonomy", "codes", "--judge", "openai", "--json", "--reps", "200",
+                     "--plot", str(png), stdout=out)
+    curve = json.loads(out.getvalue())
+    points = curve["points"]
+    # 60 distinct gold texts: 0, then doubling to 32, then all 60.
+    assert [p["n_gold"] for p in points] == [0, 1, 2, 4, 8, 16, 32, 60]
+    assert points[0]["kappa"] == 0 and points[-1]["kappa"] == 1.0
+    assert all(set(p) >= {"n_gold", "kappa", "ci95"} for p in points)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    client.force_login(get_user_model().objects.create_user("dana", password="pw"))
+    page = client.get("/learning-curve/", {"taxonomy": "codes@1"}).content.decode()
+    assert "openai:fake-judge on codes@1" in page and page.count("<circle") == len(points)
+    assert 'id="empty"' in client.get("/learning-curve/", {"taxonomy": "other@1"}).content.decode()

@@ -138,6 +138,13 @@ ERRORMAP_PROMPT_DIR = env.str("ERRORMAP_PROMPT_DIR", default="") or None
 # Failure rule: threshold = this factor x the dataset's mean score, unless the dataset sets its own.
 ERRORMAP_THRESHOLD_FACTOR = env.float("ERRORMAP_THRESHOLD_FACTOR", default=0.7)
 ERRORMAP_DEFAULT_TAXONOMY = env.str("ERRORMAP_DEFAULT_TAXONOMY", default="default")
+# Bounds on input files (ingest_results, import_labels, POST /api/ingest/), so a hostile or broken
+# file is refused with a clear error instead of filling memory; see docs/formats.md.
+ERRORMAP_MAX_LINE_BYTES = env.int("ERRORMAP_MAX_LINE_BYTES", default=16 * 2**20)
+ERRORMAP_MAX_RECORD_BYTES = env.int("ERRORMAP_MAX_RECORD_BYTES", default=16 * 2**20)
+ERRORMAP_MAX_COLUMNS = env.int("ERRORMAP_MAX_COLUMNS", default=1000)
+ERRORMAP_MAX_DECOMPRESSED_BYTES = env.int("ERRORMAP_MAX_DECOMPRESSED_BYTES", default=4 * 2**30)
+ERRORMAP_MAX_UPLOAD_BYTES = env.int("ERRORMAP_MAX_UPLOAD_BYTES", default=512 * 2**20)
 
 # Label Studio: the local one started by scripts/labelstudio unless pointed elsewhere. That script
 # writes its URL, admin, token and webhook secret to var/labelstudio.env; the environment wins over it.

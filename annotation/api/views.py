@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from django.conf import settings
 from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -32,6 +33,7 @@ from annotation.api.serializers import (
     WorkSetCreateSerializer,
     WorkSetSerializer,
 )
+from annotation.errors import ErrorMapError
 from annotation.models import (
     Dataset,
     EvaluatedModel,
@@ -163,6 +165,16 @@ class LabelStudioProjectViewSet(ReadOnlyViewSet):
     serializer_class = LabelStudioProjectSerializer
 
 
+# Room for the multipart boundaries and the form's other fields beside the file itself.
+UPLOAD_FORM_OVERHEAD = 64 * 1024
+
+
+class UploadTooLarge(ErrorMapError):
+    """An upload over ERRORMAP_MAX_UPLOAD_BYTES: answered 413."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
 class IngestUploadView(ErrorMapAPIMixin, APIView):
     parser_classes = (MultiPartParser, FormParser)
 
@@ -175,9 +187,16 @@ class IngestUploadView(ErrorMapAPIMixin, APIView):
     )
     def post(self, request):
         """Upload one results file and ingest it (same service as `manage.py ingest_results`)."""
+        # Refused from the declared length before the body is read, and again by the parsed size.
+        limit = settings.ERRORMAP_MAX_UPLOAD_BYTES
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if not declared.isdigit() or int(declared) > limit + UPLOAD_FORM_OVERHEAD:
+            raise UploadTooLarge(f"upload larger than {limit:,} bytes (the limit; ERRORMAP_MAX_UPLOAD_BYTES)")
         form = IngestUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]
+        if upload.size > limit:
+            raise UploadTooLarge(f"upload of {upload.size:,} bytes (at most {limit:,}; ERRORMAP_MAX_UPLOAD_BYTES)")
         # Keep the suffix (it tells the format) but never trust the name as a path.
         name = SAFE_NAME.sub("_", Path(upload.name or "upload").name).lstrip(".") or "upload"
         with tempfile.TemporaryDirectory(prefix="errormap-upload-") as folder:

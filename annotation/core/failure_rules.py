@@ -4,6 +4,10 @@ from __future__ import annotations
 import math
 
 DEFAULT_THRESHOLD_FACTOR = 0.7
+# Scores beyond this are refused at ingest: no benchmark metric comes near it, and bounded scores
+# keep every dataset's mean (and so its threshold) finite on any database, where 1e308 made the
+# mean overflow (an Inf threshold on SQLite, an overflow error on PostgreSQL).
+MAX_ABS_SCORE = 1e15
 
 # Thresholds the ErrorMap reference code fixes per dataset (matched case-insensitively on the name).
 KNOWN_THRESHOLDS: dict[str, float] = {
@@ -23,15 +27,17 @@ def failure_threshold(
     explicit: float | None = None,
     factor: float = DEFAULT_THRESHOLD_FACTOR,
 ) -> float | None:
-    """The dataset's threshold: explicit > known per-dataset value > factor x mean score (None if no scores)."""
-    if explicit is not None:
+    """The dataset's threshold: explicit > known per-dataset value > factor x mean score (None if no
+    scores); never infinite or NaN."""
+    if explicit is not None and math.isfinite(explicit):
         return explicit
     known = KNOWN_THRESHOLDS.get(dataset.lower())
     if known is not None:
         return known
-    if mean_score is None or math.isnan(mean_score):
-        return None
-    return factor * mean_score
+    if mean_score is None or not math.isfinite(mean_score):
+        return None  # no scores, or (only from rows stored before scores were bounded) no finite mean
+    threshold = factor * mean_score
+    return threshold if math.isfinite(threshold) else None
 
 
 def is_failure(score: float, threshold: float) -> bool:

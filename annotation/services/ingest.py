@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +17,10 @@ from django.db.models import Avg, BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
 from annotation.core.failure_rules import failure_threshold
-from annotation.core.result_formats import ResultBatch, detect_format, read_results
+from annotation.core.result_formats import InputLimits, ResultBatch, detect_format, read_results
 from annotation.errors import InputError
 from annotation.models import Dataset, EvaluatedModel, Example, Prediction
+from annotation.services.bulk_sql import batches, bulk_cursor, insert_rows
 from annotation.services.runs import progress, stage_run
 
 RESULT_SUFFIXES = (".csv", ".jsonl", ".parquet", ".tsv.tar.gz")
@@ -43,6 +44,16 @@ class IngestReport:
     @property
     def rows(self) -> int:
         return sum(f.rows for f in self.files)
+
+
+def input_limits() -> InputLimits:
+    """The input bounds configured for this server (the ERRORMAP_MAX_* settings)."""
+    return InputLimits(
+        max_line_bytes=settings.ERRORMAP_MAX_LINE_BYTES,
+        max_record_bytes=settings.ERRORMAP_MAX_RECORD_BYTES,
+        max_columns=settings.ERRORMAP_MAX_COLUMNS,
+        max_decompressed_bytes=settings.ERRORMAP_MAX_DECOMPRESSED_BYTES,
+    )
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
@@ -77,10 +88,10 @@ def ingest_results(*, paths: Iterable[Path], dataset: str | None = None, fmt: st
 
 def _ingest_file(path: Path, *, dataset: str | None, fmt: str) -> tuple[FileReport, set[int]]:
     resolved_fmt = detect_format(path) if fmt == "auto" else fmt
-    batches = read_results(path, fmt=resolved_fmt, dataset=dataset)
+    result_batches = read_results(path, fmt=resolved_fmt, dataset=dataset, limits=input_limits())
     writer = _BatchWriter()
     with progress(None, desc=path.name, unit="rows") as bar, transaction.atomic():
-        for batch in batches:
+        for batch in result_batches:
             writer.write(batch)
             bar.update(len(batch))
     report = FileReport(
@@ -162,9 +173,9 @@ class _BatchWriter:
         for dataset_id, example_id in examples:
             by_dataset.setdefault(dataset_id, []).append(example_id)
         existing: dict[tuple[int, str], tuple[int, str, str]] = {}
-        with _bulk_cursor() as cursor:
+        with bulk_cursor() as cursor:
             for dataset_id, ids in by_dataset.items():
-                for part in _batches(ids, 900):
+                for part in batches(ids, 900):
                     marks = ",".join(["%s"] * len(part))
                     cursor.execute(
                         f"SELECT id, example_id, input_text, reference FROM {self.example_table} "
@@ -180,7 +191,7 @@ class _BatchWriter:
                 if key in existing and existing[key][1:] != content
             ]
             if new:
-                _insert_rows(cursor, self.example_table, ("dataset_id", "example_id", "input_text", "reference"), new)
+                insert_rows(cursor, self.example_table, ("dataset_id", "example_id", "input_text", "reference"), new)
             if changed:
                 cursor.executemany(
                     f"UPDATE {self.example_table} SET input_text = %s, reference = %s WHERE id = %s", changed
@@ -190,7 +201,7 @@ class _BatchWriter:
             if new:
                 for dataset_id, ids in by_dataset.items():
                     fresh = [e for e in ids if (dataset_id, e) not in pks]
-                    for part in _batches(fresh, 900):
+                    for part in batches(fresh, 900):
                         marks = ",".join(["%s"] * len(part))
                         cursor.execute(
                             f"SELECT id, example_id FROM {self.example_table} "
@@ -214,8 +225,8 @@ class _BatchWriter:
         # An example created in this batch has no predictions yet: only older ones need a look-up.
         example_ids = sorted({example_pk for example_pk, _ in keyed} - new_example_pks)
         existing: dict[tuple[int, int], tuple[int, str]] = {}
-        with _bulk_cursor() as cursor:
-            for part in _batches(example_ids, 900):
+        with bulk_cursor() as cursor:
+            for part in batches(example_ids, 900):
                 marks = ",".join(["%s"] * len(part))
                 cursor.execute(
                     f"SELECT id, example_id, model_id, content_key, score FROM {self.prediction_table} "
@@ -237,7 +248,7 @@ class _BatchWriter:
                     # Same content and score means an unchanged row: nothing is written.
                     changed.append((outputs[i], scores[i], failing[i], contents[i], now, old[0]))
             if new:
-                _insert_rows(
+                insert_rows(
                     cursor,
                     self.prediction_table,
                     ("example_id", "model_id", "output_text", "score", "is_failure", "content_key", "updated_at"),
@@ -260,28 +271,6 @@ def _ids(names: list[str], known: dict[str, int], model: type[Dataset | Evaluate
         if name not in known:
             known[name] = model.objects.get_or_create(name=name)[0].pk
     return list(map(known.__getitem__, names))
-
-
-def _insert_rows(cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Bulk insert: COPY on PostgreSQL (executemany there is a round trip per row), executemany elsewhere."""
-    if connection.vendor == "postgresql":
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    marks = ", ".join(["%s"] * len(columns))
-    cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-
-
-def _bulk_cursor():
-    """A cursor that skips DEBUG query logging: it would keep every chunk's parameters in memory."""
-    connection.ensure_connection()
-    return connection.make_cursor(connection.create_cursor())
-
-
-def _batches(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def apply_failure_rule(*, dataset_ids: Iterable[int] | None = None, factor: float | None = None) -> list[str]:

@@ -1,11 +1,13 @@
 """Sample failures into a named, reproducible work set, stratified per (model, dataset)."""
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
 
+from annotation.core.failure_rules import MAX_ABS_SCORE
 from annotation.core.sampling import stratified_sample
 from annotation.errors import ErrorMapError
 from annotation.models import Dataset, Prediction, WorkSet, WorkSetFailure
@@ -49,8 +51,10 @@ def default_work_set_name(*, ratio: float, seed: int, datasets: list[str], model
 
 
 def set_thresholds(thresholds: dict[str, float]) -> None:
-    """Fix datasets' success thresholds (overriding 0.7 x mean)."""
+    """Fix datasets' success thresholds (overriding 0.7 x mean); each must be a finite number."""
     for name, value in thresholds.items():
+        if not math.isfinite(value) or abs(value) > MAX_ABS_SCORE:
+            raise ErrorMapError(f"threshold {value!r} for {name!r} is not a finite number within +-{MAX_ABS_SCORE:g}")
         updated = Dataset.objects.filter(name=name).update(success_threshold=value)
         if not updated:
             raise ErrorMapError(f"unknown dataset {name!r}")

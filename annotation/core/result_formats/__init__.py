@@ -16,12 +16,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from annotation.core.result_formats.bbm import read_big_bench_mistake
-from annotation.core.result_formats.io import BATCH_ROWS, ResultBatch, ResultRow, batched
+from annotation.core.result_formats.io import (
+    BATCH_ROWS,
+    DEFAULT_LIMITS,
+    NAME_MAX_LENGTH,
+    InputLimits,
+    ResultBatch,
+    ResultRow,
+    batched,
+    checked_text,
+)
 from annotation.core.result_formats.mqm import read_wmt23_mqm
 from annotation.core.result_formats.table import csv_batches, parquet_batches, read_jsonl_rows
 from annotation.errors import InputError
 
-__all__ = ["FORMATS", "ResultBatch", "ResultRow", "detect_format", "read_results"]
+__all__ = ["FORMATS", "InputLimits", "ResultBatch", "ResultRow", "detect_format", "read_results"]
 
 FORMATS = ("auto", "csv", "jsonl", "parquet", "wmt23-mqm", "big-bench-mistake")
 
@@ -38,8 +47,8 @@ def detect_format(path: Path) -> str:
     if name.endswith((".jsonl", ".json")):
         try:
             with path.open("rb") as handle:
-                first = json.loads(handle.readline() or b"{}")
-        except (OSError, ValueError):
+                first = json.loads(handle.readline(1 << 20) or b"{}")
+        except (OSError, ValueError, RecursionError):
             return "jsonl"  # the JSONL reader reports the precise problem
         if isinstance(first, dict) and {"steps", "answer", "target"} <= first.keys():
             return "big-bench-mistake"
@@ -48,16 +57,23 @@ def detect_format(path: Path) -> str:
 
 
 def read_results(
-    path: Path, *, fmt: str = "auto", dataset: str | None = None, batch_rows: int = BATCH_ROWS
+    path: Path,
+    *,
+    fmt: str = "auto",
+    dataset: str | None = None,
+    batch_rows: int = BATCH_ROWS,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> Iterator[ResultBatch]:
     """Stream one results file in the given (or detected) format as batches of about `batch_rows` rows."""
     if not path.is_file():
         raise InputError(str(path), None, "no such file" if not path.exists() else "not a regular file")
+    if dataset is not None:
+        checked_text(path, None, "the dataset name", dataset, NAME_MAX_LENGTH)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "csv":
-        return csv_batches(path, dataset, batch_rows)
+        return csv_batches(path, dataset, batch_rows, limits)
     if fmt == "parquet":
-        return parquet_batches(path, dataset, batch_rows)
+        return parquet_batches(path, dataset, batch_rows, limits)
     row_readers = {
         "jsonl": read_jsonl_rows,
         "wmt23-mqm": read_wmt23_mqm,
@@ -65,4 +81,4 @@ def read_results(
     }
     if fmt not in row_readers:
         raise InputError(str(path), None, f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    return batched(row_readers[fmt](path, dataset), batch_rows)
+    return batched(row_readers[fmt](path, dataset, limits), batch_rows)

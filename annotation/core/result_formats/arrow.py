@@ -7,7 +7,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from annotation.core.result_formats.io import ResultBatch, ResultRow, batched
+from annotation.core.failure_rules import MAX_ABS_SCORE
+from annotation.core.result_formats.io import NAME_MAX_LENGTH, ResultBatch, ResultRow, batched
 
 # One Arrow block becomes one batch: 1 MiB keeps memory flat and a batch near BATCH_ROWS short rows.
 ARROW_BLOCK_BYTES = 1 << 20
@@ -69,9 +70,15 @@ def checked_columns(block: Any, default_dataset: str | None) -> ResultBatch:
 
     names = block.schema.names
 
-    def text(name: str) -> list[str]:
+    def text(name: str, max_length: int | None = None) -> list[str]:
         column = block.column(name)
         if column.null_count or not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            raise Unvouched(name)
+        # A NUL byte or an over-long name: the row reader names the line. (Arrow's strings are valid
+        # UTF-8, so no lone surrogates here.)
+        if pc.any(pc.match_substring(column, "\x00")).as_py():
+            raise Unvouched(name)
+        if max_length is not None and len(column) and pc.max(pc.utf8_length(column)).as_py() > max_length:
             raise Unvouched(name)
         return column.to_pylist()
 
@@ -81,15 +88,15 @@ def checked_columns(block: Any, default_dataset: str | None) -> ResultBatch:
     ):
         raise Unvouched("score")
     score = pc.cast(raw_score, pa.float64())  # ArrowInvalid on text that is not a number
-    if not pc.all(pc.is_finite(score)).as_py():
+    if not pc.all(pc.is_finite(score)).as_py() or pc.max(pc.abs(score)).as_py() > MAX_ABS_SCORE:
         raise Unvouched("score")
-    example_id = [value.strip() for value in text("example_id")]
-    model = [value.strip() for value in text("model")]
+    example_id = [value.strip() for value in text("example_id", NAME_MAX_LENGTH)]
+    model = [value.strip() for value in text("model", NAME_MAX_LENGTH)]
     if "" in example_id or "" in model:
         raise Unvouched("example_id or model")
     rows = len(example_id)
     if "dataset" in names:
-        dataset = [value or default_dataset for value in text("dataset")]
+        dataset = [value or default_dataset for value in text("dataset", NAME_MAX_LENGTH)]
         if None in dataset or "" in dataset:
             raise Unvouched("dataset")
     elif default_dataset:

@@ -10,11 +10,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotation.core.result_formats.io import ResultRow
+from annotation.core.result_formats.io import (
+    DEFAULT_LIMITS,
+    InputLimits,
+    ResultRow,
+    checked_fields,
+    decoded_lines,
+)
 from annotation.errors import InputError
 
 WMT23_DEFAULT_DATASET = "wmt23-mqm-ende"
 WMT23_REFERENCE_SYSTEM = "refA"
+MAX_ARCHIVE_MEMBERS = 1_000
 MQM_COLUMNS = ("system", "doc", "docSegId", "globalSegId", "rater", "source", "target", "category", "severity")
 _SPAN_MARKS = re.compile(r"</?v>")
 
@@ -45,18 +52,23 @@ def mqm_weight(category: str, severity: str) -> float:
     return 0.0
 
 
-def read_mqm_ratings(path: Path) -> Iterator[MqmRating]:
+def read_mqm_ratings(path: Path, limits: InputLimits = DEFAULT_LIMITS) -> Iterator[MqmRating]:
     """Stream the MQM rows of the TSV (plain or inside a .tar.gz), without the HOTW attention checks."""
-    for line_number, fields in _mqm_lines(path):
+    for line_number, fields in _mqm_lines(path, limits):
         if fields[8] == "HOTW-test":
             continue
+        target = _SPAN_MARKS.sub("", fields[6])
+        checked_fields(path, line_number, {
+            "system": fields[0], "globalSegId": fields[3], "rater": fields[4], "source": fields[5],
+            "target": target, "category": fields[7], "severity": fields[8],
+        }, names=("system", "globalSegId", "rater"))
         yield MqmRating(
             line=line_number,
             system=fields[0],
             segment=fields[3],
             rater=fields[4],
             source=fields[5],
-            target=_SPAN_MARKS.sub("", fields[6]),
+            target=target,
             category=fields[7],
             severity=fields[8],
             note=_rater_note(fields[9] if len(fields) > 9 else ""),
@@ -74,25 +86,43 @@ def _rater_note(metadata: str) -> str:
     return " ".join(str(note).split()) if note else ""
 
 
-def _mqm_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _archive_tsv(path: Path, archive: tarfile.TarFile, limits: InputLimits) -> tarfile.TarInfo:
+    """The one .tsv member of the archive; headers are read one by one and their sizes counted, so
+    an archive that would expand past the limit is refused before it is expanded."""
+    found: list[tarfile.TarInfo] = []
+    expanded = 0
+    for count, member in enumerate(archive, start=1):
+        expanded += member.size
+        if expanded > limits.max_decompressed_bytes or count > MAX_ARCHIVE_MEMBERS:
+            raise InputError(
+                str(path), None,
+                f"the archive expands to more than {limits.max_decompressed_bytes:,} bytes or "
+                f"{MAX_ARCHIVE_MEMBERS:,} files (the limit; ERRORMAP_MAX_DECOMPRESSED_BYTES)",
+            )
+        if member.isfile() and member.name.endswith(".tsv"):
+            found.append(member)
+    if len(found) != 1:
+        raise InputError(str(path), None, f"expected one .tsv in the archive, found {len(found)}")
+    return found[0]
+
+
+def _mqm_lines(path: Path, limits: InputLimits) -> Iterator[tuple[int, list[str]]]:
+    archive = None
     try:
         if path.name.lower().endswith((".tar.gz", ".tgz")):
-            archive = tarfile.open(path, "r:gz")
-            members = [m for m in archive.getmembers() if m.isfile() and m.name.endswith(".tsv")]
-            if len(members) != 1:
-                raise InputError(str(path), None, f"expected one .tsv in the archive, found {len(members)}")
-            binary = archive.extractfile(members[0])
+            archive = tarfile.open(path, "r:gz")  # noqa: SIM115 (closed below, after the lines are read)
+            binary = archive.extractfile(_archive_tsv(path, archive, limits))
         else:
-            archive, binary = None, path.open("rb")
-    except (OSError, tarfile.TarError, EOFError) as exc:
+            binary = path.open("rb")
+    except (OSError, tarfile.TarError, EOFError, zlib.error, InputError) as exc:
+        if archive is not None:
+            archive.close()
+        if isinstance(exc, InputError):
+            raise
         raise InputError(str(path), None, f"cannot read the archive ({exc})") from None
     try:
-        for line_number, raw in enumerate(binary, start=1):
-            try:
-                text = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise InputError(str(path), line_number, f"not valid UTF-8 ({exc.reason})") from None
-            fields = text.split("\t")
+        for line_number, text in enumerate(decoded_lines(path, binary, limits), start=1):
+            fields = text.rstrip("\r\n").split("\t")
             if line_number == 1:
                 if tuple(fields[:9]) != MQM_COLUMNS:
                     raise InputError(str(path), 1, f"expected MQM columns {', '.join(MQM_COLUMNS)}")
@@ -108,14 +138,14 @@ def _mqm_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
             archive.close()
 
 
-def read_wmt23_mqm(path: Path, dataset: str | None) -> Iterator[ResultRow]:
+def read_wmt23_mqm(path: Path, dataset: str | None, limits: InputLimits = DEFAULT_LIMITS) -> Iterator[ResultRow]:
     """One row per (system, segment): score = -(mean over raters of the MQM penalty), so higher is better.
 
     The file is ordered by rater rows, so items are gathered first (1,040 items: small and fixed).
     """
     dataset = dataset or WMT23_DEFAULT_DATASET
     items: dict[tuple[str, str], dict] = {}
-    for rating in read_mqm_ratings(path):
+    for rating in read_mqm_ratings(path, limits):
         item = items.setdefault(
             (rating.system, rating.segment),
             {"source": rating.source, "target": rating.target, "penalty": {}},

@@ -172,9 +172,18 @@ def parquet_batches(path: Path, dataset: str | None, batch_rows: int, limits: In
 
 def read_parquet_rows(path: Path, dataset: str | None, limits: InputLimits = DEFAULT_LIMITS) -> Iterator[ResultRow]:
     """The reference Parquet reader: record by record through the checks of `table_row`."""
+    import pyarrow as pa
+
     parquet, wanted = parquet_file(path, limits)
     row_number = 0
-    for batch in parquet.iter_batches(batch_size=10_000, columns=wanted):
+    batches = parquet.iter_batches(batch_size=10_000, columns=wanted)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as exc:  # a damaged page or footer
+            raise InputError(str(path), row_number + 1, f"unreadable Parquet data ({shown(str(exc), 200)})") from None
+        if batch is None:
+            return
         for record in batch.to_pylist():
             row_number += 1
             yield table_row(path, row_number, record, dataset)

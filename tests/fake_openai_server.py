@@ -25,6 +25,9 @@ class Reply:
     error: str = ""  # error message for non-200 statuses
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering (for timeouts)
+    raw_body: bytes | None = None  # send exactly these bytes with status 200 (a broken server)
+    content_type: str = "application/json"
+    drip: float = 0.0  # seconds between single bytes of the body (a server that never times out a read)
 
 
 def valid_analysis(title: str = "Misread the question", confidence: float | None = 0.8) -> str:
@@ -82,18 +85,28 @@ class FakeOpenAIServer:
                     time.sleep(reply.delay)
                 if reply.status != 200:
                     return self._send(reply.status, {"error": {"message": reply.error or "scripted error"}}, reply.headers)
-                self._send(200, completion(body.get("model", "fake"), reply.content or ""), reply.headers)
+                data = reply.raw_body if reply.raw_body is not None else json.dumps(
+                    completion(body.get("model", "fake"), reply.content or "")).encode()
+                self._send(200, data, reply.headers, content_type=reply.content_type, drip=reply.drip)
 
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
+            def _send(self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None,
+                      *, content_type: str = "application/json", drip: float = 0.0) -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
                     for key, value in (headers or {}).items():
                         self.send_header(key, value)
                     self.end_headers()
-                    self.wfile.write(data)
+                    if not drip:
+                        self.wfile.write(data)
+                        return
+                    self.wfile.flush()
+                    for i in range(len(data)):
+                        time.sleep(drip)
+                        self.wfile.write(data[i:i + 1])
+                        self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): nothing to answer
 

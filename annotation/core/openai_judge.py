@@ -7,12 +7,14 @@ do not parse or validate are retried with the problem fed back, then returned as
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from dataclasses import dataclass
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
 
 from annotation.core.judge import (
     ANALYSIS_SCHEMA,
@@ -36,6 +38,14 @@ from annotation.core.prompts import PromptTemplate, load_prompt, render_analysis
 RESPONSE_FORMATS = ("json_schema", "json_object", "none")
 
 _TRANSPORT_ERRORS = (openai.APITimeoutError, openai.APIConnectionError)
+
+
+class _NotACompletion(Exception):
+    """A 200 whose body is not a chat completion (not JSON, or JSON without choices): a failed attempt."""
+
+
+class _DeadlineExceeded(Exception):
+    """No complete answer within the per-request deadline (a server dripping bytes never times out a read)."""
 _FATAL_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
 
 
@@ -299,7 +309,7 @@ class OpenAIJudge:
                 kwargs["response_format"] = {"type": "json_object"}
             usage = usage + Usage(requests=1)
             try:
-                response = await client.chat.completions.create(**kwargs)
+                response = await self._create(client, kwargs)
             except _FATAL_ERRORS as exc:
                 raise JudgeError(f"the judge endpoint refused the request: {_describe(exc)}") from exc
             except openai.BadRequestError as exc:
@@ -309,7 +319,8 @@ class OpenAIJudge:
                         self.mode = RESPONSE_FORMATS[RESPONSE_FORMATS.index(mode) + 1]
                     continue
                 raise _TransportFailure(f"bad request: {_describe(exc)}", usage) from exc
-            except (openai.RateLimitError, openai.InternalServerError, openai.APIStatusError, *_TRANSPORT_ERRORS) as exc:
+            except (openai.RateLimitError, openai.InternalServerError, openai.APIStatusError, *_TRANSPORT_ERRORS,
+                    _NotACompletion, _DeadlineExceeded) as exc:
                 status = getattr(exc, "status_code", None)
                 retryable = status is None or status in (408, 409, 429) or status >= 500
                 if not retryable or attempt >= self.max_retries:
@@ -326,6 +337,22 @@ class OpenAIJudge:
             choice = response.choices[0] if response.choices else None
             content = (choice.message.content if choice and choice.message else None) or ""
             return content, usage
+
+    async def _create(self, client: AsyncOpenAI, kwargs: dict[str, Any]) -> ChatCompletion:
+        """One request under a total deadline of `timeout` seconds (the client's own timeout is per read),
+        whose answer must be a chat completion with choices."""
+        try:
+            response = await asyncio.wait_for(client.chat.completions.create(**kwargs), timeout=self.timeout)
+        except TimeoutError as exc:  # asyncio.wait_for's, not the client's (that is APITimeoutError)
+            raise _DeadlineExceeded(f"no complete answer within {self.timeout:g} s") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _NotACompletion(f"the server answered 200 with a body that is not JSON ({exc})") from exc
+        if not isinstance(response, ChatCompletion):
+            raise _NotACompletion(f"the server answered 200 with {type(response).__name__} "
+                                  f"{str(response)[:80]!r}, not a chat completion")
+        if not response.choices:
+            raise _NotACompletion("the server answered 200 with JSON that has no choices (not a chat completion)")
+        return response
 
     def _backoff(self, attempt: int, exc: Exception) -> float:
         response = getattr(exc, "response", None)

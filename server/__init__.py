@@ -1,0 +1,4 @@
+"""The Django project: settings, URLs, WSGI/ASGI entry points and the Celery application."""
+from server.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -177,6 +177,44 @@ LABEL_STUDIO_PASSWORD = env.str(
 LABEL_STUDIO_IMPORT_BATCH = env.int("LABEL_STUDIO_IMPORT_BATCH", default=1000)
 ERRORMAP_PUBLIC_URL = env.str("ERRORMAP_PUBLIC_URL", default="http://127.0.0.1:8000")
 
+# --- background work -----------------------------------------------------------------------------
+# Stages (webhook deliveries, analyze, induction, prelabel, pushes, syncs) are Celery tasks. With a
+# broker (Redis) they run on workers, which may be on other machines; without one they run in the
+# calling process, at once, as plain function calls.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True  # the StageRun row is the record of a run; no result backend needed
+# A task is acknowledged when it ends, not when it starts: if its worker dies mid-way the message
+# goes back to the queue and another worker runs it again. Stages are keyed and resumable, so the
+# second run finishes the work without duplicating what the first committed.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long stages: a worker holds only the task it runs
+# Redis hands an unacknowledged task to another worker after this long (the worker holding it is
+# presumed dead); it must exceed the longest stage, or a stage still running is started twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("ERRORMAP_TASK_VISIBILITY_TIMEOUT", default=6 * 3600),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# The periodic pull (`celery beat`): reconciles whatever a webhook missed.
+ERRORMAP_SYNC_INTERVAL = env.float("ERRORMAP_SYNC_INTERVAL", default=60.0)
+CELERY_BEAT_SCHEDULE = {
+    "sync-labelstudio": {"task": "annotation.tasks.sync_labelstudio_task", "schedule": ERRORMAP_SYNC_INTERVAL},
+}
+
+# A shared cache (agreement and signature reports) when Redis is there; per process otherwise.
+REDIS_URL = env.str("REDIS_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

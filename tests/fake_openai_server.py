@@ -2,10 +2,13 @@
 
 It is a real server on 127.0.0.1 (stdlib, one thread per connection) so the real `openai` client is
 driven end to end. Each request takes the next scripted action, or the default responder when the
-script is empty; every request is counted and its body kept.
+script is empty; every request is counted and its body kept. `answer_every_stage` answers each judge
+stage (analysis; taxonomy generate, update, review; classify) with a valid, deterministic answer, so
+the OpenAI path runs end to end without a key (`scripts/fake-judge` serves it).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -49,10 +52,108 @@ def valid_analysis(title: str = "Misread the question", confidence: float | None
     return json.dumps(answer)
 
 
+# --- a stand-in judge for every stage -----------------------------------------------------------
+# Not a judgement: plausible answers picked deterministically from the request, valid for each stage's
+# schema, so that induction, classification and pre-labelling see several distinct categories.
+
+STAND_IN_TITLES: dict[str, tuple[str, str]] = {  # error title -> (category, its description)
+    "Arithmetic slip in a middle step": ("Calculation Errors", "Wrong arithmetic inside otherwise sound working."),
+    "Carried a wrong intermediate value": ("Calculation Errors", "Wrong arithmetic inside otherwise sound working."),
+    "Misread what the question asks": ("Comprehension Errors", "The task or its constraints were misunderstood."),
+    "Ignored a stated constraint": ("Comprehension Errors", "The task or its constraints were misunderstood."),
+    "Answer not in the required format": ("Format Violations", "The answer's form breaks the requested format."),
+    "Stopped before the final answer": ("Incomplete Answers", "The answer ends before the task is done."),
+    "Lost track of the objects' state": ("State Tracking Errors", "Failed to keep track of changing state."),
+    "Items put in the wrong order": ("State Tracking Errors", "Failed to keep track of changing state."),
+    "Recalled a wrong fact": ("Knowledge Errors", "A fact the answer relies on is wrong."),
+    "Mistranslated a key term": ("Knowledge Errors", "A fact the answer relies on is wrong."),
+}
+HARD = ("Hard to Analyze", "Errors whose cause the titles do not show.")
+
+
+def _stand_in_title(text: str) -> str:
+    titles = sorted(STAND_IN_TITLES)
+    return titles[int(hashlib.sha256(text.encode()).hexdigest(), 16) % len(titles)]
+
+
+def _between(text: str, start: str, end: str) -> str:
+    i = text.find(start)
+    j = text.find(end, i + len(start)) if i >= 0 else -1
+    return text[i + len(start):j] if i >= 0 and j >= 0 else ""
+
+
+def _json_after(text: str, marker: str) -> Any:
+    """The JSON value that follows `marker` in a prompt (None when absent or broken)."""
+    i = text.lower().find(marker.lower())
+    if i < 0:
+        return None
+    start = min((k for k in (text.find("[", i), text.find("{", i)) if k >= 0), default=-1)
+    try:
+        return json.JSONDecoder().raw_decode(text[start:])[0] if start >= 0 else None
+    except ValueError:
+        return None
+
+
+def _category_of(title: str) -> tuple[str, str]:
+    return STAND_IN_TITLES.get(" ".join(title.split()), HARD)
+
+
+def _categories_for(titles: list[str], current: list[dict[str, str]]) -> list[dict[str, str]]:
+    """One category per family of titles seen; like many judges it ignores the "at most N" it was
+    asked for, so the platform's limit (and what it drops) can be seen at work."""
+    out = {c["name"]: c for c in current if isinstance(c, dict) and c.get("name")}
+    for title in titles:
+        name, description = _category_of(title)
+        out.setdefault(name, {"name": name, "description": description})
+    return sorted(out.values(), key=lambda c: c["name"])
+
+
+def stage_of(body: dict[str, Any]) -> str:
+    """analysis, induce_generate, induce_update, induce_review or induce_classify: from the schema name
+    (structured output), else from the answer shape the prompt asks for (json_object / plain modes)."""
+    name = ((body.get("response_format") or {}).get("json_schema") or {}).get("name", "")
+    for stage in ("induce_generate", "induce_update", "induce_review", "induce_classify"):
+        if stage in name:
+            return stage
+    if name:
+        return "analysis"
+    prompt = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
+    if '{"assignments"' in prompt:
+        return "induce_classify"
+    if '"rating"' in prompt:
+        return "induce_update" if "<<<TITLES" in prompt else "induce_review"
+    if '{"categories"' in prompt:
+        return "induce_generate"
+    return "analysis"
+
+
+def answer_every_stage(body: dict[str, Any]) -> Reply:
+    """A valid answer for whichever judge stage the request is (the stand-in judge)."""
+    prompt = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
+    stage = stage_of(body)
+    if stage == "analysis":
+        failed = _between(prompt, "<<<FAILED_ANSWER", "FAILED_ANSWER>>>") or prompt
+        return Reply(content=valid_analysis(_stand_in_title(failed), confidence=0.7))
+    titles = _json_after(prompt, "<<<TITLES")
+    current = _json_after(prompt, "Categories (JSON):") or []
+    if stage == "induce_classify":
+        names = {c.get("name") for c in current if isinstance(c, dict)}
+        numbered = titles if isinstance(titles, dict) else {}
+        assignments = [{"id": int(i), "category": _category_of(t)[0] if _category_of(t)[0] in names else "Other"}
+                       for i, t in numbered.items() if str(i).isdigit()]
+        return Reply(content=json.dumps({"assignments": assignments}))
+    counted = list(titles) if isinstance(titles, dict) else []
+    categories = _categories_for(counted, current if stage != "induce_generate" else [])
+    if stage == "induce_generate":
+        return Reply(content=json.dumps({"categories": categories}))
+    return Reply(content=json.dumps({"rating": 85, "suggestions": "Keep the list; it covers the titles.",
+                                     "categories": categories}))
+
+
 class FakeOpenAIServer:
     """Start with `with FakeOpenAIServer() as server:`; point the client at `server.base_url`."""
 
-    def __init__(self, responder: Callable[[dict[str, Any]], Reply] | None = None) -> None:
+    def __init__(self, responder: Callable[[dict[str, Any]], Reply] | None = None, *, port: int = 0) -> None:
         self.responder = responder or (lambda body: Reply(content=valid_analysis()))
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
@@ -114,7 +215,7 @@ class FakeOpenAIServer:
             daemon_threads = True
             request_queue_size = 256
 
-        self._httpd = Server(("127.0.0.1", 0), Handler)
+        self._httpd = Server(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property
@@ -168,16 +269,21 @@ def completion(model: str, content: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Serve valid stage-1 answers at once until killed (the benchmark runs it in its own process)."""
+    """Serve valid answers for every judge stage at once until killed (scripts/fake-judge and the
+    benchmark run it in its own process); the first line printed is the base URL."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(description="a chat-completions server that answers at once")
-    parser.parse_args()
-    server = FakeOpenAIServer()
-    print(server.base_url, flush=True)  # the port is chosen by the OS; the parent reads this line
+    parser = argparse.ArgumentParser(description="a chat-completions server answering every judge stage at once")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    args = parser.parse_args()
+    server = FakeOpenAIServer(responder=answer_every_stage, port=args.port)
+    print(server.base_url, flush=True)  # with port 0 the OS chooses; the parent reads this line
     sys.stdout.flush()
-    server._httpd.serve_forever()
+    try:
+        server._httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from taxonomy.models import Category, TaxonomyVersion
+from annotation.core.label_sources import LabelSource
 
 
 class Dataset(models.Model):
@@ -181,13 +181,13 @@ class Label(models.Model):
     """Which category explains one failure, from any source. An annotator's rows for one item form a set."""
 
     class Source(models.TextChoices):
-        JUDGE = "judge"
-        HUMAN = "human"
-        GOLD = "gold"
+        JUDGE = LabelSource.JUDGE.value
+        HUMAN = LabelSource.HUMAN.value
+        GOLD = LabelSource.GOLD.value
 
     prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="labels")
-    taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT, related_name="labels")
-    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="labels")
+    taxonomy_version = models.ForeignKey("taxonomy.TaxonomyVersion", on_delete=models.PROTECT, related_name="labels")
+    category = models.ForeignKey("taxonomy.Category", on_delete=models.PROTECT, related_name="labels")
     source = models.CharField(max_length=10, choices=Source.choices, db_index=True)
     annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="labels")
     confidence = models.FloatField(null=True, blank=True)
@@ -229,7 +229,7 @@ class LabelStudioProject(models.Model):
     # Null only for an adjudication project over the whole queue of a taxonomy version (no work set).
     work_set = models.ForeignKey(WorkSet, on_delete=models.CASCADE, related_name="labelstudio_projects",
                                  null=True, blank=True)
-    taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT)
+    taxonomy_version = models.ForeignKey("taxonomy.TaxonomyVersion", on_delete=models.PROTECT)
     mode = models.CharField(max_length=20, choices=Mode.choices)
     overlap = models.PositiveSmallIntegerField(default=1)
     # Mixed projects only: the share of tasks drawn to show the judge's pre-label, and the draw's seed.
@@ -279,7 +279,7 @@ class AdjudicationItem(models.Model):
         AUTO_GOLD = "auto_gold"  # later labels made it agree, so the rule settled it
 
     prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="adjudications")
-    taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT, related_name="+")
+    taxonomy_version = models.ForeignKey("taxonomy.TaxonomyVersion", on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN, db_index=True)
     why = models.TextField(help_text="why the rule did not settle it")
     # Each annotator's and the judge's categories when it was queued: {"human": {name: [paths]}, "judge": ...}
@@ -305,7 +305,7 @@ class AdjudicationDecision(models.Model):
         IMPORT = "import"  # gold read from a file by import_labels (decided_by: the file's annotator)
 
     prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="adjudication_decisions")
-    taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT, related_name="+")
+    taxonomy_version = models.ForeignKey("taxonomy.TaxonomyVersion", on_delete=models.PROTECT, related_name="+")
     categories = models.JSONField(help_text="gold category paths, sorted")
     method = models.CharField(max_length=20, choices=Method.choices)
     rule = models.CharField(max_length=300, blank=True, help_text="the auto rule, as configured")

@@ -1,14 +1,19 @@
 """Reads that aggregate annotation data for pages, the API and reports (querysets in, plain data out)."""
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
+from annotation.errors import ErrorMapError
 from annotation.models import (
     AdjudicationItem,
     Analysis,
+    Annotator,
     Dataset,
     EvaluatedModel,
     Label,
@@ -18,6 +23,166 @@ from annotation.models import (
     StageRun,
     WorkSet,
 )
+from taxonomy.core.paths import PATH_SEPARATOR
+from taxonomy.models import Category, TaxonomyVersion
+from taxonomy.services.versions import resolve_version
+
+ALL_SOURCES: tuple[str, ...] = tuple(Label.Source.values)
+
+
+@dataclass(frozen=True)
+class LabelFilter:
+    """Which labels a statistic, page, export or audit reads: the one description of "which labels".
+
+    The taxonomy version is not part of the rows' filter: `default_version` turns `taxonomy` (or its
+    absence) into one version, and `select_labels` reads that version's rows.
+    """
+
+    datasets: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    sources: tuple[str, ...] = (Label.Source.HUMAN,)
+    annotators: tuple[str, ...] = ()
+    taxonomy: str | None = None
+    # Only labels whose prediction is (still) a failure: re-ingest can flip the flag.
+    failures_only: bool = False
+    # Category paths; each one's subtree is included.
+    categories: tuple[str, ...] = ()
+    predictions: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.sources) - set(ALL_SOURCES))
+        if unknown:
+            raise ErrorMapError(f"unknown label source(s) {', '.join(map(repr, unknown))} "
+                                f"(one of {', '.join(ALL_SOURCES)})")
+
+    def as_config(self) -> dict[str, Any]:
+        """JSON-ready description of the filter, for reports and stage runs (narrowing keys only when set)."""
+        config: dict[str, Any] = {
+            "datasets": list(self.datasets), "models": list(self.models),
+            "sources": [str(s) for s in self.sources], "annotators": list(self.annotators),
+            "taxonomy": self.taxonomy}
+        if self.failures_only:
+            config["failures_only"] = True
+        if self.categories:
+            config["categories"] = list(self.categories)
+        if self.predictions:
+            config["predictions"] = list(self.predictions)
+        return config
+
+
+@dataclass(frozen=True)
+class VersionChoice:
+    """The taxonomy version a read uses, and why it was chosen (callers print or show the reason)."""
+
+    version: TaxonomyVersion
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.version} ({self.reason})"
+
+
+def _version_labels(version: TaxonomyVersion | None, sources: Sequence[str]) -> QuerySet[Label]:
+    """The label rows of one taxonomy version (all versions when None) from these sources.
+
+    The single place a version's rows are chosen: reading an older version's labels through a
+    category mapping would go here, and every statistic, page and export would follow.
+    """
+    labels = Label.objects.filter(source__in=list(sources))
+    if version is not None:
+        labels = labels.filter(taxonomy_version=version)
+    return labels
+
+
+def select_labels(label_filter: LabelFilter, version: TaxonomyVersion | None) -> QuerySet[Label]:
+    """The labels of `version` (every version when None) that the filter selects."""
+    labels = _version_labels(version, label_filter.sources)
+    if label_filter.datasets:
+        labels = labels.filter(prediction__example__dataset__name__in=label_filter.datasets)
+    if label_filter.models:
+        labels = labels.filter(prediction__model__name__in=label_filter.models)
+    if label_filter.annotators:
+        labels = labels.filter(annotator__name__in=label_filter.annotators)
+    if label_filter.failures_only:
+        labels = labels.filter(prediction__is_failure=True)
+    if label_filter.categories:
+        subtree = Q()
+        for path in label_filter.categories:
+            subtree |= Q(category__path=path) | Q(category__path__startswith=path + PATH_SEPARATOR)
+        labels = labels.filter(subtree)
+    if label_filter.predictions:
+        labels = labels.filter(prediction_id__in=label_filter.predictions)
+    return labels
+
+
+def default_version(label_filter: LabelFilter, *, shared_by: tuple[str, ...] = ()) -> VersionChoice:
+    """The taxonomy version to read: the one the filter names, else the one its labels use.
+
+    When labels span several versions: the version with the most matching labels, or with
+    `shared_by` (e.g. judge and human) the version with the most items labelled by every one of
+    those sources, so a judge-vs-human comparison has something to compare. Ties go to the newest.
+    """
+    if label_filter.taxonomy:
+        return VersionChoice(resolve_version(label_filter.taxonomy), "named")
+    counts = dict(select_labels(label_filter, None).values_list("taxonomy_version_id")
+                  .annotate(n=Count("pk")).values_list("taxonomy_version_id", "n"))
+    if not counts:
+        raise ErrorMapError(f"no labels match {label_filter.as_config()}")
+    versions = TaxonomyVersion.objects.select_related("taxonomy").in_bulk(list(counts))
+    if len(counts) == 1:
+        (only,) = counts
+        return VersionChoice(versions[only], "the only version with matching labels")
+    if len(shared_by) > 1:
+        shared = {pk: _items_shared(label_filter, versions[pk], shared_by) for pk in counts}
+        best = max(shared, key=lambda pk: (shared[pk], counts[pk], pk))
+        if shared[best]:
+            return VersionChoice(versions[best], (
+                f"shared by the most {' and '.join(shared_by)} labels ({shared[best]} items) "
+                f"of {len(counts)} versions"))
+    best = max(counts, key=lambda pk: (counts[pk], pk))
+    return VersionChoice(versions[best], f"the most matching labels ({counts[best]}) of {len(counts)} versions")
+
+
+def _items_shared(label_filter: LabelFilter, version: TaxonomyVersion, sources: tuple[str, ...]) -> int:
+    """Items of `version` that carry a label from every one of `sources`."""
+    first, *others = sources
+    labels = select_labels(_with_sources(label_filter, (first,)), version)
+    for other in others:
+        labels = labels.filter(Exists(
+            select_labels(_with_sources(label_filter, (other,)), version)
+            .filter(prediction_id=OuterRef("prediction_id"))))
+    return labels.values("prediction_id").distinct().count()
+
+
+def _with_sources(label_filter: LabelFilter, sources: tuple[str, ...]) -> LabelFilter:
+    from dataclasses import replace
+
+    return replace(label_filter, sources=sources, annotators=())
+
+
+def label_fingerprint(label_filter: LabelFilter, version: TaxonomyVersion, *parts: Any) -> str:
+    """Changes whenever anything a read of these labels depends on does (a cache key).
+
+    Label rows of the version and sources: an added row raises the count and the last id, a deleted
+    one lowers the count, and a row edited in place (admin) moves the last update time; writers
+    replace a label's category by deleting and adding rows. Failure flags when the filter reads
+    only failures (re-ingest flips them and stamps the prediction). Category paths and
+    descriptions, annotator, dataset and model names are read whole (small tables): renames
+    change what a report shows.
+    """
+    mark = _version_labels(version, label_filter.sources).aggregate(
+        n=Count("pk"), last=Max("pk"), changed=Max("updated_at"))
+    failures = (Prediction.objects.aggregate(changed=Max("updated_at"))["changed"]
+                if label_filter.failures_only else None)
+    key = (
+        parts, sorted(label_filter.as_config().items()), version.pk,
+        mark["n"], mark["last"], str(mark["changed"]), str(failures),
+        list(Category.objects.filter(version=version).order_by("pk")
+             .values_list("pk", "path", "description")),
+        list(Annotator.objects.order_by("pk").values_list("pk", "name")),
+        list(Dataset.objects.order_by("pk").values_list("pk", "name")),
+        list(EvaluatedModel.objects.order_by("pk").values_list("pk", "name")),
+    )
+    return hashlib.sha256(repr(key).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -106,11 +271,10 @@ def labelstudio_progress() -> list[ProjectProgress]:
 
 def failure_labels(prediction_ids: list[int], taxonomy_version_id: int | None = None) -> dict[int, list[Label]]:
     """All labels on these failures (any source), grouped by failure, for the example views."""
-    labels = Label.objects.filter(prediction_id__in=prediction_ids).select_related(
-        "category", "annotator", "analysis", "taxonomy_version__taxonomy"
-    ).order_by("source", "annotator__name", "category__path")
-    if taxonomy_version_id is not None:
-        labels = labels.filter(taxonomy_version_id=taxonomy_version_id)
+    version = None if taxonomy_version_id is None else TaxonomyVersion.objects.get(pk=taxonomy_version_id)
+    labels = select_labels(LabelFilter(sources=ALL_SOURCES, predictions=tuple(prediction_ids)), version
+                           ).select_related("category", "annotator", "analysis", "taxonomy_version__taxonomy"
+                                            ).order_by("source", "annotator__name", "category__path")
     grouped: dict[int, list[Label]] = {}
     for label in labels:
         grouped.setdefault(label.prediction_id, []).append(label)
@@ -148,12 +312,11 @@ def adjudication_queue(*, status: str = "open") -> dict:
     return {"counts": {s: counts.get(s, 0) for s in AdjudicationItem.Status.values}, "items": items}
 
 
-def busiest_version(sources: tuple[str, ...]) -> str | None:
-    """'NAME@N' of the taxonomy version with the most labels from these sources (a page's default)."""
-    from taxonomy.models import TaxonomyVersion
-
-    # Indexed counts per version (there are few), never a join over all labels.
-    counts = {v: Label.objects.filter(taxonomy_version=v, source__in=sources).count()
-              for v in TaxonomyVersion.objects.select_related("taxonomy").order_by("-pk")}
-    best = max(counts, key=lambda v: counts[v], default=None)
-    return str(best) if best is not None and counts[best] else None
+def filter_choices() -> dict[str, list[str]]:
+    """The taxonomy versions, models and datasets a page's filter form offers."""
+    return {
+        "versions": [str(v) for v in TaxonomyVersion.objects.select_related("taxonomy")
+                     .order_by("taxonomy__name", "number")],
+        "models": list(EvaluatedModel.objects.order_by("name").values_list("name", flat=True)),
+        "datasets": list(Dataset.objects.order_by("name").values_list("name", flat=True)),
+    }

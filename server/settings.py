@@ -110,6 +110,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "annotation.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "server.api_errors.errormap_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ErrorMap Studio API",

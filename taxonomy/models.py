@@ -3,13 +3,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from taxonomy.core.paths import (  # noqa: F401  (PATH_SEPARATOR re-exported: the models' path format)
-    CATEGORY_NAME_MAX_LENGTH,
-    CATEGORY_PATH_MAX_LENGTH,
-    PATH_SEPARATOR,
-)
-
-ROOT_NAME = "LLM Errors"
+from taxonomy.core.paths import CATEGORY_NAME_MAX_LENGTH, CATEGORY_PATH_MAX_LENGTH
 
 
 class Taxonomy(models.Model):

@@ -7,7 +7,6 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api.exceptions import ErrorMapAPIMixin
 from annotation.errors import ErrorMapError
 from annotation.models import AdjudicationItem
 from annotation.services.adjudication import decision_history, resolve_item
@@ -44,7 +43,7 @@ def _queued(pk: str) -> AdjudicationItem:
     return item
 
 
-class ResolveAdjudicationView(ErrorMapAPIMixin, APIView):
+class ResolveAdjudicationView(APIView):
     @extend_schema(request=ResolveSerializer, responses={201: inline_serializer("AdjudicationDecision", DECISION_FIELDS)})
     def post(self, request, pk: str):
         """Decide an item's gold categories, with the reason; you (the authenticated user) are who decided.
@@ -61,7 +60,7 @@ class ResolveAdjudicationView(ErrorMapAPIMixin, APIView):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
-class AdjudicationDecisionsView(ErrorMapAPIMixin, APIView):
+class AdjudicationDecisionsView(APIView):
     @extend_schema(responses={200: inline_serializer("AdjudicationHistory", {
         "item": serializers.IntegerField(), "status": serializers.CharField(),
         "decisions": inline_serializer("AdjudicationDecision", DECISION_FIELDS, many=True)})})

@@ -96,7 +96,7 @@ class LabelStudioProjectSerializer(serializers.ModelSerializer):
 
 class AgreementQuerySerializer(serializers.Serializer):
     taxonomy = serializers.CharField(required=False, allow_blank=True, help_text="NAME or NAME@N")
-    source = serializers.MultipleChoiceField(choices=("judge", "human", "gold"), required=False,
+    source = serializers.MultipleChoiceField(choices=Label.Source.choices, required=False,
                                              help_text="label sources to compare (default human)")
     model = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     dataset = serializers.ListField(child=serializers.CharField(), required=False, default=list)

@@ -17,7 +17,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import selectors
-from annotation.api.exceptions import ErrorMapAPIMixin
 from annotation.api.serializers import (
     AdjudicationItemSerializer,
     AgreementQuerySerializer,
@@ -43,6 +42,7 @@ from annotation.models import (
     StageRun,
     WorkSet,
 )
+from annotation.selectors import LabelFilter, default_version, select_labels
 from annotation.services.ingest import ingest_results
 from annotation.services.sampling import sample_failures
 
@@ -56,7 +56,7 @@ def _param(name: str, description: str, type_=str) -> OpenApiParameter:
 ID_PATTERN = "[0-9]{1,18}"  # object ids in URLs: larger numbers are not ids (404, not a database error)
 
 
-class ReadOnlyViewSet(ErrorMapAPIMixin, viewsets.ReadOnlyModelViewSet):
+class ReadOnlyViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = ID_PATTERN
 
 
@@ -89,7 +89,7 @@ class PredictionViewSet(ReadOnlyViewSet):
         return qs
 
 
-class WorkSetViewSet(ErrorMapAPIMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class WorkSetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = ID_PATTERN
     serializer_class = WorkSetSerializer
     queryset = WorkSet.objects.annotate(n_failures=Count("failures")).order_by("-created_at", "-pk")
@@ -131,25 +131,20 @@ class LabelViewSet(ReadOnlyViewSet):
     serializer_class = LabelSerializer
 
     def get_queryset(self):
-        from taxonomy.services.versions import resolve_version
-
-        qs = Label.objects.select_related(
+        params = self.request.query_params
+        source = params.get("source")
+        one = {key: (params[key],) if params.get(key) else () for key in
+               ("model", "dataset", "annotator", "category")}
+        label_filter = LabelFilter(
+            sources=(source,) if source in selectors.ALL_SOURCES else selectors.ALL_SOURCES,
+            models=one["model"], datasets=one["dataset"], annotators=one["annotator"],
+            categories=one["category"], taxonomy=params.get("taxonomy") or None)
+        version = default_version(label_filter).version if label_filter.taxonomy else None
+        qs = select_labels(label_filter, version).select_related(
             "taxonomy_version__taxonomy", "category", "annotator", "prediction__model", "prediction__example__dataset"
         ).order_by("pk")
-        params = self.request.query_params
-        if params.get("source"):
-            qs = qs.filter(source=params["source"])
-        if params.get("taxonomy"):
-            qs = qs.filter(taxonomy_version=resolve_version(params["taxonomy"]))
-        if params.get("model"):
-            qs = qs.filter(prediction__model__name=params["model"])
-        if params.get("dataset"):
-            qs = qs.filter(prediction__example__dataset__name=params["dataset"])
-        if params.get("annotator"):
-            qs = qs.filter(annotator__name=params["annotator"])
-        if params.get("category"):
-            path = params["category"]
-            qs = qs.filter(category__path=path) | qs.filter(category__path__startswith=path + " / ")
+        if source and source not in selectors.ALL_SOURCES:
+            qs = qs.none()
         if params.get("prediction"):
             try:
                 prediction = int(params["prediction"])
@@ -175,7 +170,7 @@ class UploadTooLarge(ErrorMapError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 
-class IngestUploadView(ErrorMapAPIMixin, APIView):
+class IngestUploadView(APIView):
     parser_classes = (MultiPartParser, FormParser)
 
     @extend_schema(
@@ -212,14 +207,14 @@ class IngestUploadView(ErrorMapAPIMixin, APIView):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
-class OverviewView(ErrorMapAPIMixin, APIView):
+class OverviewView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         """Headline counts (as on the dashboard)."""
         return Response(selectors.overview())
 
 
-class LabelStudioProgressView(ErrorMapAPIMixin, APIView):
+class LabelStudioProgressView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         """Annotation progress per Label Studio project."""
@@ -240,25 +235,24 @@ def _list_query(serializer_class, request) -> dict:
     return dict(form.validated_data)
 
 
-class AgreementView(ErrorMapAPIMixin, APIView):
+class AgreementView(APIView):
     @extend_schema(parameters=[AgreementQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         """Agreement among annotators (same JSON as `manage.py agreement --json`)."""
-        from annotation.services.agreement import LabelFilter, compute_agreement
+        from annotation.services.agreement import compute_agreement
 
         q = _list_query(AgreementQuerySerializer, request)
         label_filter = LabelFilter(datasets=tuple(q["dataset"]), models=tuple(q["model"]),
-                                   sources=tuple(sorted(q.get("source") or ["human"])),
+                                   sources=tuple(sorted(q.get("source") or [Label.Source.HUMAN])),
                                    annotators=tuple(q["annotator"]), taxonomy=q.get("taxonomy") or None)
         return Response(compute_agreement(label_filter=label_filter, depth=q.get("depth"), reps=q["reps"],
                                           seed=q["seed"], ci_method=q["ci_method"]))
 
 
-class JudgeAuditView(ErrorMapAPIMixin, APIView):
+class JudgeAuditView(APIView):
     @extend_schema(parameters=[JudgeAuditQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         """The judge against the human majority and gold (same JSON as `manage.py judge_audit --json`)."""
-        from annotation.services.agreement import LabelFilter
         from annotation.services.judge_audit import audit_judge
 
         q = _list_query(JudgeAuditQuerySerializer, request)
@@ -275,11 +269,10 @@ class AdjudicationItemViewSet(ReadOnlyViewSet):
         return selectors.adjudication_queue(status=self.request.query_params.get("status") or "open")["items"]
 
 
-class GoldExportView(ErrorMapAPIMixin, APIView):
+class GoldExportView(APIView):
     @extend_schema(parameters=[GoldExportQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         """Gold items with texts, every source's labels, agreement and provenance (the records `export_gold` writes)."""
-        from annotation.services.agreement import LabelFilter
         from annotation.services.gold_export import gold_records
 
         q = _list_query(GoldExportQuerySerializer, request)

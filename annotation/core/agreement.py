@@ -16,7 +16,8 @@ import krippendorff
 import numpy as np
 from scipy import sparse
 
-PATH_SEPARATOR = " / "
+from taxonomy.core.paths import PATH_SEPARATOR
+
 Level = Literal["nominal", "ordinal", "interval", "ratio", "masi"]
 CiMethod = Literal["units", "kalpha"]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from annotation.core.label_sources import LabelSource
 from annotation.core.result_formats.io import (
     DEFAULT_LIMITS,
     InputLimits,
@@ -16,11 +17,11 @@ from annotation.core.result_formats.io import (
 )
 from annotation.core.result_formats.mqm import WMT23_DEFAULT_DATASET, read_mqm_ratings
 from annotation.errors import InputError
-from taxonomy.core.paths import CategoryPathError, parse_category_path
+from taxonomy.core.paths import CategoryPathError, join_path, parse_category_path, split_path
 
 LABEL_COLUMNS = ("dataset", "example_id", "model", "annotator", "category")
 LABEL_OPTIONAL_COLUMNS = ("source", "title", "summary", "confidence", "note")
-LABEL_SOURCES = ("human", "judge", "gold")
+LABEL_SOURCES = tuple(source.value for source in LabelSource)
 LABEL_FORMATS = ("auto", "csv", "jsonl", "wmt23-mqm")
 MQM_NO_ERROR = "No-error"
 
@@ -108,7 +109,7 @@ def _parsed_category(text: str) -> str | CategoryPathError:
 
 def mqm_category_path(category: str) -> str:
     """'Accuracy/Mistranslation' -> 'Accuracy / Mistranslation'; one-level names stay as they are."""
-    return " / ".join(part.strip() for part in category.split("/") if part.strip())
+    return join_path(split_path(category))
 
 
 def read_mqm_labels(
@@ -123,7 +124,7 @@ def read_mqm_labels(
             model=rating.system,
             annotator=rating.rater,
             category=category_path(path, rating.line, mqm_category_path(rating.category)),
-            source="human",
+            source=LabelSource.HUMAN.value,
             # The severity, and the rater's own words when they wrote a note (17 rows, mostly on Other).
             note=(": ".join(p for p in (rating.severity, rating.note) if p)
                   if rating.category != MQM_NO_ERROR else rating.note),

@@ -6,12 +6,17 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from annotation.core.crossfit import DEFAULT_FOLDS, DEFAULT_SEED, assign_folds, folds_of_queries, text_key
+from annotation.core.crossfit import (
+    DEFAULT_FOLDS,
+    DEFAULT_SEED,
+    assign_folds,
+    folds_of_queries,
+    text_key,
+)
 from annotation.core.judge import AnalysisRequest
 from annotation.core.offline_judge import GoldExample, OfflineJudge
 from taxonomy.core.classification import nearest_categories
-
-PATH_SEPARATOR = " / "
+from taxonomy.core.paths import PATH_SEPARATOR
 
 
 @dataclass(frozen=True)

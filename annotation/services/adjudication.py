@@ -22,7 +22,7 @@ from annotation.models import (
     Label,
     Prediction,
 )
-from annotation.services.agreement import LabelFilter, _labels, taxonomy_version_for
+from annotation.selectors import LabelFilter, default_version, select_labels
 from annotation.services.labels import (
     LabelEntry,
     LabelSet,
@@ -62,7 +62,7 @@ def _item_labels(version: TaxonomyVersion, label_filter: LabelFilter, source: st
     f = LabelFilter(datasets=label_filter.datasets, models=label_filter.models, sources=(source,))
     sets: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     proposals: dict[int, list[str]] = defaultdict(list)
-    rows = _labels(f, version).values_list("prediction_id", "annotator__name", "category__path",
+    rows = select_labels(f, version).values_list("prediction_id", "annotator__name", "category__path",
                                            "proposed_category")
     for prediction_id, annotator, path, proposed in rows.iterator(chunk_size=5000):
         sets[prediction_id][annotator].add(path)
@@ -95,8 +95,8 @@ def _clear_gold(prediction_id: int, version: TaxonomyVersion) -> None:
 
 def adjudicate_labels(*, label_filter: LabelFilter, rule: AutoGoldRule) -> AdjudicationReport:
     """Apply the auto rule to every item with human labels: gold where it holds, queue the rest."""
-    version = taxonomy_version_for(LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
-                                               sources=(Label.Source.HUMAN,), taxonomy=label_filter.taxonomy))
+    version = default_version(LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
+                                          sources=(Label.Source.HUMAN,), taxonomy=label_filter.taxonomy)).version
     config = {**label_filter.as_config(), "taxonomy_version": str(version), "rule": rule.describe()}
     auto = get_annotator(AUTO_GOLD_ANNOTATOR, kind=Annotator.Kind.ADJUDICATOR)
     counts = {"items": 0, "auto_gold": 0, "auto_gold_unanimous": 0, "auto_gold_by_share": 0, "queued": 0,

@@ -5,17 +5,13 @@ Reports are cached under a fingerprint of what they are computed from, for the w
 """
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from django.core.cache import cache
 from django.db import connections
-from django.db.models import Count, Max
 
 from annotation.core.agreement import (
-    PATH_SEPARATOR,
     CodedTable,
     RatingTable,
     accuracy_against_reference,
@@ -24,68 +20,17 @@ from annotation.core.agreement import (
     table_from_labels,
 )
 from annotation.errors import ErrorMapError
-from annotation.models import (
-    Annotator,
-    Dataset,
-    EvaluatedModel,
-    Label,
-    LabelStudioProject,
-    LabelStudioTask,
-    Prediction,
-)
+from annotation.models import Annotator, Label, LabelStudioProject, LabelStudioTask, Prediction
+from annotation.selectors import LabelFilter, default_version, label_fingerprint, select_labels
 from annotation.services.runs import stage_run
+from taxonomy.core.paths import PATH_SEPARATOR, at_depth
 from taxonomy.models import Category, TaxonomyVersion
-from taxonomy.services.versions import resolve_version
 
 # A Prediction id: it stands for exactly one (dataset, example_id, model) (a unique key of Prediction).
 Item = int
 CACHE_SECONDS = 3600  # keys carry a fingerprint of everything read, so a hit is never stale
 DISAGREEMENTS_LISTED = 1000  # items listed by id in a report (all are counted)
 ITEM_KEY_SEPARATOR = "|"  # DATASET|EXAMPLE_ID|MODEL, as `adjudicate --resolve` takes it
-
-
-@dataclass(frozen=True)
-class LabelFilter:
-    """Which labels a statistic is computed over."""
-
-    datasets: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()
-    sources: tuple[str, ...] = (Label.Source.HUMAN,)
-    annotators: tuple[str, ...] = ()
-    taxonomy: str | None = None
-
-    def as_config(self) -> dict[str, Any]:
-        """JSON-ready description of the filter, for reports and stage runs."""
-        return {"datasets": list(self.datasets), "models": list(self.models),
-                "sources": [str(s) for s in self.sources], "annotators": list(self.annotators),
-                "taxonomy": self.taxonomy}
-
-
-def taxonomy_version_for(label_filter: LabelFilter) -> TaxonomyVersion:
-    """The version named by the filter, or the only version its labels use (else a clear error)."""
-    if label_filter.taxonomy:
-        return resolve_version(label_filter.taxonomy)
-    version_ids = sorted(set(
-        _labels(label_filter, None).values_list("taxonomy_version_id", flat=True).distinct()))
-    if not version_ids:
-        raise ErrorMapError(f"no labels match {label_filter.as_config()}")
-    if len(version_ids) > 1:
-        names = ", ".join(str(v) for v in TaxonomyVersion.objects.filter(pk__in=version_ids))
-        raise ErrorMapError(f"labels span several taxonomy versions ({names}); pick one with --taxonomy")
-    return TaxonomyVersion.objects.get(pk=version_ids[0])
-
-
-def _labels(label_filter: LabelFilter, version: TaxonomyVersion | None):
-    labels = Label.objects.filter(source__in=label_filter.sources)
-    if version is not None:
-        labels = labels.filter(taxonomy_version=version)
-    if label_filter.datasets:
-        labels = labels.filter(prediction__example__dataset__name__in=label_filter.datasets)
-    if label_filter.models:
-        labels = labels.filter(prediction__model__name__in=label_filter.models)
-    if label_filter.annotators:
-        labels = labels.filter(annotator__name__in=label_filter.annotators)
-    return labels
 
 
 def label_table(label_filter: LabelFilter, version: TaxonomyVersion,
@@ -97,7 +42,7 @@ def label_table(label_filter: LabelFilter, version: TaxonomyVersion,
     """
     paths = {pk: _cut(path, depth) for pk, path in
              Category.objects.filter(version=version).values_list("pk", "path")}
-    ids = _id_rows(_labels(label_filter, version)
+    ids = _id_rows(select_labels(label_filter, version)
                    .values_list("prediction_id", "annotator_id", "category_id"))
     names = dict(Annotator.objects.filter(pk__in=np.unique(ids[:, 1]).tolist())
                  .values_list("pk", "name"))
@@ -120,9 +65,7 @@ def label_sets(label_filter: LabelFilter, version: TaxonomyVersion,
 
 
 def _cut(path: str, depth: int | None) -> str:
-    if depth is None:
-        return path
-    return PATH_SEPARATOR.join(path.split(PATH_SEPARATOR)[:depth])
+    return path if depth is None else at_depth(path, depth)
 
 
 def rating_table(sets: dict[Item, dict[str, frozenset[str]]]) -> RatingTable:
@@ -143,7 +86,7 @@ def _n_categories(version: TaxonomyVersion, depth: int | None, observed: set[str
 
 def annotation_mode(label_filter: LabelFilter, version: TaxonomyVersion) -> str:
     """'blind', 'assisted', 'mixed (...)' from the Label Studio projects the items were in; else 'unknown'."""
-    prediction_ids = _labels(label_filter, version).values_list("prediction_id", flat=True)
+    prediction_ids = select_labels(label_filter, version).values_list("prediction_id", flat=True)
     modes = set(
         LabelStudioTask.objects.filter(prediction_id__in=prediction_ids,
                                        project__taxonomy_version=version)
@@ -161,17 +104,22 @@ def compute_agreement(
     reps: int = 1000,
     seed: int = 0,
     ci_method: str = "units",
+    version: TaxonomyVersion | None = None,
 ) -> dict[str, Any]:
     """Agreement among the filtered annotators as one JSON-ready dict (also recorded as a stage run)."""
     if depth is not None and depth < 1:
         raise ErrorMapError("--depth must be 1 or more")
     if ci_method not in ("units", "kalpha"):
         raise ErrorMapError(f"unknown CI method {ci_method!r} (units or kalpha)")
-    version = taxonomy_version_for(label_filter)
+    version = version or default_version(label_filter).version
     config = {**label_filter.as_config(), "taxonomy_version": str(version), "depth": depth,
               "reps": reps, "seed": seed, "ci_method": ci_method}
     with stage_run("agreement", config) as run:
-        key = "errormap-agreement-" + _fingerprint(label_filter, version, config)
+        # Gold too: the report holds each annotator's accuracy against it.
+        gold = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
+                           sources=(Label.Source.GOLD,))
+        key = "errormap-agreement-" + label_fingerprint(label_filter, version, sorted(config.items()),
+                                                        label_fingerprint(gold, version))
         statistics = cache.get(key)
         run.counts = {"from_cache": statistics is not None}
         if statistics is None:
@@ -230,29 +178,3 @@ def _disagreements(table: CodedTable) -> dict[str, Any]:
         "items": [{"id": pk, "item": keys.get(pk, ""), "labels": dict(sorted(labels(int(row)).items()))}
                   for pk, row in zip(listed, rows.tolist())],
     }
-
-
-def _fingerprint(label_filter: LabelFilter, version: TaxonomyVersion, config: dict[str, Any]) -> str:
-    """Changes whenever anything the statistics are computed from does.
-
-    Label rows of the version and sources: an added row raises the count and the last id, a deleted
-    one lowers the count, and a row edited in place (admin) moves the last updated time; writers
-    replace a label's category by deleting and adding rows. Category paths, annotator names and the
-    datasets and models a filter names are read whole (small tables): renames change the report.
-    """
-    labels = Label.objects.filter(taxonomy_version=version, source__in=label_filter.sources)
-    mark = labels.aggregate(n=Count("pk"), last=Max("pk"), changed=Max("updated_at"))
-    # Gold too: the report holds each annotator's accuracy against it.
-    gold = Label.objects.filter(taxonomy_version=version, source=Label.Source.GOLD).aggregate(
-        n=Count("pk"), last=Max("pk"), changed=Max("updated_at"))
-    parts = (
-        sorted(config.items()), version.pk, mark["n"], mark["last"], str(mark["changed"]),
-        gold["n"], gold["last"], str(gold["changed"]),
-        list(Category.objects.filter(version=version).order_by("pk").values_list("pk", "path")),
-        list(Annotator.objects.order_by("pk").values_list("pk", "name")),
-        list(Dataset.objects.filter(name__in=label_filter.datasets)
-             .order_by("pk").values_list("pk", "name")),
-        list(EvaluatedModel.objects.filter(name__in=label_filter.models)
-             .order_by("pk").values_list("pk", "name")),
-    )
-    return hashlib.sha256(repr(parts).encode()).hexdigest()

@@ -13,7 +13,7 @@ from typing import Any
 from annotation.core.agreement import RatingTable, agreement_report
 from annotation.errors import ErrorMapError
 from annotation.models import AdjudicationDecision, Label, Prediction
-from annotation.services.agreement import LabelFilter, _labels, taxonomy_version_for
+from annotation.selectors import LabelFilter, default_version, select_labels
 from annotation.services.runs import stage_run
 from taxonomy.models import TaxonomyVersion
 
@@ -43,7 +43,7 @@ def _sets_by_prediction(label_filter: LabelFilter, version: TaxonomyVersion, sou
                         prediction_ids: set[int]) -> dict[int, dict[str, list[str]]]:
     f = LabelFilter(datasets=label_filter.datasets, models=label_filter.models, sources=(source,))
     out: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    rows = _labels(f, version).filter(prediction_id__in=prediction_ids).values_list(
+    rows = select_labels(f, version).filter(prediction_id__in=prediction_ids).values_list(
         "prediction_id", "annotator__name", "category__path")
     for prediction_id, annotator, path in rows:
         out[prediction_id][annotator].add(path)
@@ -56,7 +56,7 @@ def _notes_by_prediction(label_filter: LabelFilter, version: TaxonomyVersion, pr
     f = LabelFilter(datasets=label_filter.datasets, models=label_filter.models, sources=(Label.Source.HUMAN,))
     notes: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     proposals: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    rows = _labels(f, version).filter(prediction_id__in=prediction_ids).exclude(
+    rows = select_labels(f, version).filter(prediction_id__in=prediction_ids).exclude(
         note="", proposed_category="").values_list("prediction_id", "annotator__name", "note", "proposed_category")
     for prediction_id, annotator, note, proposed in rows:
         if note.strip():
@@ -80,9 +80,9 @@ def gold_records(*, label_filter: LabelFilter, with_notes: bool = False
     with_notes adds each annotator's notes and proposed new categories."""
     gold_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
                               sources=(Label.Source.GOLD,), taxonomy=label_filter.taxonomy)
-    version = taxonomy_version_for(gold_filter)
+    version = default_version(gold_filter).version
     gold = _sets_by_prediction(label_filter, version, Label.Source.GOLD,
-                               set(_labels(gold_filter, version).values_list("prediction_id", flat=True)))
+                               set(select_labels(gold_filter, version).values_list("prediction_id", flat=True)))
     ids = set(gold)
     humans = _sets_by_prediction(label_filter, version, Label.Source.HUMAN, ids)
     judges = _sets_by_prediction(label_filter, version, Label.Source.JUDGE, ids)

@@ -6,7 +6,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from annotation.core.crossfit import DEFAULT_SEED, FoldPlan, NotEnoughGold, nested_order, plan_folds
-from annotation.core.offline_labelling import ClassifierConfig, GoldItem, GoldLabel, Leaf, label_offline
+from annotation.core.offline_labelling import (
+    ClassifierConfig,
+    GoldItem,
+    GoldLabel,
+    Leaf,
+    label_offline,
+)
 from annotation.errors import ErrorMapError
 from annotation.models import Label
 from annotation.services.judging import build_requests, gold_text

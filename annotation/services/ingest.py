@@ -292,8 +292,10 @@ def apply_failure_rule(*, dataset_ids: Iterable[int] | None = None, factor: floa
         if threshold is not None:
             fails = ExpressionWrapper(Q(score__lt=threshold), output_field=BooleanField())
             stale = Prediction.objects.filter(example__dataset=dataset).exclude(is_failure=fails)
-            # The pk subquery keeps the join portable to SQLite's UPDATE.
-            Prediction.objects.filter(pk__in=stale.values("pk")).update(is_failure=fails)
+            # The pk subquery keeps the join portable to SQLite's UPDATE. The stamp tells cached
+            # reads of failures that a flag changed (update() does not touch auto_now fields).
+            Prediction.objects.filter(pk__in=stale.values("pk")).update(is_failure=fails,
+                                                                        updated_at=timezone.now())
         if dataset.applied_threshold != threshold:
             dataset.applied_threshold = threshold
             dataset.save(update_fields=["applied_threshold"])

@@ -9,15 +9,8 @@ from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.core.judge_audit import JudgedItem, classification_report, majority_set
 from annotation.errors import ErrorMapError
 from annotation.models import Annotator, Label
-from annotation.services.agreement import (
-    Item,
-    LabelFilter,
-    _labels,
-    annotation_mode,
-    label_sets,
-    rating_table,
-    taxonomy_version_for,
-)
+from annotation.selectors import LabelFilter, default_version, select_labels
+from annotation.services.agreement import Item, annotation_mode, label_sets, rating_table
 from annotation.services.gold_learning import fold_plan, load_gold_set, offline_judgements
 from annotation.services.runs import stage_run
 
@@ -26,7 +19,7 @@ OFFLINE_JUDGE = "judge:offline"
 
 def _judge_sets(label_filter: LabelFilter, version) -> dict[str, dict[Item, tuple[frozenset[str], float | None]]]:
     """judge -> item -> (category set, highest confidence among the set's rows)."""
-    rows = _labels(label_filter, version).values_list(
+    rows = select_labels(label_filter, version).values_list(
         "annotator__name", "prediction_id", "category__path", "confidence")
     sets: dict[str, dict[Item, set[str]]] = defaultdict(lambda: defaultdict(set))
     confidence: dict[tuple[str, Item], float | None] = {}
@@ -87,7 +80,12 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
                                taxonomy=label_filter.taxonomy)
     gold_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
                               sources=(Label.Source.GOLD,), taxonomy=label_filter.taxonomy)
-    version = taxonomy_version_for(judge_filter)
+    # Named annotators: the version with most of their labels; else the one judge and humans share most.
+    choice = default_version(judge_filter) if judges else default_version(
+        LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
+                    sources=(Label.Source.JUDGE, Label.Source.HUMAN), taxonomy=label_filter.taxonomy),
+        shared_by=(Label.Source.JUDGE, Label.Source.HUMAN))
+    version = choice.version
     config = {**judge_filter.as_config(), "taxonomy_version": str(version), "folds": folds}
     with stage_run("judge_audit", config) as run:
         judged_by = _judge_sets(judge_filter, version)
@@ -99,6 +97,7 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
         mode = annotation_mode(humans, version) if all_human_sets else "unknown"
         report: dict[str, Any] = {
             "taxonomy_version": str(version),
+            "taxonomy_version_chosen": choice.reason,
             "filters": judge_filter.as_config(),
             "human_annotation_mode": mode,
             "human_annotation_mode_note": (

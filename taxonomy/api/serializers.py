@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from annotation.models import Label
 from taxonomy.models import Category, TaxonomyVersion
 
 
@@ -37,7 +38,7 @@ class TaxonomyVersionDetailSerializer(TaxonomyVersionSerializer):
 
 class SignatureQuerySerializer(serializers.Serializer):
     taxonomy = serializers.CharField(required=False, allow_blank=True, help_text="NAME or NAME@N")
-    source = serializers.ChoiceField(choices=("judge", "human", "gold"), default="judge")
+    source = serializers.ChoiceField(choices=Label.Source.choices, default=Label.Source.JUDGE)
     by = serializers.ChoiceField(choices=("model", "dataset"), default="model")
     depth = serializers.IntegerField(default=1, min_value=1, max_value=10)
 
@@ -50,6 +51,6 @@ class CompareQuerySerializer(SignatureQuerySerializer):
 
 class AtlasQuerySerializer(serializers.Serializer):
     taxonomy = serializers.CharField(required=False, allow_blank=True, help_text="NAME or NAME@N")
-    source = serializers.ChoiceField(choices=("judge", "human", "gold"), default="judge")
+    source = serializers.ChoiceField(choices=Label.Source.choices, default=Label.Source.JUDGE)
     model = serializers.CharField(required=False, allow_blank=True)
     dataset = serializers.CharField(required=False, allow_blank=True)

@@ -10,7 +10,6 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api.exceptions import ErrorMapAPIMixin
 from taxonomy.api.serializers import (
     AtlasQuerySerializer,
     CompareQuerySerializer,
@@ -28,7 +27,7 @@ from taxonomy.services.signatures import (
 )
 
 
-class TaxonomyVersionViewSet(ErrorMapAPIMixin, viewsets.ReadOnlyModelViewSet):
+class TaxonomyVersionViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = "[0-9]{1,18}"
     queryset = (
         TaxonomyVersion.objects.select_related("taxonomy", "previous__taxonomy")
@@ -48,21 +47,21 @@ def _query(serializer_class, request) -> dict:
     return data
 
 
-class SignaturesView(ErrorMapAPIMixin, APIView):
+class SignaturesView(APIView):
     @extend_schema(parameters=[SignatureQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         """Failure signatures (same numbers as `manage.py signatures --json`)."""
         return Response(failure_signatures(**_query(SignatureQuerySerializer, request)).to_dict())
 
 
-class SignatureComparisonView(ErrorMapAPIMixin, APIView):
+class SignatureComparisonView(APIView):
     @extend_schema(parameters=[CompareQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         """Which categories differ between two models or datasets (`manage.py signatures --compare A B --json`)."""
         return Response(comparison_to_dict(compare_groups(**_query(CompareQuerySerializer, request))))
 
 
-class AtlasView(ErrorMapAPIMixin, APIView):
+class AtlasView(APIView):
     @extend_schema(parameters=[AtlasQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         """The ErrorAtlas tree with counts and shares per node."""
@@ -78,7 +77,7 @@ class AcceptProposalsSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=10_000, required=False, default="")
 
 
-class ProposalsView(ErrorMapAPIMixin, APIView):
+class ProposalsView(APIView):
     @extend_schema(parameters=[OpenApiParameter("taxonomy", str, required=True, description="NAME[@VERSION]")],
                    responses=OpenApiTypes.OBJECT)
     def get(self, request):
@@ -86,7 +85,7 @@ class ProposalsView(ErrorMapAPIMixin, APIView):
         return Response(list_proposals(taxonomy=request.query_params.get("taxonomy", "")))
 
 
-class AcceptProposalsView(ErrorMapAPIMixin, APIView):
+class AcceptProposalsView(APIView):
     permission_classes = [IsAdminUser]  # staff only: accepting changes the taxonomy everyone labels with
 
     @extend_schema(request=AcceptProposalsSerializer, responses={201: OpenApiTypes.OBJECT})

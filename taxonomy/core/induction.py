@@ -19,9 +19,8 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from annotation.core.prompts import PromptTemplate, load_prompt
+from taxonomy.core.paths import OTHER, ROOT_NAME
 
-ROOT_NAME = "LLM Errors"
-OTHER = "Other"
 OTHER_DESCRIPTION = "Errors that fit none of the other categories at this level, or too rare to keep apart."
 NO_ERROR_TITLE = "No Error Identified"
 TITLE_BATCH = 500

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-PATH_SEPARATOR = " / "
+PATH_SEPARATOR = " / "  # 'Reasoning / Arithmetic': a category's full path from the top level
+ROOT_NAME = "LLM Errors"  # the tree's root, above the top-level categories
+OTHER = "Other"  # the fallback category at each level
 # Equal to Category.name / Category.path max_length (checked by a test).
 CATEGORY_NAME_MAX_LENGTH = 200
 CATEGORY_PATH_MAX_LENGTH = 1000
@@ -55,6 +57,11 @@ def parse_category_path(text: str) -> str:
     if len(path) > CATEGORY_PATH_MAX_LENGTH:
         raise CategoryPathError(f"category path of {len(path)} characters (at most {CATEGORY_PATH_MAX_LENGTH})")
     return path
+
+
+def at_depth(path: str, depth: int) -> str:
+    """The ancestor of `path` at `depth` (1 = top level); the path itself when it is shallower."""
+    return PATH_SEPARATOR.join(path.split(PATH_SEPARATOR)[:depth])
 
 
 def ancestor_paths(path: str) -> list[str]:

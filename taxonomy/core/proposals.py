@@ -15,7 +15,13 @@ import numpy as np
 
 from annotation.core.agreement import RatingTable, per_category_alpha, table_alpha
 from annotation.core.judge import stable_hash
-from taxonomy.core.induction import OTHER, choose_clusters, clean_name, distinctive_terms, tfidf_matrix
+from taxonomy.core.induction import (
+    OTHER,
+    choose_clusters,
+    clean_name,
+    distinctive_terms,
+    tfidf_matrix,
+)
 from taxonomy.core.paths import join_path, split_path
 from taxonomy.core.verdicts import is_non_error_verdict
 

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from taxonomy.core.paths import PATH_SEPARATOR, ROOT_NAME, at_depth
 from taxonomy.core.verdicts import NON_ERROR_VERDICTS, is_non_error_verdict
 
-PATH_SEPARATOR = " / "
 Z95 = 1.959963984540054
 INTERVAL_METHOD = "Wilson score interval, 95 %, n = failures in the group"
 TEST_CHI2 = "Pearson chi-square (1 df, no continuity correction)"
@@ -165,12 +165,6 @@ def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / denominator
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def at_depth(path: str, depth: int) -> str:
-    """'A / B / C' at depth 2 -> 'A / B'; a shallower path stays as it is."""
-    parts = path.split(PATH_SEPARATOR)
-    return PATH_SEPARATOR.join(parts[:depth])
 
 
 def signature_from_counts(group: str, counts: Mapping[str, float], n_errors: int, depth: int) -> Signature:
@@ -347,7 +341,7 @@ def build_tree(
     *,
     descriptions: Mapping[str, str] | None = None,
     all_paths: Iterable[str] = (),
-    root_name: str = "LLM Errors",
+    root_name: str = ROOT_NAME,
 ) -> TreeNode:
     """The ErrorAtlas tree: each label path's count added to it and every ancestor."""
     descriptions = descriptions or {}

@@ -1,9 +1,11 @@
 """The arguments both taxonomy exports take (export_taxonomy, export_errors): NAME[@VERSION], OUT, which labels."""
 from pathlib import Path
 
-from annotation.management.base import ErrorMapCommand
+from annotation.models import Label
+from server.commands import ErrorMapCommand
+from taxonomy.services.exports import ALL
 
-SOURCES = ("judge", "human", "gold", "all")
+SOURCES = (*Label.Source.values, ALL)
 
 
 class ExportCommand(ErrorMapCommand):
@@ -15,5 +17,5 @@ class ExportCommand(ErrorMapCommand):
     def add_arguments(self, parser):
         parser.add_argument("taxonomy", help="NAME or NAME@VERSION (default: latest version)")
         parser.add_argument("out", type=Path, help=self.out_help)
-        parser.add_argument("--source", choices=SOURCES, default="judge", help=self.source_help)
+        parser.add_argument("--source", choices=SOURCES, default=Label.Source.JUDGE, help=self.source_help)
         parser.add_argument("--annotator", help="only this annotator's labels (e.g. judge:offline)")

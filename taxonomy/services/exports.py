@@ -11,12 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.db.models import QuerySet
+
 from annotation.errors import ErrorMapError
 from annotation.models import Label
-from taxonomy.models import ROOT_NAME, Category, TaxonomyVersion
+from annotation.selectors import ALL_SOURCES, LabelFilter, select_labels
+from taxonomy.core.paths import PATH_SEPARATOR, ROOT_NAME
+from taxonomy.models import Category, TaxonomyVersion
 from taxonomy.services.versions import resolve_version
 
 ROOT_DESCRIPTION = "All labelled errors."
+ALL = "all"  # every source
 
 
 @dataclass(frozen=True)
@@ -29,13 +34,10 @@ class ExportReport:
     categories: int
 
 
-def _labels(version: TaxonomyVersion, source: str, annotator: str | None):
-    labels = Label.objects.filter(taxonomy_version=version)
-    if source != "all":
-        labels = labels.filter(source=source)
-    if annotator:
-        labels = labels.filter(annotator__name=annotator)
-    return labels
+def _labels(version: TaxonomyVersion, source: str, annotator: str | None) -> QuerySet[Label]:
+    """The version's labels from one source (or "all"), optionally one annotator's."""
+    sources = ALL_SOURCES if source == ALL else (source,)
+    return select_labels(LabelFilter(sources=sources, annotators=(annotator,) if annotator else ()), version)
 
 
 def taxonomy_tree(version: TaxonomyVersion, *, source: str = "judge", annotator: str | None = None) -> dict[str, Any]:
@@ -112,7 +114,7 @@ def error_rows(version: TaxonomyVersion, *, source: str = "judge", annotator: st
     rows = []
     for (dataset, example_id, model, pid, src, ann, path, conf, title, summary, analysis_id,
          pv_name, pv_sha) in labels.iterator(chunk_size=5000):
-        levels = path.split(" / ")
+        levels = path.split(PATH_SEPARATOR)
         levels += [""] * (depth - len(levels))
         rows.append([
             dataset, example_id, model, str(pid), src, ann, path, *levels,

@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from annotation.core.crossfit import DEFAULT_FOLDS, DEFAULT_SEED, assign_folds, folds_of_queries
 from annotation.core.judge import JudgeBackend, JudgeError, stable_hash
+from annotation.core.offline_labelling import ClassifierConfig
 from annotation.core.prompts import PromptTemplate
 from annotation.errors import ErrorMapError
 from annotation.models import Analysis, Annotator, Label, PromptVersion
-from annotation.core.crossfit import DEFAULT_FOLDS, DEFAULT_SEED, assign_folds, folds_of_queries
-from annotation.core.offline_labelling import ClassifierConfig
 from annotation.services.judging import (
     analyses_for_predictions,
     failures_in_scope,
@@ -26,8 +26,8 @@ from annotation.services.judging import (
     gold_text,
     json_completion,
     judge_annotator,
-    record_prompt_version,
     prediction_text_key,
+    record_prompt_version,
     resolve_work_set,
     text_keys,
 )
@@ -36,7 +36,11 @@ from annotation.services.runs import progress, stage_run
 from taxonomy.core import induction as core
 from taxonomy.core.classification import nearest_categories
 from taxonomy.models import Category, TaxonomyVersion
-from taxonomy.services.refinement import classify_template, offline_classifier_config, offline_template
+from taxonomy.services.refinement import (
+    classify_template,
+    offline_classifier_config,
+    offline_template,
+)
 from taxonomy.services.versions import (
     CategorySpec,
     category_text,

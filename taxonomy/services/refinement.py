@@ -11,7 +11,12 @@ from typing import Any
 
 from annotation.core.crossfit import FoldPlan, nested_order
 from annotation.core.judge import JudgeBackend, JudgeError
-from annotation.core.judge_audit import BOOTSTRAP_REPS, agreement_scores, kappa_interval, paired_bootstrap
+from annotation.core.judge_audit import (
+    BOOTSTRAP_REPS,
+    agreement_scores,
+    kappa_interval,
+    paired_bootstrap,
+)
 from annotation.core.offline_labelling import ClassifierConfig, GoldItem
 from annotation.core.prompts import PromptTemplate
 from annotation.errors import ErrorMapError

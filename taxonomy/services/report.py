@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from annotation.errors import ErrorMapError
 from annotation.models import Label
+from annotation.pages import agreement_context
+from taxonomy.pages import atlas_context, signatures_context
 from taxonomy.services.signatures import SOURCES, failure_signatures
 
 
@@ -32,9 +34,6 @@ def _params(**values) -> QueryDict:
 
 def write_report(*, out_dir: Path, taxonomy: str | None = None, depth: int = 1) -> ReportFiles:
     """Write index.html and one page per view into out_dir; returns the files written."""
-    from annotation.web.views import agreement_context
-    from taxonomy.web.views import atlas_context, signatures_context
-
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = [s for s in SOURCES if Label.objects.filter(source=s).exists()]
     if not sources:
@@ -63,7 +62,7 @@ def write_report(*, out_dir: Path, taxonomy: str | None = None, depth: int = 1) 
             skipped.append(f"atlas {source}: {context['error']}")
         else:
             page(f"atlas-{source}.html", f"ErrorAtlas · {source} labels", "errormap/atlas.html", context)
-    if "human" in sources:
+    if Label.Source.HUMAN in sources:
         context = agreement_context(_params(taxonomy=taxonomy))
         if "error" in context:
             skipped.append(f"agreement: {context['error']}")

@@ -6,17 +6,28 @@ id, last update), so pages over a million labels stay fast and never show stale 
 """
 from __future__ import annotations
 
-import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
-from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Max
+from django.db.models import Max
 
 from annotation.errors import ErrorMapError
 from annotation.models import Dataset, EvaluatedModel, Label
+from annotation.selectors import (
+    ALL_SOURCES,
+    LabelFilter,
+    default_version,
+    label_fingerprint,
+    select_labels,
+)
+from taxonomy.core.prediction_powered import (
+    PPI_METHOD,
+    CorrectedSignature,
+    ItemShares,
+    corrected_signature,
+)
 from taxonomy.core.signatures import (
     INTERVAL_METHOD,
     Comparison,
@@ -34,19 +45,17 @@ from taxonomy.core.signatures import (
     weighted_counts,
     wilson_interval,
 )
-from taxonomy.core.prediction_powered import PPI_METHOD, CorrectedSignature, ItemShares, corrected_signature
 from taxonomy.core.verdicts import NON_ERROR_VERDICTS
 from taxonomy.models import Category, TaxonomyVersion
-from taxonomy.services.versions import resolve_version
 
 GroupBy = Literal["model", "dataset"]
-SOURCES = ("judge", "human", "gold")
+SOURCES = ALL_SOURCES
 CACHE_SECONDS = 3600  # keys carry a fingerprint of the labels, so a hit is never stale
 GROUP_BYS = ("model", "dataset")
 SOURCE_NOTES = {
-    "judge": "judge labels (all judge annotators pooled)",
-    "human": "human labels, all annotators pooled (each failure counts once)",
-    "gold": "adjudicated gold labels",
+    Label.Source.JUDGE: "judge labels (all judge annotators pooled)",
+    Label.Source.HUMAN: "human labels, all annotators pooled (each failure counts once)",
+    Label.Source.GOLD: "adjudicated gold labels",
 }
 
 
@@ -106,42 +115,19 @@ def check_source(source: str) -> str:
     return source
 
 
-def pick_version(taxonomy: str | TaxonomyVersion | None, source: str = "judge") -> TaxonomyVersion:
-    """An explicit 'NAME[@N]', else the default taxonomy if it has labels, else the version with most labels."""
+def signature_filter(*, source: str, taxonomy: str | TaxonomyVersion | None = None,
+                     models: list[str] | None = None, datasets: list[str] | None = None) -> LabelFilter:
+    """The labels a signature or atlas counts: one source, on predictions that are failures."""
+    return LabelFilter(sources=(check_source(source),), models=tuple(models or ()),
+                       datasets=tuple(datasets or ()), failures_only=True,
+                       taxonomy=None if taxonomy is None else str(taxonomy))
+
+
+def pick_version(label_filter: LabelFilter, taxonomy: str | TaxonomyVersion | None) -> TaxonomyVersion:
+    """The version given as an object, else the shared default for the filter's labels."""
     if isinstance(taxonomy, TaxonomyVersion):
         return taxonomy
-    if taxonomy:
-        return resolve_version(taxonomy)
-    # One indexed lookup per version (there are few), never a join over all labels.
-    versions = [
-        v for v in TaxonomyVersion.objects.select_related("taxonomy").order_by("-pk")
-        if Label.objects.filter(taxonomy_version=v, source=source).exists()
-    ]
-    defaults = [v for v in versions if v.taxonomy.name == settings.ERRORMAP_DEFAULT_TAXONOMY]
-    if defaults:
-        return defaults[0]
-    versions.sort(key=lambda v: -Label.objects.filter(taxonomy_version=v, source=source).count())
-    version = versions[0] if versions else None
-    version = version or TaxonomyVersion.objects.select_related("taxonomy").order_by("-pk").first()
-    if version is None:
-        raise ErrorMapError("no taxonomy version yet: import labels or induce a taxonomy first")
-    return version
-
-
-def _labels(version: TaxonomyVersion, source: str, models: list[str] | None, datasets: list[str] | None):
-    labels = Label.objects.filter(taxonomy_version=version, source=source, prediction__is_failure=True)
-    if models:
-        labels = labels.filter(prediction__model__name__in=models)
-    if datasets:
-        labels = labels.filter(prediction__example__dataset__name__in=datasets)
-    return labels
-
-
-def _fingerprint(version: TaxonomyVersion, source: str, *parts) -> str:
-    """Changes whenever the label rows of (version, source) do: a category change is a new row (new id)."""
-    mark = Label.objects.filter(taxonomy_version=version, source=source).aggregate(n=Count("pk"), last=Max("pk"))
-    text = repr((version.pk, source, mark["n"], mark["last"], *parts))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return default_version(label_filter).version
 
 
 def _cached(key: str, compute):
@@ -152,9 +138,9 @@ def _cached(key: str, compute):
     return value
 
 
-def _columns(version: TaxonomyVersion, source: str, models, datasets) -> dict[str, np.ndarray]:
+def _columns(label_filter: LabelFilter, version: TaxonomyVersion) -> dict[str, np.ndarray]:
     """Label columns as integer arrays (model, dataset, item, annotator, category ids)."""
-    rows = _labels(version, source, models, datasets).values_list(
+    rows = select_labels(label_filter, version).values_list(
         "prediction__model_id", "prediction__example__dataset_id", "prediction_id", "annotator_id", "category_id"
     )
     array = np.array(list(rows.iterator(chunk_size=50_000)), dtype=np.int64).reshape(-1, 5)
@@ -185,14 +171,14 @@ def failure_signatures(
     datasets: list[str] | None = None,
 ) -> SignatureReport:
     """Each model's (or dataset's) share of errors per category at `depth`, with Wilson intervals."""
-    check_source(source)
     if by not in GROUP_BYS:
         raise ErrorMapError(f"--by must be one of {', '.join(GROUP_BYS)}, not {by!r}")
     if depth < 1:
         raise ErrorMapError("depth must be at least 1")
-    version = pick_version(taxonomy, source)
-    key = "errormap-signatures-" + _fingerprint(version, source, by, depth, sorted(models or []), sorted(datasets or []))
-    return _cached(key, lambda: _signature_report(version, source, by, depth, models, datasets))
+    label_filter = signature_filter(source=source, taxonomy=taxonomy, models=models, datasets=datasets)
+    version = pick_version(label_filter, taxonomy)
+    key = "errormap-signatures-" + label_fingerprint(label_filter, version, by, depth)
+    return _cached(key, lambda: _signature_report(label_filter, version, source, by, depth))
 
 
 def _verdict_mask(version: TaxonomyVersion, categories: np.ndarray) -> np.ndarray:
@@ -214,8 +200,9 @@ def _errors_only(columns: dict[str, np.ndarray], verdict: np.ndarray) -> dict[st
     return {name: values[~verdict] for name, values in columns.items()}
 
 
-def _signature_report(version, source, by, depth, models, datasets) -> SignatureReport:
-    columns = _columns(version, source, models, datasets)
+def _signature_report(label_filter: LabelFilter, version: TaxonomyVersion, source: str, by: GroupBy,
+                      depth: int) -> SignatureReport:
+    columns = _columns(label_filter, version)
     ancestor, paths = _ancestor_ids(version, depth)
     names = dict((EvaluatedModel if by == "model" else Dataset).objects.values_list("pk", "name"))
     verdict = _verdict_mask(version, columns["category"])
@@ -293,14 +280,18 @@ def corrected_signatures(
         raise ErrorMapError(f"--by must be one of {', '.join(GROUP_BYS)}, not {by!r}")
     if depth < 1:
         raise ErrorMapError("depth must be at least 1")
-    version = pick_version(taxonomy, "judge")
-    key = "errormap-corrected-" + _fingerprint(version, "judge", _fingerprint(version, "gold"), by, depth,
-                                              sorted(models or []), sorted(datasets or []))
-    return _cached(key, lambda: _corrected_report(version, by, depth, models, datasets))
+    judge_filter = signature_filter(source=Label.Source.JUDGE, taxonomy=taxonomy, models=models,
+                                    datasets=datasets)
+    gold_filter = replace(judge_filter, sources=(Label.Source.GOLD,))
+    version = pick_version(judge_filter, taxonomy)
+    key = "errormap-corrected-" + label_fingerprint(judge_filter, version, by, depth,
+                                                    label_fingerprint(gold_filter, version))
+    return _cached(key, lambda: _corrected_report(judge_filter, gold_filter, version, by, depth))
 
 
-def _item_shares(version, source, by, depth, models, datasets) -> dict[str, ItemShares]:
-    columns = _columns(version, source, models, datasets)
+def _item_shares(label_filter: LabelFilter, version: TaxonomyVersion, by: GroupBy,
+                 depth: int) -> dict[str, ItemShares]:
+    columns = _columns(label_filter, version)
     # Verdicts (not an error; broken item) are left out as in the signatures beside these.
     columns = _errors_only(columns, _verdict_mask(version, columns["category"]))
     ancestor, paths = _ancestor_ids(version, depth)
@@ -311,9 +302,10 @@ def _item_shares(version, source, by, depth, models, datasets) -> dict[str, Item
                 columns[by], columns["item"], columns["annotator"], categories).items()}
 
 
-def _corrected_report(version, by, depth, models, datasets) -> CorrectedSignatureReport:
-    judge = _item_shares(version, "judge", by, depth, models, datasets)
-    gold = _item_shares(version, "gold", by, depth, models, datasets)
+def _corrected_report(judge_filter: LabelFilter, gold_filter: LabelFilter, version: TaxonomyVersion,
+                      by: GroupBy, depth: int) -> CorrectedSignatureReport:
+    judge = _item_shares(judge_filter, version, by, depth)
+    gold = _item_shares(gold_filter, version, by, depth)
     empty = ItemShares((), (), np.zeros((0, 0)))
     signatures = [corrected_signature(group, judge[group], gold.get(group, empty), interval=wilson_interval)
                   for group in sorted(judge)]
@@ -354,14 +346,16 @@ def atlas(
     dataset: str | None = None,
 ) -> AtlasReport:
     """The ErrorAtlas tree of one taxonomy version: counts and shares per node from the chosen labels."""
-    check_source(source)
-    version = pick_version(taxonomy, source)
-    key = "errormap-atlas-" + _fingerprint(version, source, model, dataset)
-    return _cached(key, lambda: _atlas_report(version, source, model, dataset))
+    label_filter = signature_filter(source=source, taxonomy=taxonomy, models=[model] if model else None,
+                                    datasets=[dataset] if dataset else None)
+    version = pick_version(label_filter, taxonomy)
+    key = "errormap-atlas-" + label_fingerprint(label_filter, version)
+    return _cached(key, lambda: _atlas_report(label_filter, version, source, model, dataset))
 
 
-def _atlas_report(version, source, model, dataset) -> AtlasReport:
-    columns = _columns(version, source, [model] if model else None, [dataset] if dataset else None)
+def _atlas_report(label_filter: LabelFilter, version: TaxonomyVersion, source: str, model: str | None,
+                  dataset: str | None) -> AtlasReport:
+    columns = _columns(label_filter, version)
     categories = [(pk, path, description) for pk, path, description in Category.objects.filter(
         version=version).values_list("pk", "path", "description") if path not in NON_ERROR_VERDICTS]
     paths = {pk: path for pk, path, _ in categories}
@@ -392,8 +386,12 @@ def false_failures_by_dataset_and_model(*, taxonomy: str | None = None) -> dict[
     for source in SOURCES:
         if not Label.objects.filter(source=source).exists():
             continue
-        version = pick_version(taxonomy, source)
-        columns = _columns(version, source, None, None)
+        label_filter = signature_filter(source=source, taxonomy=taxonomy)
+        try:
+            version = pick_version(label_filter, taxonomy)
+        except ErrorMapError:  # this source has labels, but none on a failure
+            continue
+        columns = _columns(label_filter, version)
         if not len(columns["item"]):
             continue
         pairs = sorted(set(zip(columns["dataset"].tolist(), columns["model"].tolist())))

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from annotation.errors import ErrorMapError
 from taxonomy.core.induction import OTHER
-from taxonomy.core.paths import ancestor_paths, join_path, split_path
+from taxonomy.core.paths import PATH_SEPARATOR, ancestor_paths, join_path, split_path
 from taxonomy.core.verdicts import NON_ERROR_VERDICTS, VERDICT_DESCRIPTIONS
 from taxonomy.models import Category, CategoryMapping, Taxonomy, TaxonomyVersion
 
@@ -99,7 +99,7 @@ def add_categories(version: TaxonomyVersion, specs: Iterable[CategorySpec]) -> l
             spelled = wanted.get(key)
             if spelled is None:
                 # A child keeps its ancestors' spelling, so one tree node never gets two paths.
-                parent = key.rpartition(" / ")[0]
+                parent = key.rpartition(PATH_SEPARATOR)[0]
                 prefix = wanted[parent][0] if parent in wanted else index[parent].path if parent else ""
                 wanted[key] = (f"{prefix} / {path.rpartition(' / ')[2]}" if prefix else path, "")
         key = join_path(parts).lower()
@@ -112,13 +112,13 @@ def add_categories(version: TaxonomyVersion, specs: Iterable[CategorySpec]) -> l
     created: list[Category] = []
     by_depth: dict[int, list[str]] = {}
     for key, (path, _) in wanted.items():
-        by_depth.setdefault(path.count(" / ") + 1, []).append(key)
+        by_depth.setdefault(path.count(PATH_SEPARATOR) + 1, []).append(key)
     for depth in sorted(by_depth):
         level = [
             Category(
                 version=version,
-                parent=index[key.rpartition(" / ")[0]] if depth > 1 else None,
-                name=wanted[key][0].rpartition(" / ")[2],
+                parent=index[key.rpartition(PATH_SEPARATOR)[0]] if depth > 1 else None,
+                name=wanted[key][0].rpartition(PATH_SEPARATOR)[2],
                 path=wanted[key][0],
                 depth=depth,
                 description=wanted[key][1],
@@ -243,7 +243,7 @@ def leaf_categories(version: TaxonomyVersion) -> list[Category]:
 
 def category_text(category: Category, by_id: dict[int, Category]) -> str:
     """Path words plus the descriptions of the category and its ancestors (what a title is matched with)."""
-    parts = [category.path.replace(" / ", " "), category.description]
+    parts = [category.path.replace(PATH_SEPARATOR, " "), category.description]
     node = by_id.get(category.parent_id) if category.parent_id else None
     while node is not None:
         parts.append(node.description)

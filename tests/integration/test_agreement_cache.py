@@ -5,8 +5,9 @@ import pytest
 from django.core.cache import cache
 
 from annotation.models import Annotator, Dataset, Label, StageRun
+from annotation.selectors import LabelFilter
 from annotation.services import agreement
-from annotation.services.agreement import LabelFilter, compute_agreement
+from annotation.services.agreement import compute_agreement
 from taxonomy.models import Category
 from tests.integration.agreement_factories import add_label, make_prediction, make_version
 

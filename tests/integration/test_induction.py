@@ -23,7 +23,7 @@ from annotation.models import (
 )
 from annotation.services.ingest import content_key, ingest_results
 from annotation.services.judging import get_judge_backend
-from taxonomy.core.induction import OTHER
+from taxonomy.core.paths import OTHER
 from taxonomy.models import Category, TaxonomyVersion
 from taxonomy.services.induction import induce_taxonomy, prelabel_failures
 from taxonomy.services.versions import CategorySpec, create_version

@@ -20,8 +20,8 @@ from annotation.models import (
     WorkSet,
     WorkSetFailure,
 )
+from annotation.selectors import LabelFilter
 from annotation.services.adjudication import adjudicate_labels, resolve_item
-from annotation.services.agreement import LabelFilter
 from annotation.services.labelstudio.adjudication import push_adjudication
 from annotation.services.labelstudio.client import WEBHOOK_SECRET_HEADER
 from annotation.services.labelstudio.config import ITEM_KEY, PREDICTION_KEY

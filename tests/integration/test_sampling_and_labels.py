@@ -174,7 +174,7 @@ def test_a_work_set_keeps_its_members_when_results_change(tmp_path):
 
 
 def test_the_demo_work_set_never_takes_in_a_users_own_dataset(tmp_path):
-    from annotation.services.demo import DEMO_WORK_SET, run_demo
+    from taxonomy.services.demo import DEMO_WORK_SET, run_demo
 
     run_demo(say=lambda _: None, labelstudio=False)
     demo_before = members(DEMO_WORK_SET)

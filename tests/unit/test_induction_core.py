@@ -9,7 +9,8 @@ import pytest
 
 from taxonomy.core import induction as ind
 from taxonomy.core.classification import nearest_categories
-from taxonomy.core.induction import OTHER, CategoryDef, ErrorRecord
+from taxonomy.core.induction import CategoryDef, ErrorRecord
+from taxonomy.core.paths import OTHER
 
 
 def records(spec: dict[str, int], summary: str = "") -> list[ErrorRecord]:

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 from annotation.core.adjudication import RULES, AutoGoldRule
 from annotation.errors import ErrorMapError
-from annotation.management.base import ErrorMapCommand
+from annotation.selectors import LabelFilter
 from annotation.services.adjudication import (
     adjudicate_labels,
     adjudication_queue,
@@ -12,7 +12,7 @@ from annotation.services.adjudication import (
     report_dict,
     resolve_item,
 )
-from annotation.services.agreement import LabelFilter
+from server.commands import ErrorMapCommand
 
 
 def _share(text: str) -> Fraction:

@@ -1,7 +1,9 @@
 """manage.py agreement — how far annotators agree (Krippendorff's alpha, kappas, AC1, with CIs)."""
-from annotation.management.base import ErrorMapCommand
-from annotation.management.base import format_statistic as fmt
-from annotation.services.agreement import LabelFilter, compute_agreement
+from annotation.models import Label
+from annotation.selectors import LabelFilter, default_version
+from annotation.services.agreement import compute_agreement
+from server.commands import ErrorMapCommand
+from server.commands import format_statistic as fmt
 
 
 class Command(ErrorMapCommand):
@@ -13,7 +15,7 @@ class Command(ErrorMapCommand):
         parser.add_argument("--source", action="append", default=[],
                             help="label source(s) to compare (default human; repeatable)")
         parser.add_argument("--annotator", action="append", default=[], help="repeatable")
-        parser.add_argument("--taxonomy", help="NAME[@VERSION] (default: the only one the labels use)")
+        parser.add_argument("--taxonomy", help="NAME[@VERSION] (default: the version with the most matching labels; printed)")
         parser.add_argument("--depth", type=int, help="cut category paths to this depth first")
         parser.add_argument("--reps", type=int, default=1000, help="bootstrap resamples (default 1000)")
         parser.add_argument("--seed", type=int, default=0)
@@ -21,12 +23,13 @@ class Command(ErrorMapCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(self, *args, **o):
-        report = compute_agreement(
-            label_filter=LabelFilter(datasets=tuple(o["dataset"]), models=tuple(o["model"]),
-                                     sources=tuple(o["source"] or ["human"]),
-                                     annotators=tuple(o["annotator"]), taxonomy=o["taxonomy"]),
-            depth=o["depth"], reps=o["reps"], seed=o["seed"], ci_method=o["ci_method"],
-        )
+        label_filter = LabelFilter(datasets=tuple(o["dataset"]), models=tuple(o["model"]),
+                                   sources=tuple(o["source"] or [Label.Source.HUMAN]),
+                                   annotators=tuple(o["annotator"]), taxonomy=o["taxonomy"])
+        choice = default_version(label_filter)
+        self.stderr.write(f"taxonomy version {choice}")
+        report = compute_agreement(label_filter=label_filter, version=choice.version, depth=o["depth"],
+                                   reps=o["reps"], seed=o["seed"], ci_method=o["ci_method"])
         self.write_report(report, as_json=o["json"], summary=summary_text)
 
 

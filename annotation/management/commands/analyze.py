@@ -1,6 +1,6 @@
 """manage.py analyze — stage 1 of ErrorMap: the judge analyses each unique failure (resumable)."""
-from annotation.management.base import ErrorMapCommand
 from annotation.services.judging import JUDGES, analyze_failures
+from server.commands import ErrorMapCommand
 
 
 class Command(ErrorMapCommand):

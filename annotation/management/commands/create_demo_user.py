@@ -1,8 +1,8 @@
 """manage.py create_demo_user: a login for the web UI and an API token (idempotent)."""
 import os
 
-from annotation.management.base import ErrorMapCommand
 from annotation.services.accounts import ensure_user
+from server.commands import ErrorMapCommand
 
 
 class Command(ErrorMapCommand):

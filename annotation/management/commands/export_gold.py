@@ -1,9 +1,9 @@
 """manage.py export_gold PATH — the gold error set as JSONL or CSV, with a datasheet beside it."""
 from pathlib import Path
 
-from annotation.management.base import ErrorMapCommand
-from annotation.services.agreement import LabelFilter
+from annotation.selectors import LabelFilter
 from annotation.services.gold_export import FORMATS, export_gold
+from server.commands import ErrorMapCommand
 
 
 class Command(ErrorMapCommand):

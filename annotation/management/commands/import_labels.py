@@ -2,8 +2,8 @@
 from pathlib import Path
 
 from annotation.core.label_formats import LABEL_FORMATS, LABEL_SOURCES
-from annotation.management.base import ErrorMapCommand
 from annotation.services.label_import import import_labels
+from server.commands import ErrorMapCommand
 
 
 class Command(ErrorMapCommand):

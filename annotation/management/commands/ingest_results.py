@@ -2,8 +2,8 @@
 from pathlib import Path
 
 from annotation.core.result_formats import FORMATS
-from annotation.management.base import ErrorMapCommand
 from annotation.services.ingest import ingest_results
+from server.commands import ErrorMapCommand
 
 
 class Command(ErrorMapCommand):

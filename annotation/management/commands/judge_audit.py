@@ -1,9 +1,9 @@
 """manage.py judge_audit — the judge against the human majority and against gold."""
 from annotation.core.crossfit import DEFAULT_FOLDS
-from annotation.management.base import ErrorMapCommand
-from annotation.management.base import format_statistic as fmt
-from annotation.services.agreement import LabelFilter
+from annotation.selectors import LabelFilter
 from annotation.services.judge_audit import audit_judge
+from server.commands import ErrorMapCommand
+from server.commands import format_statistic as fmt
 
 
 class Command(ErrorMapCommand):
@@ -15,7 +15,8 @@ class Command(ErrorMapCommand):
                                  "is compared with gold and with the majority of the other annotators")
         parser.add_argument("--dataset", action="append", default=[], help="repeatable")
         parser.add_argument("--model", action="append", default=[], help="repeatable")
-        parser.add_argument("--taxonomy", help="NAME[@VERSION] (default: the only one the judge labels use)")
+        parser.add_argument("--taxonomy", help="NAME[@VERSION] (default: the version shared by the most judge "
+                            "and human labels; printed)")
         parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
                             help="folds for the cross-fitted figure of a judge that learns from gold (default 5)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -31,7 +32,8 @@ class Command(ErrorMapCommand):
 
 def summary_text(report: dict) -> str:
     """A short human-readable summary of a judge audit."""
-    lines = [(f"{report['taxonomy_version']}: humans worked {report['human_annotation_mode']};"
+    lines = [f"taxonomy version {report['taxonomy_version']} ({report['taxonomy_version_chosen']})",
+             (f"{report['taxonomy_version']}: humans worked {report['human_annotation_mode']};"
               f" {report['n_items_with_human_labels']} items with human labels,"
               f" {report['n_items_with_gold']} with gold")]
     for judge, audit in report["judges"].items():

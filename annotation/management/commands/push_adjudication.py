@@ -1,6 +1,6 @@
 """manage.py push_adjudication — send the open adjudication queue to a Label Studio adjudication project."""
-from annotation.management.base import ErrorMapCommand
 from annotation.services.labelstudio.adjudication import push_adjudication
+from server.commands import ErrorMapCommand
 
 
 class Command(ErrorMapCommand):

@@ -1,6 +1,6 @@
 """manage.py push_labelstudio — send a work set to Label Studio for people to verify."""
-from annotation.management.base import ErrorMapCommand
 from annotation.services.labelstudio.push import push_labelstudio
+from server.commands import ErrorMapCommand
 
 
 class Command(ErrorMapCommand):

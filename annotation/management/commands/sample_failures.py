@@ -1,7 +1,7 @@
 """manage.py sample_failures — apply the failure rule and draw a reproducible, stratified work set."""
 from annotation.errors import ErrorMapError
-from annotation.management.base import ErrorMapCommand
 from annotation.services.sampling import sample_failures
+from server.commands import ErrorMapCommand
 
 
 def _threshold(text: str) -> tuple[str, float]:

@@ -2,8 +2,8 @@
 import json as json_module
 from dataclasses import asdict
 
-from annotation.management.base import ErrorMapCommand
 from annotation.selectors import failure_summary
+from server.commands import ErrorMapCommand, render_summary
 from taxonomy.services.signatures import false_failures_by_dataset_and_model
 
 
@@ -38,22 +38,6 @@ def _rate(rate) -> dict:
     found = asdict(rate)
     found.pop("group")
     return found
-
-
-def render_summary(rows: list[dict]) -> str:
-    """A fixed-width table; names are printed as data, never interpreted."""
-    header = f"{'dataset':30} {'model':28} {'predictions':>11} {'failures':>8} {'share':>6} {'threshold':>9}"
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        threshold = "-" if r["threshold"] is None else f"{r['threshold']:.3g}"
-        lines.append(
-            f"{r['dataset'][:30]:30} {r['model'][:28]:28} {r['predictions']:11d} {r['failures']:8d} "
-            f"{r['failure_share']:6.1%} {threshold:>9}"
-        )
-    total_p = sum(r["predictions"] for r in rows)
-    total_f = sum(r["failures"] for r in rows)
-    lines.append(f"{'total':59} {total_p:11d} {total_f:8d} {(total_f / total_p if total_p else 0):6.1%}")
-    return "\n".join(lines)
 
 
 def render_false_failures(false_failures: dict[str, dict]) -> str:

@@ -1,6 +1,6 @@
 """manage.py sync_labelstudio — reconcile Label Studio annotations with the platform's human labels."""
-from annotation.management.base import ErrorMapCommand
 from annotation.services.labelstudio.sync import sync_labelstudio
+from server.commands import ErrorMapCommand
 
 
 class Command(ErrorMapCommand):

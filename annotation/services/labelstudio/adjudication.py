@@ -49,7 +49,8 @@ from annotation.services.labelstudio.config import (
 from annotation.services.labelstudio.mirror import EPOCH, EXTERNAL_PREFIX
 from annotation.services.labelstudio.push import adopt_remote_tasks, import_tasks, short_title
 from annotation.services.runs import stage_run
-from taxonomy.models import PATH_SEPARATOR, TaxonomyVersion
+from taxonomy.core.paths import PATH_SEPARATOR
+from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import category_index, join_path, resolve_version, split_path
 
 logger = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from xml.sax.saxutils import quoteattr
 
 from annotation.models import LabelStudioProject
+from taxonomy.core.paths import OTHER
 from taxonomy.models import Category, TaxonomyVersion
 
 # Controls of the labeling configs.
@@ -18,7 +19,6 @@ REASON_CONTROL = "reason"  # adjudication projects: why these categories are gol
 PREDICTION_KEY = "errormap_prediction_id"
 ITEM_KEY = "errormap_adjudication_item"
 
-OTHER = "Other"
 OTHER_DESCRIPTION = "None of the categories fits: propose one in the text field below."
 
 # The failure as the annotator sees it; every value is task data shown by <Text>, never put into the XML.

@@ -40,7 +40,8 @@ from annotation.services.labelstudio.config import (
 )
 from annotation.services.labelstudio.mirror import groups_under_other_versions, rebuild_label_sets
 from annotation.services.runs import progress, stage_run
-from taxonomy.models import PATH_SEPARATOR, TaxonomyVersion
+from taxonomy.core.paths import PATH_SEPARATOR
+from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import resolve_version
 
 

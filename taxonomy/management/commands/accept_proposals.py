@@ -1,7 +1,7 @@
 """manage.py accept_proposals — accepted proposals make NAME@V+1 with a mapping for every category."""
 import json
 
-from annotation.management.base import ErrorMapCommand
+from server.commands import ErrorMapCommand
 from taxonomy.services.proposals import accept_proposals
 
 

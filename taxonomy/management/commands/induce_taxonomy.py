@@ -1,6 +1,6 @@
 """manage.py induce_taxonomy — stages 2-4 of ErrorMap: a new taxonomy version from the judge's analyses."""
-from annotation.management.base import ErrorMapCommand
 from annotation.services.judging import JUDGES
+from server.commands import ErrorMapCommand
 from taxonomy.core.induction import CATEGORY_CAP, DEFAULT_RARE_FREQ
 from taxonomy.services.induction import induce_taxonomy
 

@@ -1,9 +1,10 @@
 """manage.py judge_learning_curve — the judge's kappa with gold as it learns from more gold labels."""
 from pathlib import Path
 
-from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.management.base import ErrorMapCommand
 from annotation.management.base import format_statistic as fmt
+
+from annotation.core.crossfit import DEFAULT_FOLDS
 from taxonomy.services.refinement import JUDGES, judge_learning_curve
 from taxonomy.web.charts import learning_curve_png
 

@@ -1,6 +1,6 @@
 """manage.py prelabel — the judge labels failures with the categories of an existing taxonomy version."""
-from annotation.management.base import ErrorMapCommand
 from annotation.services.judging import JUDGES
+from server.commands import ErrorMapCommand
 from taxonomy.services.induction import prelabel_failures
 
 

@@ -1,5 +1,5 @@
 """manage.py propose_taxonomy_changes — add / merge / split / rewrite / retire proposals, with evidence."""
-from annotation.management.base import ErrorMapCommand
+from server.commands import ErrorMapCommand
 from taxonomy.services.proposals import SOURCES, propose_taxonomy_changes
 
 

@@ -1,7 +1,8 @@
 """manage.py refine_judge — a candidate judge prompt from gold, accepted only if it beats the current one."""
-from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.management.base import ErrorMapCommand
 from annotation.management.base import format_statistic as fmt
+
+from annotation.core.crossfit import DEFAULT_FOLDS
 from taxonomy.services.refinement import JUDGES, refine_judge
 
 

@@ -1,7 +1,7 @@
 """manage.py report OUT_DIR: a static HTML report (signatures, atlas, agreement) that opens offline."""
 from pathlib import Path
 
-from annotation.management.base import ErrorMapCommand
+from server.commands import ErrorMapCommand
 from taxonomy.services.report import write_report
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 
 from annotation.errors import ErrorMapError
-from annotation.management.base import ErrorMapCommand
+from annotation.models import Label
+from server.commands import ErrorMapCommand
 from taxonomy.services.signatures import (
     GROUP_BYS,
     SOURCES,
@@ -20,7 +21,7 @@ class Command(ErrorMapCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--by", choices=GROUP_BYS, default="model")
-        parser.add_argument("--source", choices=SOURCES, default="judge",
+        parser.add_argument("--source", choices=SOURCES, default=Label.Source.JUDGE,
                             help="judge, human (all annotators pooled) or gold")
         parser.add_argument("--taxonomy", default=None, help="NAME or NAME@N (default: the one with most labels)")
         parser.add_argument("--depth", type=int, default=1)

@@ -1,9 +1,8 @@
 """manage.py run_demo — the main job on the embedded defaults (bundled data, SQLite, offline judge)."""
 from django.conf import settings
 
-from annotation.management.base import ErrorMapCommand
-from annotation.management.commands.summary import render_summary
-from annotation.services.demo import DEMO_PASSWORD, DEMO_USER, run_demo
+from server.commands import ErrorMapCommand, render_summary
+from taxonomy.services.demo import DEMO_PASSWORD, DEMO_USER, run_demo
 
 
 class Command(ErrorMapCommand):

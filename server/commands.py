@@ -1,5 +1,5 @@
-"""Base class for ErrorMap commands: domain errors become a clean CommandError (exit 1, no traceback);
-reports print as one JSON object or a short summary."""
+"""Base class for the commands of both apps: domain errors become a clean CommandError (exit 1, no
+traceback); reports print as one JSON object or a short summary."""
 from __future__ import annotations
 
 import json
@@ -33,3 +33,20 @@ class ErrorMapCommand(BaseCommand):
 def format_statistic(value: float | None) -> str:
     """A statistic to three decimals for summaries; "n/a" where it is undefined."""
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def render_summary(rows: list[dict]) -> str:
+    """The failure summary (selectors.failure_summary) as a fixed-width table; names are printed as
+    data, never interpreted."""
+    header = f"{'dataset':30} {'model':28} {'predictions':>11} {'failures':>8} {'share':>6} {'threshold':>9}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        threshold = "-" if r["threshold"] is None else f"{r['threshold']:.3g}"
+        lines.append(
+            f"{r['dataset'][:30]:30} {r['model'][:28]:28} {r['predictions']:11d} {r['failures']:8d} "
+            f"{r['failure_share']:6.1%} {threshold:>9}"
+        )
+    total_p = sum(r["predictions"] for r in rows)
+    total_f = sum(r["failures"] for r in rows)
+    lines.append(f"{'total':59} {total_p:11d} {total_f:8d} {(total_f / total_p if total_p else 0):6.1%}")
+    return "\n".join(lines)

@@ -330,7 +330,7 @@ class JudgeRefinement(models.Model):
     """
 
     taxonomy = models.ForeignKey("taxonomy.Taxonomy", on_delete=models.CASCADE, related_name="judge_refinements")
-    taxonomy_version = models.ForeignKey(TaxonomyVersion, on_delete=models.PROTECT, related_name="+")
+    taxonomy_version = models.ForeignKey("taxonomy.TaxonomyVersion", on_delete=models.PROTECT, related_name="+")
     judge = models.CharField(max_length=20)  # offline | openai
     model_name = models.CharField(max_length=200, blank=True)
     current_prompt = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="+")

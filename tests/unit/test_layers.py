@@ -34,6 +34,7 @@ ROOMS: dict[str, int] = {
     "annotation.api": TOP,
     "annotation.management": TOP,
     "annotation.admin": TOP,
+    "annotation.tasks": TOP,  # thin task wrappers around services, like commands
     "taxonomy.services": TOP,
     "taxonomy.services.report": TOP,  # renders the page contexts: above them, like the web pages
     "taxonomy.pages": TOP,
@@ -42,6 +43,7 @@ ROOMS: dict[str, int] = {
     "taxonomy.api": TOP,
     "taxonomy.management": TOP,
     "taxonomy.admin": TOP,
+    "taxonomy.tasks": TOP,
     "server": TOP,  # settings, urls, asgi/wsgi: the project wires both apps together
 }
 # An app's interface rooms: only the same room (and the project's URL wiring) may import them.

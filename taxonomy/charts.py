@@ -1,7 +1,9 @@
-"""Geometry for server-side SVG plots (bars with intervals, heatmaps). Numbers in, shapes out; the
-templates draw them with autoescaping, so names from the data never become markup."""
+"""Geometry for server-side SVG plots (bars with intervals, heatmaps, reliability diagrams, learning
+curves). Numbers in, shapes out; the templates draw them with autoescaping, so names from the data
+never become markup."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 LABEL_WIDTH = 260
@@ -44,10 +46,20 @@ def heat_colour(share: float) -> str:
     return f"rgb({r},{g},{b})"
 
 
+# Column labels are drawn rotated up and to the right; the drawing is made big enough to hold the
+# longest one (at about CHAR_WIDTH px per character of the 11 px font), so none is cut at its edge.
+COLUMN_LABEL_ANGLE = 55
+CHAR_WIDTH = 6.6
+
+
 def heatmap_grid(grid, *, max_rows: int = 60, max_columns: int = 30) -> dict:
     """Cells of a groups x categories heatmap (core.signatures.Heatmap), largest categories first."""
-    cell_w, cell_h, left, top = 34, 20, 230, 180
+    cell_w, cell_h, left = 34, 20, 230
     columns = list(grid.categories)[:max_columns]
+    labels = [_short(c, 32) for c in columns]
+    longest = max((len(label) for label in labels), default=0) * CHAR_WIDTH
+    rise, run = math.sin(math.radians(COLUMN_LABEL_ANGLE)), math.cos(math.radians(COLUMN_LABEL_ANGLE))
+    top = round(longest * rise) + 16
     rows = list(zip(grid.groups, grid.n_errors, grid.shares, strict=True))[:max_rows]
     cells = []
     for i, (group, n, shares) in enumerate(rows):
@@ -60,11 +72,14 @@ def heatmap_grid(grid, *, max_rows: int = 60, max_columns: int = 30) -> dict:
                 "text_x": left + j * cell_w + cell_w / 2, "text_y": top + i * cell_h + 14,
                 "dark": share > 0.25,
             })
+    label_ends = [left + j * cell_w + cell_w / 2 + len(label) * CHAR_WIDTH * run + 4
+                  for j, label in enumerate(labels)]
     return {
-        "width": left + len(columns) * cell_w + 10, "height": top + len(rows) * cell_h + 10,
-        "cell_w": cell_w, "cell_h": cell_h,
-        "columns": [{"label": _short(c, 30), "title": c, "x": left + j * cell_w + cell_w / 2, "y": top - 6}
-                    for j, c in enumerate(columns)],
+        "width": round(max([left + len(columns) * cell_w + 10, *label_ends])),
+        "height": top + len(rows) * cell_h + 10,
+        "cell_w": cell_w, "cell_h": cell_h, "angle": -COLUMN_LABEL_ANGLE,
+        "columns": [{"label": label, "title": c, "x": left + j * cell_w + cell_w / 2, "y": top - 6}
+                    for j, (c, label) in enumerate(zip(columns, labels, strict=True))],
         "rows": [{"label": _short(f"{g} (n={n})", 34), "title": g, "y": top + i * cell_h + 14, "x": left - 6}
                  for i, (g, n, _) in enumerate(rows)],
         "cells": cells, "truncated": len(grid.groups) > max_rows or len(grid.categories) > max_columns,
@@ -131,3 +146,28 @@ def learning_curve_png(points: Sequence[dict], path, *, title: str) -> None:
     draw.text(((x0 + x1) // 2 - 60, y0 + 24), "gold labels learned from", fill="black")
     draw.text((6, y1 - 20), "Cohen's kappa with gold", fill="black")
     image.save(path, format="PNG")
+
+
+def reliability_chart(bins: Sequence[dict], *, size: int = 240) -> dict | None:
+    """Geometry of a reliability diagram: per confidence bin with items, a bar of its accuracy over the
+    bin's span and a dot at its mean confidence; None when no item has a confidence."""
+    x0, y_top = 44, 10
+    y0 = y_top + size
+    filled = [b for b in bins if b.get("n")]
+    if not filled:
+        return None
+    bars = []
+    for b in filled:
+        low, high = b["low"], b["high"]
+        accuracy, confidence = b["accuracy"] or 0.0, b["mean_confidence"] or 0.0
+        x, width = x0 + low * size, (high - low) * size
+        bars.append({**b, "x": round(x + 1, 1), "width": round(width - 2, 1),
+                     "y": round(y0 - accuracy * size, 1), "height": round(accuracy * size, 1),
+                     "cx": round(x0 + confidence * size, 1), "cy": round(y0 - accuracy * size, 1),
+                     "label_x": round(x + width / 2, 1),
+                     "label_y": round(max(y0 - accuracy * size - 6, y_top + 10), 1)})
+    ticks = [{"x": round(x0 + v * size, 1), "y": round(y0 - v * size, 1), "text": f"{v:.0%}"}
+             for v in (0, 0.25, 0.5, 0.75, 1)]
+    return {"width": x0 + size + 16, "height": y0 + 34, "size": size, "x0": x0, "y0": y0, "y_top": y_top,
+            "x_right": x0 + size, "x_mid": x0 + size // 2, "y_mid": y_top + size // 2, "bars": bars,
+            "ticks": ticks}

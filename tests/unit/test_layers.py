@@ -35,6 +35,7 @@ ROOMS: dict[str, int] = {
     "annotation.management": TOP,
     "annotation.admin": TOP,
     "annotation.tasks": TOP,  # thin task wrappers around services, like commands
+    "annotation.templatetags": TOP,  # number formats of the pages and the report
     "taxonomy.services": TOP,
     "taxonomy.services.report": TOP,  # renders the page contexts: above them, like the web pages
     "taxonomy.pages": TOP,

@@ -2,15 +2,18 @@
 report and the API (views only parse the request and render these)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from annotation import selectors
 from annotation.errors import ErrorMapError
-from annotation.models import Label
+from annotation.models import AdjudicationItem, Label, Prediction
 from annotation.selectors import LabelFilter, default_version
+from annotation.services.adjudication import decision_history, item_key
 from annotation.services.agreement import compute_agreement
 from annotation.services.judge_audit import audit_judge
+from taxonomy.charts import reliability_chart
+from taxonomy.models import Category
 
 PAGE_REPS = 200  # bootstrap resamples on a page; the command's default is 1000
 
@@ -73,11 +76,26 @@ def agreement_context(params: Mapping[str, Any], *,
     )
     bars = [{"name": n, "value": v, "width": max(0, round((v or 0) * 300)), "y": 18 * i + 4, "text_y": 18 * i + 15,
              "value_x": 305 + max(0, round((v or 0) * 300))} for i, (n, v) in enumerate(per_category)]
+    vs_gold = report.get("per_annotator_vs_gold") or {}
     context.update(report=report, stats=stats, per_category=bars, chart_height=18 * len(bars) + 10,
-                   per_annotator=sorted(report.get("per_annotator", {}).items()),
+                   per_annotator=[{"name": name, **numbers, "vs_gold": vs_gold.get(name) or {}}
+                                  for name, numbers in sorted(report.get("per_annotator", {}).items())],
+                   vs_gold=any((a or {}).get("n_items") for a in vs_gold.values()),
+                   disagreements=_disagreement_table(report.get("disagreements")),
                    per_depth=sorted(report.get("per_depth", {}).items()),
                    pairwise=report.get("pairwise_cohen_kappa"))
     return context
+
+
+def _disagreement_table(disagreements: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The report's disagreeing items as table rows: one column per annotator who labelled any of them."""
+    if not disagreements:
+        return None
+    items = disagreements.get("items") or []
+    annotators = sorted({name for item in items for name in item.get("labels", {})})
+    return {**disagreements, "annotators": annotators,
+            "rows": [{"id": item["id"], "item": item.get("item") or item["id"],
+                      "cells": [item["labels"].get(name, []) for name in annotators]} for item in items]}
 
 
 def judge_context(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,20 +115,84 @@ def judge_context(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _judge_view(name: str, part: dict[str, Any]) -> dict[str, Any]:
-    """A judge's audit reshaped for tables: confusion matrix as rows over a shared column order."""
-    references = []
+    """A judge's audit shaped for the page: each comparison's confusion matrix as shaded rows over one
+    column order, its per-category scores as rows, and its calibration as a reliability diagram."""
+    shaped = dict(part)
     for key in ("vs_human_majority", "vs_gold"):
-        confusion = part[key].get("confusion") or {}
-        columns = sorted({c for row in confusion.values() for c in row})
-        part[key]["confusion_rows"] = [
-            {"reference": ref, "cells": [row.get(c, 0) for c in columns]} for ref, row in confusion.items()
-        ]
-        part[key]["confusion_columns"] = columns
-        references.append(key)
-    return {"name": name, **part}
+        shaped[key] = {**part[key], **_comparison_tables(part[key])}
+    return {"name": name, **shaped}
+
+
+def _comparison_tables(comparison: dict[str, Any]) -> dict[str, Any]:
+    confusion = comparison.get("confusion") or {}
+    columns = sorted({c for row in confusion.values() for c in row})
+    rows = []
+    for reference, row in confusion.items():
+        total = sum(row.values())
+        cells = []
+        for column in columns:
+            n = row.get(column, 0)
+            share = n / total if total else 0.0
+            cells.append({"n": n, "column": column, "diagonal": column == reference,
+                          "fill": _shade(share) if n else "#fff", "dark": share > 0.5})
+        rows.append({"reference": reference, "cells": cells, "total": total})
+    calibration = comparison.get("calibration") or {}
+    return {
+        "confusion_columns": columns,
+        "confusion_rows": rows,
+        "per_category_rows": [{"name": category, **scores}
+                              for category, scores in (comparison.get("per_category") or {}).items()],
+        "reliability": reliability_chart(calibration.get("bins") or []),
+    }
+
+
+def _shade(share: float) -> str:
+    """White to dark blue by share (0..1) of a confusion-matrix row."""
+    t = min(max(share, 0.0), 1.0)
+    return f"rgb({round(255 - 235 * t)},{round(255 - 185 * t)},{round(255 - 95 * t)})"
 
 
 def adjudication_context(status: str) -> dict[str, Any]:
-    """The adjudication queue filtered by status, with counts per status."""
+    """The adjudication queue filtered by status, with counts per status (items shaped per page by
+    `adjudication_rows`)."""
     queue = selectors.adjudication_queue(status=status)
-    return {"status": status, "counts": queue["counts"], "items": queue["items"]}
+    return {"status": status, "counts": sorted(queue["counts"].items()), "items": queue["items"]}
+
+
+def adjudication_rows(items: Iterable[AdjudicationItem]) -> list[dict[str, Any]]:
+    """Queue items as rows: each annotator's and the judge's categories as (source, name, paths) rows,
+    and the categories a decision can choose: the ones proposed first, then the rest of the version."""
+    items = list(items)
+    versions = {item.taxonomy_version_id for item in items}
+    paths: dict[int, list[str]] = {v: [] for v in versions}
+    for version_id, path in (Category.objects.filter(version_id__in=versions)
+                             .order_by("path").values_list("version_id", "path")):
+        paths[version_id].append(path)
+    rows = []
+    for item in items:
+        labels = [(source, name, list(categories))
+                  for source, by in sorted((item.labels or {}).items())
+                  for name, categories in sorted(by.items())]
+        proposed = sorted({c for _, _, categories in labels for c in categories})
+        rows.append({"item": item, "key": item_key(item.prediction), "labels": labels, "proposed": proposed,
+                     "other_categories": [c for c in paths[item.taxonomy_version_id] if c not in proposed]})
+    return rows
+
+
+def item_context(prediction_id: int) -> dict[str, Any] | None:
+    """One item (a failed or passed prediction): its texts, every label on it by taxonomy version and
+    source, and its adjudication (queue entries with their decisions); None if there is no such item."""
+    prediction = (Prediction.objects.select_related("example__dataset", "model")
+                  .filter(pk=prediction_id).first())
+    if prediction is None:
+        return None
+    by_version: dict[str, list[Label]] = {}
+    for label in selectors.failure_labels([prediction.pk]).get(prediction.pk, []):
+        by_version.setdefault(str(label.taxonomy_version), []).append(label)
+    queued = AdjudicationItem.objects.filter(prediction=prediction).select_related(
+        "prediction__example__dataset", "prediction__model", "taxonomy_version__taxonomy").order_by("pk")
+    adjudication = [{**row, "decisions": decision_history(item=str(row["item"].pk))}
+                    for row in adjudication_rows(queued)]
+    return {"prediction": prediction, "key": item_key(prediction),
+            "labels": [{"version": version, "labels": labels} for version, labels in sorted(by_version.items())],
+            "adjudication": adjudication}

@@ -99,6 +99,8 @@ def calibration(items: Sequence[JudgedItem], bins: Sequence[float] = DEFAULT_BIN
             ece += len(members) / len(rated) * abs(accuracy - mean_conf)
         rows.append({
             "bin": f"[{low:.1f}, {high:.1f}{']' if last else ')'}",
+            "low": low,
+            "high": high,
             "n": len(members),
             "mean_confidence": _round(mean_conf) if members else None,
             "accuracy": _round(accuracy) if members else None,

@@ -243,6 +243,12 @@ def record_imported_gold(*, label_sets: Sequence[LabelSet], file_name: str) -> G
                             decisions=len(new_decisions), superseded=len(to_supersede))
 
 
+def item_key(prediction: Prediction) -> str:
+    """'DATASET|EXAMPLE_ID|MODEL' of a prediction (the item), as `find_prediction` reads it back."""
+    return ITEM_SEPARATOR.join((prediction.example.dataset.name, prediction.example.example_id,
+                                prediction.model.name))
+
+
 def find_prediction(item: str) -> Prediction:
     """'DATASET|EXAMPLE_ID|MODEL' -> the prediction (the item)."""
     parts = item.split(ITEM_SEPARATOR)
@@ -330,8 +336,7 @@ def adjudication_queue(*, taxonomy: str | None = None, status: str = Adjudicatio
         items = items.filter(taxonomy_version=resolve_version(taxonomy))
     return [{
         "id": q.pk,
-        "item": ITEM_SEPARATOR.join((q.prediction.example.dataset.name, q.prediction.example.example_id,
-                                     q.prediction.model.name)),
+        "item": item_key(q.prediction),
         "taxonomy_version": str(q.taxonomy_version),
         "status": q.status,
         "why": q.why,

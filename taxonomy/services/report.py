@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from annotation.errors import ErrorMapError
 from annotation.models import Label
-from annotation.pages import agreement_context
+from annotation.pages import agreement_context, judge_context
 from taxonomy.pages import atlas_context, signatures_context
 from taxonomy.services.signatures import SOURCES, failure_signatures
 
@@ -38,14 +38,14 @@ def write_report(*, out_dir: Path, taxonomy: str | None = None, depth: int = 1) 
     sources = [s for s in SOURCES if Label.objects.filter(source=s).exists()]
     if not sources:
         raise ErrorMapError("no labels yet: nothing to report (import labels or run the judge first)")
-    pages: list[tuple[str, str]] = []
+    pages: list[tuple[str, str, str]] = []  # file, title, the taxonomy version it uses
     skipped: list[str] = []
     data: dict = {"generated_at": timezone.now().isoformat(), "signatures": {}}
 
-    def page(name: str, title: str, template: str, context: dict) -> None:
+    def page(name: str, title: str, template: str, context: dict, version: str) -> None:
         html = render_to_string(template, {**context, "report_mode": True})
         (out_dir / name).write_text(html, encoding="utf-8")
-        pages.append((name, title))
+        pages.append((name, title, version))
 
     for source in sources:
         for by in ("model", "dataset"):
@@ -54,24 +54,34 @@ def write_report(*, out_dir: Path, taxonomy: str | None = None, depth: int = 1) 
                 skipped.append(f"signatures {source} by {by}: {context['error']}")
                 continue
             page(f"signatures-{source}-by-{by}.html", f"Failure signatures · {source} labels · by {by}",
-                 "errormap/signatures.html", context)
+                 "errormap/signatures.html", context, context["report"].taxonomy_version)
             data["signatures"][f"{source}/{by}"] = failure_signatures(
                 taxonomy=taxonomy, source=source, by=by, depth=depth).to_dict()
         context = atlas_context(_params(taxonomy=taxonomy, source=source))
         if "error" in context:
             skipped.append(f"atlas {source}: {context['error']}")
         else:
-            page(f"atlas-{source}.html", f"ErrorAtlas · {source} labels", "errormap/atlas.html", context)
+            page(f"atlas-{source}.html", f"ErrorAtlas · {source} labels", "errormap/atlas.html", context,
+                 context["report"].taxonomy_version)
     if Label.Source.HUMAN in sources:
         context = agreement_context(_params(taxonomy=taxonomy))
         if "error" in context:
             skipped.append(f"agreement: {context['error']}")
         else:
-            page("agreement.html", "Agreement among human annotators", "errormap/agreement.html", context)
+            page("agreement.html", "Agreement among human annotators", "errormap/agreement.html", context,
+                 context["report"]["taxonomy_version"])
+    if Label.Source.JUDGE in sources and {Label.Source.HUMAN, Label.Source.GOLD} & set(sources):
+        context = judge_context(_params(taxonomy=taxonomy))
+        if "audit" not in context:
+            skipped.append(f"judge audit: {context.get('audit_error') or context.get('error')}")
+        else:
+            page("judge.html", "Judge audit: the judge against the human majority and gold", "errormap/judge.html",
+                 context, context["audit"]["taxonomy_version"])
+            data["judge_audit"] = context["audit"]
     (out_dir / "data.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
     index = render_to_string("errormap/report_index.html", {
         "report_mode": True, "pages": pages, "skipped": skipped, "generated_at": data["generated_at"],
     })
     (out_dir / "index.html").write_text(index, encoding="utf-8")
-    return ReportFiles(out_dir=str(out_dir), pages=["index.html", *[p for p, _ in pages], "data.json"],
+    return ReportFiles(out_dir=str(out_dir), pages=["index.html", *[p for p, _, _ in pages], "data.json"],
                        skipped=skipped)

@@ -1,5 +1,6 @@
 """manage.py push_labelstudio — send a work set to Label Studio for people to verify."""
 from annotation.services.labelstudio.push import push_labelstudio
+from annotation.services.planning import plan_annotation, save_plan
 from server.commands import ErrorMapCommand
 
 
@@ -28,12 +29,22 @@ class Command(ErrorMapCommand):
         )
         parser.add_argument("--overlap", type=int, default=1, help="annotators per task (default 1)")
         parser.add_argument("--batch-size", type=int, default=None, help="tasks per import request")
+        parser.add_argument("--plan", type=int, default=None, metavar="N",
+                            help="push only the next N items chosen by plan_annotation (as work sets named after "
+                                 "the plan, one per overlap the plan gives; --overlap is then the plan's)")
 
-    def run(self, *args, work_set, taxonomy, mode, overlap, batch_size, assisted_share, seed, **options):
-        report = push_labelstudio(
-            work_set=work_set, taxonomy=taxonomy, mode=mode, overlap=overlap, batch_size=batch_size,
-            assisted_share=assisted_share, seed=seed,
-        )
+    def run(self, *args, work_set, taxonomy, mode, overlap, batch_size, assisted_share, seed, plan, **options):
+        options = {"taxonomy": taxonomy, "mode": mode, "batch_size": batch_size, "assisted_share": assisted_share,
+                   "seed": seed}
+        if plan is not None:
+            planned = save_plan(plan_annotation(work_set=work_set, budget=plan, taxonomy=taxonomy))
+            for name, plan_overlap in planned:
+                self.stdout.write(f"planned work set {name} (overlap {plan_overlap})")
+                self.write_push(push_labelstudio(work_set=name, overlap=plan_overlap, **options))
+            return
+        self.write_push(push_labelstudio(work_set=work_set, overlap=overlap, **options))
+
+    def write_push(self, report) -> None:
         what = "created" if report.created_project else "updated" if report.config_updated else "up to date"
         self.stdout.write(
             f"project {report.labelstudio_project_id} {what}: {report.tasks_total} tasks in the work set, "

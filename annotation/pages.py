@@ -11,6 +11,7 @@ from annotation.models import AdjudicationItem, Label, Prediction
 from annotation.selectors import LabelFilter, default_version
 from annotation.services.adjudication import decision_history, item_key
 from annotation.services.agreement import compute_agreement
+from annotation.services.anchoring import anchoring_reports
 from annotation.services.judge_audit import audit_judge
 from taxonomy.charts import reliability_chart
 from taxonomy.models import Category
@@ -84,6 +85,9 @@ def agreement_context(params: Mapping[str, Any], *,
                    disagreements=_disagreement_table(report.get("disagreements")),
                    per_depth=sorted(report.get("per_depth", {}).items()),
                    pairwise=report.get("pairwise_cohen_kappa"))
+    if sources == (Label.Source.HUMAN,):
+        # Mixed projects under this version: how the judge's pre-label swayed people (anchoring_report).
+        context["anchoring"] = anchoring_reports(taxonomy=q["taxonomy"], reps=PAGE_REPS)
     return context
 
 

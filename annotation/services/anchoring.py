@@ -14,7 +14,7 @@ from annotation.models import Label, LabelStudioProject, LabelStudioTask, WorkSe
 from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import resolve_version
 
-MIXED = "mixed"
+MIXED = LabelStudioProject.Mode.MIXED
 
 
 def _sets(version: TaxonomyVersion, source: str, prediction_ids: list[int]) -> dict[int, dict[str, frozenset[str]]]:

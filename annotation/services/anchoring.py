@@ -11,6 +11,7 @@ from typing import Any
 from annotation.core.anchoring import ARMS, AnchoringItem, compare_arms
 from annotation.errors import ErrorMapError
 from annotation.models import Label, LabelStudioProject, LabelStudioTask, WorkSet
+from annotation.selectors import LabelFilter, select_labels
 from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import resolve_version
 
@@ -20,7 +21,7 @@ MIXED = LabelStudioProject.Mode.MIXED
 def _sets(version: TaxonomyVersion, source: str, prediction_ids: list[int]) -> dict[int, dict[str, frozenset[str]]]:
     """item -> annotator -> set of category paths, for one source."""
     sets: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    rows = (Label.objects.filter(taxonomy_version=version, source=source, prediction_id__in=prediction_ids)
+    rows = (select_labels(LabelFilter(sources=(source,), predictions=tuple(prediction_ids)), version)
             .values_list("prediction_id", "annotator__name", "category__path"))
     for prediction_id, annotator, path in rows.iterator(chunk_size=10_000):
         sets[prediction_id][annotator].add(path)

@@ -15,6 +15,7 @@ from django.db import transaction
 from annotation.core.planning import Candidate, CategoryNeed, PlanSettings, Pick, plan
 from annotation.errors import ErrorMapError
 from annotation.models import Label, LabelStudioProject, LabelStudioTask, Prediction, WorkSet, WorkSetFailure
+from annotation.selectors import LabelFilter, select_labels
 from annotation.services.runs import stage_run
 from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import resolve_version
@@ -55,8 +56,8 @@ class PlanReport:
 def _version(ws: WorkSet, taxonomy: str | None) -> TaxonomyVersion:
     if taxonomy:
         return resolve_version(taxonomy)
-    ids = sorted(set(Label.objects.filter(source=Label.Source.JUDGE, prediction__work_sets=ws)
-                     .values_list("taxonomy_version_id", flat=True).distinct()))
+    ids = sorted(set(select_labels(LabelFilter(sources=(Label.Source.JUDGE,)), None)
+                     .filter(prediction__work_sets=ws).values_list("taxonomy_version_id", flat=True).distinct()))
     if len(ids) != 1:
         found = "no" if not ids else "several"
         raise ErrorMapError(f"{found} taxonomy versions have judge labels on work set {ws.name!r}; "
@@ -87,12 +88,12 @@ def plan_annotation(*, work_set: str, budget: int, taxonomy: str | None = None, 
     config = {"work_set": work_set, "taxonomy_version": str(version), "budget": budget, **asdict(settings)}
     with stage_run("plan_annotation", config) as run:
         members = set(ws.failures.values_list("prediction_id", flat=True))
-        labels = Label.objects.filter(taxonomy_version=version)
-        gold = _sets(labels.filter(source=Label.Source.GOLD))
-        judged = _sets(labels.filter(source=Label.Source.JUDGE))
+        # Gold of the whole version (the judge's reliability is the version's); judge labels of the work set.
+        gold = _sets(select_labels(LabelFilter(sources=(Label.Source.GOLD,)), version))
+        judge_labels = select_labels(LabelFilter(sources=(Label.Source.JUDGE,)), version)
+        judged = _sets(judge_labels)
         confidence: dict[int, float] = {}
-        for prediction_id, value in (labels.filter(source=Label.Source.JUDGE, prediction_id__in=members,
-                                                   confidence__isnull=False)
+        for prediction_id, value in (judge_labels.filter(prediction_id__in=members, confidence__isnull=False)
                                      .values_list("prediction_id", "confidence")):
             confidence[prediction_id] = min(value, confidence.get(prediction_id, value))
         pending = set(LabelStudioTask.objects.filter(project__taxonomy_version=version, prediction_id__in=members)

@@ -24,7 +24,7 @@ from annotation.models import (
     WorkSet,
 )
 from taxonomy.core.paths import PATH_SEPARATOR
-from taxonomy.models import Category, TaxonomyVersion
+from taxonomy.models import Category, CategoryMapping, TaxonomyVersion
 from taxonomy.services.versions import resolve_version
 
 ALL_SOURCES: tuple[str, ...] = tuple(Label.Source.values)
@@ -84,8 +84,8 @@ class VersionChoice:
 def _version_labels(version: TaxonomyVersion | None, sources: Sequence[str]) -> QuerySet[Label]:
     """The label rows of one taxonomy version (all versions when None) from these sources.
 
-    The single place a version's rows are chosen: reading an older version's labels through a
-    category mapping would go here, and every statistic, page and export would follow.
+    The single place a version's rows are chosen; `label_values` adds an earlier version's
+    labels read through the category mapping when `version` was derived from it.
     """
     labels = Label.objects.filter(source__in=list(sources))
     if version is not None:
@@ -112,6 +112,57 @@ def select_labels(label_filter: LabelFilter, version: TaxonomyVersion | None) ->
     if label_filter.predictions:
         labels = labels.filter(prediction_id__in=label_filter.predictions)
     return labels
+
+
+_SET_KEY = ("prediction_id", "source", "annotator_id", "category_id")
+
+
+def derived_from(version: TaxonomyVersion) -> TaxonomyVersion | None:
+    """The version `version` was derived from with a CategoryMapping (its labels carry over), if any."""
+    previous = version.previous
+    if previous is None or not CategoryMapping.objects.filter(source__version=previous,
+                                                              target__version=version).exists():
+        return None
+    return previous
+
+
+def label_values(label_filter: LabelFilter, version: TaxonomyVersion, *fields: str) -> list[tuple]:
+    """`select_labels(...).values_list(*fields)` read through the mapping: the rows of `version`, and
+    for an (item, source, annotator) set with no row in `version`, its set in the version `version`
+    was derived from (recursively), each category replaced by the one it maps to (merged, renamed,
+    retired -> Other, kept); a set holding a split category is ambiguous and left out (those items
+    are queued for re-labelling). `category_id` and `category__path` name categories of `version`."""
+    if derived_from(version) is None:
+        return list(select_labels(label_filter, version).values_list(*fields).iterator(chunk_size=50_000))
+    extra = [f for f in fields if f not in _SET_KEY and f != "category__path"]
+    rows = _rows_through_mapping(label_filter, version, extra)
+    paths = (dict(Category.objects.filter(version=version).values_list("pk", "path"))
+             if "category__path" in fields else {})
+    position = {name: i for i, name in enumerate([*_SET_KEY, *extra])}
+    return [tuple(paths[row[3]] if f == "category__path" else row[position[f]] for f in fields) for row in rows]
+
+
+def _rows_through_mapping(label_filter: LabelFilter, version: TaxonomyVersion, extra: list[str]) -> list[tuple]:
+    own = list(select_labels(label_filter, version).values_list(*_SET_KEY, *extra))
+    previous = derived_from(version)
+    if previous is None:
+        return own
+    targets: dict[int, list[int]] = {}
+    for source_id, target_id in CategoryMapping.objects.filter(
+            source__version=previous, target__version=version).values_list("source_id", "target_id"):
+        targets.setdefault(source_id, []).append(target_id)
+    have = {row[:3] for row in own}
+    earlier: dict[tuple, list[tuple]] = {}
+    for row in _rows_through_mapping(label_filter, previous, extra):
+        if row[:3] not in have:
+            earlier.setdefault(row[:3], []).append(row)
+    carried = []
+    for group in earlier.values():
+        if any(len(targets.get(row[3], [])) > 1 for row in group):
+            continue  # split: which side is unknown until someone labels it again
+        # A category retired without a target maps to nothing: that row goes, the set stays.
+        carried.extend((*row[:3], targets[row[3]][0], *row[4:]) for row in group if targets.get(row[3]))
+    return own + carried
 
 
 def default_version(label_filter: LabelFilter, *, shared_by: tuple[str, ...] = ()) -> VersionChoice:
@@ -169,8 +220,13 @@ def label_fingerprint(label_filter: LabelFilter, version: TaxonomyVersion, *part
     descriptions, annotator, dataset and model names are read whole (small tables): renames
     change what a report shows.
     """
-    mark = _version_labels(version, label_filter.sources).aggregate(
-        n=Count("pk"), last=Max("pk"), changed=Max("updated_at"))
+    marks, read = [], version
+    while read is not None:  # a derived version also reads its earlier versions' labels
+        marks.append(_version_labels(read, label_filter.sources).aggregate(
+            n=Count("pk"), last=Max("pk"), changed=Max("updated_at")))
+        read = derived_from(read)
+    mark = {"n": [m["n"] for m in marks], "last": [m["last"] for m in marks],
+            "changed": [str(m["changed"]) for m in marks]}
     failures = (Prediction.objects.aggregate(changed=Max("updated_at"))["changed"]
                 if label_filter.failures_only else None)
     key = (

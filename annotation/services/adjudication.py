@@ -22,7 +22,7 @@ from annotation.models import (
     Label,
     Prediction,
 )
-from annotation.selectors import LabelFilter, default_version, select_labels
+from annotation.selectors import LabelFilter, default_version, label_values
 from annotation.services.labels import (
     LabelEntry,
     LabelSet,
@@ -62,9 +62,11 @@ def _item_labels(version: TaxonomyVersion, label_filter: LabelFilter, source: st
     f = LabelFilter(datasets=label_filter.datasets, models=label_filter.models, sources=(source,))
     sets: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     proposals: dict[int, list[str]] = defaultdict(list)
-    rows = select_labels(f, version).values_list("prediction_id", "annotator__name", "category__path",
-                                           "proposed_category")
-    for prediction_id, annotator, path, proposed in rows.iterator(chunk_size=5000):
+    names = dict(Annotator.objects.values_list("pk", "name"))
+    # Read through the mapping: on a derived version, the earlier version's labels count as mapped.
+    rows = label_values(f, version, "prediction_id", "annotator_id", "category__path", "proposed_category")
+    for prediction_id, annotator_id, path, proposed in rows:
+        annotator = names[annotator_id]
         sets[prediction_id][annotator].add(path)
         if proposed:
             proposals[prediction_id].append(proposed)

@@ -21,7 +21,14 @@ from annotation.core.agreement import (
 )
 from annotation.errors import ErrorMapError
 from annotation.models import Annotator, Label, LabelStudioProject, LabelStudioTask, Prediction
-from annotation.selectors import LabelFilter, default_version, label_fingerprint, select_labels
+from annotation.selectors import (
+    LabelFilter,
+    default_version,
+    derived_from,
+    label_fingerprint,
+    label_values,
+    select_labels,
+)
 from annotation.services.runs import stage_run
 from taxonomy.core.paths import PATH_SEPARATOR, at_depth
 from taxonomy.models import Category, TaxonomyVersion
@@ -42,8 +49,12 @@ def label_table(label_filter: LabelFilter, version: TaxonomyVersion,
     """
     paths = {pk: _cut(path, depth) for pk, path in
              Category.objects.filter(version=version).values_list("pk", "path")}
-    ids = _id_rows(select_labels(label_filter, version)
-                   .values_list("prediction_id", "annotator_id", "category_id"))
+    if derived_from(version) is None:
+        ids = _id_rows(select_labels(label_filter, version)
+                       .values_list("prediction_id", "annotator_id", "category_id"))
+    else:  # a derived version: its earlier version's labels count, read through the mapping
+        ids = np.array(label_values(label_filter, version, "prediction_id", "annotator_id", "category_id"),
+                       dtype=np.int64).reshape(-1, 3)
     names = dict(Annotator.objects.filter(pk__in=np.unique(ids[:, 1]).tolist())
                  .values_list("pk", "name"))
     return table_from_labels(ids[:, 0], ids[:, 1], ids[:, 2], annotator_names=names,

@@ -12,8 +12,8 @@ from typing import Any
 
 from annotation.core.agreement import RatingTable, agreement_report
 from annotation.errors import ErrorMapError
-from annotation.models import AdjudicationDecision, Label, Prediction
-from annotation.selectors import LabelFilter, default_version, select_labels
+from annotation.models import AdjudicationDecision, Annotator, Label, Prediction
+from annotation.selectors import LabelFilter, default_version, label_values, select_labels
 from annotation.services.runs import stage_run
 from taxonomy.models import TaxonomyVersion
 
@@ -43,10 +43,12 @@ def _sets_by_prediction(label_filter: LabelFilter, version: TaxonomyVersion, sou
                         prediction_ids: set[int]) -> dict[int, dict[str, list[str]]]:
     f = LabelFilter(datasets=label_filter.datasets, models=label_filter.models, sources=(source,))
     out: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    rows = select_labels(f, version).filter(prediction_id__in=prediction_ids).values_list(
-        "prediction_id", "annotator__name", "category__path")
-    for prediction_id, annotator, path in rows:
-        out[prediction_id][annotator].add(path)
+    names = dict(Annotator.objects.values_list("pk", "name"))
+    # Read through the mapping: on a derived version, the earlier version's labels count as mapped.
+    for prediction_id, annotator_id, path in label_values(f, version, "prediction_id", "annotator_id",
+                                                          "category__path"):
+        if prediction_id in prediction_ids:
+            out[prediction_id][names[annotator_id]].add(path)
     return {p: {a: sorted(c) for a, c in sorted(by.items())} for p, by in out.items()}
 
 
@@ -82,7 +84,7 @@ def gold_records(*, label_filter: LabelFilter, with_notes: bool = False
                               sources=(Label.Source.GOLD,), taxonomy=label_filter.taxonomy)
     version = default_version(gold_filter).version
     gold = _sets_by_prediction(label_filter, version, Label.Source.GOLD,
-                               set(select_labels(gold_filter, version).values_list("prediction_id", flat=True)))
+                               {row[0] for row in label_values(gold_filter, version, "prediction_id")})
     ids = set(gold)
     humans = _sets_by_prediction(label_filter, version, Label.Source.HUMAN, ids)
     judges = _sets_by_prediction(label_filter, version, Label.Source.JUDGE, ids)

@@ -15,10 +15,13 @@ from annotation.core.offline_labelling import (
 )
 from annotation.errors import ErrorMapError
 from annotation.models import Label
-from annotation.services.judging import build_requests, gold_text
+from annotation.selectors import LabelFilter, label_values
+from annotation.services.judging import build_requests, gold_words
 from taxonomy.core.induction import OTHER
 from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import category_text, leaf_categories
+
+DEFAULT_CLASSIFIER = ClassifierConfig()
 
 
 @dataclass(frozen=True)
@@ -37,21 +40,26 @@ class GoldSet:
 
 
 def load_gold_set(version: TaxonomyVersion) -> GoldSet:
-    """Every gold-labelled item of `version` with its gold set; a clear error when there is none."""
-    labels = (Label.objects.filter(taxonomy_version=version, source=Label.Source.GOLD)
-              .select_related("category", "analysis", "prediction__example").order_by("prediction_id", "id"))
+    """Every gold-labelled item of `version` (read through the mapping on a derived version) with its
+    gold set; a clear error when there is none."""
+    rows = label_values(LabelFilter(sources=(Label.Source.GOLD,)), version, "prediction_id", "category_id",
+                      "error_title", "error_summary", "rationale", "analysis__error_title",
+                      "analysis__error_summary", "prediction__content_key")
+    if not rows:
+        raise ErrorMapError(f"no gold labels in {version} yet: run `adjudicate` first")
+    categories = {c.pk: c for c in version.categories.all()}
     by_item: dict[int, list[GoldLabel]] = defaultdict(list)
     content: dict[int, str] = {}
-    for label in labels.iterator(chunk_size=2000):
-        by_item[label.prediction_id].append(GoldLabel(
-            path=label.category.path,
-            title=label.error_title or label.category.name,
-            summary=label.error_summary or label.rationale,
-            text=gold_text(label, label.category),
+    for pid, category_id, title, summary, rationale, a_title, a_summary, content_key in sorted(
+            rows, key=lambda r: (r[0], categories[r[1]].path)):
+        category = categories[category_id]
+        if any(label.path == category.path for label in by_item[pid]):
+            continue  # two categories merged into one: the set names it once
+        by_item[pid].append(GoldLabel(
+            path=category.path, title=title or category.name, summary=summary or rationale,
+            text=gold_words(title, summary, rationale, category.name, a_title or "", a_summary or ""),
         ))
-        content[label.prediction_id] = label.prediction.content_key
-    if not by_item:
-        raise ErrorMapError(f"no gold labels in {version} yet: run `adjudicate` first")
+        content[pid] = content_key
     representative = {}
     for pid in sorted(by_item):
         representative.setdefault(content[pid], pid)
@@ -81,7 +89,7 @@ def fold_plan(gold: GoldSet, folds: int, *, seed: int = DEFAULT_SEED) -> FoldPla
 
 def offline_judgements(gold: GoldSet, plan: FoldPlan, *, train_limit: int | None = None,
                        indices: list[int] | None = None,
-                       config: ClassifierConfig = ClassifierConfig()) -> list[frozenset[str]]:
+                       config: ClassifierConfig = DEFAULT_CLASSIFIER) -> list[frozenset[str]]:
     """The offline judge's category set for gold items (all, or those at `indices`), each judged only
     by gold of the other folds; with `train_limit`, by at most the first n gold items (nested order)."""
     train = gold.items

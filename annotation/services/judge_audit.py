@@ -9,7 +9,7 @@ from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.core.judge_audit import JudgedItem, classification_report, majority_set
 from annotation.errors import ErrorMapError
 from annotation.models import Annotator, Label
-from annotation.selectors import LabelFilter, default_version, select_labels
+from annotation.selectors import LabelFilter, default_version, label_values
 from annotation.services.agreement import Item, annotation_mode, label_sets, rating_table
 from annotation.services.gold_learning import fold_plan, load_gold_set, offline_judgements
 from annotation.services.runs import stage_run
@@ -19,11 +19,12 @@ OFFLINE_JUDGE = "judge:offline"
 
 def _judge_sets(label_filter: LabelFilter, version) -> dict[str, dict[Item, tuple[frozenset[str], float | None]]]:
     """judge -> item -> (category set, highest confidence among the set's rows)."""
-    rows = select_labels(label_filter, version).values_list(
-        "annotator__name", "prediction_id", "category__path", "confidence")
+    names = dict(Annotator.objects.values_list("pk", "name"))
+    rows = [(names[a], item, path, conf) for a, item, path, conf in label_values(
+        label_filter, version, "annotator_id", "prediction_id", "category__path", "confidence")]
     sets: dict[str, dict[Item, set[str]]] = defaultdict(lambda: defaultdict(set))
     confidence: dict[tuple[str, Item], float | None] = {}
-    for judge, item, path, conf in rows.iterator(chunk_size=5000):
+    for judge, item, path, conf in rows:
         sets[judge][item].add(path)
         if conf is not None:
             previous = confidence.get((judge, item))

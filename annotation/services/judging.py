@@ -141,8 +141,17 @@ def load_gold_examples() -> list:
 def gold_text(label: Label, category: Category) -> str:
     """What a gold label says in words, for retrieval: its (or its analysis') title and summary,
     the category's name when it has no title of its own (imported and auto-gold labels)."""
-    title = label.error_title or (label.analysis.error_title if label.analysis else "") or category.name
-    summary = label.error_summary or (label.analysis.error_summary if label.analysis else "") or label.rationale
+    analysis = label.analysis
+    return gold_words(label.error_title, label.error_summary, label.rationale, category.name,
+                      analysis.error_title if analysis else "", analysis.error_summary if analysis else "")
+
+
+def gold_words(title: str, summary: str, rationale: str, category_name: str, analysis_title: str = "",
+               analysis_summary: str = "") -> str:
+    """gold_text from plain values: title twice (else the analysis' title, else the category name), then
+    the summary (else the analysis' summary, else the rationale)."""
+    title = title or analysis_title or category_name
+    summary = summary or analysis_summary or rationale
     return f"{title} {title} {summary}".strip()
 
 

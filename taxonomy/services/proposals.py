@@ -24,10 +24,11 @@ from taxonomy.services.versions import (
 )
 
 SOURCES = (Label.Source.HUMAN, Label.Source.GOLD)
+DEFAULT_SETTINGS = Settings()
 
 
 def propose_taxonomy_changes(*, taxonomy: str, source: str = Label.Source.HUMAN,
-                             settings: Settings = Settings()) -> dict[str, Any]:
+                             settings: Settings = DEFAULT_SETTINGS) -> dict[str, Any]:
     """Propose changes to a version from its labels and store them (open); nothing is applied.
 
     Merge and rewrite read the human annotators' confusion and per-category agreement whatever the

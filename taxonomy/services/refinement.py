@@ -208,10 +208,13 @@ def _openai(version: TaxonomyVersion, gold: GoldSet, plan: FoldPlan, backend: Ju
     # The candidate to keep learns from all gold; the current judge's held-out answers pick its examples.
     examples, rules = gold_examples(titles, golds, current_labels)
     candidate = with_gold_examples(current, examples, rules)
-    as_sets = lambda labels: [frozenset({p}) for p in labels]  # noqa: E731
     spec = {"template": {"stage": candidate.stage, "name": candidate.name, "system": candidate.system,
                          "user": candidate.user}}
-    return (current, as_sets(current_labels)), (candidate, as_sets(candidate_labels)), spec, backend.model_name
+    return (current, _as_sets(current_labels)), (candidate, _as_sets(candidate_labels)), spec, backend.model_name
+
+
+def _as_sets(paths: list[str]) -> list[frozenset[str]]:
+    return [frozenset({p}) for p in paths]
 
 
 def _openai_inputs(version: TaxonomyVersion, gold: GoldSet, backend: JudgeBackend):

@@ -20,7 +20,7 @@ from annotation.selectors import (
     LabelFilter,
     default_version,
     label_fingerprint,
-    select_labels,
+    label_values,
 )
 from taxonomy.core.prediction_powered import (
     PPI_METHOD,
@@ -140,10 +140,10 @@ def _cached(key: str, compute):
 
 def _columns(label_filter: LabelFilter, version: TaxonomyVersion) -> dict[str, np.ndarray]:
     """Label columns as integer arrays (model, dataset, item, annotator, category ids)."""
-    rows = select_labels(label_filter, version).values_list(
-        "prediction__model_id", "prediction__example__dataset_id", "prediction_id", "annotator_id", "category_id"
-    )
-    array = np.array(list(rows.iterator(chunk_size=50_000)), dtype=np.int64).reshape(-1, 5)
+    # Read through the mapping: on a derived version, the earlier version's labels count as mapped.
+    rows = label_values(label_filter, version, "prediction__model_id", "prediction__example__dataset_id",
+                        "prediction_id", "annotator_id", "category_id")
+    array = np.array(rows, dtype=np.int64).reshape(-1, 5)
     return {name: array[:, i] for i, name in enumerate(("model", "dataset", "item", "annotator", "category"))}
 
 

@@ -23,8 +23,8 @@ class Command(ErrorMapCommand):
             self.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
             return
         changed = {p: m for p, m in report.mapping.items() if m["kind"] != "kept"}
-        lines = [f"{report.taxonomy_version} (from {report.base_version}, proposals "
-                 f"{', '.join(f'#{i}' for i in report.accepted)})"]
+        accepted = ", ".join(f"#{i}" for i in report.accepted)
+        lines = [f"{report.taxonomy_version} (from {report.base_version}, proposals {accepted})"]
         for path, m in changed.items():
             lines.append(f"  {m['kind']}: {path} -> {', '.join(m['targets']) or '(nothing)'}")
         lines += [f"  added: {path}" for path in report.added]

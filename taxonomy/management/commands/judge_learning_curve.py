@@ -34,8 +34,8 @@ class Command(ErrorMapCommand):
 
 def summary_text(report: dict) -> str:
     """The curve as a table."""
-    lines = [f"{report['judge']} on {report['taxonomy']}: {report['n_items']} gold items, "
-             f"{report['folds']} folds (cross-fitted)", f"{'n_gold':>7}  {'kappa':>6}  95% interval      accuracy"]
+    heading = f"{report['judge']} on {report['taxonomy']}: {report['n_items']} gold items, {report['folds']} folds"
+    lines = [heading + " (cross-fitted)", f"{'n_gold':>7}  {'kappa':>6}  95% interval      accuracy"]
     for p in report["points"]:
         ci = p["ci95"] or [None, None]
         lines.append(f"{p['n_gold']:>7}  {fmt(p['kappa']):>6}  [{fmt(ci[0])}, {fmt(ci[1])}]  {fmt(p['accuracy']):>8}")

@@ -1,12 +1,11 @@
 """manage.py judge_learning_curve — the judge's kappa with gold as it learns from more gold labels."""
 from pathlib import Path
 
-from annotation.management.base import ErrorMapCommand
-from annotation.management.base import format_statistic as fmt
-
 from annotation.core.crossfit import DEFAULT_FOLDS
+from server.commands import ErrorMapCommand
+from server.commands import format_statistic as fmt
 from taxonomy.services.refinement import JUDGES, judge_learning_curve
-from taxonomy.web.charts import learning_curve_png
+from taxonomy.charts import learning_curve_png
 
 
 class Command(ErrorMapCommand):

@@ -1,8 +1,7 @@
 """manage.py refine_judge — a candidate judge prompt from gold, accepted only if it beats the current one."""
-from annotation.management.base import ErrorMapCommand
-from annotation.management.base import format_statistic as fmt
-
 from annotation.core.crossfit import DEFAULT_FOLDS
+from server.commands import ErrorMapCommand
+from server.commands import format_statistic as fmt
 from taxonomy.services.refinement import JUDGES, refine_judge
 
 

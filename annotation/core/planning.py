@@ -24,8 +24,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from annotation.core.agreement import cohen_kappa
+from taxonomy.core.signatures import wilson_interval
+
 PATH_SEPARATOR = " / "
-Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -73,30 +75,17 @@ def _cut_set(values: frozenset[str], depth: int) -> frozenset[str]:
     return frozenset(cut(v, depth) for v in values)
 
 
-def wilson_width(k: int, n: int, z: float = Z95) -> float:
-    """Width of the Wilson score interval for k of n (1 when n is 0: nothing known)."""
+def wilson_width(k: int, n: int) -> float:
+    """Width of the Wilson 95 % interval of k of n, as the signatures compute it (1 when n is 0)."""
     if n <= 0:
         return 1.0
-    p = k / n
-    denominator = 1 + z * z / n
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    centre = (p + z * z / (2 * n)) / denominator
-    return min(1.0, centre + half) - max(0.0, centre - half)
+    low, high = wilson_interval(k, n)
+    return high - low
 
 
 def binary_kappa(judge: Sequence[bool], gold: Sequence[bool]) -> float | None:
-    """Cohen's kappa of two yes/no raters (None when chance agreement is 1: no variation)."""
-    n = len(judge)
-    if n == 0:
-        return None
-    both = sum(1 for a, b in zip(judge, gold) if a and b)
-    neither = sum(1 for a, b in zip(judge, gold) if not a and not b)
-    p_judge, p_gold = sum(judge) / n, sum(gold) / n
-    observed = (both + neither) / n
-    expected = p_judge * p_gold + (1 - p_judge) * (1 - p_gold)
-    if expected >= 1:
-        return None
-    return (observed - expected) / (1 - expected)
+    """Cohen's kappa of two yes/no raters (None when undefined: no variation)."""
+    return cohen_kappa(list(judge), list(gold)).value
 
 
 def category_needs(gold_pairs: Sequence[tuple[frozenset[str], frozenset[str]]], categories: Sequence[str],

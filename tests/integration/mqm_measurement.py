@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import tarfile
 from collections import defaultdict
 from pathlib import Path
@@ -43,3 +44,11 @@ def write_label_table(path: Path, rows: list[tuple[str, str, str, str, str]]) ->
         for system, segment, annotator, category, source in rows:
             writer.writerow([DATASET, segment, system, annotator, category, source])
     return path
+
+
+def wilson_by_hand(k: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval written out (Wilson 1927), to check the platform's against."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

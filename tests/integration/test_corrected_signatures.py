@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from annotation.models import Prediction
 from annotation.services.ingest import ingest_results
 from annotation.services.label_import import import_labels
-from tests.integration.mqm_measurement import DATASET, MQM, mqm_rater_sets, write_label_table
+from tests.integration.mqm_measurement import DATASET, MQM, mqm_rater_sets, wilson_by_hand, write_label_table
 
 pytestmark = pytest.mark.django_db
 Z = 1.959963984540054
@@ -43,13 +43,6 @@ def depth1_weights(categories: frozenset[str]) -> dict[str, Fraction]:
     return {top: Fraction(1, len(tops)) for top in tops}
 
 
-def wilson(k: float, n: int) -> tuple[float, float]:
-    p = k / n
-    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
-    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / (1 + Z * Z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def test_corrected_signature_of_every_mqm_system_matches_a_computation_from_the_ratings(judged_mqm):
     sets, gold_items = judged_mqm
     out = io.StringIO()
@@ -74,9 +67,9 @@ def test_corrected_signature_of_every_mqm_system_matches_a_computation_from_the_
             c = share["category"]
             judge_k = float(sum(w.get(c, 0) for w in judge_rows.values()))
             assert share["judge"]["share"] == pytest.approx(judge_k / len(items))
-            assert [share["judge"]["ci_low"], share["judge"]["ci_high"]] == pytest.approx(wilson(judge_k, len(items)))
+            assert [share["judge"]["ci_low"], share["judge"]["ci_high"]] == pytest.approx(wilson_by_hand(judge_k, len(items)))
             gold_k = float(sum(w.get(c, 0) for w in gold_rows.values()))
-            assert [share["gold"]["ci_low"], share["gold"]["ci_high"]] == pytest.approx(wilson(gold_k, len(labelled)))
+            assert [share["gold"]["ci_low"], share["gold"]["ci_high"]] == pytest.approx(wilson_by_hand(gold_k, len(labelled)))
             # PPI++ by hand (Angelopoulos et al. 2023; lam tuned, clipped to [0, 1]).
             y = np.array([float(gold_rows[s].get(c, 0)) for s in labelled])
             yhat = np.array([float(judge_rows[s].get(c, 0)) for s in labelled])

@@ -14,9 +14,9 @@ from sklearn.metrics import cohen_kappa_score
 from annotation.models import Label, Prediction, WorkSet, WorkSetFailure
 from annotation.services.planning import plan_annotation, save_plan
 from tests.integration.mqm_gold import TAXONOMY, load_mqm_gold
+from tests.integration.mqm_measurement import wilson_by_hand
 
 pytestmark = pytest.mark.django_db
-Z = 1.959963984540054
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +45,8 @@ def sets(source: str) -> dict[int, dict[str, frozenset[str]]]:
 
 
 def wilson_width(k: int, n: int) -> float:
-    p = k / n
-    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
-    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / (1 + Z * Z / n)
-    return min(1.0, centre + half) - max(0.0, centre - half)
+    low, high = wilson_by_hand(k, n)
+    return high - low
 
 
 def test_plan_on_mqm_needs_and_picks_match_an_independent_computation(mqm_planned):

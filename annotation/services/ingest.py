@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Avg, BooleanField, ExpressionWrapper, Q
+from django.db.models import Avg, BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
 from annotation.core.failure_rules import failure_threshold
@@ -23,6 +23,10 @@ from annotation.models import Dataset, EvaluatedModel, Example, Prediction
 from annotation.services.bulk_sql import batches, bulk_cursor, insert_rows
 from annotation.services.runs import progress, stage_run
 
+# Scores are summed scaled down by an exact power of two, so the mean is bit for bit the plain one
+# but no sum (nor PostgreSQL's sum of squares) can overflow, even over rows stored before scores
+# were bounded (three of 1e308 made PostgreSQL's AVG fail and SQLite's return Inf).
+MEAN_SCALE = 2.0**-600
 RESULT_SUFFIXES = (".csv", ".jsonl", ".parquet", ".tsv.tar.gz")
 
 
@@ -281,13 +285,15 @@ def apply_failure_rule(*, dataset_ids: Iterable[int] | None = None, factor: floa
     means = dict(
         Prediction.objects.filter(example__dataset__in=datasets)
         .values_list("example__dataset")
-        .annotate(mean=Avg("score"))
+        .annotate(mean=Avg(F("score") * MEAN_SCALE))
         .values_list("example__dataset", "mean")
     )
     names = []
     for dataset in datasets.order_by("name"):
+        mean = means.get(dataset.pk)
         threshold = failure_threshold(
-            dataset=dataset.name, mean_score=means.get(dataset.pk), explicit=dataset.success_threshold, factor=factor
+            dataset=dataset.name, mean_score=None if mean is None else mean / MEAN_SCALE,
+            explicit=dataset.success_threshold, factor=factor,
         )
         if threshold is not None:
             fails = ExpressionWrapper(Q(score__lt=threshold), output_field=BooleanField())

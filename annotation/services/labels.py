@@ -122,18 +122,16 @@ def replace_label_sets(label_sets: Iterable[LabelSet], *, batch_size: int = 500)
     return LabelWriteReport(created=created, updated=updated, deleted=deleted, unchanged=unchanged)
 
 
+_DETAIL_DEFAULTS = tuple(
+    None if name in ("confidence", "prompt_version_id", "analysis_id") else "" for name in LABEL_DETAIL_FIELDS
+)
+_DETAIL_NAMES = frozenset(LABEL_DETAIL_FIELDS)
+
+
 def _detail_values(details: dict) -> tuple:
-    """The detail fields in LABEL_DETAIL_FIELDS order, defaults for those not given."""
-    full = _details(details)
-    return tuple(full[name] for name in LABEL_DETAIL_FIELDS)
-
-
-def _details(details: dict) -> dict:
-    """Known detail fields with defaults, so a missing detail resets to empty rather than lingering."""
-    unknown = set(details) - set(LABEL_DETAIL_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown label fields: {sorted(unknown)}")
-    defaults = {name: "" for name in LABEL_DETAIL_FIELDS}
-    defaults.update(confidence=None, prompt_version_id=None, analysis_id=None)
-    defaults.update(details)
-    return defaults
+    """The detail fields in LABEL_DETAIL_FIELDS order, defaults for those not given (so a missing
+    detail resets to empty rather than lingering); an unknown field is a ValueError."""
+    if not details.keys() <= _DETAIL_NAMES:
+        raise ValueError(f"unknown label fields: {sorted(details.keys() - _DETAIL_NAMES)}")
+    get = details.get
+    return tuple(get(name, default) for name, default in zip(LABEL_DETAIL_FIELDS, _DETAIL_DEFAULTS))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -68,19 +69,23 @@ def test_values_postgresql_refused_are_refused_alike_on_every_database(tmp_path,
     assert everything() == before
 
 
-def test_scores_stored_before_the_bound_give_no_threshold_not_infinity(tmp_path, capsys):
+def test_scores_stored_before_the_bound_still_give_a_finite_threshold(tmp_path, capsys):
     ingest_results(paths=[write(tmp_path, "ok.csv", HEADER + "a,m,q,o,1,d\n")])
     example = Example.objects.get()
     model = EvaluatedModel.objects.get()
     for i in range(3):  # as an older ingest stored them: their mean overflows on SQLite
         other = Example.objects.create(dataset=example.dataset, example_id=f"x{i}", input_text="q")
         Prediction.objects.create(example=other, model=model, output_text="o", score=1e308, content_key="k")
-    apply_failure_rule()
-    assert Dataset.objects.get().applied_threshold is None
+    apply_failure_rule()  # PostgreSQL's AVG overflowed here; SQLite's gave Inf
+    # mean (1 + 3e308) / 4 = 7.5e307, threshold 0.7 x that: finite, and the three huge rows pass.
+    threshold = Dataset.objects.get().applied_threshold
+    assert threshold == pytest.approx(0.7 * (1 / 4 + 3 * (1e308 / 4))) and math.isfinite(threshold)
+    assert sorted(Prediction.objects.values_list("score", "is_failure")) == [(1.0, True)] + [(1e308, False)] * 3
     call_command("summary", "--json")
-    # Strict JSON: Infinity or NaN would raise here.
-    rows = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
-    assert [row["threshold"] for row in rows if "threshold" in row] == [None]
+    # Strict JSON: Infinity or NaN would fail here.
+    out = capsys.readouterr().out
+    json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert "Infinity" not in out
 
 
 # --- labels: categories and versions -------------------------------------------------------------

@@ -6,7 +6,7 @@ changes a taxonomy; a person accepts proposals, which makes a new version.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -331,19 +331,22 @@ def _retires(labels: Sequence[LabelText], categories: dict[str, CategoryInfo], s
 def propose_changes(*, categories: Iterable[CategoryInfo],
                     sets: Mapping[Item, Mapping[str, frozenset[str]]],
                     labels: Sequence[LabelText], item_texts: Mapping[Item, str] | None = None,
-                    settings: Settings = Settings()) -> list[Proposal]:
+                    settings: Settings = Settings(),
+                    each_kind: Callable[[Sequence[str]], Iterable[str]] = iter) -> list[Proposal]:
     """Every proposal the labels support, kind by kind (add, merge, split, rewrite, retire).
 
     `sets` (item -> annotator -> categories) is what agreement and confusion are computed over;
-    `labels` (oldest first) what add, split and retire read.
+    `labels` (oldest first) what add, split and retire read. `each_kind` wraps the loop over the
+    kinds (a progress bar).
     """
     leaves = {c.path: c for c in categories}
     uses = Counter(c for by in sets.values() for v in by.values() for c in v)
     item_texts = item_texts or {}
-    return [
-        *_adds(labels, settings),
-        *_merges(sets, leaves, uses, settings),
-        *_splits(labels, settings),
-        *_rewrites(sets, leaves, item_texts, settings),
-        *_retires(labels, leaves, settings),
-    ]
+    proposers = {
+        "add": lambda: _adds(labels, settings),
+        "merge": lambda: _merges(sets, leaves, uses, settings),
+        "split": lambda: _splits(labels, settings),
+        "rewrite": lambda: _rewrites(sets, leaves, item_texts, settings),
+        "retire": lambda: _retires(labels, leaves, settings),
+    }
+    return [proposal for kind in each_kind(KINDS) for proposal in proposers[kind]()]

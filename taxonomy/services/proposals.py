@@ -11,7 +11,7 @@ from annotation.errors import ErrorMapError
 from annotation.models import Label, Prediction
 from annotation.services.adjudication import ITEM_SEPARATOR
 from annotation.services.agreement import LabelFilter, label_sets
-from annotation.services.runs import stage_run
+from annotation.services.runs import progress, stage_run
 from taxonomy.core.induction import OTHER
 from taxonomy.core.proposals import CategoryInfo, LabelText, Proposal, Settings, propose_changes
 from taxonomy.models import CategoryMapping, TaxonomyProposal, TaxonomyVersion
@@ -47,7 +47,8 @@ def propose_taxonomy_changes(*, taxonomy: str, source: str = Label.Source.HUMAN,
     with stage_run("propose_taxonomy_changes", config) as run, transaction.atomic():
         proposals = propose_changes(categories=categories, sets=sets, labels=labels,
                                     item_texts=_item_texts({lt.item for lt in labels} | set(sets)),
-                                    settings=settings)
+                                    settings=settings,
+                                    each_kind=lambda kinds: progress(kinds, desc="proposals", unit="kind"))
         names = _item_names({i for p in proposals for i in _example_items(p)})
         rows = [_store(version, source, p, names) for p in proposals]
         run.counts = {"proposals": len(rows), **{kind: sum(r.kind == kind for r in rows)

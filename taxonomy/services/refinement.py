@@ -108,13 +108,8 @@ def refine_judge(*, taxonomy: str, judge: str = "offline", model: str | None = N
                  reps: int = BOOTSTRAP_REPS, backend: JudgeBackend | None = None) -> dict[str, Any]:
     """Build a candidate from gold, compare it with the current judge on held-out folds, store the
     report with the candidate's prompt version, and accept it only if it passes the gate."""
-    if judge not in JUDGES:
-        raise ErrorMapError(f"unknown judge {judge!r}: choose one of {', '.join(JUDGES)}")
-    version = resolve_version(taxonomy)
-    gold = load_gold_set(version)
-    plan = fold_plan(gold, folds)
+    version, gold, plan, config = _gold_run(taxonomy, judge, model, folds, reps)
     reference = [item.categories for item in gold.items]
-    config = {"taxonomy": str(version), "judge": judge, "model": model or "", "folds": folds, "reps": reps}
     with stage_run("refine_judge", config) as run:
         if judge == "offline":
             current, candidate, spec, model_name = _offline(version, gold, plan)
@@ -153,6 +148,18 @@ def refine_judge(*, taxonomy: str, judge: str = "offline", model: str | None = N
             accepted=accepted, run=run)
         run.counts = {"items": len(gold.items), "accepted": accepted}
     return report
+
+
+def _gold_run(taxonomy: str, judge: str, model: str | None, folds: int, reps: int):
+    """What a run learning from gold starts from: the version, its gold, the folds and the run config
+    (clear errors for an unknown judge or taxonomy, no gold yet, too few gold items for K folds)."""
+    if judge not in JUDGES:
+        raise ErrorMapError(f"unknown judge {judge!r}: choose one of {', '.join(JUDGES)}")
+    version = resolve_version(taxonomy)
+    gold = load_gold_set(version)
+    plan = fold_plan(gold, folds)
+    return version, gold, plan, {"taxonomy": str(version), "judge": judge, "model": model or "",
+                                 "folds": folds, "reps": reps}
 
 
 def _scored(scores: dict[str, Any], ci95: list[float] | None) -> dict[str, Any]:
@@ -267,14 +274,9 @@ def judge_learning_curve(*, taxonomy: str, judge: str = "offline", model: str | 
     """The judge's kappa with gold, cross-fitted, as a function of how many gold labels it may learn
     from: each item is judged from at most n gold items of the other folds (the first n of one fixed
     order, so the sets are nested). Runs the judge itself (offline: no network)."""
-    if judge not in JUDGES:
-        raise ErrorMapError(f"unknown judge {judge!r}: choose one of {', '.join(JUDGES)}")
-    version = resolve_version(taxonomy)
-    gold = load_gold_set(version)
-    plan = fold_plan(gold, folds)
+    version, gold, plan, config = _gold_run(taxonomy, judge, model, folds, reps)
     reference = [item.categories for item in gold.items]
     sizes = curve_sizes(len(set(gold.keys)))
-    config = {"taxonomy": str(version), "judge": judge, "model": model or "", "folds": folds, "reps": reps}
     points = []
     with stage_run("judge_learning_curve", config) as run:
         owned = judge == "openai" and backend is None

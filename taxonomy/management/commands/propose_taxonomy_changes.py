@@ -23,15 +23,21 @@ def summary_text(report: dict) -> str:
     """One line per proposal: id, kind, categories, new name and the headline evidence."""
     lines = [f"{report['taxonomy']}: {len(report['proposals'])} proposal(s)"]
     for p in report["proposals"]:
-        e = p["evidence"]
-        headline = {
-            "add": lambda: f"{e['labels']} labels by {e['annotators']} annotator(s)",
-            "merge": lambda: (f"{e['share_of_disagreements']:.1%} of disagreements; alpha "
-                              f"{e['alpha']:.3f} -> {e['alpha_if_merged']:.3f} if merged"),
-            "split": lambda: f"{e['members']} members, silhouette {e['silhouette']:.2f}",
-            "rewrite": lambda: f"per-category alpha {e['per_category_alpha']:.3f}",
-            "retire": lambda: f"nobody used it in {e['labels']} labels",
-        }[p["kind"]]()
-        lines.append(f"#{p['id']} {p['kind']}: {', '.join(p['categories'])} -> {p['new_name']} ({headline})")
+        lines.append(f"#{p['id']} {p['kind']}: {', '.join(p['categories'])} -> {p['new_name']}"
+                     f" ({headline(p['kind'], p['evidence'])})")
     lines.append("accept with: manage.py accept_proposals NAME ID [ID ...] --by WHO")
     return "\n".join(lines)
+
+
+def headline(kind: str, e: dict) -> str:
+    """The figure that triggered a proposal, in words."""
+    if kind == "add":
+        return f"{e['labels']} labels by {e['annotators']} annotator(s)"
+    if kind == "merge":
+        return (f"{e['share_of_disagreements']:.1%} of disagreements; alpha {e['alpha']:.3f} -> "
+                f"{e['alpha_if_merged']:.3f} if merged")
+    if kind == "split":
+        return f"{e['members']} members, silhouette {e['silhouette']:.2f}"
+    if kind == "rewrite":
+        return f"per-category alpha {e['per_category_alpha']:.3f}"
+    return f"nobody used it in {e['labels']} labels"

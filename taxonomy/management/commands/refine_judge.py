@@ -1,25 +1,16 @@
 """manage.py refine_judge — a candidate judge prompt from gold, accepted only if it beats the current one."""
-from annotation.core.crossfit import DEFAULT_FOLDS
-from server.commands import ErrorMapCommand
 from server.commands import format_statistic as fmt
-from taxonomy.services.refinement import JUDGES, refine_judge
+from taxonomy.management.gold_judge_command import GoldJudgeCommand
+from taxonomy.services.refinement import refine_judge
 
 
-class Command(ErrorMapCommand):
+class Command(GoldJudgeCommand):
     help = ("Build a candidate judge prompt from gold (OpenAI: few-shot examples per category, the judge's "
             "misses first, and decision rules where it disagreed with gold; offline: gold neighbours vote and "
             "the commonest gold category replaces Other), compare it with the current one on held-out folds, "
             "and accept it only when its Cohen's kappa with gold is higher and the paired bootstrap 95% "
             "interval of the difference excludes 0. The report is stored; an accepted prompt becomes the "
             "judge's default for the taxonomy (prelabel uses it).")
-
-    def add_arguments(self, parser):
-        parser.add_argument("--taxonomy", required=True, help="NAME[@VERSION] (default: the latest version)")
-        parser.add_argument("--judge", default="offline", choices=JUDGES)
-        parser.add_argument("--model", help="OpenAI model name (default: ERRORMAP_JUDGE_MODEL)")
-        parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help="held-out folds (default 5)")
-        parser.add_argument("--reps", type=int, default=1000, help="bootstrap resamples (default 1000)")
-        parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(self, *args, **o):
         report = refine_judge(taxonomy=o["taxonomy"], judge=o["judge"], model=o["model"], folds=o["folds"],

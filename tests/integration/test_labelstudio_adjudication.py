@@ -254,7 +254,8 @@ def test_a_reopened_item_shows_its_new_labels_in_the_same_task(labelstudio):
     assert sorted(t.id for t in tasks.values()) == sorted(t.id for t in pushed.values())  # no new task
     assert tasks[k.pk].data["annotator_labels"] == (
         "h0: R / Arithmetic\nh1: R / Arithmetic\nh2: K / Fact\nh3: R / Logic")
-    assert tasks[k.pk].data["why"] == "disagreement: at most 2 of 4 annotators give the same categories"
+    # The queue's reason, as the adjudicate command shows it (with how to proceed after the first "; ").
+    assert tasks[k.pk].data["why"].split("; ")[0] == "disagreement: at most 2 of 4 annotators give the same categories"
     assert tasks[k.pk].data["judge_labels"] == "judge-v1: R / Logic (confidence 0.70)"
     assert tasks[k.pk].data["output"] == HOSTILE
     assert tasks[m.pk].data == pushed[m.pk].data  # unchanged item, unchanged task

@@ -297,11 +297,13 @@ def apply_failure_rule(*, dataset_ids: Iterable[int] | None = None, factor: floa
         )
         if threshold is not None:
             fails = ExpressionWrapper(Q(score__lt=threshold), output_field=BooleanField())
-            stale = Prediction.objects.filter(example__dataset=dataset).exclude(is_failure=fails)
-            # The pk subquery keeps the join portable to SQLite's UPDATE. The stamp tells cached
-            # reads of failures that a flag changed (update() does not touch auto_now fields).
-            Prediction.objects.filter(pk__in=stale.values("pk")).update(is_failure=fails,
-                                                                        updated_at=timezone.now())
+            # No join in the UPDATE: rows are picked by their example ids (a semi-join both databases
+            # hash), where a pk IN (join) subquery ran as a per-row loop on PostgreSQL and took
+            # minutes on a few thousand rows. The stamp tells cached reads of failures that a flag
+            # changed (update() does not touch auto_now fields).
+            examples = Example.objects.filter(dataset=dataset).values("pk")
+            Prediction.objects.filter(example_id__in=examples).exclude(is_failure=fails).update(
+                is_failure=fails, updated_at=timezone.now())
         if dataset.applied_threshold != threshold:
             dataset.applied_threshold = threshold
             dataset.save(update_fields=["applied_threshold"])

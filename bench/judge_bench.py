@@ -3,6 +3,8 @@
 Not a test. Measures, end to end through `analyze_failures` (the real `openai` client, SQLite writes
 of analyses and cache rows, batches committed as the command does):
 - judged failures per second at concurrency 32 (target >= 100/s);
+- the judge's overhead: the same run against a bare AsyncOpenAI loop sending the very same request
+  bodies to the same server at the same concurrency (runs alternated; target ratio <= 1.1);
 - cache hits per second: a resumed run whose answers are all in ResponseCache (target >= 2,000/s);
 and, for reference, the offline judge on the BIG-Bench-Mistake failures. Writes the `judge` section
 of docs/benchmarks.md.
@@ -10,6 +12,7 @@ of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import subprocess
@@ -73,6 +76,38 @@ def start_server() -> tuple[subprocess.Popen, str]:
     return proc, base_url
 
 
+def captured_bodies(analyze_failures, backend_for) -> list[dict]:
+    """The request bodies our judge sends for the failures (captured once from an in-process server)."""
+    from tests.fake_openai_server import FakeOpenAIServer, answer_every_stage
+
+    with FakeOpenAIServer(responder=answer_every_stage) as server:
+        with backend_for(server.base_url) as judge:
+            analyze_failures(backend=judge, k_correct=1)
+        return list(server.requests)
+
+
+def bare_loop(base_url: str, bodies: list[dict], concurrency: int) -> float:
+    """Seconds for a plain AsyncOpenAI loop to send `bodies` at `concurrency` and read each answer."""
+    from openai import AsyncOpenAI
+
+    async def run() -> None:
+        client = AsyncOpenAI(base_url=base_url, api_key="x", timeout=30, max_retries=0)
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(body: dict) -> str:
+            async with semaphore:
+                response = await client.chat.completions.create(**body)
+                return response.choices[0].message.content
+
+        answers = await asyncio.gather(*(one(b) for b in bodies))
+        assert all(answers)
+        await client.close()
+
+    start = time.perf_counter()
+    asyncio.run(run())
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--failures", type=int, default=2000)
@@ -88,32 +123,47 @@ def main() -> None:
     from annotation.services.judging import DatabaseStore, analyze_failures
 
     make_failures(args.failures)
+
+    def backend_for(url: str) -> OpenAIJudge:
+        return OpenAIJudge(model="bench-judge", base_url=url, api_key="x", store=DatabaseStore(),
+                           concurrency=args.concurrency, timeout=30, max_retries=3)
+
+    bodies = captured_bodies(analyze_failures, backend_for)
+    assert len(bodies) == args.failures, len(bodies)
     proc, base_url = start_server()
 
     def backend() -> OpenAIJudge:
-        return OpenAIJudge(model="bench-judge", base_url=base_url, api_key="x", store=DatabaseStore(),
-                           concurrency=args.concurrency, timeout=30, max_retries=3)
+        return backend_for(base_url)
 
-    fresh, cached, fresh_runs, cached_runs = [], [], [], []
+    fresh, cached, fresh_runs, cached_runs, bare_runs = [], [], [], [], []
+    fresh_cpu, bare_cpu = [], []  # this process's CPU seconds: steadier than wall time on a shared machine
     try:
         for _ in range(args.repeats):
+            cpu = time.process_time()
+            bare_runs.append(bare_loop(base_url, bodies, args.concurrency))
+            bare_cpu.append(time.process_time() - cpu)
             Analysis.objects.all().delete()
             ResponseCache.objects.all().delete()
+            cpu = time.process_time()
             start = time.perf_counter()
-            report = analyze_failures(backend=backend(), k_correct=1)
+            with backend() as judge:
+                report = analyze_failures(backend=judge, k_correct=1)
             elapsed = time.perf_counter() - start
             assert report.analysed == args.failures and report.usage["requests"] == args.failures, report
             fresh.append(args.failures / elapsed)
             fresh_runs.append(elapsed)
+            fresh_cpu.append(time.process_time() - cpu)
             # Resumed run: analyses lost, answers cached -> every failure is a cache hit, no request.
             Analysis.objects.all().delete()
             start = time.perf_counter()
-            report = analyze_failures(backend=backend(), k_correct=1)
+            with backend() as judge:
+                report = analyze_failures(backend=judge, k_correct=1)
             elapsed = time.perf_counter() - start
             assert report.usage["requests"] == 0 and report.usage["cache_hits"] == args.failures, report
             cached.append(args.failures / elapsed)
             cached_runs.append(elapsed)
-            print(f"fresh {fresh[-1]:.0f}/s, cache {cached[-1]:.0f}/s", flush=True)
+            print(f"fresh {fresh[-1]:.0f}/s ({fresh_runs[-1]:.2f} s; bare loop {bare_runs[-1]:.2f} s, ratio "
+                  f"{fresh_runs[-1] / bare_runs[-1]:.2f}), cache {cached[-1]:.0f}/s", flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -133,6 +183,10 @@ def main() -> None:
     print(f"offline {statistics.median(offline):.0f}/s on {n_offline} failures", flush=True)
 
     med_fresh, med_cached = statistics.median(fresh), statistics.median(cached)
+    ours_s, bare_s = statistics.median(fresh_runs), statistics.median(bare_runs)
+    ratios = [o / b for o, b in zip(fresh_runs, bare_runs)]
+    ratio = statistics.median(ratios)
+    cpu_ratios = [o / b for o, b in zip(fresh_cpu, bare_cpu)]
     body = "\n".join([
         f"`analyze_failures` end to end (the real `openai` client, AsyncOpenAI at concurrency {args.concurrency},",
         "requests to a local chat-completions server in its own process that answers at once, SQLite writes of",
@@ -143,6 +197,21 @@ def main() -> None:
         "|---|---|---:|---:|---|",
         (f"| judged failures per second, fresh (one request each) | {', '.join(f'{x:.0f}' for x in fresh)} | "
          f"{med_fresh:.0f} | 100 | {'yes' if med_fresh >= 100 else 'no'} |"),
+        "",
+        f"Overhead against the floor: the same {args.failures:,} request bodies (captured from our judge) sent by a bare",
+        f"AsyncOpenAI loop (semaphore of {args.concurrency}, nothing stored) to the same server, alternated with our runs:",
+        "",
+        "| | runs (s) | median (s) |",
+        "|---|---|---:|",
+        f"| ours: `analyze_failures`, fresh | {', '.join(f'{x:.2f}' for x in fresh_runs)} | {ours_s:.2f} |",
+        f"| bare AsyncOpenAI loop, same bodies | {', '.join(f'{x:.2f}' for x in bare_runs)} | {bare_s:.2f} |",
+        (f"| ratio ours / bare (per pair) | {', '.join(f'{x:.2f}' for x in ratios)} | **{ratio:.2f}** "
+         f"(target <= 1.1: {'met' if ratio <= 1.1 else 'not met'}) |"),
+        (f"| CPU seconds of this process, ours / bare | {', '.join(f'{o:.2f}/{b:.2f}' for o, b in zip(fresh_cpu, bare_cpu))}"
+         f" | {statistics.median(cpu_ratios):.2f} |"),
+        "",
+        "| measure | runs (per s) | median per s | target | met |",
+        "|---|---|---:|---:|---|",
         (f"| cache hits per second (resumed run, zero requests) | {', '.join(f'{x:.0f}' for x in cached)} | "
          f"{med_cached:.0f} | 2,000 | {'yes' if med_cached >= 2000 else 'no'} |"),
         (f"| offline judge, BIG-Bench-Mistake failures ({n_offline:,}) | {', '.join(f'{x:.0f}' for x in offline)} | "

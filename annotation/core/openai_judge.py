@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +70,18 @@ class _Outcome:
     usage: Usage
 
 
+@dataclass
+class PendingAnalysis:
+    """Stage-1 calls on their way (see OpenAIJudge.start_analysis): collect with finish_analysis."""
+
+    requests: list[AnalysisRequest]
+    calls: list[_Call]
+    outcomes: dict[int, _Outcome]  # answered from the store
+    todo: list[tuple[int, _Call]]  # asked of the server
+    first_of_key: dict[str, int]
+    future: Future | None
+
+
 class OpenAIJudge:
     """JudgeBackend on a chat-completions endpoint through the official `openai` client."""
 
@@ -112,8 +126,12 @@ class OpenAIJudge:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._usage = Usage()
+        # One event loop per backend, running in its own thread between calls, so the caller can
+        # store one batch while the next is being asked (requests never wait for the database).
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
         self._client: AsyncOpenAI | None = None
+        self._slots: asyncio.Semaphore | None = None  # `concurrency` requests in flight, across batches
 
     # --- JudgeBackend ---------------------------------------------------------------------
 
@@ -132,6 +150,11 @@ class OpenAIJudge:
         return self._usage
 
     def analyze(self, requests: list[AnalysisRequest]) -> list[AnalysisResult]:
+        return self.finish_analysis(self.start_analysis(requests))
+
+    def start_analysis(self, requests: list[AnalysisRequest]) -> PendingAnalysis:
+        """Start asking stage 1 for `requests` in the background and return at once; answers already
+        in the store are taken from it here (on the calling thread)."""
         calls = [
             self._make_call(
                 render_analysis_messages(
@@ -146,7 +169,12 @@ class OpenAIJudge:
             )
             for r in requests
         ]
-        outcomes = self._run(calls)
+        return self._start(calls, requests)
+
+    def finish_analysis(self, pending: PendingAnalysis) -> list[AnalysisResult]:
+        """Wait for a started batch, store its new valid answers, and return its results in order."""
+        outcomes = self._finish(pending)
+        requests = pending.requests
         results = []
         for request, outcome in zip(requests, outcomes):
             if outcome.data is None:
@@ -185,6 +213,9 @@ class OpenAIJudge:
 
     def _run(self, calls: list[_Call]) -> list[_Outcome]:
         """Answer calls from the store, the rest from the server; store the valid new answers."""
+        return self._finish(self._start(calls, []))
+
+    def _start(self, calls: list[_Call], requests: list[AnalysisRequest]) -> PendingAnalysis:
         cached = self.store.get_many(sorted({c.key for c in calls}))
         outcomes: dict[int, _Outcome] = {}
         todo: list[tuple[int, _Call]] = []
@@ -203,8 +234,13 @@ class OpenAIJudge:
                 continue
             first_of_key[call.key] = i
             todo.append((i, call))
-        if todo:
-            fresh = self._loop_run(self._ask_all([c for _, c in todo]))
+        future = self._submit(self._ask_all([c for _, c in todo])) if todo else None
+        return PendingAnalysis(requests, calls, outcomes, todo, first_of_key, future)
+
+    def _finish(self, pending: PendingAnalysis) -> list[_Outcome]:
+        calls, outcomes, todo, first_of_key = pending.calls, pending.outcomes, pending.todo, pending.first_of_key
+        if pending.future is not None:
+            fresh = pending.future.result()
             new_entries = {}
             for (i, call), outcome in zip(todo, fresh):
                 outcomes[i] = outcome
@@ -225,20 +261,36 @@ class OpenAIJudge:
             self._usage = self._usage + outcome.usage
         return result
 
-    def _loop_run(self, coro: Any) -> Any:
-        """Run on this backend's own event loop, kept between batches so connections are reused."""
+    def _submit(self, coro: Any) -> Future:
+        """Schedule on this backend's own event loop (started on first use, kept between batches so
+        connections are reused); the result arrives in the returned future."""
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()
-            self._client = None
-        return self._loop.run_until_complete(coro)
+            self._client, self._slots = None, None
+            self._loop_thread = threading.Thread(target=self._loop.run_forever, name="openai-judge", daemon=True)
+            self._loop_thread.start()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def close(self) -> None:
-        """Close the HTTP connections and the event loop (a later call opens new ones)."""
-        if self._loop is not None and not self._loop.is_closed():
-            if self._client is not None:
-                self._loop.run_until_complete(self._client.close())
-            self._loop.close()
-        self._loop, self._client = None, None
+        """Cancel what is in flight, close the HTTP connections and the event loop (a later call opens
+        new ones)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result()
+            loop.call_soon_threadsafe(loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join()
+            loop.close()
+        self._loop, self._loop_thread, self._client, self._slots = None, None, None, None
+
+    async def _shutdown(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
 
     def __enter__(self) -> OpenAIJudge:
         return self
@@ -251,11 +303,12 @@ class OpenAIJudge:
             self._client = AsyncOpenAI(
                 base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
             )
-        client = self._client
-        semaphore = asyncio.Semaphore(self.concurrency)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        client, slots = self._client, self._slots
 
         async def one(call: _Call) -> _Outcome:
-            async with semaphore:
+            async with slots:
                 return await self._ask(client, call)
 
         return await asyncio.gather(*(one(c) for c in calls))

@@ -325,21 +325,34 @@ def analyze_failures(
                       "to_do": len(todo)}
         run.save(update_fields=["counts"])
         bar = progress(None, total=len(todo), desc=f"analyze ({backend.name})", unit="failure")
+        def store(chunk: list[str], results: list[AnalysisResult]) -> None:
+            nonlocal analysed, failed, usage
+            ok, bad = _store_results(results, keys, existing, backend, prompt_version, run)
+            analysed += ok
+            failed += bad
+            for result in results:
+                usage = usage + result.usage
+            run.counts.update(analysed=analysed, failed=failed, **usage.as_dict(), cost_usd=run_cost_usd(usage))
+            run.save(update_fields=["counts"])
+            bar.update(len(chunk))
+
+        # A backend that can ask in the background gets the next batch started before this one is
+        # stored, so its requests never wait for the database (at most two batches in flight).
+        pipelined = hasattr(backend, "start_analysis")
+        waiting = None
         try:
             for start in range(0, len(todo), size):
                 chunk = todo[start : start + size]
                 requests = build_requests(chunk, representative, k_correct)
-                results = backend.analyze(requests)
-                ok, bad = _store_results(results, keys, existing, backend, prompt_version, run)
-                analysed += ok
-                failed += bad
-                for result in results:
-                    usage = usage + result.usage
-                run.counts.update(
-                    analysed=analysed, failed=failed, **usage.as_dict(), cost_usd=run_cost_usd(usage)
-                )
-                run.save(update_fields=["counts"])
-                bar.update(len(chunk))
+                if not pipelined:
+                    store(chunk, backend.analyze(requests))
+                    continue
+                started = (chunk, backend.start_analysis(requests))
+                if waiting is not None:
+                    store(waiting[0], backend.finish_analysis(waiting[1]))
+                waiting = started
+            if waiting is not None:
+                store(waiting[0], backend.finish_analysis(waiting[1]))
         except JudgeError as exc:
             raise ErrorMapError(f"analyze stopped: {exc}") from exc
         finally:

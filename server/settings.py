@@ -194,9 +194,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long stages: a worker holds only the task it runs
 # Redis hands an unacknowledged task to another worker after this long (the worker holding it is
 # presumed dead); it must exceed the longest stage, or a stage still running is started twice.
+# Workers look for such tasks every ERRORMAP_TASK_RESTORE_INTERVAL seconds.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("ERRORMAP_TASK_VISIBILITY_TIMEOUT", default=6 * 3600),
+    "unacked_restore_interval": env.int("ERRORMAP_TASK_RESTORE_INTERVAL", default=60),
+    "unacked_restore_throttle": 1,
 }
+CELERY_TASK_DEFAULT_QUEUE = env.str("ERRORMAP_TASK_QUEUE", default="errormap")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -1,0 +1,197 @@
+"""Stages as Celery tasks on Redis, run by real worker processes against the test's database.
+
+The webhook view answers before anything is applied (the delivery waits in the queue for a worker);
+a worker that dies mid-`analyze` leaves the task to another worker, which finishes it with nothing
+lost or duplicated. Needs Redis (CELERY_BROKER_URL); scripts/test runs these in its PostgreSQL pass.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from annotation.models import Analysis, Prediction, StageRun
+from annotation.services.ingest import ingest_results
+from annotation.services.labelstudio.client import WEBHOOK_SECRET_HEADER
+from annotation.services.sampling import sample_failures
+from annotation.tasks import analyze_task
+from server.celery import app as celery_app
+from tests.fake_openai_server import FakeOpenAIServer
+from tests.integration.test_kill_resume import HeldAfter, write_arithmetic_results
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT = 120.0  # generous ceilings for polls, never asserted as timings
+BROKER = os.environ.get("CELERY_BROKER_URL", "")
+QUEUE = f"errormap-test-{uuid.uuid4().hex[:8]}"  # this run's own queue: nothing left over from another
+
+pytestmark = [
+    pytest.mark.celery,
+    pytest.mark.slow,
+    pytest.mark.skipif(not BROKER, reason="needs Redis: set CELERY_BROKER_URL (scripts/services start)"),
+    pytest.mark.django_db(transaction=True),  # committed rows: the workers read them from their own connections
+]
+
+
+def database_url() -> str:
+    """The test database as a URL for worker processes."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def redis_client():
+    return celery_app.connection_for_write().default_channel.client
+
+
+def queued(queue: str = QUEUE) -> list[dict]:
+    """The messages waiting in a queue (Redis list), as their decoded bodies and headers."""
+    messages = [json.loads(raw) for raw in redis_client().lrange(queue, 0, -1)]
+    for message in messages:
+        message["decoded_body"] = json.loads(base64.b64decode(message["body"]))
+    return messages
+
+
+@pytest.fixture
+def broker():
+    """Tasks go to Redis (this run's queue) instead of running in process; restored afterwards."""
+    saved = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url", "task_default_queue")}
+    celery_app.conf.update(task_always_eager=False, broker_url=BROKER, task_default_queue=QUEUE)
+    redis_client().delete(QUEUE)
+    yield
+    redis_client().delete(QUEUE)
+    celery_app.conf.update(saved)
+
+
+class Worker:
+    """`celery worker` in its own process group, on this run's queue and the test database."""
+
+    def __init__(self, name: str, log: Path, **env: str) -> None:
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ERRORMAP_"))}
+        child_env.update(DATABASE_URL=database_url(), CELERY_BROKER_URL=BROKER, ERRORMAP_TASK_QUEUE=QUEUE,
+                         **env)
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "server", "worker", "-n", f"{name}@%h", "-c", "1",
+                 "-P", "prefork", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+                cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool child at once, as when its machine goes away."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=WAIT)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def workers(tmp_path):
+    started: list[Worker] = []
+
+    def start(name: str, **env: str) -> Worker:
+        worker = Worker(name, tmp_path / f"{name}.log", **env)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_until(condition, what: str, worker: Worker | None = None) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if worker is not None and worker.proc.poll() is not None:
+            pytest.fail(f"the worker exited ({worker.proc.returncode}) before {what}:\n{worker.log.read_text()}")
+        if time.monotonic() > deadline:
+            log = worker.log.read_text() if worker else ""
+            pytest.fail(f"gave up waiting for {what}\n{log}")
+        time.sleep(0.05)
+
+
+def test_the_webhook_answers_before_the_delivery_is_applied_and_a_worker_applies_it(
+    broker, workers, client, settings
+):
+    settings.LABEL_STUDIO_WEBHOOK_SECRET = "s3cret"
+    body = {"action": "ANNOTATION_CREATED", "project": {"id": 4242},
+            "annotation": {"id": 17, "task": 5, "result": [{"forged": True}], "updated_at": "2099-01-01"}}
+
+    response = client.post("/api/labelstudio/webhook/", body, content_type="application/json",
+                           headers={WEBHOOK_SECRET_HEADER: "s3cret"})
+
+    assert response.status_code == 200 and response.json()["status"] == "queued"
+    # Nothing ran yet: the delivery waits in the queue, and only its ids travel.
+    (message,) = queued()
+    assert message["headers"]["task"] == "annotation.tasks.handle_labelstudio_webhook_task"
+    assert message["decoded_body"][1] == {
+        "action": "ANNOTATION_CREATED", "project_id": 4242, "annotation_ids": [17], "task_ids": [5]}
+    refused = client.post("/api/labelstudio/webhook/", body, content_type="application/json",
+                          headers={WEBHOOK_SECRET_HEADER: "wrong"})
+    assert refused.status_code == 403 and len(queued()) == 1  # no secret, nothing queued
+
+    worker = workers("webhooks")
+    wait_until(lambda: not queued() and "succeeded" in worker.log.read_text(), "the worker applied it", worker)
+    # The project is not one of ours: the task ran the service, which ignored it.
+    assert "'detail': 'unknown project'" in worker.log.read_text()
+
+
+N_ITEMS = 150  # failing predictions, each its own content
+CONCURRENCY = 4
+OPEN_FOR = 80  # answered before the judge holds every request: one batch of 64 committed, then the kill
+
+
+def test_a_worker_killed_mid_analyze_leaves_the_task_to_another_that_finishes_it_exactly(
+    broker, workers, tmp_path
+):
+    results = tmp_path / "results.csv"
+    write_arithmetic_results(results, N_ITEMS)
+    ingest_results(paths=[results])
+    sample_failures(ratio=1, name="everything")
+    responder = HeldAfter(OPEN_FOR, delay=0.01)
+    with FakeOpenAIServer(responder=responder) as server:
+        judge_env = {
+            "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "test-key",
+            "ERRORMAP_JUDGE_CONCURRENCY": str(CONCURRENCY), "ERRORMAP_JUDGE_TIMEOUT": "60",
+            # a task whose worker is gone is handed out again after 10 s
+            "ERRORMAP_TASK_VISIBILITY_TIMEOUT": "10", "ERRORMAP_TASK_RESTORE_INTERVAL": "1",
+        }
+        analyze_task.delay(work_set="everything", judge="openai", model="fake-judge")
+        first = workers("first", **judge_env)
+        wait_until(lambda: server.count == OPEN_FOR + CONCURRENCY, "the judge's slots filled up", first)
+        first.kill()
+        responder.released.set()
+        committed = set(Analysis.objects.values_list("content_key", flat=True))
+        assert 0 < len(committed) < N_ITEMS
+        assert not queued()  # the task is taken (unacknowledged), not waiting
+
+        asked_before = server.count
+        second = workers("second", **judge_env)
+        wait_until(lambda: StageRun.objects.filter(stage="analyze", status="succeeded").exists(),
+                   "another worker finished the task", second)
+
+    # Every failure analysed exactly once, and nothing committed before the kill asked for again.
+    keys = list(Analysis.objects.values_list("content_key", flat=True))
+    assert len(keys) == len(set(keys)) == N_ITEMS
+    assert set(keys) == set(Prediction.objects.filter(is_failure=True).values_list("content_key", flat=True))
+    assert server.count - asked_before <= N_ITEMS - len(committed)
+    runs = list(StageRun.objects.filter(stage="analyze").order_by("pk").values_list("status", flat=True))
+    assert runs[-1] == "succeeded" and len(runs) == 2  # the dead worker's run, then the one that finished
+    assert "first@" not in second.log.read_text()

@@ -40,7 +40,8 @@ def _h(*parts: str) -> int:
 
 
 def env_for(var_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
+    # The demo has its own SQLite database and cache in var_dir, whichever database the suite runs on.
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
     env.update(ERRORMAP_VAR_DIR=str(var_dir), DEBUG="true", ALLOWED_HOSTS="127.0.0.1,localhost",
                LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
     return env

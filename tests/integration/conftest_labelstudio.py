@@ -72,7 +72,9 @@ def _free_port(start: int | None = None) -> int:
 
 
 def _script_env(data_dir: Path, env_file: Path, port: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
+    # Label Studio keeps its own database in data_dir, whichever database the suite runs on.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LABEL_STUDIO_") and k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
     env.update(
         LABEL_STUDIO_DATA_DIR=str(data_dir),
         LABEL_STUDIO_ENV_FILE=str(env_file),

@@ -2,7 +2,7 @@
 
 The webhook view answers before anything is applied (the delivery waits in the queue for a worker);
 a worker that dies mid-`analyze` leaves the task to another worker, which finishes it with nothing
-lost or duplicated. Needs Redis (CELERY_BROKER_URL); scripts/test runs these in its PostgreSQL pass.
+lost or duplicated. Needs Redis (ERRORMAP_TEST_BROKER_URL); scripts/test runs these in its PostgreSQL pass.
 """
 from __future__ import annotations
 
@@ -30,13 +30,14 @@ from tests.integration.test_kill_resume import HeldAfter, write_arithmetic_resul
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 120.0  # generous ceilings for polls, never asserted as timings
-BROKER = os.environ.get("CELERY_BROKER_URL", "")
+# Not CELERY_BROKER_URL: with that set, every test would queue its tasks for workers that are not there.
+BROKER = os.environ.get("ERRORMAP_TEST_BROKER_URL", "")
 QUEUE = f"errormap-test-{uuid.uuid4().hex[:8]}"  # this run's own queue: nothing left over from another
 
 pytestmark = [
     pytest.mark.celery,
     pytest.mark.slow,
-    pytest.mark.skipif(not BROKER, reason="needs Redis: set CELERY_BROKER_URL (scripts/services start)"),
+    pytest.mark.skipif(not BROKER, reason="needs Redis: set ERRORMAP_TEST_BROKER_URL (scripts/services start)"),
     pytest.mark.django_db(transaction=True),  # committed rows: the workers read them from their own connections
 ]
 

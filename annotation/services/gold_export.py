@@ -1,9 +1,7 @@
 """Export the gold error set (JSONL or CSV) with a datasheet beside it; same database -> same bytes."""
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -11,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from annotation.core.agreement import RatingTable, agreement_report
+from annotation.core.output_files import csv_text, write_file
 from annotation.errors import ErrorMapError
 from annotation.models import AdjudicationDecision, Annotator, Label, Prediction
 from annotation.selectors import LabelFilter, default_version, label_values, select_labels
@@ -133,16 +132,13 @@ def _jsonl(records: list[dict[str, Any]]) -> bytes:
 
 
 def _csv(records: list[dict[str, Any]], columns: tuple[str, ...] = CSV_COLUMNS) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for r in records:
-        writer.writerow([
-            json.dumps(r[c], ensure_ascii=False, sort_keys=True) if isinstance(r[c], (dict, list))
-            else ("" if r[c] is None else r[c])
-            for c in columns
-        ])
-    return buffer.getvalue().encode("utf-8")
+    rows = (
+        [json.dumps(r[c], ensure_ascii=False, sort_keys=True) if isinstance(r[c], (dict, list))
+         else ("" if r[c] is None else r[c])
+         for c in columns]
+        for r in records
+    )
+    return csv_text(columns, rows).encode("utf-8")
 
 
 def _datasheet(records: list[dict[str, Any]], version: TaxonomyVersion, data_name: str, fmt: str,
@@ -243,9 +239,8 @@ def export_gold(*, path: Path, fmt: str = "jsonl", label_filter: LabelFilter | N
         data = _jsonl(records) if fmt == "jsonl" else _csv(
             records, CSV_COLUMNS + (NOTE_COLUMNS if with_notes else ()))
         digest = hashlib.sha256(data).hexdigest()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        write_file(path, data)
         sheet = datasheet_path(path)
-        sheet.write_bytes(_datasheet(records, version, path.name, fmt, digest).encode("utf-8"))
+        write_file(sheet, _datasheet(records, version, path.name, fmt, digest))
         run.counts = {"items": len(records)}
     return GoldExportReport(path=str(path), datasheet=str(sheet), items=len(records), sha256=digest)

@@ -4,8 +4,6 @@ Both are reproducible byte for byte: fixed key and row order, no timestamps, '\\
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from annotation.errors import ErrorMapError
+from annotation.core.output_files import csv_text, write_file
 from annotation.models import Label
 from annotation.selectors import ALL_SOURCES, LabelFilter, select_labels
 from taxonomy.core.paths import PATH_SEPARATOR, ROOT_NAME
@@ -88,7 +86,7 @@ def export_taxonomy(*, taxonomy: str, out: Path, source: str = "judge", annotato
     version = resolve_version(taxonomy)
     tree = taxonomy_tree(version, source=source, annotator=annotator)
     text = json.dumps(tree, ensure_ascii=False, indent=2) + "\n"
-    _write(out, text)
+    write_file(out, text)
     return ExportReport(
         path=str(out), taxonomy=version.taxonomy.name, version=version.number,
         labels=_labels(version, source, annotator).count(), failures=tree["failures"],
@@ -130,21 +128,9 @@ def export_errors(*, taxonomy: str, out: Path, source: str = "judge", annotator:
     """Write the flat error table of TAXONOMY[@VERSION] to `out` as CSV."""
     version = resolve_version(taxonomy)
     header, rows = error_rows(version, source=source, annotator=annotator)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    _write(out, buffer.getvalue())
+    write_file(out, csv_text(header, rows))
     return ExportReport(
         path=str(out), taxonomy=version.taxonomy.name, version=version.number, labels=len(rows),
         failures=len({r[3] for r in rows}), categories=version.categories.count(),
     )
 
-
-def _write(out: Path, text: str) -> None:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise ErrorMapError(f"cannot write {out}: {exc}") from exc

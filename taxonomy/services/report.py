@@ -10,6 +10,7 @@ from django.http import QueryDict
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from annotation.core.output_files import ensure_directory, write_file
 from annotation.errors import ErrorMapError
 from annotation.models import Label
 from annotation.pages import agreement_context, judge_context
@@ -34,7 +35,7 @@ def _params(**values) -> QueryDict:
 
 def write_report(*, out_dir: Path, taxonomy: str | None = None, depth: int = 1) -> ReportFiles:
     """Write index.html and one page per view into out_dir; returns the files written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_directory(out_dir)
     sources = [s for s in SOURCES if Label.objects.filter(source=s).exists()]
     if not sources:
         raise ErrorMapError("no labels yet: nothing to report (import labels or run the judge first)")
@@ -44,7 +45,7 @@ def write_report(*, out_dir: Path, taxonomy: str | None = None, depth: int = 1) 
 
     def page(name: str, title: str, template: str, context: dict, version: str) -> None:
         html = render_to_string(template, {**context, "report_mode": True})
-        (out_dir / name).write_text(html, encoding="utf-8")
+        write_file(out_dir / name, html)
         pages.append((name, title, version))
 
     for source in sources:
@@ -78,10 +79,10 @@ def write_report(*, out_dir: Path, taxonomy: str | None = None, depth: int = 1) 
             page("judge.html", "Judge audit: the judge against the human majority and gold", "errormap/judge.html",
                  context, context["audit"]["taxonomy_version"])
             data["judge_audit"] = context["audit"]
-    (out_dir / "data.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+    write_file(out_dir / "data.json", json.dumps(data, indent=1))
     index = render_to_string("errormap/report_index.html", {
         "report_mode": True, "pages": pages, "skipped": skipped, "generated_at": data["generated_at"],
     })
-    (out_dir / "index.html").write_text(index, encoding="utf-8")
+    write_file(out_dir / "index.html", index)
     return ReportFiles(out_dir=str(out_dir), pages=["index.html", *[p for p, _, _ in pages], "data.json"],
                        skipped=skipped)

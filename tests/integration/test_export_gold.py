@@ -94,3 +94,23 @@ def test_with_notes_exports_annotators_notes_and_proposed_categories(adjudicated
     rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
     assert json.loads(rows[2]["proposed_categories"]) == {"h0": ["Carry error"]}
     assert "annotator_notes" in (tmp_path / "notes.csv.datasheet.md").read_text()
+
+
+def test_a_directory_or_a_full_device_as_the_output_is_a_clear_error(adjudicated, tmp_path):
+    with pytest.raises(CommandError, match="it is a directory"):
+        call_command("export_gold", str(tmp_path), stdout=io.StringIO())
+    with pytest.raises(CommandError, match="No space left on device"):
+        call_command("export_gold", "/dev/full", stdout=io.StringIO())
+    assert list(tmp_path.iterdir()) == []  # nothing half-written beside it
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
+    version = make_version(["R / Logic"])
+    p = make_prediction("1", output="=1+1")
+    for n in range(3):
+        add_label(p, version, f"h{n}", "R / Logic")
+    call_command("adjudicate", "--rule", "two-thirds", stdout=io.StringIO())
+    path = tmp_path / "gold.csv"
+    call_command("export_gold", str(path), "--format", "csv", stdout=io.StringIO())
+    (row,) = csv.DictReader(io.StringIO(path.read_text()))
+    assert row["output"] == "'=1+1"

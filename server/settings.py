@@ -1,6 +1,7 @@
 """Settings read from the environment, with embedded defaults that work offline on one machine."""
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -11,24 +12,38 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("ERRORMAP_VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for (the demo and the browser tests turn it on): with it on, anyone reaching the
+# site sees the URLconf on a 404 and settings on a 500.
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _private_var_dir() -> None:
+    """VAR_DIR holds the database, secrets and logs: readable by its owner only (0700)."""
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    if VAR_DIR.stat().st_uid == os.getuid():
+        VAR_DIR.chmod(0o700)
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` empty with mode 0600 unless it exists (SQLite gives its -wal/-shm files the same mode)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _local_secret_key() -> str:
     """A per-checkout key, generated once, for local use only."""
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        _private_var_dir()
+        _private_file(key_file)
         key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
     return key_file.read_text().strip()
 
 
-SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = _local_secret_key()
+# A deployment sets SECRET_KEY (docker/ refuses to start without one); a local checkout has its own.
+SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -50,6 +65,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (admin, API docs) with DEBUG off
     "server.middleware.RefuseNulBytes",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -78,8 +94,14 @@ WSGI_APPLICATION = "server.wsgi.application"
 ASGI_APPLICATION = "server.asgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'errormap.sqlite3'}")}
+# The password apart from the URL (docker/ does this): any character works, no URL-encoding needed
+# (read as is: django-environ would expand a value starting with "$").
+if os.environ.get("DATABASE_PASSWORD"):
+    DATABASES["default"]["PASSWORD"] = os.environ["DATABASE_PASSWORD"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _private_var_dir()
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        _private_file(Path(DATABASES["default"]["NAME"]))
     # SQLite must wait, not crash: WAL lets readers go on while one writer writes; every transaction
     # takes the write lock when it begins (IMMEDIATE), so a writer waits up to `timeout` seconds for
     # another instead of failing at once with "database is locked" when its read snapshot would have
@@ -99,7 +121,25 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = VAR_DIR / "static"  # filled by `manage.py collectstatic` (scripts/web and the image run it)
+_private_var_dir()
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every start until collectstatic made it
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed copies served by WhiteNoise; names stay as written, so pages render before any collectstatic.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# Served over HTTPS (by a proxy in front that sets X-Forwarded-Proto): cookies only over HTTPS, HTTP
+# redirected, HSTS. Off by default, since the local server and the compose file speak plain HTTP.
+ERRORMAP_HTTPS = env.bool("ERRORMAP_HTTPS", default=False)
+SECURE_SSL_REDIRECT = SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ERRORMAP_HTTPS
+if ERRORMAP_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env.int("ERRORMAP_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("ERRORMAP_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("ERRORMAP_HSTS_PRELOAD", default=True)
+SESSION_COOKIE_HTTPONLY = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -112,7 +152,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "server.api_errors.errormap_exception_handler",
 }
+# The schema and the docs page describe every endpoint: for signed-in users and token holders only,
+# unless ERRORMAP_PUBLIC_API_DOCS opens them.
+ERRORMAP_PUBLIC_API_DOCS = env.bool("ERRORMAP_PUBLIC_API_DOCS", default=False)
 SPECTACULAR_SETTINGS = {
+    "SERVE_PERMISSIONS": [
+        "rest_framework.permissions.AllowAny" if ERRORMAP_PUBLIC_API_DOCS
+        else "rest_framework.permissions.IsAuthenticated"
+    ],
     "TITLE": "ErrorMap Studio API",
     "VERSION": "0.1.0",
     "SWAGGER_UI_DIST": "SIDECAR",

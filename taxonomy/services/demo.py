@@ -34,6 +34,7 @@ class DemoReport:
     taxonomy: str = ""
     labelstudio_url: str = ""
     api_token: str = ""
+    user_created: bool = False  # the demo user was made by this run (its password is shown once)
 
 
 def run_demo(
@@ -79,7 +80,7 @@ def run_demo(
             f"Label Studio project {push.url}: {push.tasks_total} tasks ({push.tasks_imported} new), "
             f"judge pre-labels as predictions, {overlap} annotators per task"
         )
-    _, report.api_token = ensure_user(username=DEMO_USER, password=DEMO_PASSWORD)
+    report.user_created, report.api_token = ensure_user(username=DEMO_USER, password=DEMO_PASSWORD)
     report.summary = failure_summary()
     return report
 

@@ -38,6 +38,8 @@ def test_demo_runs_every_stage_pushes_to_label_studio_and_a_second_run_changes_n
     tasks = list(client.tasks.list(project=project.labelstudio_id))
     assert len(tasks) == sampled
     before = state()
-    call_command("run_demo", stdout=StringIO())
+    again = StringIO()
+    call_command("run_demo", stdout=again)
     assert state() == before
+    assert "demo-password" not in again.getvalue()  # the fixed password is printed once
     assert len(list(client.tasks.list(project=project.labelstudio_id))) == sampled

@@ -15,5 +15,8 @@ class Command(ErrorMapCommand):
 
     def run(self, *args, username, password, superuser, **options):
         created, token = ensure_user(username=username, password=password, superuser=superuser)
-        self.stdout.write(f"{'created' if created else 'updated'} user {username!r} (password {password!r})")
+        if created:  # shown once; a demo login, never a real one
+            self.stdout.write(f"created user {username!r} (password {password!r}; demo only, change it for real use)")
+        else:
+            self.stdout.write(f"updated user {username!r} (password reset to the one given)")
         self.stdout.write(f"API token: {token}")

@@ -29,5 +29,9 @@ class Command(ErrorMapCommand):
                 f"  log in as {settings.LABEL_STUDIO_USERNAME} / {settings.LABEL_STUDIO_PASSWORD}; "
                 "labels come back by webhook, or run `manage.py sync_labelstudio`"
             )
-        self.stdout.write(f"Dashboard: {dashboard_url}  (log in as {DEMO_USER} / {DEMO_PASSWORD})")
+        if report.user_created:  # the fixed demo password, shown once: a demo login, never a real one
+            self.stdout.write(f"Dashboard: {dashboard_url}  (log in as {DEMO_USER} / {DEMO_PASSWORD})")
+            self.stdout.write("  demo only: this password is in the README; never use it on a reachable server")
+        else:
+            self.stdout.write(f"Dashboard: {dashboard_url}  (log in as {DEMO_USER} with the demo password)")
         self.stdout.write(f"  API token: {report.api_token}  (API docs at {dashboard_url}api/docs/)")

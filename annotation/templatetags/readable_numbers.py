@@ -94,6 +94,14 @@ def pvalue(value) -> str:
 
 
 @register.filter
+def readable(value) -> str:
+    """Any value of a run's counts: an int as a count, a float to 3 significant digits, the rest as is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    return count(value) if isinstance(value, int) else significant(value)
+
+
+@register.filter
 def full(value) -> str:
     """The full value for a title= (what a short form rounds): repr of a float, else the value."""
     number = _number(value)

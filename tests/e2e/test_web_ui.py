@@ -4,6 +4,7 @@ model output is shown as text and never runs."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -37,6 +38,21 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MQM = "wmt23-mqm@1"
 DEFAULT = "default@1"
+# Full-page screenshots of the main pages, to look at (var/ is not in git).
+SCREENSHOTS = ROOT / "var" / "screenshots"
+MAIN_PAGES = {
+    "dashboard": ("/", {}),
+    "signatures": ("/signatures/", {"source": "human", "taxonomy": MQM, "by": "model", "depth": 2}),
+    "signatures-compare": ("/signatures/", {"source": "human", "taxonomy": MQM, "depth": 2,
+                                            "a": "Lan-BridgeMT", "b": "ONLINE-Y"}),
+    "signatures-judge": ("/signatures/", {"source": "judge", "taxonomy": DEFAULT, "by": "dataset", "depth": 2}),
+    "atlas": ("/atlas/", {"source": "judge", "taxonomy": DEFAULT, "depth": 3}),
+    "agreement": ("/agreement/", {"taxonomy": MQM}),
+    "agreement-default": ("/agreement/", {"taxonomy": DEFAULT}),
+    "judge": ("/judge/", {"taxonomy": DEFAULT}),
+    "adjudication": ("/adjudication/", {}),
+    "annotation-progress": ("/annotation-progress/", {}),
+}
 
 
 def _free_port() -> int:
@@ -119,6 +135,15 @@ def _cells(page, selector: str) -> list[list[str]]:
     )
 
 
+def _full(page, selector: str) -> list[list[str]]:
+    """Each cell's full value: its title= (numbers are shown rounded, the full value is on hover), else
+    its text."""
+    return page.eval_on_selector_all(
+        selector + " tr", "rows => rows.map(r => Array.from(r.children).map(c => c.getAttribute('title') "
+        "? c.getAttribute('title').trim().split(' ')[0] : c.textContent.trim()))"
+    )
+
+
 def test_anonymous_requests_are_sent_to_login(site):
     for path in ("/", "/signatures/", "/atlas/", "/agreement/", "/judge/", "/adjudication/"):
         with urllib.request.urlopen(site["url"] + path) as response:
@@ -145,6 +170,42 @@ def test_every_page_opens_without_errors(browser):
     assert events["errors"] == [] and events["dialogs"] == []
 
 
+def test_screenshots_of_the_main_pages(browser):
+    """Screenshots to look at (var/screenshots/); every page shows numbers as people read them: no
+    float counts ("52.0 errors"), no six-decimal shares, no key=value dumps."""
+    page, events, site = browser
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, (path, params) in MAIN_PAGES.items():
+        _open(page, site, path, **params)
+        for selector in ("details.numbers", "#heatmap-numbers"):  # the numbers, opened for the picture
+            for handle in page.query_selector_all(selector):
+                handle.evaluate("d => d.open = true")
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, timeout=180_000)
+        text = page.locator("main").inner_text()
+        assert not re.search(r"\b\d+\.0 errors\b", text), f"{name}: a count shown as a float"
+        assert not re.search(r"\b0\.\d{6,}\b", text), f"{name}: a raw decimal with six places"
+        assert not re.search(r"\b[a-z]+_[a-z_]+=", text), f"{name}: a key=value dump"
+    assert events["errors"] == [] and events["dialogs"] == []
+
+
+def test_heatmap_column_labels_are_not_clipped(browser):
+    page, _, site = browser
+    _open(page, site, "/signatures/", source="judge", taxonomy=DEFAULT, by="dataset", depth=2)
+    svg = page.locator("svg[aria-label='heatmap of shares']")
+    box = svg.bounding_box()
+    labels = svg.locator("text.column-label")
+    assert labels.count() > 3
+    for i in range(labels.count()):
+        label = labels.nth(i)
+        inner = label.bounding_box()
+        # inside the drawing, and the whole name (shortened ones have the full name on hover)
+        assert inner["x"] >= box["x"] - 0.5 and inner["x"] + inner["width"] <= box["x"] + box["width"] + 0.5
+        assert inner["y"] >= box["y"] - 0.5
+        full = label.locator("title").text_content()
+        shown = label.evaluate("t => Array.from(t.childNodes).filter(n => n.nodeType === 3).map(n => n.data).join('')")
+        assert shown == full or (shown.endswith("…") and full.startswith(shown[:-1]))
+
+
 def test_dashboard_counts_match_the_api(browser):
     page, _, site = browser
     _open(page, site, "/")
@@ -168,17 +229,19 @@ def test_signature_heatmap_and_intervals_match_the_command_json(browser):
     assert page.locator("#heatmap-table").is_visible()
     rows = _cells(page, "#heatmap-table")
     assert rows[0][2:] == expected["heatmap"]["categories"]
-    body = rows[1:]
+    body = _full(page, "#heatmap-table")[1:]
     assert [r[0] for r in body] == expected["heatmap"]["groups"]
     for row, n, shares in zip(body, expected["heatmap"]["n_errors"], expected["heatmap"]["shares"], strict=True):
-        assert int(row[1]) == n
-        assert [float(x) for x in row[2:]] == pytest.approx(shares, abs=6e-5)
+        assert int(row[1].replace(",", "")) == n
+        assert [float(x) for x in row[2:]] == pytest.approx(shares, abs=1e-9)
     first = expected["signatures"][0]
     table = _cells(page, f"section.signature[data-group='{first['group']}'] table.signature-table")[1:]
-    for row, share in zip(table, first["shares"], strict=True):
+    full = _full(page, f"section.signature[data-group='{first['group']}'] table.signature-table")[1:]
+    for row, values, share in zip(table, full, first["shares"], strict=True):
         assert row[0] == share["category"]
-        assert [float(x) for x in row[1:]] == pytest.approx(
-            [share["count"], share["share"], share["ci_low"], share["ci_high"]], abs=6e-3)
+        assert [float(x) for x in values[1:]] == pytest.approx(
+            [share["count"], share["share"], share["ci_low"], share["ci_high"]], abs=1e-9)
+        assert row[2] == f"{share['share'] * 100:.0f}%" or row[2].endswith("%")  # shown as a percentage
 
 
 def test_two_model_comparison_matches_the_command_json(browser):
@@ -188,13 +251,14 @@ def test_two_model_comparison_matches_the_command_json(browser):
                      "--compare", a, b)
     _open(page, site, "/signatures/", source="human", taxonomy=MQM, depth=2, a=a, b=b)
     rows = _cells(page, "#comparison-table")[1:]
+    full = _full(page, "#comparison-table")[1:]
     assert len(rows) == len(expected["categories"]) > 5
-    for row, d in zip(rows, expected["categories"], strict=True):
+    for row, values, d in zip(rows, full, expected["categories"], strict=True):
         assert row[0] == d["category"]
         assert row[4] == d["test"]
-        assert float(row[6]) == pytest.approx(d["p_holm"], abs=6e-5)
+        assert float(values[6]) == pytest.approx(d["p_holm"], abs=1e-9)
         assert row[7] == ("yes" if d["significant"] else "no")
-    assert float(page.locator("#omnibus-p").inner_text()) == pytest.approx(expected["omnibus_p"], abs=6e-5)
+    assert float(page.locator("#omnibus-p").get_attribute("title")) == pytest.approx(expected["omnibus_p"], abs=1e-9)
 
 
 def test_atlas_tree_counts_match_the_signatures_and_filters_work(browser):
@@ -206,17 +270,17 @@ def test_atlas_tree_counts_match_the_signatures_and_filters_work(browser):
         for share in s["shares"]:
             pooled[share["category"]] = pooled.get(share["category"], 0) + share["count"]
     _open(page, site, "/atlas/", source="judge", taxonomy=DEFAULT, depth=3)
-    assert int(page.locator("#atlas-total").inner_text()) == total
-    rows = {r[0]: r for r in _cells(page, "#atlas-table")[1:]}
+    assert int(page.locator("#atlas-total").inner_text().replace(",", "")) == total
+    rows = {r[0]: r for r in _full(page, "#atlas-table")[1:]}
     for category, count in pooled.items():
-        assert float(rows[category][2]) == pytest.approx(count, abs=0.005)
-        assert float(rows[category][3]) == pytest.approx(count / total, abs=6e-5)
+        assert float(rows[category][2]) == pytest.approx(count, abs=1e-9)
+        assert float(rows[category][3]) == pytest.approx(count / total, abs=1e-9)
     assert any(r[1] == "2" for r in rows.values())  # depth-2 nodes are shown
     # filter by model: the total is that model's number of errors
     palm = next(s for s in expected["signatures"] if s["group"] == "PaLM 2")
     _open(page, site, "/atlas/", source="judge", taxonomy=DEFAULT, model="PaLM 2", depth=1, min_share="0.1")
-    assert int(page.locator("#atlas-total").inner_text()) == palm["n_errors"]
-    shown = _cells(page, "#atlas-table")[1:]
+    assert int(page.locator("#atlas-total").inner_text().replace(",", "")) == palm["n_errors"]
+    shown = _full(page, "#atlas-table")[1:]
     assert shown and all(r[1] == "1" and float(r[3]) >= 0.1 for r in shown)
     assert len(shown) == sum(1 for s in palm["shares"] if s["share"] >= 0.1)
 
@@ -245,14 +309,18 @@ def test_agreement_and_judge_pages_show_the_commands_numbers(browser):
     page, _, site = browser
     agreement = _json(site, "agreement", "--json", "--taxonomy", MQM, "--reps", "20")
     _open(page, site, "/agreement/", taxonomy=MQM)
-    first = _cells(page, "#agreement-stats")[1]
-    assert first[0] == "Krippendorff's alpha"
-    assert float(first[1]) == pytest.approx(agreement["krippendorff_alpha"], abs=6e-4)
+    first = _full(page, "#agreement-stats")[1]
+    assert _cells(page, "#agreement-stats")[1][0] == "Krippendorff's alpha"
+    assert float(first[1]) == pytest.approx(agreement["krippendorff_alpha"], abs=1e-9)
     audit = _json(site, "judge_audit", "--json", "--taxonomy", DEFAULT)
     _open(page, site, "/judge/", taxonomy=DEFAULT)
     section = page.locator(f"section.judge-audit[data-judge='{JUDGE}']")
     accuracy = audit["judges"][JUDGE]["vs_human_majority"]["accuracy"]
-    assert float(section.locator(".judge-accuracy").first.inner_text()) == pytest.approx(accuracy, abs=6e-4)
+    assert float(section.locator(".judge-accuracy").first.get_attribute("title")) == pytest.approx(accuracy, abs=1e-9)
+    assert section.locator(".judge-accuracy").first.inner_text().endswith("%")
+    # the confusion matrix and the reliability diagram are shown, not folded away
+    assert section.locator("table.confusion").first.is_visible()
+    assert section.locator("svg.reliability").first.is_visible()
 
 
 def test_report_opens_offline_with_the_same_numbers(browser, tmp_path):
@@ -269,12 +337,17 @@ def test_report_opens_offline_with_the_same_numbers(browser, tmp_path):
     page.route("http*://**/*", block_network)
     try:
         page.goto((out / "signatures-human-by-model.html").as_uri())
-        rows = _cells(page, "#heatmap-table")[1:]
+        rows = _full(page, "#heatmap-table")[1:]
         expected = data["signatures"]["human/model"]["heatmap"]
         assert [r[0] for r in rows] == expected["groups"]
-        assert [float(x) for x in rows[0][2:]] == pytest.approx(expected["shares"][0], abs=6e-5)
+        assert [float(x) for x in rows[0][2:]] == pytest.approx(expected["shares"][0], abs=1e-9)
         page.goto((out / "index.html").as_uri())
         assert page.locator("a[href='atlas-human.html']").count() == 1
+        # the judge audit of the taxonomy the judge and the humans share, with its version named
+        manage(site["var"], "report", str(tmp_path / "report-default"), "--taxonomy", DEFAULT)
+        page.goto((tmp_path / "report-default" / "judge.html").as_uri())
+        assert page.locator("svg.reliability").count() >= 1 and page.locator("table.confusion").count() >= 1
+        assert page.locator("#audit-taxonomy .taxonomy-version").inner_text() == DEFAULT
     finally:
         page.unroute("http*://**/*")
     assert requested == []

@@ -29,9 +29,9 @@ def test_dashboard_renders_a_run_whose_counts_have_a_key_named_items(user_client
     response = user_client.get("/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert '<span class="run-count">items <b>3</b></span>' in html
-    assert '<span class="run-count">auto_gold <b>1</b></span>' in html
-    assert '<span class="run-count">items <b>12</b></span>' in html
+    assert '<span class="run-count">items <b title="3">3</b></span>' in html
+    assert '<span class="run-count">auto_gold <b title="1">1</b></span>' in html
+    assert '<span class="run-count">items <b title="12">12</b></span>' in html
 
 
 def test_atlas_examples_show_the_judges_required_criteria(user_client):

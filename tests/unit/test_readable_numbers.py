@@ -7,6 +7,7 @@ from annotation.templatetags.readable_numbers import (
     percent,
     points,
     pvalue,
+    readable,
     significant,
 )
 
@@ -53,3 +54,9 @@ def test_full_keeps_every_digit_of_a_float():
 @pytest.mark.parametrize(("value", "shown"), [(0.032, "+3.2 pp"), (-0.25, "-25 pp"), (0, "0 pp"), (None, "n/a")])
 def test_points(value, shown):
     assert points(value) == shown
+
+
+@pytest.mark.parametrize(("value", "shown"), [(3229, "3,229"), (0.302481234, "0.302"), (True, "True"), ("x", "x"),
+                                              (None, "")])
+def test_readable_picks_the_format_by_type(value, shown):
+    assert readable(value) == shown

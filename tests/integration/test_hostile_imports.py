@@ -3,6 +3,7 @@ stays finite; label imports never edit a taxonomy version that labels point at; 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -150,6 +151,17 @@ def test_unknown_categories_make_a_new_version_once_labels_point_at_the_old_one(
         ("Style", "Style", v2.pk, "kept")]
     assert sorted(Label.objects.filter(taxonomy_version=v2).values_list(
         "prediction__example__example_id", "category__path")) == [("e2", "Accuracy / Addition"), ("e3", "Style")]
+
+
+def test_the_command_says_which_version_it_made(tmp_path):
+    ingest_items(tmp_path)
+    import_labels(path=write_labels(tmp_path / "a.csv", [("e0", "ann", "Style")]), taxonomy="t")
+    out = io.StringIO()
+    call_command("import_labels", str(write_labels(tmp_path / "b.csv", [("e1", "cy", "Tone")])), "--taxonomy", "t",
+                 stdout=out)
+    assert "in t@2:" in out.getvalue()
+    assert "made t@2 from t@1 (labels point at t@1, so its categories are fixed" in out.getvalue()
+    assert "added 1 categories: Tone" in out.getvalue()
 
 
 def test_an_explicit_version_in_use_is_refused_with_how_to_go_on(tmp_path):

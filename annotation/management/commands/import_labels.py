@@ -12,7 +12,11 @@ class Command(ErrorMapCommand):
     def add_arguments(self, parser):
         parser.add_argument("path", type=Path)
         parser.add_argument("--source", default="human", choices=LABEL_SOURCES)
-        parser.add_argument("--taxonomy", help="taxonomy NAME[@VERSION]; unknown categories are added to it")
+        parser.add_argument(
+            "--taxonomy",
+            help="taxonomy NAME[@VERSION]; categories it lacks are added while nothing points at the version, "
+                 "else NAME makes a new version with them (NAME@VERSION is refused)",
+        )
         parser.add_argument("--format", dest="fmt", default="auto", choices=LABEL_FORMATS)
 
     def run(self, *args, path, source, taxonomy, fmt, **options):
@@ -25,5 +29,9 @@ class Command(ErrorMapCommand):
             self.stdout.write(
                 f"recorded {report.gold_decisions} gold decisions (method import), superseding "
                 f"{report.superseded_decisions} earlier ones; see adjudicate --history ITEM")
+        if report.derived_from:
+            self.stdout.write(
+                f"made {report.taxonomy_version} from {report.derived_from} (labels point at {report.derived_from}, "
+                "so its categories are fixed; each was mapped as kept)")
         if report.new_categories:
             self.stdout.write(f"added {len(report.new_categories)} categories: {', '.join(report.new_categories)}")

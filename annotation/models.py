@@ -107,6 +107,10 @@ class StageRun(models.Model):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Who runs it and when it last said so: a killed run's row stays 'running', these tell.
+    pid = models.IntegerField(null=True, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.stage} #{self.pk} ({self.status})"

@@ -13,6 +13,7 @@ from annotation.services.adjudication import decision_history, item_key
 from annotation.services.agreement import compute_agreement
 from annotation.services.anchoring import anchoring_reports
 from annotation.services.judge_audit import audit_judge
+from annotation.services.runs import run_state
 from taxonomy.charts import reliability_chart
 from taxonomy.models import Category
 
@@ -34,7 +35,8 @@ def dashboard_context() -> dict[str, Any]:
         "datasets": selectors.datasets_table(),
         # Counts as (key, value) pairs made here: a key named like a dict method ("items", "keys")
         # would shadow that method in the template's `counts.items` lookup.
-        "runs": [{"run": run, "counts": sorted(run.counts.items()) if isinstance(run.counts, dict) else []}
+        "runs": [{"run": run, "state": run_state(run),
+                  "counts": sorted(run.counts.items()) if isinstance(run.counts, dict) else []}
                  for run in selectors.recent_runs(12)],
         "progress": selectors.labelstudio_progress()[:10],
     }

@@ -14,6 +14,7 @@ from annotation.models import (
     StageRun,
     WorkSet,
 )
+from annotation.services.runs import run_state
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -59,9 +60,16 @@ class WorkSetCreateSerializer(serializers.Serializer):
 
 
 class StageRunSerializer(serializers.ModelSerializer):
+    state = serializers.SerializerMethodField(
+        help_text="the status, or 'interrupted' for a running row whose process is gone")
+
     class Meta:
         model = StageRun
-        fields = ("id", "stage", "status", "config", "counts", "error", "started_at", "finished_at")
+        fields = ("id", "stage", "status", "state", "config", "counts", "error", "started_at", "finished_at",
+                  "pid", "host", "heartbeat_at")
+
+    def get_state(self, run: StageRun) -> str:
+        return run_state(run)
 
 
 class LabelSerializer(serializers.ModelSerializer):

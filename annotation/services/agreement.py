@@ -29,7 +29,6 @@ from annotation.selectors import (
     label_values,
     select_labels,
 )
-from annotation.services.runs import stage_run
 from taxonomy.core.paths import PATH_SEPARATOR, at_depth
 from taxonomy.models import Category, TaxonomyVersion
 
@@ -117,7 +116,7 @@ def compute_agreement(
     ci_method: str = "units",
     version: TaxonomyVersion | None = None,
 ) -> dict[str, Any]:
-    """Agreement among the filtered annotators as one JSON-ready dict (also recorded as a stage run)."""
+    """Agreement among the filtered annotators as one JSON-ready dict: a read (commands record the run)."""
     if depth is not None and depth < 1:
         raise ErrorMapError("--depth must be 1 or more")
     if ci_method not in ("units", "kalpha"):
@@ -125,25 +124,21 @@ def compute_agreement(
     version = version or default_version(label_filter).version
     config = {**label_filter.as_config(), "taxonomy_version": str(version), "depth": depth,
               "reps": reps, "seed": seed, "ci_method": ci_method}
-    with stage_run("agreement", config) as run:
-        # Gold too: the report holds each annotator's accuracy against it.
-        gold = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
-                           sources=(Label.Source.GOLD,))
-        key = "errormap-agreement-" + label_fingerprint(label_filter, version, sorted(config.items()),
-                                                        label_fingerprint(gold, version))
-        statistics = cache.get(key)
-        run.counts = {"from_cache": statistics is not None}
-        if statistics is None:
-            statistics = _statistics(label_filter, version, depth, reps, seed, ci_method)
-            cache.set(key, statistics, CACHE_SECONDS)
-        report = {
-            "taxonomy_version": str(version),
-            "filters": {**label_filter.as_config(), "depth": depth},
-            "annotation_mode": annotation_mode(label_filter, version),
-            **statistics,
-        }
-        run.counts.update(n_items=report["n_items"], n_annotators=report["n_annotators"],
-                          krippendorff_alpha=report["krippendorff_alpha"])
+    # Gold too: the report holds each annotator's accuracy against it.
+    gold = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
+                       sources=(Label.Source.GOLD,))
+    key = "errormap-agreement-" + label_fingerprint(label_filter, version, sorted(config.items()),
+                                                    label_fingerprint(gold, version))
+    statistics = cache.get(key)
+    if statistics is None:
+        statistics = _statistics(label_filter, version, depth, reps, seed, ci_method)
+        cache.set(key, statistics, CACHE_SECONDS)
+    report = {
+        "taxonomy_version": str(version),
+        "filters": {**label_filter.as_config(), "depth": depth},
+        "annotation_mode": annotation_mode(label_filter, version),
+        **statistics,
+    }
     return report
 
 

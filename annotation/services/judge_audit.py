@@ -12,7 +12,6 @@ from annotation.models import Annotator, Label
 from annotation.selectors import LabelFilter, default_version, label_values
 from annotation.services.agreement import Item, annotation_mode, label_sets, rating_table
 from annotation.services.gold_learning import fold_plan, load_gold_set, offline_judgements
-from annotation.services.runs import stage_run
 
 OFFLINE_JUDGE = "judge:offline"
 
@@ -87,65 +86,62 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
                     sources=(Label.Source.JUDGE, Label.Source.HUMAN), taxonomy=label_filter.taxonomy),
         shared_by=(Label.Source.JUDGE, Label.Source.HUMAN))
     version = choice.version
-    config = {**judge_filter.as_config(), "taxonomy_version": str(version), "folds": folds}
-    with stage_run("judge_audit", config) as run:
-        judged_by = _judge_sets(judge_filter, version)
-        if not judged_by:
-            raise ErrorMapError(f"no judge labels match {judge_filter.as_config()}")
-        all_human_sets = label_sets(humans, version)
-        gold_sets = label_sets(gold_filter, version)
-        human_names = {a for by in all_human_sets.values() for a in by}
-        mode = annotation_mode(humans, version) if all_human_sets else "unknown"
-        report: dict[str, Any] = {
-            "taxonomy_version": str(version),
-            "taxonomy_version_chosen": choice.reason,
-            "filters": judge_filter.as_config(),
-            "human_annotation_mode": mode,
-            "human_annotation_mode_note": (
-                "blind: annotators did not see the judge's label; assisted: they saw it as a "
-                "pre-label (agreement with the judge is then inflated); unknown: labels were "
-                "imported, not collected in a Label Studio project of this platform"),
-            "n_items_with_human_labels": len(all_human_sets),
-            "n_human_annotators": len(human_names),
-            "n_items_with_gold": len(gold_sets),
-            "judges": {},
+    judged_by = _judge_sets(judge_filter, version)
+    if not judged_by:
+        raise ErrorMapError(f"no judge labels match {judge_filter.as_config()}")
+    all_human_sets = label_sets(humans, version)
+    gold_sets = label_sets(gold_filter, version)
+    human_names = {a for by in all_human_sets.values() for a in by}
+    mode = annotation_mode(humans, version) if all_human_sets else "unknown"
+    report: dict[str, Any] = {
+        "taxonomy_version": str(version),
+        "taxonomy_version_chosen": choice.reason,
+        "filters": judge_filter.as_config(),
+        "human_annotation_mode": mode,
+        "human_annotation_mode_note": (
+            "blind: annotators did not see the judge's label; assisted: they saw it as a "
+            "pre-label (agreement with the judge is then inflated); unknown: labels were "
+            "imported, not collected in a Label Studio project of this platform"),
+        "n_items_with_human_labels": len(all_human_sets),
+        "n_human_annotators": len(human_names),
+        "n_items_with_gold": len(gold_sets),
+        "judges": {},
+    }
+    for judge, judged in sorted(judged_by.items()):
+        is_person = judge in human_names
+        human_sets = _without(all_human_sets, judge) if is_person else all_human_sets
+        table = rating_table(human_sets) if human_sets else None
+        alpha_humans = table_alpha(table) if table else None
+        majority_items, no_majority = [], 0
+        for item, (cats, conf) in sorted(judged.items()):
+            if item not in human_sets:
+                continue
+            majority = majority_set(list(human_sets[item].values()))
+            if majority:
+                majority_items.append(JudgedItem(majority, cats, conf))
+            else:
+                no_majority += 1
+        gold_items = [
+            JudgedItem(frozenset().union(*gold_sets[item].values()), cats, conf)
+            for item, (cats, conf) in sorted(judged.items()) if item in gold_sets
+        ]
+        vs_majority = classification_report(majority_items)
+        vs_majority["n_items_without_human_majority"] = no_majority
+        vs_majority["reference_note"] = (
+            "human majority: the categories chosen by more than half of the item's annotators"
+            + (f" other than {judge}" if is_person else ""))
+        vs_gold = classification_report(gold_items) if gold_items else {
+            "n_items": 0, "reason": "no gold labels on the judged items (run adjudicate first)"}
+        if gold_items:
+            vs_gold["cross_fitting"] = (_cross_fitted(version, folds, judged) if judge == OFFLINE_JUDGE else {
+                "folds": None, "note": "this judge's prompt carries no gold labels, so nothing to hold out"})
+        report["judges"][judge] = {
+            "kind": "human" if is_person else "judge",
+            "n_items_judged": len(judged),
+            "vs_human_majority": vs_majority,
+            "vs_gold": vs_gold,
+            **_alpha_effect(table, alpha_humans, judge, judged),
         }
-        for judge, judged in sorted(judged_by.items()):
-            is_person = judge in human_names
-            human_sets = _without(all_human_sets, judge) if is_person else all_human_sets
-            table = rating_table(human_sets) if human_sets else None
-            alpha_humans = table_alpha(table) if table else None
-            majority_items, no_majority = [], 0
-            for item, (cats, conf) in sorted(judged.items()):
-                if item not in human_sets:
-                    continue
-                majority = majority_set(list(human_sets[item].values()))
-                if majority:
-                    majority_items.append(JudgedItem(majority, cats, conf))
-                else:
-                    no_majority += 1
-            gold_items = [
-                JudgedItem(frozenset().union(*gold_sets[item].values()), cats, conf)
-                for item, (cats, conf) in sorted(judged.items()) if item in gold_sets
-            ]
-            vs_majority = classification_report(majority_items)
-            vs_majority["n_items_without_human_majority"] = no_majority
-            vs_majority["reference_note"] = (
-                "human majority: the categories chosen by more than half of the item's annotators"
-                + (f" other than {judge}" if is_person else ""))
-            vs_gold = classification_report(gold_items) if gold_items else {
-                "n_items": 0, "reason": "no gold labels on the judged items (run adjudicate first)"}
-            if gold_items:
-                vs_gold["cross_fitting"] = (_cross_fitted(version, folds, judged) if judge == OFFLINE_JUDGE else {
-                    "folds": None, "note": "this judge's prompt carries no gold labels, so nothing to hold out"})
-            report["judges"][judge] = {
-                "kind": "human" if is_person else "judge",
-                "n_items_judged": len(judged),
-                "vs_human_majority": vs_majority,
-                "vs_gold": vs_gold,
-                **_alpha_effect(table, alpha_humans, judge, judged),
-            }
-        run.counts = {"judges": len(judged_by), "items_with_human_labels": len(all_human_sets)}
     return report
 
 

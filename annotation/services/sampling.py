@@ -60,7 +60,6 @@ def set_thresholds(thresholds: dict[str, float]) -> None:
             raise ErrorMapError(f"unknown dataset {name!r}")
 
 
-@transaction.atomic
 def sample_failures(
     *,
     ratio: float = 0.1,
@@ -84,11 +83,14 @@ def sample_failures(
         missing = sorted(set(wanted) - set(known))
         if missing:
             raise ErrorMapError(f"unknown {label}(s): {', '.join(missing)}")
-    if thresholds:
-        set_thresholds(thresholds)
     name = name or default_work_set_name(ratio=ratio, seed=seed, datasets=datasets, models=models)
     filters = {"datasets": datasets, "models": models}
-    with stage_run("sample_failures", {"ratio": ratio, "seed": seed, "name": name, **filters}) as run:
+    # The run row outside the stage's transaction: a refused or failed draw rolls back its work
+    # (thresholds, flags, the set) but leaves its FAILED row.
+    with stage_run("sample_failures", {"ratio": ratio, "seed": seed, "name": name, **filters}) as run, \
+            transaction.atomic():
+        if thresholds:
+            set_thresholds(thresholds)
         scope = Dataset.objects.filter(name__in=datasets) if datasets else Dataset.objects.all()
         apply_failure_rule(dataset_ids=scope.values_list("pk", flat=True))
         failures = Prediction.objects.filter(is_failure=True, example__dataset__in=scope)

@@ -2,6 +2,7 @@
 from annotation.models import Label
 from annotation.selectors import LabelFilter, default_version
 from annotation.services.agreement import compute_agreement
+from annotation.services.runs import stage_run
 from server.commands import ErrorMapCommand
 from server.commands import format_statistic as fmt
 
@@ -28,8 +29,13 @@ class Command(ErrorMapCommand):
                                    annotators=tuple(o["annotator"]), taxonomy=o["taxonomy"])
         choice = default_version(label_filter)
         self.stderr.write(f"taxonomy version {choice}")
-        report = compute_agreement(label_filter=label_filter, version=choice.version, depth=o["depth"],
-                                   reps=o["reps"], seed=o["seed"], ci_method=o["ci_method"])
+        config = {**label_filter.as_config(), "taxonomy_version": str(choice.version), "depth": o["depth"],
+                  "reps": o["reps"], "seed": o["seed"], "ci_method": o["ci_method"]}
+        with stage_run("agreement", config) as run:  # the statistics are a read; the command is the run
+            report = compute_agreement(label_filter=label_filter, version=choice.version, depth=o["depth"],
+                                       reps=o["reps"], seed=o["seed"], ci_method=o["ci_method"])
+            run.counts = {"n_items": report["n_items"], "n_annotators": report["n_annotators"],
+                          "krippendorff_alpha": report["krippendorff_alpha"]}
         self.write_report(report, as_json=o["json"], summary=summary_text)
 
 

@@ -2,6 +2,7 @@
 from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.selectors import LabelFilter
 from annotation.services.judge_audit import audit_judge
+from annotation.services.runs import stage_run
 from server.commands import ErrorMapCommand
 from server.commands import format_statistic as fmt
 
@@ -22,11 +23,14 @@ class Command(ErrorMapCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(self, *args, **o):
-        report = audit_judge(
-            label_filter=LabelFilter(datasets=tuple(o["dataset"]), models=tuple(o["model"]),
-                                     taxonomy=o["taxonomy"]),
-            judges=tuple(o["judge"]), folds=o["folds"],
-        )
+        label_filter = LabelFilter(datasets=tuple(o["dataset"]), models=tuple(o["model"]), taxonomy=o["taxonomy"])
+        config = {**label_filter.as_config(), "judges": o["judge"], "folds": o["folds"]}
+        with stage_run("judge_audit", config) as run:  # the audit itself is a read; the command is the run
+            report = audit_judge(label_filter=label_filter, judges=tuple(o["judge"]), folds=o["folds"])
+            run.config = {**config, "taxonomy_version": report["taxonomy_version"]}
+            run.counts = {"judges": len(report["judges"]),
+                          "items_with_human_labels": report["n_items_with_human_labels"]}
+            run.save(update_fields=["config"])
         self.write_report(report, as_json=o["json"], summary=summary_text)
 
 

@@ -8,19 +8,22 @@ from pathlib import Path
 
 from django.conf import settings
 
+from annotation.core.result_formats.mqm import WMT23_DEFAULT_DATASET
 from annotation.models import WorkSet
-from annotation.selectors import failure_summary
+from annotation.selectors import LabelFilter, failure_summary
 from annotation.services.accounts import ensure_user
 from annotation.services.ingest import ingest_results
+from annotation.services.judge_audit import audit_judge
 from annotation.services.judging import analyze_failures
 from annotation.services.label_import import import_labels
 from annotation.services.labelstudio.push import push_labelstudio
 from annotation.services.sampling import SampleReport, sample_failures
-from taxonomy.services.induction import induce_taxonomy
+from taxonomy.services.induction import induce_taxonomy, prelabel_failures
 
 DATA_DIR = Path(settings.BASE_DIR) / "data"
 MQM_RATINGS = DATA_DIR / "wmt23-mqm-ende" / "sxs_mqm_generalMT2023_ende.3ratingsPerSegment.tsv.tar.gz"
 DEMO_WORK_SET = "demo"
+DEMO_MQM_WORK_SET = "demo-wmt23"  # the WMT23 failures the judge labels in the raters' taxonomy
 DEMO_TAXONOMY = "errormap-demo"
 DEMO_USER = os.environ.get("ERRORMAP_DEMO_USER", "demo")
 DEMO_PASSWORD = os.environ.get("ERRORMAP_DEMO_PASSWORD", "demo-password")
@@ -35,6 +38,7 @@ class DemoReport:
     labelstudio_url: str = ""
     api_token: str = ""
     user_created: bool = False  # the demo user was made by this run (its password is shown once)
+    judge_audit: dict = field(default_factory=dict)
 
 
 def run_demo(
@@ -71,6 +75,8 @@ def run_demo(
         f"categories, {induced.leaves} leaves; judge labels: {induced.labels_created} new, "
         f"{induced.labels_unchanged} unchanged"
     )
+    report.judge_audit = _judge_audit_in_the_humans_taxonomy(labels.taxonomy_version, ratio=ratio, seed=seed,
+                                                             step=step)
     if labelstudio:
         push = push_labelstudio(
             work_set=DEMO_WORK_SET, taxonomy=report.taxonomy, mode="assisted", overlap=overlap
@@ -93,3 +99,31 @@ def _demo_work_set(*, datasets: list[str], ratio: float, seed: int) -> SampleRep
         ratio, seed = existing.ratio, existing.seed
         datasets = existing.filters.get("datasets", [])
     return sample_failures(ratio=ratio, seed=seed, datasets=sorted(datasets), name=DEMO_WORK_SET)
+
+
+def _judge_audit_in_the_humans_taxonomy(version: str, *, ratio: float, seed: int,
+                                        step: Callable[[str], None]) -> dict:
+    """The judge pre-labels the WMT23 failures in the raters' own taxonomy (MQM), so judge and humans
+    label the same items with the same categories and the judge audit has something to compare."""
+    dataset = WMT23_DEFAULT_DATASET
+    existing = WorkSet.objects.filter(name=DEMO_MQM_WORK_SET).first()
+    if existing is not None:  # drawn once, reused as drawn
+        ratio, seed = existing.ratio, existing.seed
+    sample = sample_failures(ratio=ratio, seed=seed, datasets=[dataset], name=DEMO_MQM_WORK_SET)
+    analyze_failures(work_set=DEMO_MQM_WORK_SET, judge="offline")
+    prelabel = prelabel_failures(taxonomy=version, work_set=DEMO_MQM_WORK_SET, judge="offline")
+    step(f"offline judge pre-labels in the raters' taxonomy {version}: {sample.sampled} {dataset} failures "
+         f"(work set {DEMO_MQM_WORK_SET!r}), labels "
+         f"{prelabel.labels_created} new, {prelabel.labels_unchanged + prelabel.kept} unchanged")
+    audit = audit_judge(label_filter=LabelFilter(taxonomy=version))
+    for judge, part in audit["judges"].items():
+        vs = part["vs_human_majority"]
+        step(f"judge audit in {version}: {judge} against the raters' majority on {vs.get('n_items', 0)} items: "
+             f"accuracy {_figure(vs.get('accuracy'))}, Cohen's kappa {_figure(vs.get('cohen_kappa'))}; "
+             f"alpha of the raters {_figure(part.get('alpha_humans'))}, with the judge "
+             f"{_figure(part.get('alpha_with_judge'))}")
+    return audit
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

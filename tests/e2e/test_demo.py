@@ -11,12 +11,15 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.labelstudio]
 
 
 def state() -> tuple:
+    """Every row the demo writes, by identity and value: a re-run must leave each one as it was."""
     return (
-        Prediction.objects.count(),
-        Label.objects.count(),
-        WorkSet.objects.get(name="demo").failures.count(),
-        Analysis.objects.count(),
-        Label.objects.filter(source="judge").count(),
+        sorted(Prediction.objects.values_list("pk", "example_id", "model_id", "score", "is_failure",
+                                              "content_key")),
+        sorted(Label.objects.values_list("pk", "prediction_id", "taxonomy_version_id", "category_id", "source",
+                                         "annotator_id", "confidence", "error_title")),
+        sorted(WorkSet.objects.values_list("pk", "name", "ratio", "seed")),
+        sorted(WorkSet.objects.values_list("name", "failures__prediction_id")),
+        sorted(Analysis.objects.values_list("pk", "key", "status", "error_title")),
     )
 
 
@@ -28,8 +31,14 @@ def test_demo_runs_every_stage_pushes_to_label_studio_and_a_second_run_changes_n
     assert "bbm_word_sorting" in text and "wmt23-mqm-ende" in text
     sampled = WorkSet.objects.get(name="demo").failures.count()
     # Every sampled failure is analysed by the offline judge and carries a judge label.
-    judged = set(Label.objects.filter(source="judge").values_list("prediction_id", flat=True))
+    judged = set(Label.objects.filter(source="judge", taxonomy_version__taxonomy__name="errormap-demo")
+                 .values_list("prediction_id", flat=True))
     assert judged == set(WorkSet.objects.get(name="demo").failures.values_list("prediction_id", flat=True))
+    # The judge also labels the WMT23 failures in the raters' own taxonomy, so the audit compares them.
+    in_mqm = set(Label.objects.filter(source="judge", taxonomy_version__taxonomy__name="wmt23-mqm")
+                 .values_list("prediction_id", flat=True))
+    assert in_mqm == set(WorkSet.objects.get(name="demo-wmt23").failures.values_list("prediction_id", flat=True))
+    assert "judge audit in wmt23-mqm@1: judge:offline against the raters' majority on " in text
     project = LabelStudioProject.objects.get(work_set__name="demo")
     assert f"Annotate in Label Studio: {labelstudio.url}/projects/{project.labelstudio_id}" in text
     assert f"log in as {labelstudio.username} / {labelstudio.password}" in text

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 
 from annotation.errors import ErrorMapError
-from annotation.models import Dataset, Label
+from annotation.models import Dataset, Label, WorkSet
 from annotation.selectors import LabelFilter, default_version, select_labels
 from annotation.services.ingest import apply_failure_rule
 from taxonomy.services.signatures import atlas, failure_signatures
@@ -103,3 +103,19 @@ def test_signatures_and_atlas_see_a_failure_flag_flipped_by_the_failure_rule():
     (signature,) = failure_signatures(source="judge").signatures
     assert signature.n_errors == 3 and [(s.category, s.count) for s in signature.shares] == [("R", 3)]
     assert atlas(source="judge").n_errors == 3
+
+
+def test_after_the_demo_judge_audit_without_taxonomy_compares_judge_and_raters():
+    """Issue: the demo's judge labels were all in its own taxonomy, the raters' in MQM: the audit was
+    empty, and plain `judge_audit` failed once two taxonomies existed."""
+    call_command("run_demo", "--no-labelstudio", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("judge_audit", "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["taxonomy_version"] == "wmt23-mqm@1"
+    assert report["taxonomy_version_chosen"].startswith("shared by the most judge and human labels")
+    judged = WorkSet.objects.get(name="demo-wmt23").failures.count()
+    judge = report["judges"]["judge:offline"]
+    assert judge["n_items_judged"] == judged > 0
+    assert 0 < judge["vs_human_majority"]["n_items"] <= judged
+    assert judge["alpha_humans"] is not None and judge["alpha_with_judge"] is not None

@@ -40,30 +40,6 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
-def make_failures(n: int) -> None:
-    """n unique failures (each its own example), plus one correct output of another model per example."""
-    from annotation.models import Dataset, EvaluatedModel, Example, Prediction
-    from annotation.services.ingest import content_key
-
-    ds = Dataset.objects.create(name="bench")
-    bad, good = EvaluatedModel.objects.create(name="m-bad"), EvaluatedModel.objects.create(name="m-good")
-    Example.objects.bulk_create(
-        [Example(dataset=ds, example_id=str(i), input_text=f"Compute {i} + 3 * 4, step by step.",
-                 reference=str(i + 12)) for i in range(n)], batch_size=2000)
-    examples = dict(Example.objects.values_list("example_id", "id"))
-    rows = []
-    for i in range(n):
-        wrong = f"{i} + 3 = {i + 3}\n{i + 3} * 4 = {4 * (i + 3)}\nThe answer is {4 * (i + 3)}"
-        right = f"3 * 4 = 12; {i} + 12 = {i + 12}. The answer is {i + 12}"
-        ref = str(i + 12)
-        inp = f"Compute {i} + 3 * 4, step by step."
-        rows.append(Prediction(example_id=examples[str(i)], model=bad, output_text=wrong, score=0, is_failure=True,
-                               content_key=content_key(inp, wrong, ref)))
-        rows.append(Prediction(example_id=examples[str(i)], model=good, output_text=right, score=1, is_failure=False,
-                               content_key=content_key(inp, right, ref)))
-    Prediction.objects.bulk_create(rows, batch_size=2000)
-
-
 def start_server() -> tuple[subprocess.Popen, str]:
     """The fake chat-completions server in its own process, as a real endpoint would be."""
     proc = subprocess.Popen(
@@ -121,8 +97,9 @@ def main() -> None:
     from annotation.models import Analysis, ResponseCache
     from annotation.services.ingest import ingest_results
     from annotation.services.judging import DatabaseStore, analyze_failures
+    from tests.factories import make_failures
 
-    make_failures(args.failures)
+    make_failures(args.failures, dataset="bench", model="m-bad", correct_model="m-good")
 
     def backend_for(url: str) -> OpenAIJudge:
         return OpenAIJudge(model="bench-judge", base_url=url, api_key="x", store=DatabaseStore(),

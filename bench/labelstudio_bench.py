@@ -10,7 +10,6 @@ fresh SQLite database, so it touches neither var/errormap.sqlite3 nor a running 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import statistics
@@ -98,14 +97,8 @@ def fmt(values: list[float]) -> str:
 def make_work_set(name: str, size: int):
     from annotation.models import (
         Annotator,
-        Dataset,
-        EvaluatedModel,
-        Example,
         Label,
-        Prediction,
         PromptVersion,
-        WorkSet,
-        WorkSetFailure,
     )
     from taxonomy.models import Category
     from taxonomy.services.versions import CategorySpec, create_version
@@ -120,36 +113,11 @@ def make_work_set(name: str, size: int):
         ],
     )
     categories = list(Category.objects.filter(version=version, depth=2))
-    dataset = Dataset.objects.create(name=f"{name}-data")
-    model, _ = EvaluatedModel.objects.get_or_create(name="bench-model")
-    work_set = WorkSet.objects.create(name=name, ratio=1.0, seed=0)
-    examples = Example.objects.bulk_create(
-        [
-            Example(
-                dataset=dataset,
-                example_id=f"ex{i}",
-                input_text=f"Source sentence {i} " * 8,
-                reference=f"Reference translation {i} " * 8,
-            )
-            for i in range(size)
-        ]
-    )
-    predictions = Prediction.objects.bulk_create(
-        [
-            Prediction(
-                example=e,
-                model=model,
-                output_text=f"Model output {i} " * 8,
-                score=0.2,
-                is_failure=True,
-                content_key=hashlib.sha256(f"{name}{i}".encode()).hexdigest(),
-            )
-            for i, e in enumerate(examples)
-        ]
-    )
-    WorkSetFailure.objects.bulk_create(
-        [WorkSetFailure(work_set=work_set, prediction=p) for p in predictions]
-    )
+    from tests.factories import make_work_set as make_failing_work_set
+
+    _, predictions = make_failing_work_set(
+        name, size, model="bench-model", input_text="Source sentence {i} " * 8,
+        output_text="Model output {i} " * 8, reference="Reference translation {i} " * 8)
     judge, _ = Annotator.objects.get_or_create(
         name="judge:bench", defaults={"kind": Annotator.Kind.JUDGE}
     )

@@ -9,8 +9,9 @@ import pytest
 
 from annotation.models import Analysis, StageRun
 from annotation.services.judging import analyze_failures
+from tests.factories import make_failures
 from tests.fake_openai_server import FakeOpenAIServer, Reply, completion, valid_analysis
-from tests.integration.test_judging import judge, make_failures
+from tests.integration.test_judging import judge
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,7 @@ from annotation.core.judge import JudgeError
 from annotation.errors import ErrorMapError
 from annotation.models import (
     Analysis,
-    Dataset,
     EvaluatedModel,
-    Example,
     Prediction,
     PromptVersion,
     ResponseCache,
@@ -23,12 +21,13 @@ from annotation.models import (
     WorkSet,
     WorkSetFailure,
 )
-from annotation.services.ingest import content_key, ingest_results
+from annotation.services.ingest import ingest_results
 from annotation.services.judging import (
     analyses_for_predictions,
     analyze_failures,
     get_judge_backend,
 )
+from tests.factories import make_failures
 from tests.fake_openai_server import FakeOpenAIServer, Reply, valid_analysis
 
 BBM = Path(__file__).resolve().parents[2] / "data" / "big-bench-mistake"
@@ -37,32 +36,6 @@ pytestmark = pytest.mark.django_db
 
 
 # --- factories ----------------------------------------------------------------------------------
-
-
-def make_failures(n: int, *, dataset: str = "arith", model: str = "model-a", with_correct: bool = True) -> list[Prediction]:
-    """n failing predictions of `model`, each example also answered correctly by model-b."""
-    ds, _ = Dataset.objects.get_or_create(name=dataset)
-    failing, _ = EvaluatedModel.objects.get_or_create(name=model)
-    other, _ = EvaluatedModel.objects.get_or_create(name="model-b")
-    out = []
-    for i in range(n):
-        ex = Example.objects.create(
-            dataset=ds, example_id=f"{model}-{i}", input_text=f"What is {i} + 3 * 4?", reference=str(i + 12)
-        )
-        output = f"{i} + 3 = {i + 3}\n{i + 3} * 4 = {4 * (i + 3)}\nThe answer is {4 * (i + 3)}"
-        out.append(
-            Prediction.objects.create(
-                example=ex, model=failing, output_text=output, score=0, is_failure=True,
-                content_key=content_key(ex.input_text, output, ex.reference),
-            )
-        )
-        if with_correct:
-            good = f"3 * 4 = 12, then {i} + 12 = {i + 12}. The answer is {i + 12}"
-            Prediction.objects.create(
-                example=ex, model=other, output_text=good, score=1, is_failure=False,
-                content_key=content_key(ex.input_text, good, ex.reference),
-            )
-    return out
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Push, webhook and sync against a real Label Studio (started by the test setup), with real users."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
@@ -12,17 +11,12 @@ from annotation.core.assignment import draw_assisted
 from annotation.errors import ErrorMapError
 from annotation.models import (
     Annotator,
-    Dataset,
-    EvaluatedModel,
-    Example,
     Label,
     LabelStudioAnnotation,
     LabelStudioProject,
     LabelStudioTask,
     Prediction,
     PromptVersion,
-    WorkSet,
-    WorkSetFailure,
 )
 from annotation.services.labelstudio.client import (
     WEBHOOK_SECRET_HEADER,
@@ -34,6 +28,7 @@ from annotation.services.labelstudio.push import NO_JUDGE_SHOWN, push_labelstudi
 from annotation.services.labelstudio.sync import sync_labelstudio
 from taxonomy.models import Category, CategoryMapping
 from taxonomy.services.versions import CategorySpec, create_version
+from tests.factories import make_work_set
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.django_db(transaction=True)]
 
@@ -49,28 +44,6 @@ CATEGORIES = [
 
 def make_taxonomy(name: str):
     return create_version(taxonomy_name=name, categories=CATEGORIES)
-
-
-def make_work_set(name: str, size: int) -> tuple[WorkSet, list[Prediction]]:
-    dataset = Dataset.objects.create(name=f"{name}-data")
-    model, _ = EvaluatedModel.objects.get_or_create(name="model-a")
-    work_set = WorkSet.objects.create(name=name, ratio=1.0, seed=0)
-    predictions = []
-    for i in range(size):
-        example = Example.objects.create(
-            dataset=dataset, example_id=f"ex{i}", input_text=f"Translate <b>sentence</b> {i}", reference=f"ref {i}"
-        )
-        prediction = Prediction.objects.create(
-            example=example,
-            model=model,
-            output_text=f"output {i} $output",
-            score=0.1,
-            is_failure=True,
-            content_key=hashlib.sha256(f"{name}{i}".encode()).hexdigest(),
-        )
-        WorkSetFailure.objects.create(work_set=work_set, prediction=prediction)
-        predictions.append(prediction)
-    return work_set, predictions
 
 
 def add_judge_labels(version, predictions, path="Accuracy / Mistranslation", confidence=0.8,

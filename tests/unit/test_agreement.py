@@ -212,13 +212,14 @@ def _table(rows: list[list[set[str] | None]], annotators=("a1", "a2", "a3")) -> 
 
 def test_per_category_alpha_is_binary_alpha_of_category_vs_rest() -> None:
     rows = [[{"X"}, {"X"}, {"Y"}], [{"Y"}, {"Y"}, {"Y"}], [{"X"}, {"X"}, {"X"}], [{"Z"}, {"Y"}, {"Z"}]]
-    table = _table(rows)
-    per_category = per_category_alpha(table)
-    for category, estimate in per_category.items():
-        binary = [[None if c is None else int(category in c) for c in col]
-                  for col in zip(*rows)]
-        assert estimate.value == pytest.approx(krippendorff_alpha(binary).value), category
-    assert set(per_category) == {"X", "Y", "Z"}
+    per_category = per_category_alpha(_table(rows))
+    # X vs rest, 12 values (5 ones): o_01 = o_10 = 1 (item 1), so D_o = 2/12 = 1/6;
+    # D_e = 2 * 7 * 5 / (12 * 11) = 70/132; alpha = 1 - (1/6) / (70/132) = 24/35.
+    # Y vs rest (5 ones): items 1 and 4 each give o_01 = o_10 = 1, D_o = 4/12, alpha = 1 - (1/3)(132/70) = 13/35.
+    # Z vs rest (2 ones, item 4): D_o = 2/12, D_e = 2 * 10 * 2 / 132 = 40/132, alpha = 1 - 22/40 = 9/20.
+    # (Each equals the krippendorff package's nominal alpha on the same 0/1 data.)
+    assert {c: round(e.value, 9) for c, e in per_category.items()} == {
+        "X": round(24 / 35, 9), "Y": round(13 / 35, 9), "Z": round(9 / 20, 9)}
 
 
 def test_hierarchy_alpha_counts_two_leaves_under_one_parent_as_agreement_at_depth_one() -> None:
@@ -228,8 +229,9 @@ def test_hierarchy_alpha_counts_two_leaves_under_one_parent_as_agreement_at_dept
     by_depth = alpha_by_depth(_table(rows, ("a1", "a2")))
     # Depth 1: units (Acc,Acc), (Flu,Flu), (Acc,Acc): perfect agreement with variation, alpha = 1.
     assert by_depth[1].value == pytest.approx(1.0)
-    # Depth 2: 4 of 6 pairable values disagree; alpha is well below 1.
-    assert by_depth[2].value < 0.5
+    # Depth 2: 6 values; units 1 and 2 disagree (o = 2 each), so D_o = 4/6; value counts 1,1,1,1,2 give
+    # D_e = (36 - 8) / 30 = 28/30; alpha = 1 - (4/6) / (28/30) = 2/7.
+    assert by_depth[2].value == pytest.approx(2 / 7)
 
 
 def test_report_has_every_required_key_and_consistent_values() -> None:
@@ -263,9 +265,9 @@ def test_report_alpha_without_an_annotator_matches_recomputation() -> None:
     rows = [[{"A"}, {"A"}, {"B"}], [{"B"}, {"B"}, {"B"}], [{"A"}, {"A"}, {"A"}], [{"C"}, {"B"}, {"C"}],
             [{"A"}, {"C"}, None]]
     report = agreement_report(_table(rows), reps=50)
-    without_a3 = [[None if c is None else next(iter(c)) for c in col] for col in list(zip(*rows))[:2]]
-    assert report["per_annotator"]["a3"]["alpha_without"] == pytest.approx(
-        krippendorff_alpha(without_a3).value, abs=1e-6)
+    # Without a3: units (A,A) (B,B) (A,A) (C,B) (A,C); 10 values A=5 B=3 C=2. Disagreements in units 4
+    # and 5: D_o = 4/10; D_e = (100 - 25 - 9 - 4) / 90 = 62/90; alpha = 1 - 0.4 * 90/62 = 13/31.
+    assert report["per_annotator"]["a3"]["alpha_without"] == pytest.approx(13 / 31, abs=1e-6)
     assert report["per_annotator"]["a3"]["n_items"] == 4
 
 
@@ -273,8 +275,11 @@ def test_report_on_set_values_uses_masi_and_says_so() -> None:
     rows = [[{"A", "B"}, {"A"}, {"A", "B"}], [{"B"}, {"B"}, {"C"}], [{"A"}, {"A"}, {"A"}]]
     report = agreement_report(_table(rows), reps=50)
     assert report["level"] == "masi"
-    assert report["krippendorff_alpha"] == pytest.approx(
-        krippendorff_alpha([[c for c in col] for col in zip(*rows)], "masi").value, abs=1e-6)
+    # MASI distance 1 - J*M: {A,B} vs {A} = 1 - (1/2)(2/3) = 2/3; disjoint sets 1. D_o per unit (ordered
+    # pairs / (m-1)): unit 1: 4 x 2/3 / 2 = 4/3; unit 2: 4 x 1 / 2 = 2; unit 3: 0 -> D_o = (10/3)/9 = 10/27.
+    # Values AB x2, A x4, B x2, C x1: D_e = 2 (2*4*2/3 + 2*2*2/3 + 2*1 + 4*2 + 4*1 + 2*1) / (9*8) = 2/3.
+    # alpha = 1 - (10/27)/(2/3) = 4/9 (NLTK's AnnotationTask with masi_distance gives the same).
+    assert report["krippendorff_alpha"] == pytest.approx(4 / 9, abs=1e-6)
     assert "MASI" in report["value_note"]
 
 

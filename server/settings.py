@@ -18,10 +18,12 @@ DEBUG = env.bool("DEBUG", default=False)
 
 
 def _private_var_dir() -> None:
-    """VAR_DIR holds the database, secrets and logs: readable by its owner only (0700)."""
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    if VAR_DIR.stat().st_uid == os.getuid():
-        VAR_DIR.chmod(0o700)
+    """VAR_DIR holds the database, secrets and logs: made 0700; nobody else may list or write it (a
+    traverse bit stays, for the PostgreSQL data folder scripts/services keeps in it)."""
+    VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = VAR_DIR.stat().st_mode
+    if VAR_DIR.stat().st_uid == os.getuid() and mode & 0o066:
+        VAR_DIR.chmod(mode & 0o711)
 
 
 def _private_file(path: Path) -> None:

@@ -88,7 +88,7 @@ def test_var_files_holding_data_and_secrets_are_private(tmp_path):
     done = manage(["migrate", "-v0"], clean_env(var))
     assert done.returncode == 0, done.stderr
     mode = lambda path: stat.S_IMODE(path.stat().st_mode)  # noqa: E731
-    assert mode(var) == 0o700
+    assert mode(var) == 0o700  # made private; an existing folder keeps at most a traverse bit for others
     assert mode(var / "errormap.sqlite3") == 0o600
     assert mode(var / "secret_key") == 0o600
 

@@ -8,10 +8,11 @@ from annotation.core.agreement import RatingTable, table_alpha
 from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.core.judge_audit import JudgedItem, classification_report, majority_set
 from annotation.errors import ErrorMapError
-from annotation.models import Annotator, Label
+from annotation.models import Annotator, JudgeRefinement, Label
 from annotation.selectors import LabelFilter, default_version, label_values
 from annotation.services.agreement import Item, annotation_mode, label_sets, rating_table
 from annotation.services.gold_learning import fold_plan, load_gold_set, offline_judgements
+from taxonomy.core.induction import normalise_title
 
 OFFLINE_JUDGE = "judge:offline"
 
@@ -31,6 +32,22 @@ def _judge_sets(label_filter: LabelFilter, version) -> dict[str, dict[Item, tupl
     return {judge: {item: (frozenset(cats), confidence.get((judge, item)))
                     for item, cats in by_item.items()}
             for judge, by_item in sets.items()}
+
+
+def _examples_seen(label_filter: LabelFilter, version) -> dict[str, set[Item]]:
+    """judge -> items labelled with a refined prompt that carried the item's own title as a gold example."""
+    rows = label_values(label_filter, version, "annotator_id", "prediction_id", "error_title", "prompt_version_id")
+    prompts = {pv for *_, pv in rows if pv is not None}
+    examples = {r.candidate_prompt_id: set(r.candidate_spec.get("examples", {}))
+                for r in JudgeRefinement.objects.filter(candidate_prompt_id__in=prompts)}
+    if not examples:
+        return {}
+    names = dict(Annotator.objects.values_list("pk", "name"))
+    seen: dict[str, set[Item]] = defaultdict(set)
+    for annotator_id, item, title, prompt in rows:
+        if normalise_title(title) in examples.get(prompt, ()):
+            seen[names[annotator_id]].add(item)
+    return seen
 
 
 def _with_judge(table: RatingTable, judge: str,
@@ -87,6 +104,7 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
         shared_by=(Label.Source.JUDGE, Label.Source.HUMAN))
     version = choice.version
     judged_by = _judge_sets(judge_filter, version)
+    examples_seen = _examples_seen(judge_filter, version)
     if not judged_by:
         raise ErrorMapError(f"no judge labels match {judge_filter.as_config()}")
     all_human_sets = label_sets(humans, version)
@@ -121,9 +139,11 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
                 majority_items.append(JudgedItem(majority, cats, conf))
             else:
                 no_majority += 1
+        # An item whose own gold was an example in the prompt that labelled it is left out.
+        seen = examples_seen.get(judge, set())
         gold_items = [
             JudgedItem(frozenset().union(*gold_sets[item].values()), cats, conf)
-            for item, (cats, conf) in sorted(judged.items()) if item in gold_sets
+            for item, (cats, conf) in sorted(judged.items()) if item in gold_sets and item not in seen
         ]
         vs_majority = classification_report(majority_items)
         vs_majority["n_items_without_human_majority"] = no_majority
@@ -134,7 +154,9 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
             "n_items": 0, "reason": "no gold labels on the judged items (run adjudicate first)"}
         if gold_items:
             vs_gold["cross_fitting"] = (_cross_fitted(version, folds, judged) if judge == OFFLINE_JUDGE else {
-                "folds": None, "note": "this judge's prompt carries no gold labels, so nothing to hold out"})
+                "folds": None, "excluded_as_examples": len(seen & set(gold_sets)),
+                "note": ("items whose own gold label was a few-shot example in the prompt that labelled "
+                         "them are left out; no other gold reaches this judge's prompt")})
         report["judges"][judge] = {
             "kind": "human" if is_person else "judge",
             "n_items_judged": len(judged),

@@ -215,8 +215,9 @@ def _openai(version: TaxonomyVersion, gold: GoldSet, plan: FoldPlan, backend: Ju
     # The candidate to keep learns from all gold; the current judge's held-out answers pick its examples.
     examples, rules = gold_examples(titles, golds, current_labels)
     candidate = with_gold_examples(current, examples, rules)
+    # The examples' titles let judge_audit leave out the items whose own gold the prompt carries.
     spec = {"template": {"stage": candidate.stage, "name": candidate.name, "system": candidate.system,
-                         "user": candidate.user}}
+                         "user": candidate.user}, "examples": examples}
     return (current, _as_sets(current_labels)), (candidate, _as_sets(candidate_labels)), spec, backend.model_name
 
 

@@ -91,6 +91,13 @@ def test_a_candidate_whose_examples_help_is_accepted_and_becomes_the_default(gol
         asked = [next(m["content"] for m in body["messages"] if m["role"] == "user")
                  for body in server.requests[before:]]
         assert asked and all("<<<EXAMPLES" in text for text in asked)
+    # Those labels are audited against gold without the items whose own gold the prompt carried.
+    out = io.StringIO()
+    call_command("judge_audit", "--json", "--taxonomy", "codes", "--judge", f"judge:openai:{MODEL}", stdout=out)
+    vs_gold = json.loads(out.getvalue())["judges"][f"judge:openai:{MODEL}"]["vs_gold"]
+    examples = JudgeRefinement.objects.get().candidate_spec["examples"]
+    assert len(examples) == 9  # 3 per category
+    assert vs_gold["cross_fitting"]["excluded_as_examples"] == 9 and vs_gold["n_items"] == 60 - 9
 
 
 def test_a_candidate_the_judge_ignores_is_rejected(gold_with_openai_analyses, settings):

@@ -239,6 +239,13 @@ class LabelStudioProject(models.Model):
     # Mixed projects only: the share of tasks drawn to show the judge's pre-label, and the draw's seed.
     assisted_share = models.FloatField(null=True, blank=True)
     assignment_seed = models.IntegerField(null=True, blank=True)
+    # Webhook health, as the platform sees it (Label Studio keeps no record of failed deliveries): where
+    # the project's webhook points, when a delivery last arrived, and how many annotation changes the
+    # last sync had to bring that no delivery had (older than a grace period).
+    webhook_url = models.CharField(max_length=2048, blank=True, default="")
+    last_delivery_at = models.DateTimeField(null=True, blank=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    missed_by_webhook = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
 

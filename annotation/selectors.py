@@ -255,6 +255,7 @@ class ProjectProgress:
     complete: int  # tasks with labels from at least `overlap` annotators
     annotators: int
     labels: int
+    webhook: str = ""  # how labels reach the platform: deliveries arriving, failing, or sync only
 
     @property
     def percent_complete(self) -> float:
@@ -320,9 +321,23 @@ def labelstudio_progress() -> list[ProjectProgress]:
                 complete=sum(1 for n in per_item.values() if n >= max(project.overlap, 1)),
                 annotators=labels.values("annotator").distinct().count(),
                 labels=labels.count(),
+                webhook=_webhook_status(project),
             )
         )
     return result
+
+
+def _webhook_status(project: LabelStudioProject) -> str:
+    """How the project's labels reach the platform, as its last sync and deliveries showed."""
+    if not project.webhook_url:
+        return "no webhook: labels come by sync_labelstudio only"
+    if project.missed_by_webhook:
+        when = project.last_sync_at.strftime("%Y-%m-%d %H:%M") if project.last_sync_at else ""
+        return (f"failing: {project.missed_by_webhook} change(s) came only by the sync of {when}; check that "
+                f"Label Studio reaches {project.webhook_url}")
+    if project.last_delivery_at:
+        return f"deliveries arriving (last {project.last_delivery_at.strftime('%Y-%m-%d %H:%M')})"
+    return f"no delivery yet (to {project.webhook_url}); sync_labelstudio checks"
 
 
 def failure_labels(prediction_ids: list[int], taxonomy_version_id: int | None = None) -> dict[int, list[Label]]:

@@ -225,7 +225,10 @@ LABEL_STUDIO_PASSWORD = env.str(
 )
 # Tasks are imported in batches of this size; each batch is one request.
 LABEL_STUDIO_IMPORT_BATCH = env.int("LABEL_STUDIO_IMPORT_BATCH", default=1000)
-ERRORMAP_PUBLIC_URL = env.str("ERRORMAP_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Where Label Studio sends webhooks. Unset, it is where the app serves: scripts/web's URL (var/web.url)
+# while that server runs, else http://127.0.0.1:ERRORMAP_WEB_PORT (see labelstudio.client.public_url).
+ERRORMAP_PUBLIC_URL = env.str("ERRORMAP_PUBLIC_URL", default="")
+ERRORMAP_WEB_PORT = env.int("ERRORMAP_WEB_PORT", default=8000)
 
 # --- background work -----------------------------------------------------------------------------
 # Stages (webhook deliveries, analyze, induction, prelabel, pushes, syncs) are Celery tasks. With a

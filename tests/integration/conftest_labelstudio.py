@@ -9,6 +9,7 @@ import random
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,3 +156,18 @@ def labelstudio(labelstudio_server, settings) -> LabelStudioServer:
     settings.LABEL_STUDIO_USERNAME = labelstudio_server.username
     settings.LABEL_STUDIO_PASSWORD = labelstudio_server.password
     return labelstudio_server
+
+
+@pytest.fixture(scope="session")
+def labelstudio_users(labelstudio_server):
+    """Two annotators who exist in Label Studio, each with their own API token."""
+    return labelstudio_server.create_users(("alice", "bob"))
+
+
+def settle(check, timeout: float = 30.0) -> None:
+    """Wait until `check()` holds (or the timeout passes): a webhook delivery is handled in the platform's
+    own request, which may still be reading from Label Studio when Label Studio's 1 s wait gives up and
+    the annotating call returns. The caller asserts afterwards, so a failure shows its diff."""
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.2)

@@ -28,6 +28,7 @@ from annotation.services.labelstudio.push import NO_JUDGE_SHOWN, push_labelstudi
 from annotation.services.labelstudio.sync import sync_labelstudio
 from taxonomy.models import Category, CategoryMapping
 from taxonomy.services.versions import CategorySpec, create_version
+from tests.integration.conftest_labelstudio import settle
 from tests.factories import make_work_set
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.django_db(transaction=True)]
@@ -87,12 +88,6 @@ def human_labels() -> set[tuple]:
     }
 
 
-@pytest.fixture(scope="session")
-def labelstudio_users(labelstudio_server):
-    """Two annotators who exist in Label Studio, each with their own API token."""
-    return labelstudio_server.create_users(("alice", "bob"))
-
-
 def remote_tasks(client, project_id):
     return list(client.tasks.list(project=project_id, fields="all", page_size=1000))
 
@@ -143,6 +138,7 @@ def test_annotations_by_two_users_arrive_by_webhook_and_sync_identically(
         (p0.pk, bob_id, v, "Fluency / Grammar", "", "", f"ls:{b0.id}"),
         (p2.pk, bob_id, v, "Other", "", "Hallucinated named entity", f"ls:{b2.id}"),
     }
+    settle(lambda: human_labels() == expected)
     assert human_labels() == expected  # delivered by webhook, nothing pulled yet
 
     # Edit one, delete one: the webhook replaces and removes.
@@ -153,6 +149,7 @@ def test_annotations_by_two_users_arrive_by_webhook_and_sync_identically(
         (p0.pk, bob_id, v, "Fluency / Grammar", "", "", f"ls:{b0.id}"),
     }
     expected |= {(p0.pk, alice_id, v, "Accuracy / Omission", "", "", f"ls:{a0.id}")}
+    settle(lambda: human_labels() == expected)
     assert human_labels() == expected
 
     # Lose everything the webhooks brought: sync alone rebuilds exactly the same labels.

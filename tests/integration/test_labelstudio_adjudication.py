@@ -27,6 +27,7 @@ from annotation.services.labelstudio.client import WEBHOOK_SECRET_HEADER
 from annotation.services.labelstudio.config import ITEM_KEY, PREDICTION_KEY
 from annotation.services.labelstudio.sync import sync_labelstudio
 from tests.integration.agreement_factories import add_label, make_prediction, make_version
+from tests.integration.conftest_labelstudio import settle
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.django_db(transaction=True)]
 
@@ -119,6 +120,7 @@ def test_push_shows_every_label_as_text_and_decisions_arrive_by_webhook_and_by_s
     reason = "the first wrong step is 12*3=38 <b>not</b> logic"
     made = carol.annotations.create(id=task_of[a.prediction_id], result=decision_result("R / Arithmetic",
                                                                                         reason=reason))
+    settle(lambda: status(a) == "resolved")
     assert decisions(a) == [(["R / Arithmetic"], "carol@example.org", carol_id, "adjudicator", reason, False,
                              f"ls:{made.id}")]
     assert gold(a) == [("R / Arithmetic", "carol@example.org", reason)]
@@ -129,14 +131,17 @@ def test_push_shows_every_label_as_text_and_decisions_arrive_by_webhook_and_by_s
 
     # An update supersedes; the first decision stays in the history.
     carol.annotations.update(id=made.id, result=decision_result("K / Fact", "R / Arithmetic", reason="both"))
+    settle(lambda: len(decisions(a)) == 2)
     assert [(d[0], d[4], d[5]) for d in decisions(a)] == [
         (["R / Arithmetic"], reason, True), (["K / Fact", "R / Arithmetic"], "both", False)]
     assert gold(a) == [("K / Fact", "carol@example.org", "both"), ("R / Arithmetic", "carol@example.org", "both")]
 
     # A deletion withdraws: no gold, the item is open again, the history is kept.
     on_c = carol.annotations.create(id=task_of[c.prediction_id], result=decision_result("R / Logic", reason="x"))
+    settle(lambda: status(c) == "resolved")
     assert gold(c) == [("R / Logic", "carol@example.org", "x")] and status(c) == "resolved"
     carol.annotations.delete(id=on_c.id)
+    settle(lambda: status(c) == "open")
     assert gold(c) == [] and status(c) == "open"
     assert [(d[0], d[5]) for d in decisions(c)] == [(["R / Logic"], True)]
 

@@ -17,9 +17,13 @@ class Command(ErrorMapCommand):
         parser.add_argument("--adjudicator", action="append", default=[], metavar="EMAIL",
                             help="a Label Studio user (by email) to register as an adjudicator (repeatable)")
         parser.add_argument("--batch-size", type=int, default=None, help="tasks per import request")
+        parser.add_argument("--webhook-url", default=None, metavar="URL",
+                            help="where Label Studio reaches this platform (default: ERRORMAP_PUBLIC_URL, else where "
+                                 "the app serves); moves an existing webhook")
 
-    def run(self, *args, taxonomy, work_set, adjudicator, batch_size, **options):
-        r = push_adjudication(taxonomy=taxonomy, work_set=work_set, adjudicators=adjudicator, batch_size=batch_size)
+    def run(self, *args, taxonomy, work_set, adjudicator, batch_size, webhook_url, **options):
+        r = push_adjudication(taxonomy=taxonomy, work_set=work_set, adjudicators=adjudicator, batch_size=batch_size,
+                              webhook_url=webhook_url)
         what = "created" if r.created_project else "config updated" if r.config_updated else "up to date"
         self.stdout.write(
             f"adjudication project {r.labelstudio_project_id} ({r.taxonomy_version}) {what}: {r.open_items} open "
@@ -28,4 +32,8 @@ class Command(ErrorMapCommand):
         )
         if r.adjudicators:
             self.stdout.write(f"adjudicators: {', '.join(r.adjudicators)}")
+        if r.webhook_warning:
+            self.stderr.write(self.style.WARNING(f"warning: {r.webhook_warning}"))
+        elif r.webhook_url:
+            self.stdout.write(f"webhook: {r.webhook_url}")
         self.stdout.write(self.style.SUCCESS(f"adjudicate at {r.url}"))

@@ -32,10 +32,16 @@ class Command(ErrorMapCommand):
         parser.add_argument("--plan", type=int, default=None, metavar="N",
                             help="push only the next N items chosen by plan_annotation (as work sets named after "
                                  "the plan, one per overlap the plan gives; --overlap is then the plan's)")
+        parser.add_argument(
+            "--webhook-url", default=None, metavar="URL",
+            help="where Label Studio reaches this platform (default: ERRORMAP_PUBLIC_URL, else where the app "
+            "serves: scripts/web's URL or 127.0.0.1:ERRORMAP_WEB_PORT); moves an existing webhook",
+        )
 
-    def run(self, *args, work_set, taxonomy, mode, overlap, batch_size, assisted_share, seed, plan, **options):
+    def run(self, *args, work_set, taxonomy, mode, overlap, batch_size, assisted_share, seed, plan, webhook_url,
+            **options):
         options = {"taxonomy": taxonomy, "mode": mode, "batch_size": batch_size, "assisted_share": assisted_share,
-                   "seed": seed}
+                   "seed": seed, "webhook_url": webhook_url}
         if plan is not None:
             planned = save_plan(plan_annotation(work_set=work_set, budget=plan, taxonomy=taxonomy))
             for name, plan_overlap in planned:
@@ -57,4 +63,8 @@ class Command(ErrorMapCommand):
                 f"mixed: {report.tasks_assisted} of {report.tasks_total} tasks show the judge's pre-label, "
                 f"{report.tasks_total - report.tasks_assisted} are blind (the draw is stored per task)"
             )
+        if report.webhook_warning:
+            self.stderr.write(self.style.WARNING(f"warning: {report.webhook_warning}"))
+        elif report.webhook_url:
+            self.stdout.write(f"webhook: {report.webhook_url} (sync_labelstudio reports failing deliveries)")
         self.stdout.write(self.style.SUCCESS(f"annotate at {report.url}"))

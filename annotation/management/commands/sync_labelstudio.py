@@ -29,3 +29,5 @@ class Command(ErrorMapCommand):
                 f"adjudication decisions: {r.decisions_made} made, {r.decisions_withdrawn} withdrawn, "
                 f"{r.decisions_refused} annotations refused (no category, no reason or unknown category)"
             )
+        for problem in r.webhook_problems:
+            self.stderr.write(self.style.WARNING(f"warning: {problem}"))

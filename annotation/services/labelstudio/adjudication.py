@@ -72,6 +72,9 @@ class AdjudicationPushReport:
     adjudicators: tuple[str, ...]
     # Open items already in the project whose task showed outdated labels or why (reopened, relabelled).
     tasks_refreshed: int = 0
+    # Where the project's webhook points, and why it is not where the platform would put it (if so).
+    webhook_url: str = ""
+    webhook_warning: str = ""
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,7 @@ def push_adjudication(
     batch_size: int | None = None,
     client: LabelStudio | None = None,
     webhook_secret: str | None = None,
+    webhook_url: str | None = None,
 ) -> AdjudicationPushReport:
     """Create or update the adjudication project of a taxonomy version (optionally one work set's items)
     and import every open queue item not yet in it. Resolved items are never pushed; pushing twice
@@ -266,7 +270,7 @@ def push_adjudication(
                 if (remote.label_config or "").strip() != wanted.strip():
                     client.projects.update(id=project.labelstudio_id, label_config=wanted)
                     config_updated = True
-        ensure_webhook(client, project, secret=webhook_secret)
+        webhook = ensure_webhook(client, project, secret=webhook_secret, url=webhook_url)
 
         items = AdjudicationItem.objects.filter(
             taxonomy_version=version, status=AdjudicationItem.Status.OPEN
@@ -314,6 +318,8 @@ def push_adjudication(
         tasks_recovered=recovered,
         adjudicators=mapped,
         tasks_refreshed=len(refreshed),
+        webhook_url=webhook.url,
+        webhook_warning=webhook.warning,
     )
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import httpx
 from django.conf import settings
@@ -174,37 +176,90 @@ def find_or_create_project(
     return local, created
 
 
+def public_url() -> tuple[str, str]:
+    """Where Label Studio reaches this platform, and why there: ERRORMAP_PUBLIC_URL when set; else the
+    URL scripts/web serves at while it runs; else 127.0.0.1 on ERRORMAP_WEB_PORT."""
+    if settings.ERRORMAP_PUBLIC_URL:
+        return settings.ERRORMAP_PUBLIC_URL.rstrip("/"), "ERRORMAP_PUBLIC_URL"
+    url_file, pid_file = settings.VAR_DIR / "web.url", settings.VAR_DIR / "web.pid"
+    try:
+        served = url_file.read_text().strip()
+        os.kill(int(pid_file.read_text().strip()), 0)  # the server that wrote it still runs
+    except (OSError, ValueError):
+        served = ""
+    if served:
+        return served.rstrip("/"), f"scripts/web ({url_file.name})"
+    return f"http://127.0.0.1:{settings.ERRORMAP_WEB_PORT}", "ERRORMAP_WEB_PORT"
+
+
+@dataclass(frozen=True)
+class WebhookState:
+    """The project's webhook after ensure_webhook: where it points, and a warning when that is not
+    where the platform would have put it."""
+
+    url: str
+    warning: str = ""
+
+
 def ensure_webhook(
-    client: LabelStudio, project: LabelStudioProject, *, secret: str | None = None
-) -> None:
-    """One webhook per project to this platform's endpoint, carrying the shared secret."""
+    client: LabelStudio,
+    project: LabelStudioProject,
+    *,
+    secret: str | None = None,
+    url: str | None = None,
+) -> WebhookState:
+    """One webhook per project to this platform's endpoint, carrying the shared secret. The endpoint is
+    `url`, else public_url(). A webhook that already points elsewhere is moved only when the URL was
+    given (`url` or ERRORMAP_PUBLIC_URL); a derived default never overwrites it: it is kept, with a
+    warning saying how to move it."""
     secret = secret if secret is not None else settings.LABEL_STUDIO_WEBHOOK_SECRET
     if not secret:
         logger.warning(
             "LABEL_STUDIO_WEBHOOK_SECRET is empty: no webhook; run sync_labelstudio instead"
         )
-        return
-    url = settings.ERRORMAP_PUBLIC_URL.rstrip("/") + WEBHOOK_PATH
-    wanted = {
-        "url": url,
-        "headers": {WEBHOOK_SECRET_HEADER: secret},
-        "send_payload": True,
-        "send_for_all_actions": False,  # otherwise the actions list is ignored
-        "actions": WEBHOOK_ACTIONS,
-        "is_active": True,
-    }
+        return WebhookState(
+            url="",
+            warning="no webhook (LABEL_STUDIO_WEBHOOK_SECRET is empty): labels come by sync_labelstudio only",
+        )
+    if url is not None:
+        base, explicit = url.rstrip("/"), True
+    else:
+        base, source = public_url()
+        explicit = source == "ERRORMAP_PUBLIC_URL"
+    target = base + WEBHOOK_PATH
+    warning = ""
     with labelstudio_errors(client_url(client)):
         hooks = [h for h in client.webhooks.list(project=str(project.labelstudio_id)) if h.project]
         ours = [h for h in hooks if h.project == project.labelstudio_id and WEBHOOK_PATH in h.url]
+        if ours and ours[0].url != target and not explicit:
+            warning = (
+                f"project {project.labelstudio_id}'s webhook goes to {ours[0].url}, not {target} (derived"
+                f" from {source}); kept. To move it, push with --webhook-url or set ERRORMAP_PUBLIC_URL."
+            )
+            logger.warning(warning)
+            target = ours[0].url
+        wanted = {
+            "url": target,
+            "headers": {WEBHOOK_SECRET_HEADER: secret},
+            "send_payload": True,
+            "send_for_all_actions": False,  # otherwise the actions list is ignored
+            "actions": WEBHOOK_ACTIONS,
+            "is_active": True,
+        }
         if ours:
             hook = ours[0]
             if (
-                hook.url != url
+                hook.url != target
                 or (hook.headers or {}) != wanted["headers"]
                 or set(hook.actions or []) != set(WEBHOOK_ACTIONS)
+                or not hook.is_active
             ):
                 client.webhooks.update(id=hook.id, **wanted)
             for extra in ours[1:]:
                 client.webhooks.delete(id=extra.id)
         else:
             client.webhooks.create(project=project.labelstudio_id, **wanted)
+    if project.webhook_url != target:
+        project.webhook_url = target
+        project.save(update_fields=["webhook_url"])
+    return WebhookState(url=target, warning=warning)

@@ -62,6 +62,9 @@ class PushReport:
     predictions_refreshed: int = 0
     # Mixed projects: tasks that show the judge's pre-label (the rest are blind); None otherwise.
     tasks_assisted: int | None = None
+    # Where the project's webhook points, and why it is not where the platform would put it (if so).
+    webhook_url: str = ""
+    webhook_warning: str = ""
 
 
 def project_title(work_set: WorkSet, version: TaxonomyVersion, mode: str) -> str:
@@ -424,6 +427,7 @@ def push_labelstudio(
     batch_size: int | None = None,
     client: LabelStudio | None = None,
     webhook_secret: str | None = None,
+    webhook_url: str | None = None,
     assisted_share: float | None = None,
     seed: int | None = None,
 ) -> PushReport:
@@ -498,7 +502,7 @@ def push_labelstudio(
         config_updated = False
         if not created:
             config_updated = update_project(client, project, version=version, overlap=overlap)
-        ensure_webhook(client, project, secret=webhook_secret)
+        webhook = ensure_webhook(client, project, secret=webhook_secret, url=webhook_url)
 
         work_set_ids = list(Prediction.objects.filter(work_sets=ws).values_list("pk", flat=True))
         assisted: dict[int, bool] = {}
@@ -562,4 +566,6 @@ def push_labelstudio(
             if mode == LabelStudioProject.Mode.MIXED
             else None
         ),
+        webhook_url=webhook.url,
+        webhook_warning=webhook.warning,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -30,6 +31,9 @@ from annotation.services.labelstudio.mirror import (
 )
 from annotation.services.runs import stage_run
 
+# A change Label Studio made longer ago than this, found by a sync and not by a delivery, was missed.
+DELIVERY_GRACE = timedelta(seconds=60)
+
 
 @dataclass(frozen=True)
 class SyncReport:
@@ -44,6 +48,9 @@ class SyncReport:
     decisions_made: int = 0
     decisions_withdrawn: int = 0
     decisions_refused: int = 0
+    # Projects whose webhook deliveries are failing (Label Studio keeps no record of them: the sync
+    # sees annotation changes that no delivery brought), one message each.
+    webhook_problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,7 @@ def sync_labelstudio(
         projects = projects.filter(labelstudio_id=project_id)
     client = client or labelstudio_client()
     totals = dict.fromkeys(SyncReport.__dataclass_fields__, 0)
+    problems: list[str] = []
     with stage_run("sync_labelstudio", {"work_set": work_set, "project_id": project_id}) as run:
         users = list_users(client)
         for project in projects:
@@ -128,15 +136,48 @@ def sync_labelstudio(
                     read_at=read_at,
                 )
                 counts = _project_reads(project, changes, all_tasks=True)
+            problem = _record_webhook_health(project, changes, read_at)
+            if problem:
+                problems.append(problem)
             totals["projects"] += 1
             totals["annotations_seen"] += changes.seen
             totals["annotations_changed"] += len(changes.changed)
             totals["annotations_deleted"] += len(changes.deleted)
             for key, value in counts.items():
                 totals[key] += value
+        totals["webhook_problems"] = tuple(problems)
         report = SyncReport(**totals)
-        run.counts = asdict(report)
+        run.counts = {k: v for k, v in asdict(report).items() if k != "webhook_problems"}
+        run.counts["webhook_problems"] = len(problems)
     return report
+
+
+def _record_webhook_health(project: LabelStudioProject, changes: MirrorChanges, read_at) -> str:
+    """Count what this sync brought that a delivery should have (changes older than the grace period,
+    and deletions), keep it on the project, and say so when deliveries are failing."""
+    missed = len(changes.deleted) + sum(
+        1
+        for row in changes.changed
+        if row.labelstudio_updated_at is not None
+        and row.labelstudio_updated_at < read_at - DELIVERY_GRACE
+    )
+    LabelStudioProject.objects.filter(pk=project.pk).update(
+        last_sync_at=read_at, missed_by_webhook=missed
+    )
+    if not missed:
+        return ""
+    where = project.webhook_url or "(no webhook registered)"
+    last = (
+        project.last_delivery_at.isoformat(timespec="seconds")
+        if project.last_delivery_at
+        else "never"
+    )
+    return (
+        f"project {project.labelstudio_id} ({project.title}): {missed} annotation change(s) reached the"
+        f" platform only by this sync; webhook deliveries to {where} are failing (last delivery received:"
+        f" {last}). Check that Label Studio can reach that URL (set ERRORMAP_PUBLIC_URL or push with"
+        " --webhook-url)."
+    )
 
 
 # --- webhooks ------------------------------------------------------------------------------------
@@ -202,6 +243,7 @@ def handle_webhook(
     )
     if project is None:
         return WebhookReport(action=action, handled=False, annotations=0, detail="unknown project")
+    LabelStudioProject.objects.filter(pk=project.pk).update(last_delivery_at=timezone.now())
     # Tasks of ours: those named, and those our mirror holds the named annotations under.
     tasks = set(
         project.tasks.filter(labelstudio_id__in=delivery.task_ids).values_list(

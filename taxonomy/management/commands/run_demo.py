@@ -1,6 +1,7 @@
 """manage.py run_demo — the main job on the embedded defaults (bundled data, SQLite, offline judge)."""
 from django.conf import settings
 
+from annotation.services.labelstudio.client import public_url
 from server.commands import ErrorMapCommand, render_summary
 from taxonomy.services.demo import DEMO_PASSWORD, DEMO_USER, run_demo
 
@@ -16,9 +17,10 @@ class Command(ErrorMapCommand):
             "--no-labelstudio", dest="labelstudio", action="store_false",
             help="skip the push to Label Studio (when it is not running)",
         )
-        parser.add_argument("--dashboard-url", default=settings.ERRORMAP_PUBLIC_URL.rstrip("/") + "/")
+        parser.add_argument("--dashboard-url", default=None, help="default: where the app serves")
 
     def run(self, *args, ratio, seed, overlap, labelstudio, dashboard_url, **options):
+        dashboard_url = dashboard_url or public_url()[0] + "/"
         report = run_demo(say=self.stdout.write, ratio=ratio, seed=seed, labelstudio=labelstudio, overlap=overlap)
         self.stdout.write("")
         self.stdout.write(render_summary(report.summary))
@@ -27,7 +29,8 @@ class Command(ErrorMapCommand):
             self.stdout.write(f"Annotate in Label Studio: {report.labelstudio_url}")
             self.stdout.write(
                 f"  log in as {settings.LABEL_STUDIO_USERNAME} / {settings.LABEL_STUDIO_PASSWORD}; "
-                "labels come back by webhook, or run `manage.py sync_labelstudio`"
+                f"labels come back by webhook to {public_url()[0]} while the app serves there; "
+                "`manage.py sync_labelstudio` reconciles and reports failing deliveries"
             )
         if report.user_created:  # the fixed demo password, shown once: a demo login, never a real one
             self.stdout.write(f"Dashboard: {dashboard_url}  (log in as {DEMO_USER} / {DEMO_PASSWORD})")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0008_labelstudio_mixed_mode'),
+        ('annotation', '0009_judge_refinement'),
     ]
 
     operations = [

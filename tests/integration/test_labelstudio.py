@@ -544,3 +544,29 @@ def test_wrong_token_gives_a_clear_error(labelstudio, settings):
         labelstudio_client()
     with pytest.raises(CommandError, match="refused the API token"):
         call_command("sync_labelstudio")
+
+
+def test_verdict_choices_are_offered_and_mirrored_like_categories(labelstudio, labelstudio_users, settings):
+    settings.ERRORMAP_PUBLIC_URL = "http://127.0.0.1:9"  # no receiver: the sync reads the annotations
+    version = make_taxonomy("errors-verdicts")
+    _, (p0, p1) = make_work_set("ws-verdicts", 2)
+    report = push_labelstudio(work_set="ws-verdicts", taxonomy="errors-verdicts")
+    admin = LabelStudio(base_url=labelstudio.url, api_key=labelstudio.api_key)
+    config = admin.projects.get(id=report.labelstudio_project_id).label_config
+    assert '<Choice value="Not an error"' in config and '<Choice value="Broken item or bad reference"' in config
+    tasks = dict(LabelStudioTask.objects.values_list("prediction_id", "labelstudio_id"))
+    _, alice = labelstudio_users["alice"]
+    a0 = alice.annotations.create(id=tasks[p0.pk], result=taxonomy_result("Not an error", note="Canberra is right"))
+    a1 = alice.annotations.create(id=tasks[p1.pk], result=taxonomy_result("Broken item or bad reference"))
+    sync_labelstudio(work_set="ws-verdicts")
+    assert {(l[0], l[3], l[4], l[6]) for l in human_labels()} == {
+        (p0.pk, "Not an error", "Canberra is right", f"ls:{a0.id}"),
+        (p1.pk, "Broken item or bad reference", "", f"ls:{a1.id}"),
+    }
+    # Stored as the version's own top-level categories, not as 'Other' with a proposal.
+    verdicts = Category.objects.filter(version=version, parent=None, path__in=["Not an error",
+                                                                               "Broken item or bad reference"])
+    assert verdicts.count() == 2
+    assert set(Label.objects.filter(source="human").values_list("category_id", flat=True)) == {
+        c.pk for c in verdicts
+    }

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from annotation.services.labelstudio.config import build_adjudication_config, build_label_config
-from taxonomy.services.versions import CategorySpec, create_version
+from taxonomy.core.verdicts import NON_ERROR_VERDICTS
+from taxonomy.services.versions import CategorySpec, create_version, ensure_verdict_categories
 
 pytestmark = pytest.mark.django_db
 
@@ -39,3 +40,13 @@ def test_label_config_is_byte_identical_to_the_fixture(version, mode):
 def test_adjudication_config_is_byte_identical_to_the_fixture(version):
     expected = (FIXTURES / "adjudication_config.xml").read_text()
     assert build_adjudication_config(version) == expected
+
+
+def test_verdicts_are_offered_once_and_last_whether_or_not_the_version_holds_them(version):
+    before = build_label_config(version, mode="blind")
+    assert [c.path for c in ensure_verdict_categories(version)] == list(NON_ERROR_VERDICTS)
+    assert build_label_config(version, mode="blind") == before  # the rows add no second choice
+    for verdict in NON_ERROR_VERDICTS:
+        assert before.count(f'<Choice value="{verdict}"') == 1
+    choices = [line.strip() for line in before.splitlines() if line.strip().startswith("<Choice")]
+    assert [c.split('"')[1] for c in choices[-3:]] == ["Other", *NON_ERROR_VERDICTS]

@@ -51,7 +51,13 @@ from annotation.services.labelstudio.push import adopt_remote_tasks, import_task
 from annotation.services.runs import stage_run
 from taxonomy.core.paths import PATH_SEPARATOR
 from taxonomy.models import TaxonomyVersion
-from taxonomy.services.versions import category_index, join_path, resolve_version, split_path
+from taxonomy.services.versions import (
+    category_index,
+    ensure_verdict_categories,
+    join_path,
+    resolve_version,
+    split_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -240,6 +246,9 @@ def push_adjudication(
         "mode": LabelStudioProject.Mode.ADJUDICATION,
     }
     with stage_run("push_adjudication", config) as run:
+        # The config offers the verdicts (not an error, broken item) beside the categories: as categories
+        # of the version, annotations naming them are mirrored like any other.
+        ensure_verdict_categories(version)
         mapped = map_adjudicators(client, adjudicators)
         local = LabelStudioProject.objects.filter(
             mode=LabelStudioProject.Mode.ADJUDICATION, taxonomy_version=version, work_set=ws

@@ -8,6 +8,7 @@ from xml.sax.saxutils import quoteattr
 
 from annotation.models import LabelStudioProject
 from taxonomy.core.paths import OTHER
+from taxonomy.core.verdicts import NON_ERROR_VERDICTS, VERDICT_DESCRIPTIONS
 from taxonomy.models import Category, TaxonomyVersion
 
 # Controls of the labeling configs.
@@ -97,8 +98,14 @@ def category_choices(
     version: TaxonomyVersion, *, with_other: bool, indent: str = "      "
 ) -> list[str]:
     """The version's category tree as nested <Choice> lines (names and descriptions as quoted attributes),
-    plus an 'Other' choice when asked and the version has none."""
-    categories = list(version.categories.all().order_by("depth", "path"))
+    plus an 'Other' choice when asked and the version has none, and last the two verdicts that say the
+    item is not a model error (taxonomy/core/verdicts.py; stored as top-level categories of the version,
+    see ensure_verdict_categories)."""
+    categories = [
+        c
+        for c in version.categories.all().order_by("depth", "path")
+        if not (c.parent_id is None and c.path in NON_ERROR_VERDICTS)
+    ]
     children: dict[int | None, list[Category]] = {}
     for category in categories:
         children.setdefault(category.parent_id, []).append(category)
@@ -124,6 +131,10 @@ def category_choices(
     ):
         tree.append(
             f"{indent}<Choice value={quoteattr(OTHER)} hint={quoteattr(OTHER_DESCRIPTION)}/>"
+        )
+    for verdict in NON_ERROR_VERDICTS:
+        tree.append(
+            f"{indent}<Choice value={quoteattr(verdict)} hint={quoteattr(VERDICT_DESCRIPTIONS[verdict])}/>"
         )
     return tree
 

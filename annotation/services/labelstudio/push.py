@@ -42,7 +42,7 @@ from annotation.services.labelstudio.mirror import groups_under_other_versions, 
 from annotation.services.runs import progress, stage_run
 from taxonomy.core.paths import PATH_SEPARATOR
 from taxonomy.models import TaxonomyVersion
-from taxonomy.services.versions import resolve_version
+from taxonomy.services.versions import ensure_verdict_categories, resolve_version
 
 
 @dataclass(frozen=True)
@@ -468,6 +468,9 @@ def push_labelstudio(
     if mode == LabelStudioProject.Mode.MIXED:
         config |= {"assisted_share": assisted_share, "seed": seed}
     with stage_run("push_labelstudio", config) as run:
+        # The config offers the verdicts (not an error, broken item) beside the categories: as categories
+        # of the version, annotations naming them are mirrored like any other.
+        ensure_verdict_categories(version)
         local = LabelStudioProject.objects.filter(
             work_set=ws, taxonomy_version__taxonomy=version.taxonomy, mode=mode
         ).first()

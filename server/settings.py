@@ -223,6 +223,10 @@ LABEL_STUDIO_USERNAME = env.str(
 LABEL_STUDIO_PASSWORD = env.str(
     "LABEL_STUDIO_PASSWORD", default=_LS_FILE.get("LABEL_STUDIO_PASSWORD", "")
 )
+# The local Label Studio of scripts/labelstudio (labelstudio_annotators sets passwords and reads tokens
+# with its command line there).
+LABEL_STUDIO_VENV = env.str("LABEL_STUDIO_VENV", default=str(BASE_DIR / ".labelstudio" / "venv"))
+LABEL_STUDIO_DATA_DIR = env.str("LABEL_STUDIO_DATA_DIR", default=str(VAR_DIR / "labelstudio" / "data"))
 # Tasks are imported in batches of this size; each batch is one request.
 LABEL_STUDIO_IMPORT_BATCH = env.int("LABEL_STUDIO_IMPORT_BATCH", default=1000)
 # Where Label Studio sends webhooks. Unset, it is where the app serves: scripts/web's URL (var/web.url)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from annotation.models import (
@@ -80,35 +81,43 @@ def human_annotator(user_id: int, users: dict[int, dict] | None = None) -> Annot
     return annotator
 
 
-def record_annotation(
+MIRRORED_FIELDS = (
+    "project_id",
+    "task_id",
+    "annotator_id",
+    "result",
+    "was_cancelled",
+    "labelstudio_updated_at",
+    "deleted",
+)
+
+
+def mirror_row(
     project: LabelStudioProject,
     task: LabelStudioTask,
     annotation: dict,
     annotator: Annotator,
-    existing: dict[int, LabelStudioAnnotation] | None = None,
+    row: LabelStudioAnnotation | None,
     *,
     keep_newer: bool = False,
 ) -> tuple[LabelStudioAnnotation, bool]:
-    """Upsert the mirror row of an annotation as Label Studio holds it now; (row, changed). A tombstone
-    comes back to life: Label Studio still has the annotation, and it is the truth. With `keep_newer`, a
-    state older (by Label Studio's own updated_at) than the one held is skipped: two reads racing."""
+    """The mirror row of an annotation as Label Studio holds it now, not yet written: (row, changed),
+    `row.pk` None when new. A tombstone comes back to life: Label Studio still has the annotation, and it
+    is the truth. With `keep_newer`, a state older (by Label Studio's own updated_at) than the one held
+    is skipped: two reads racing."""
     updated_at = annotation.get("updated_at")
     updated = parse_datetime(updated_at) if isinstance(updated_at, str) else updated_at
-    fields = {
-        "project": project,
-        "task": task,
-        "annotator": annotator,
+    values = {
+        "project_id": project.pk,
+        "task_id": task.pk,
+        "annotator_id": annotator.pk,
         "result": annotation.get("result") or [],
         "was_cancelled": bool(annotation.get("was_cancelled")),
         "labelstudio_updated_at": updated,
         "deleted": False,
     }
-    if existing is not None:
-        row = existing.get(annotation["id"])
-    else:
-        row = LabelStudioAnnotation.objects.filter(labelstudio_id=annotation["id"]).first()
     if row is None:
-        return LabelStudioAnnotation.objects.create(labelstudio_id=annotation["id"], **fields), True
+        return LabelStudioAnnotation(labelstudio_id=annotation["id"], **values), True
     if (
         keep_newer
         and row.labelstudio_updated_at
@@ -116,11 +125,9 @@ def record_annotation(
         and updated < row.labelstudio_updated_at
     ):
         return row, False
-    changed = any(getattr(row, k) != v for k, v in fields.items())
-    if changed:
-        for k, v in fields.items():
-            setattr(row, k, v)
-        row.save()
+    changed = any(getattr(row, k) != v for k, v in values.items())
+    for k, v in values.items():
+        setattr(row, k, v)
     return row, changed
 
 
@@ -161,20 +168,31 @@ def mirror_tasks(
             live.add(annotation["id"])
             if user_id not in annotators:
                 annotators[user_id] = annotator_of(user_id)
-            row, changed = record_annotation(
-                project, task, annotation, annotators[user_id], existing, keep_newer=keep_newer
+            row, changed = mirror_row(
+                project,
+                task,
+                annotation,
+                annotators[user_id],
+                existing.get(annotation["id"]),
+                keep_newer=keep_newer,
             )
             if changed:
                 changes.changed.append(row)
-    gone = LabelStudioAnnotation.objects.filter(
-        project=project, deleted=False, synced_at__lt=read_at
-    ).exclude(labelstudio_id__in=live)
+    # Written in bulk: a sync of thousands of annotations is a few statements, not one per row.
+    now = timezone.now()
+    new = [row for row in changes.changed if row.pk is None]
+    updated = [row for row in changes.changed if row.pk is not None]
+    for row in changes.changed:
+        row.synced_at = now
+    LabelStudioAnnotation.objects.bulk_create(new, batch_size=500)
+    LabelStudioAnnotation.objects.bulk_update(updated, [*MIRRORED_FIELDS, "synced_at"], batch_size=500)
+    gone = LabelStudioAnnotation.objects.filter(project=project, deleted=False, synced_at__lt=read_at)
     if only_tasks is not None:
         gone = gone.filter(task__labelstudio_id__in=only_tasks)
-    changes.deleted = list(gone)
-    LabelStudioAnnotation.objects.filter(pk__in=[r.pk for r in changes.deleted]).update(
-        deleted=True
-    )
+    changes.deleted = [row for row in gone if row.labelstudio_id not in live]
+    ids = [row.pk for row in changes.deleted]
+    for start in range(0, len(ids), 500):
+        LabelStudioAnnotation.objects.filter(pk__in=ids[start : start + 500]).update(deleted=True)
     return changes
 
 

@@ -1,5 +1,5 @@
 """manage.py labelstudio_annotators — Label Studio accounts for annotators: add them, list them."""
-from annotation.management.base import ErrorMapCommand
+from server.commands import ErrorMapCommand
 from annotation.services.labelstudio.annotators import (
     add_labelstudio_annotators,
     list_labelstudio_annotators,

@@ -26,6 +26,7 @@ from annotation.services.labelstudio.client import (
 from annotation.services.labelstudio.config import PREDICTION_KEY
 from annotation.services.labelstudio.push import NO_JUDGE_SHOWN, push_labelstudio
 from annotation.services.labelstudio.sync import sync_labelstudio
+from taxonomy.core.verdicts import NON_ERROR_VERDICTS
 from taxonomy.models import Category, CategoryMapping
 from taxonomy.services.versions import CategorySpec, create_version
 from tests.integration.conftest_labelstudio import settle
@@ -427,7 +428,7 @@ def test_new_taxonomy_version_updates_config_and_keeps_annotations(labelstudio, 
             CategorySpec("Fluency / Grammaticality", "ungrammatical output"),
         ],
     )
-    for old in Category.objects.filter(version=v1):
+    for old in Category.objects.filter(version=v1).exclude(path__in=NON_ERROR_VERDICTS):  # verdicts: same path
         new_path = old.path.replace("Grammar", "Grammaticality")
         CategoryMapping.objects.create(
             source=old, target=Category.objects.get(version=v2, path=new_path),
@@ -464,7 +465,7 @@ def test_new_taxonomy_version_gives_existing_assisted_tasks_the_judges_new_predi
         taxonomy_name="errors-repredict",
         categories=[*CATEGORIES[:2], CategorySpec("Fluency / Grammaticality", "ungrammatical output")],
     )
-    for old in Category.objects.filter(version=v1):
+    for old in Category.objects.filter(version=v1).exclude(path__in=NON_ERROR_VERDICTS):  # verdicts: same path
         new_path = old.path.replace("Grammar", "Grammaticality")
         CategoryMapping.objects.create(
             source=old, target=Category.objects.get(version=v2, path=new_path),

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0009_judge_refinement'),
+        ('annotation', '0010_stage_run_liveness'),
     ]
 
     operations = [

@@ -391,3 +391,11 @@ def filter_choices() -> dict[str, list[str]]:
         "models": list(EvaluatedModel.objects.order_by("name").values_list("name", flat=True)),
         "datasets": list(Dataset.objects.order_by("name").values_list("name", flat=True)),
     }
+
+
+def work_set_named(name: str) -> WorkSet:
+    """The work set of that name, or a clear error."""
+    work_set = WorkSet.objects.filter(name=name).first()
+    if work_set is None:
+        raise ErrorMapError(f"unknown work set {name!r}")
+    return work_set

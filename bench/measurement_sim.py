@@ -8,6 +8,7 @@ Not a test; seeded, so the figures reproduce exactly. Writes three sections of d
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import tempfile
@@ -19,11 +20,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from annotation.core.anchoring import AnchoringItem, compare_arms  # noqa: E402
-from annotation.core.planning import Candidate, PlanSettings, plan  # noqa: E402
-from bench.report import write_section  # noqa: E402
-from taxonomy.core.prediction_powered import ItemShares, corrected_signature  # noqa: E402
-from taxonomy.core.signatures import wilson_interval  # noqa: E402
+from annotation.core.anchoring import AnchoringItem, compare_arms
+from annotation.core.planning import Candidate, PlanSettings, plan
+from bench.report import write_section
+from taxonomy.core.prediction_powered import ItemShares, corrected_signature
+from taxonomy.core.signatures import wilson_interval
 
 DOC = ROOT / "docs" / "measurement.md"
 MQM = ROOT / "data" / "wmt23-mqm-ende" / "sxs_mqm_generalMT2023_ende.3ratingsPerSegment.tsv.tar.gz"
@@ -81,8 +82,8 @@ def anchoring_section(replications: int) -> str:
         f"coverage: share of {replications} seeded replications whose interval for the judge-match difference",
         "holds the true effect a (1 - P(blind match)).",
         "",
-        "| anchoring a | true effect on judge match | people = judge | people = gold | alpha among people "
-        "| coverage |",
+        ("| anchoring a | true effect on judge match | people = judge | people = gold | alpha among people "
+         "| coverage |"),
         "|---:|---:|---|---|---|---:|",
         *rows,
         "",
@@ -125,9 +126,9 @@ def ppi_section(replications: int) -> str:
             signature, truth = biased_judge_signature(seed, 1000, n_gold)
             for share in signature.shares:
                 true = float(np.mean(truth == CATS.index(share.category)))
-                for kind in cover:
+                for kind, covered in cover.items():
                     part = getattr(share, kind)
-                    cover[kind][share.category] += part.ci_low <= true <= part.ci_high
+                    covered[share.category] += part.ci_low <= true <= part.ci_high
                     width[kind][share.category] += part.width
         for category in CATS:
             rows.append(f"| {n_gold} | {category} | " + " | ".join(
@@ -163,7 +164,7 @@ def mqm_judge_and_raters():
     from annotation.core.label_formats import read_mqm_labels
     from annotation.models import Label, Prediction
 
-    quiet = {"stdout": open(os.devnull, "w"), "stderr": open(os.devnull, "w")}
+    quiet = {"stdout": io.StringIO(), "stderr": io.StringIO()}
     call_command("migrate", verbosity=0)
     call_command("ingest_results", str(MQM), **quiet)
     # The offline judge learns MQM's categories from gold neighbours, so it is run as after a first
@@ -318,14 +319,14 @@ def planning_section(seeds: int, budgets: tuple[int, ...]) -> str:
         "each item, revealed only when the item is picked (in a seeded random order); gold is what the auto",
         "rule settles (two identical sets of two, or two of three); an unsettled item costs its labels and gives",
         "no gold. Both strategies spend the same number of human labels in rounds of 25 items and re-plan",
-        "after each round; random takes 2 people per item, the plan 2 or 3. Medians over "
-        f"{seeds} seeds. Widths are of 95 % intervals: overall judge-vs-gold kappa (bootstrap over gold items),",
+        ("after each round; random takes 2 people per item, the plan 2 or 3. Medians over "
+         f"{seeds} seeds. Widths are of 95 % intervals: overall judge-vs-gold kappa (bootstrap over gold items),"),
         "the mean per-category one-vs-rest kappa (in brackets: categories where it is defined), and the mean",
         "prediction-powered signature share (all failures pooled); coverage: share of categories whose",
         "corrected interval holds the share settled by all three raters.",
         "",
-        "| labels | strategy | items | gold | kappa width | per-category kappa width | signature width "
-        "| signature coverage |",
+        ("| labels | strategy | items | gold | kappa width | per-category kappa width | signature width "
+         "| signature coverage |"),
         "|---:|---|---:|---:|---:|---:|---:|---:|",
         *rows,
     ])

@@ -16,7 +16,7 @@ OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference" / "pp
 
 def case(name: str, rng: np.random.Generator, n: int, big_n: int, share: float, flip: float,
          fractional: bool) -> dict:
-    truth = lambda size: (rng.random(size) < share).astype(float)  # noqa: E731
+    truth = lambda size: (rng.random(size) < share).astype(float)
     y, y_u = truth(n), truth(big_n)
     flip_l, flip_u = rng.random(n) < flip, rng.random(big_n) < flip
     yhat = np.where(flip_l, 1 - y, y)

@@ -10,8 +10,8 @@ from typing import Any
 
 from annotation.core.anchoring import ARMS, AnchoringItem, compare_arms
 from annotation.errors import ErrorMapError
-from annotation.models import Label, LabelStudioProject, LabelStudioTask, WorkSet
-from annotation.selectors import LabelFilter, select_labels
+from annotation.models import Label, LabelStudioProject, LabelStudioTask
+from annotation.selectors import LabelFilter, select_labels, work_set_named
 from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import resolve_version
 
@@ -30,9 +30,7 @@ def _sets(version: TaxonomyVersion, source: str, prediction_ids: list[int]) -> d
 
 def mixed_projects(work_set: str, taxonomy: str | None = None) -> list[LabelStudioProject]:
     """The work set's mixed projects (under one taxonomy version), or a clear error."""
-    ws = WorkSet.objects.filter(name=work_set).first()
-    if ws is None:
-        raise ErrorMapError(f"unknown work set {work_set!r}")
+    ws = work_set_named(work_set)
     projects = LabelStudioProject.objects.filter(work_set=ws, mode=MIXED).select_related("taxonomy_version__taxonomy")
     if taxonomy:
         projects = projects.filter(taxonomy_version=resolve_version(taxonomy))

@@ -12,10 +12,17 @@ from dataclasses import asdict, dataclass
 
 from django.db import transaction
 
-from annotation.core.planning import Candidate, CategoryNeed, PlanSettings, Pick, plan
+from annotation.core.planning import Candidate, CategoryNeed, Pick, PlanSettings, plan
 from annotation.errors import ErrorMapError
-from annotation.models import Label, LabelStudioProject, LabelStudioTask, Prediction, WorkSet, WorkSetFailure
-from annotation.selectors import LabelFilter, select_labels
+from annotation.models import (
+    Label,
+    LabelStudioProject,
+    LabelStudioTask,
+    Prediction,
+    WorkSet,
+    WorkSetFailure,
+)
+from annotation.selectors import LabelFilter, select_labels, work_set_named
 from annotation.services.runs import stage_run
 from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import resolve_version
@@ -80,9 +87,7 @@ def plan_annotation(*, work_set: str, budget: int, taxonomy: str | None = None, 
         raise ErrorMapError("--budget must be at least 1")
     if depth < 1:
         raise ErrorMapError("--depth must be at least 1")
-    ws = WorkSet.objects.filter(name=work_set).first()
-    if ws is None:
-        raise ErrorMapError(f"unknown work set {work_set!r}")
+    ws = work_set_named(work_set)
     version = _version(ws, taxonomy)
     settings = settings or PlanSettings(depth=depth)
     config = {"work_set": work_set, "taxonomy_version": str(version), "budget": budget, **asdict(settings)}

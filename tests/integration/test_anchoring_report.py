@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.models import LabelStudioProject, LabelStudioTask, Prediction, WorkSet, WorkSetFailure
+from annotation.models import (
+    LabelStudioProject,
+    LabelStudioTask,
+    Prediction,
+    WorkSet,
+    WorkSetFailure,
+)
 from annotation.services.ingest import ingest_results
 from annotation.services.label_import import import_labels
 from taxonomy.services.versions import resolve_version

@@ -14,7 +14,13 @@ from django.core.management import CommandError, call_command
 from annotation.models import Prediction
 from annotation.services.ingest import ingest_results
 from annotation.services.label_import import import_labels
-from tests.integration.mqm_measurement import DATASET, MQM, mqm_rater_sets, wilson_by_hand, write_label_table
+from tests.integration.mqm_measurement import (
+    DATASET,
+    MQM,
+    mqm_rater_sets,
+    wilson_by_hand,
+    write_label_table,
+)
 
 pytestmark = pytest.mark.django_db
 Z = 1.959963984540054
@@ -58,7 +64,7 @@ def test_corrected_signature_of_every_mqm_system_matches_a_computation_from_the_
     for signature in report["signatures"]:
         system = signature["group"]
         items = sorted(seg for s, seg in failing if s == system)
-        judge_rows = {seg: depth1_weights(sets[(system, seg)][sorted(sets[(system, seg)])[0]]) for seg in items}
+        judge_rows = {seg: depth1_weights(sets[(system, seg)][min(sets[(system, seg)])]) for seg in items}
         labelled = [seg for seg in items if (system, seg) in gold_items]
         unlabelled = [seg for seg in items if (system, seg) not in gold_items]
         gold_rows = {seg: depth1_weights(sets[(system, seg)][sorted(sets[(system, seg)])[1]]) for seg in labelled}

@@ -71,14 +71,15 @@ def test_doubtful_items_do_not_starve_other_categories():
 
 def test_unreliable_categories_are_picked_before_reliable_ones_then_picks_spread():
     candidates = [Candidate(i, (B if i % 2 else C,)) for i in range(80)]
-    picks, needs = plan(candidates, GOLD, budget=30)
+    picks, _ = plan(candidates, GOLD, budget=30)
     assert picks[0].categories == ("B",)
     assert {p.categories for p in picks} == {("B",), ("C",)}  # B's gain falls until C's turn comes
     assert sum(p.categories == ("B",) for p in picks) > sum(p.categories == ("C",) for p in picks)
 
 
-def naive_plan(candidates, gold_pairs, budget, settings=PlanSettings()):
+def naive_plan(candidates, gold_pairs, budget, settings=None):
     """Greedy by full recomputation of every value at every step (what the lazy heap must equal)."""
+    settings = settings or PlanSettings()
     needs = category_needs(gold_pairs, sorted({c.split(" / ")[0] for cand in candidates
                                                for s in cand.judge_sets for c in s}), settings)
     planned = {c: n.n_gold for c, n in needs.items()}

@@ -38,8 +38,8 @@ def summary(report: dict) -> str:
     arms = report["arms"]
     lines = [
         f"work set {report['work_set']} · {report['taxonomy_version']} · projects {report['projects']}",
-        f"tasks: {report['tasks']['assisted']} assisted, {report['tasks']['blind']} blind; labels: "
-        f"{arms['assisted']['n_labels']} assisted, {arms['blind']['n_labels']} blind",
+        (f"tasks: {report['tasks']['assisted']} assisted, {report['tasks']['blind']} blind; labels: "
+         f"{arms['assisted']['n_labels']} assisted, {arms['blind']['n_labels']} blind"),
         f"95 % intervals: {report['method']} ({report['reps']} resamples, seed {report['seed']})",
         f"{'':16} {'assisted':>28} {'blind':>28} {'assisted - blind':>30}",
     ]

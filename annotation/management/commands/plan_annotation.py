@@ -1,8 +1,8 @@
 """manage.py plan_annotation — the next items for people, where their labels teach the most."""
 from __future__ import annotations
 
-from server.commands import ErrorMapCommand
 from annotation.services.planning import plan_annotation
+from server.commands import ErrorMapCommand
 
 
 class Command(ErrorMapCommand):
@@ -26,10 +26,10 @@ class Command(ErrorMapCommand):
 
 def summary(report: dict) -> str:
     """Categories by need, then the picks with overlap and reasons."""
-    lines = [f"work set {report['work_set']} · {report['taxonomy_version']} · depth {report['depth']}: "
+    lines = [(f"work set {report['work_set']} · {report['taxonomy_version']} · depth {report['depth']}: "
              f"{len(report['picks'])} of {report['candidates']} candidate items picked, "
              f"{report['annotations']} annotations ({report['gold_items']} gold items so far; "
-             f"{report['without_judge']} items without a judge label left out)",
+             f"{report['without_judge']} items without a judge label left out)"),
              "", f"{'category':40} {'need':>6} {'gold':>5} {'kappa':>7} {'share CI width':>15}"]
     for c in report["categories"]:
         kappa = "n/a" if c["kappa"] is None else f"{c['kappa']:.3f}"

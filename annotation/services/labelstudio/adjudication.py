@@ -23,6 +23,7 @@ from annotation.models import (
     LabelStudioTask,
     WorkSet,
 )
+from annotation.selectors import work_set_named
 from annotation.services.adjudication import (
     ITEM_SEPARATOR,
     adjudicator_named,
@@ -234,9 +235,7 @@ def push_adjudication(
     version = resolve_version(taxonomy)
     ws = None
     if work_set:
-        ws = WorkSet.objects.filter(name=work_set).first()
-        if ws is None:
-            raise ErrorMapError(f"unknown work set {work_set!r}")
+        ws = work_set_named(work_set)
     batch_size = batch_size or settings.LABEL_STUDIO_IMPORT_BATCH
     client = client or labelstudio_client()
     url = client_url(client)

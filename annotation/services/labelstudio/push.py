@@ -23,6 +23,7 @@ from annotation.models import (
     Prediction,
     WorkSet,
 )
+from annotation.selectors import work_set_named
 from annotation.services.labelstudio.client import (
     client_url,
     ensure_webhook,
@@ -457,9 +458,7 @@ def push_labelstudio(
         raise ErrorMapError("--assisted-share and --seed apply to --mode mixed only")
     if overlap < 1:
         raise ErrorMapError("overlap must be at least 1")
-    ws = WorkSet.objects.filter(name=work_set).first()
-    if ws is None:
-        raise ErrorMapError(f"unknown work set {work_set!r}")
+    ws = work_set_named(work_set)
     version = resolve_version(taxonomy)
     batch_size = batch_size or settings.LABEL_STUDIO_IMPORT_BATCH
     client = client or labelstudio_client()

@@ -142,7 +142,8 @@ def atlas_examples_context(params: Mapping[str, Any]) -> dict[str, Any]:
         version = default_version(label_filter).version
     except ErrorMapError as exc:
         return {**context, "error": str(exc)}
-    ids = select_labels(label_filter, version).values_list("prediction_id", flat=True).distinct().order_by("prediction_id")
+    ids = (select_labels(label_filter, version).values_list("prediction_id", flat=True)
+           .distinct().order_by("prediction_id"))
     page = Paginator(ids, EXAMPLES_PER_PAGE).get_page(params.get("page"))
     rows = Prediction.objects.filter(pk__in=list(page.object_list)).select_related(
         "example__dataset", "model").order_by("pk")

@@ -37,7 +37,6 @@ def two_taxonomies():
 
 
 def test_judge_audit_without_taxonomy_uses_the_version_judge_and_humans_share(two_taxonomies):
-    shared, _, _ = two_taxonomies
     out = io.StringIO()
     call_command("judge_audit", "--json", stdout=out)
     report = json.loads(out.getvalue())

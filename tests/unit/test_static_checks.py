@@ -60,12 +60,12 @@ def _new(found: Counter[str], baseline: Counter[str]) -> list[str]:
 
 def test_ruff_finds_nothing_new() -> None:
     new = _new(ruff_findings(), _baseline(RUFF_BASELINE))
-    assert not new, "ruff (run `ruff check .`):\n" + "\n".join(new)
+    assert not new, "new ruff findings (see `ruff check .`); fix them:\n" + "\n".join(new)
 
 
 def test_mypy_finds_nothing_new() -> None:
     new = _new(mypy_findings(), _baseline(MYPY_BASELINE))
-    assert not new, "mypy (run `mypy annotation taxonomy server`):\n" + "\n".join(new)
+    assert not new, "new mypy findings (see `mypy annotation taxonomy server`); fix them:\n" + "\n".join(new)
 
 
 def test_the_ratchet_reports_a_finding_not_in_the_baseline() -> None:

@@ -20,12 +20,17 @@ from taxonomy.models import Category
 PAGE_REPS = 200  # bootstrap resamples on a page; the command's default is 1000
 
 
-def _depth(value: Any) -> int | None:
+def query_number(value: Any, cast: type[int | float]) -> int | float | None:
+    """A query parameter as a number, None when it is missing or not one (pages never answer 500)."""
     try:
-        depth = int(value)
-    except (TypeError, ValueError):
+        return cast(value)
+    except (TypeError, ValueError, OverflowError):
         return None
-    return depth if 1 <= depth <= 10 else None
+
+
+def _depth(value: Any) -> int | None:
+    depth = query_number(value, int)
+    return int(depth) if depth is not None and 1 <= depth <= 10 else None
 
 
 def dashboard_context() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 
 from annotation.errors import ErrorMapError
 from annotation.models import Label, Prediction
+from annotation.pages import query_number
 from annotation.selectors import (
     ALL_SOURCES,
     default_version,
@@ -37,18 +38,13 @@ EXAMPLES_PER_PAGE = 20
 
 
 def _int(value, default: int, low: int = 1, high: int = 10) -> int:
-    try:
-        return min(max(int(value), low), high)
-    except (TypeError, ValueError):
-        return default
+    number = query_number(value, int)
+    return default if number is None else min(max(int(number), low), high)
 
 
 def _float(value, default: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    return number if 0 <= number <= 1 else default
+    number = query_number(value, float)
+    return float(number) if number is not None and 0 <= number <= 1 else default
 
 
 def _choices() -> dict[str, Any]:

@@ -157,6 +157,13 @@ def _ancestor_ids(version: TaxonomyVersion, depth: int | None) -> tuple[dict[int
     return {pk: by_path.get(at_depth(path, depth), pk) for pk, path in rows}, paths
 
 
+def _check_grouping(by: str, depth: int) -> None:
+    if by not in GROUP_BYS:
+        raise ErrorMapError(f"--by must be one of {', '.join(GROUP_BYS)}, not {by!r}")
+    if depth < 1:
+        raise ErrorMapError("depth must be at least 1")
+
+
 def max_depth(version: TaxonomyVersion) -> int:
     return Category.objects.filter(version=version).aggregate(d=Max("depth"))["d"] or 1
 
@@ -171,10 +178,7 @@ def failure_signatures(
     datasets: list[str] | None = None,
 ) -> SignatureReport:
     """Each model's (or dataset's) share of errors per category at `depth`, with Wilson intervals."""
-    if by not in GROUP_BYS:
-        raise ErrorMapError(f"--by must be one of {', '.join(GROUP_BYS)}, not {by!r}")
-    if depth < 1:
-        raise ErrorMapError("depth must be at least 1")
+    _check_grouping(by, depth)
     label_filter = signature_filter(source=source, taxonomy=taxonomy, models=models, datasets=datasets)
     version = pick_version(label_filter, taxonomy)
     key = "errormap-signatures-" + label_fingerprint(label_filter, version, by, depth)
@@ -276,10 +280,7 @@ def corrected_signatures(
     datasets: list[str] | None = None,
 ) -> CorrectedSignatureReport:
     """Each group's judge signature corrected for the judge's errors with the gold subset (PPI)."""
-    if by not in GROUP_BYS:
-        raise ErrorMapError(f"--by must be one of {', '.join(GROUP_BYS)}, not {by!r}")
-    if depth < 1:
-        raise ErrorMapError("depth must be at least 1")
+    _check_grouping(by, depth)
     judge_filter = signature_filter(source=Label.Source.JUDGE, taxonomy=taxonomy, models=models,
                                     datasets=datasets)
     gold_filter = replace(judge_filter, sources=(Label.Source.GOLD,))

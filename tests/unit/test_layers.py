@@ -209,3 +209,27 @@ def test_a_wrong_way_import_planted_in_a_copy_of_the_apps_fails(tmp_path: Path) 
         "annotation.services.sampling -> taxonomy.services.report: middle imports top (arrows only point down)")
     # It also closes a circle: report -> page contexts -> annotation's services -> report.
     assert all(v == found[0] or v.startswith("circle of rooms: ") for v in found) and len(found) > 1
+
+
+def private_imports(root: Path) -> list[str]:
+    """'module: name from other' for every import of another module's private (_underscored) name."""
+    found = []
+    for app in APPS:
+        for path in sorted((root / app).rglob("*.py")):
+            module = module_name(path, root)
+            if any(part in module for part in SKIPPED):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+                        and node.module.split(".")[0] in APPS):
+                    found += [f"{module}: {alias.name} from {node.module}" for alias in node.names
+                              if alias.name.startswith("_") and not alias.name.startswith("__")]
+    return found
+
+
+def test_no_module_imports_another_modules_private_name(tmp_path: Path) -> None:
+    assert private_imports(ROOT) == []
+    planted = tmp_path / "annotation" / "services"
+    planted.mkdir(parents=True)
+    (planted / "planted.py").write_text("from annotation.selectors import _version_labels\n", encoding="utf-8")
+    assert private_imports(tmp_path) == ["annotation.services.planted: _version_labels from annotation.selectors"]

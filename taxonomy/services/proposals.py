@@ -5,10 +5,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from annotation.errors import ErrorMapError
-from annotation.models import Label, Prediction
+from annotation.models import Label, Prediction, WorkSet, WorkSetFailure
 from annotation.services.adjudication import ITEM_SEPARATOR
 from annotation.services.agreement import LabelFilter, label_sets
 from annotation.services.runs import progress, stage_run
@@ -60,10 +60,15 @@ def list_proposals(*, taxonomy: str) -> dict[str, Any]:
     """The stored proposals of a version, open first (a read: it writes nothing)."""
     version = resolve_version(taxonomy)
     rows = version.proposals.select_related("accepted_in__taxonomy").order_by("status", "id")
+    made = sorted({v for r in rows if (v := r.accepted_in) is not None}, key=lambda v: v.number)
+    queues = {w.name: w.n for w in WorkSet.objects.filter(name__in=[relabel_work_set_name(v) for v in made])
+              .annotate(n=Count("failures"))}
     return {"taxonomy": str(version),
             "proposals": [{**proposal_dict(r), "status": r.status,
                            "accepted_in": str(r.accepted_in) if r.accepted_in_id else None,
-                           "decided_by": r.decided_by} for r in rows]}
+                           "decided_by": r.decided_by} for r in rows],
+            "relabel_queues": [{"version": str(v), "work_set": relabel_work_set_name(v),
+                                "items": queues.get(relabel_work_set_name(v), 0)} for v in made]}
 
 
 def proposal_dict(row: TaxonomyProposal) -> dict[str, Any]:
@@ -132,6 +137,7 @@ class AcceptReport:
     added: list[str]  # new categories no base category maps to
     rewritten: list[str]  # kept categories with a new description
     relabel_items: int  # items holding base labels on a split category: queued for re-labelling
+    relabel_work_set: str | None  # the queue, a work set named after the new version (None when empty)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,15 +175,47 @@ def accept_proposals(*, taxonomy: str, ids: list[int], by: str, reason: str = ""
         TaxonomyProposal.objects.filter(pk__in=ids).update(
             status=TaxonomyProposal.Status.ACCEPTED, accepted_in=version, decided_by=by, reason=reason)
         mapping = version_mapping(base, version)
-        split = [path for path, m in mapping.items() if m["kind"] == CategoryMapping.Kind.SPLIT]
-        relabel = (Label.objects.filter(taxonomy_version=base, category__path__in=split)
-                   .values("prediction_id").distinct().count())
+        queue = queue_relabelling(version)
+        relabel = queue.failures.count() if queue else 0
         run.counts = {"accepted": len(ids), "categories": len(mapping), "relabel_items": relabel}
     targets = {t for m in mapping.values() for t in m["targets"]}
     added_paths = sorted(set(version.categories.filter(children__isnull=True).values_list("path", flat=True))
                          - targets)
     rewritten = sorted(r.categories[0] for r in rows if r.kind == TaxonomyProposal.Kind.REWRITE)
-    return AcceptReport(str(version), str(base), sorted(ids), mapping, added_paths, rewritten, relabel)
+    return AcceptReport(str(version), str(base), sorted(ids), mapping, added_paths, rewritten, relabel,
+                        queue.name if queue else None)
+
+
+def relabel_work_set_name(version: TaxonomyVersion) -> str:
+    """The name of `version`'s re-labelling queue: a work set, so analyze, prelabel and push_labelstudio take it."""
+    return f"relabel-{version}"
+
+
+def queue_relabelling(version: TaxonomyVersion) -> WorkSet | None:
+    """Queue for re-labelling in `version` every item whose labels in the version it was derived from
+    name a category split in `version` (which side is unknown until someone labels it again).
+
+    The queue is the work set `relabel-NAME@V`: judge first (`analyze`, then `prelabel --work-set`),
+    then people (`push_labelstudio --work-set`). Idempotent: a re-run adds only items not yet queued
+    (none, unless labels of the base version arrived since). None when nothing is ambiguous.
+    """
+    base = version.previous
+    if base is None:
+        return None
+    split = (CategoryMapping.objects.filter(source__version=base, target__version=version,
+                                            kind=CategoryMapping.Kind.SPLIT).values("source_id"))
+    items = sorted(set(Label.objects.filter(taxonomy_version=base, category_id__in=split)
+                       .values_list("prediction_id", flat=True)))
+    name = relabel_work_set_name(version)
+    if not items and not WorkSet.objects.filter(name=name).exists():
+        return None
+    with transaction.atomic():
+        queue, _ = WorkSet.objects.get_or_create(
+            name=name, defaults={"ratio": 1.0, "seed": 0,
+                                 "filters": {"relabel_for": str(version), "derived_from": str(base)}})
+        WorkSetFailure.objects.bulk_create(
+            [WorkSetFailure(work_set=queue, prediction_id=pk) for pk in items], ignore_conflicts=True)
+    return queue
 
 
 def version_mapping(base: TaxonomyVersion, version: TaxonomyVersion) -> dict[str, dict[str, Any]]:

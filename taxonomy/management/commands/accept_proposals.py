@@ -30,7 +30,10 @@ class Command(ErrorMapCommand):
         lines += [f"  added: {path}" for path in report.added]
         lines += [f"  rewritten: {path} (new description)" for path in report.rewritten]
         lines.append(f"  kept: {len(report.mapping) - len(changed)} categories")
-        if report.relabel_items:
-            lines.append(f"{report.relabel_items} item(s) carry labels of a split category and are queued for "
-                         f"re-labelling: run prelabel --taxonomy {report.taxonomy_version}, then push_labelstudio")
+        queue = report.relabel_work_set
+        lines.append(f"re-labelling queue: {report.relabel_items} item(s)" + (
+            f" with labels of a split category, in work set {queue}: the judge first "
+            f"(analyze --work-set {queue}; prelabel --taxonomy {report.taxonomy_version} --work-set {queue}), "
+            f"then people (push_labelstudio --work-set {queue} --taxonomy {report.taxonomy_version})"
+            if queue else ""))
         self.stdout.write("\n".join(lines))

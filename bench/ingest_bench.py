@@ -132,6 +132,9 @@ def floor_comparison(rows: int, repeats: int) -> None:
         "|---:|---:|---:|---:|",
         line,
         "",
+        "The ingest side includes what the floor leaves out: process start-up, parsing and checking the",
+        "CSV, hashing each row's content key, reading back existing rows for the upsert, the failure rule.",
+        "",
         f"Reproduce: `.venv/bin/python bench/ingest_bench.py --floor --rows {rows} --repeats {repeats}`",
     ])
     write_section("ingest_floor", "Ingest against the floor of its schema", body)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -100,6 +100,30 @@ def _project_reads(
     }
 
 
+def _read_back(
+    client: LabelStudio,
+    project: LabelStudioProject,
+    *,
+    users: dict[int, dict] | None,
+    task_ids: set[int] | None = None,
+) -> tuple[MirrorChanges, dict, datetime]:
+    """Read the project's tasks (all, or these Label Studio task ids) back from Label Studio in one
+    export, mirror them and apply the changes by mode. -> (changes, counts, when the export was asked)."""
+    read_at = timezone.now()  # anything the mirror holds from after this, the export cannot show
+    exported = export_annotations(client, project.labelstudio_id, task_ids=task_ids)
+    with transaction.atomic():
+        changes = mirror_tasks(
+            project,
+            exported,
+            annotator_of=_annotator_lookup(project, users),
+            read_at=read_at,
+            only_tasks=task_ids,
+            keep_newer=task_ids is not None,  # webhook reads may race each other; a sync reads all
+        )
+        counts = _project_reads(project, changes, all_tasks=task_ids is None)
+    return changes, counts, read_at
+
+
 def _annotator_lookup(project: LabelStudioProject, users: dict[int, dict] | None):
     if project.mode == LabelStudioProject.Mode.ADJUDICATION:
         return lambda user_id: adjudicator_for(user_id, users)
@@ -124,18 +148,7 @@ def sync_labelstudio(
     with stage_run("sync_labelstudio", {"work_set": work_set, "project_id": project_id}) as run:
         users = list_users(client)
         for project in projects:
-            read_at = (
-                timezone.now()
-            )  # anything the mirror holds from after this, the export cannot show
-            exported = export_annotations(client, project.labelstudio_id)
-            with transaction.atomic():
-                changes = mirror_tasks(
-                    project,
-                    exported,
-                    annotator_of=_annotator_lookup(project, users),
-                    read_at=read_at,
-                )
-                counts = _project_reads(project, changes, all_tasks=True)
+            changes, counts, read_at = _read_back(client, project, users=users)
             problem = _record_webhook_health(project, changes, read_at)
             if problem:
                 problems.append(problem)
@@ -259,17 +272,6 @@ def handle_webhook(
             action=action, handled=True, annotations=0, detail="no task of this project"
         )
     client = client or labelstudio_client(check=False)
-    read_at = timezone.now()
-    exported = export_annotations(client, project.labelstudio_id, task_ids=tasks)
-    with transaction.atomic():
-        changes = mirror_tasks(
-            project,
-            exported,
-            annotator_of=_annotator_lookup(project, None),
-            read_at=read_at,
-            only_tasks=tasks,
-            keep_newer=True,
-        )
-        counts = _project_reads(project, changes)
+    changes, counts, _ = _read_back(client, project, users=None, task_ids=tasks)
     detail = ", ".join(f"{k} {v}" for k, v in counts.items())
     return WebhookReport(action=action, handled=True, annotations=changes.seen, detail=detail)

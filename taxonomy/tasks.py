@@ -7,6 +7,7 @@ from celery import shared_task
 
 from annotation.tasks import report_fields
 from taxonomy.services.induction import induce_taxonomy, prelabel_failures
+from taxonomy.services.refinement import refine_judge
 
 
 @shared_task
@@ -19,3 +20,9 @@ def induce_taxonomy_task(**options: Any) -> dict[str, Any]:
 def prelabel_task(**options: Any) -> dict[str, Any]:
     """`prelabel`: the judge labels every analysed failure with a leaf of a taxonomy version."""
     return report_fields(prelabel_failures(**options))
+
+
+@shared_task
+def refine_judge_task(**options: Any) -> dict[str, Any]:
+    """`refine_judge`: a candidate judge prompt from gold, accepted only if it beats the current one."""
+    return refine_judge(**options)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from annotation.services.labelstudio.client import WEBHOOK_ACTIONS, WEBHOOK_SECRET_HEADER
 from annotation.services.labelstudio.sync import parse_webhook_delivery
-from annotation.tasks import handle_labelstudio_webhook_task
+from annotation.tasks import queue_webhook_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +44,8 @@ def labelstudio_webhook(request: HttpRequest) -> JsonResponse:
     if delivery.action not in WEBHOOK_ACTIONS:
         return JsonResponse({"status": "ignored", "action": action})
     try:
-        # Only the ids travel: nothing else of the payload is trusted or kept.
-        handle_labelstudio_webhook_task.delay(
-            action=delivery.action, project_id=delivery.project_id,
-            annotation_ids=list(delivery.annotation_ids), task_ids=list(delivery.task_ids),
-        )
+        queued = queue_webhook_delivery(delivery)  # only the ids travel: nothing else of the payload
     except Exception:  # never fail Label Studio's request (broker down, or in process: a failed apply)
         logger.exception("webhook delivery %s could not be queued or applied", action)
         return JsonResponse({"status": "deferred to sync", "action": action}, status=202)
-    return JsonResponse({"status": "queued", "action": action})
+    return JsonResponse({"status": "queued" if queued else "already queued", "action": action})

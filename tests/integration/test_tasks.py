@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 from annotation.models import Analysis, Prediction, StageRun
@@ -37,7 +38,9 @@ QUEUE = f"errormap-test-{uuid.uuid4().hex[:8]}"  # this run's own queue: nothing
 pytestmark = [
     pytest.mark.celery,
     pytest.mark.slow,
-    pytest.mark.skipif(not BROKER, reason="needs Redis: set ERRORMAP_TEST_BROKER_URL (scripts/services start)"),
+    # The workers and this process share Redis as the cache too (REDIS_URL), as a deployment does.
+    pytest.mark.skipif(not (BROKER and os.environ.get("REDIS_URL")),
+                       reason="needs Redis: set ERRORMAP_TEST_BROKER_URL and REDIS_URL (scripts/services start)"),
     pytest.mark.django_db(transaction=True),  # committed rows: the workers read them from their own connections
 ]
 
@@ -68,6 +71,7 @@ def broker():
     saved = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url", "task_default_queue")}
     celery_app.conf.update(task_always_eager=False, broker_url=BROKER, task_default_queue=QUEUE)
     redis_client().delete(QUEUE)
+    cache.clear()  # no delivery marked as waiting by an earlier run
     yield
     redis_client().delete(QUEUE)
     celery_app.conf.update(saved)
@@ -148,10 +152,24 @@ def test_the_webhook_answers_before_the_delivery_is_applied_and_a_worker_applies
                           headers={WEBHOOK_SECRET_HEADER: "wrong"})
     assert refused.status_code == 403 and len(queued()) == 1  # no secret, nothing queued
 
+    # Repeats of a delivery still waiting add nothing to the queue; another annotation's does.
+    for _ in range(3):
+        again = client.post("/api/labelstudio/webhook/", body, content_type="application/json",
+                            headers={WEBHOOK_SECRET_HEADER: "s3cret"})
+        assert again.status_code == 200 and again.json()["status"] == "already queued"
+    other = {**body, "annotation": {"id": 18, "task": 5}}
+    assert client.post("/api/labelstudio/webhook/", other, content_type="application/json",
+                       headers={WEBHOOK_SECRET_HEADER: "s3cret"}).json()["status"] == "queued"
+    assert [m["decoded_body"][1]["annotation_ids"] for m in queued()] == [[18], [17]]  # newest first
+
     worker = workers("webhooks")
-    wait_until(lambda: not queued() and "succeeded" in worker.log.read_text(), "the worker applied it", worker)
+    wait_until(lambda: not queued() and worker.log.read_text().count("succeeded") == 2,
+               "the worker applied both", worker)
     # The project is not one of ours: the task ran the service, which ignored it.
     assert "'detail': 'unknown project'" in worker.log.read_text()
+    # Once its task has started, the same delivery is queued again: a later change is never skipped.
+    assert client.post("/api/labelstudio/webhook/", body, content_type="application/json",
+                       headers={WEBHOOK_SECRET_HEADER: "s3cret"}).json()["status"] == "queued"
 
 
 N_ITEMS = 150  # failing predictions, each its own content

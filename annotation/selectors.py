@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
@@ -135,11 +135,19 @@ def label_values(label_filter: LabelFilter, version: TaxonomyVersion, *fields: s
     if derived_from(version) is None:
         return list(select_labels(label_filter, version).values_list(*fields).iterator(chunk_size=50_000))
     extra = [f for f in fields if f not in _SET_KEY and f != "category__path"]
-    rows = _rows_through_mapping(label_filter, version, extra)
+    # A category filter names categories of `version`: applied after the mapping, or a merge's
+    # other part (and the sets a split leaves ambiguous) would be judged by V's paths.
+    rows = _rows_through_mapping(replace(label_filter, categories=()), version, extra)
     paths = (dict(Category.objects.filter(version=version).values_list("pk", "path"))
-             if "category__path" in fields else {})
+             if "category__path" in fields or label_filter.categories else {})
+    if label_filter.categories:
+        rows = [row for row in rows if _in_subtrees(paths[row[3]], label_filter.categories)]
     position = {name: i for i, name in enumerate([*_SET_KEY, *extra])}
     return [tuple(paths[row[3]] if f == "category__path" else row[position[f]] for f in fields) for row in rows]
+
+
+def _in_subtrees(path: str, roots: Sequence[str]) -> bool:
+    return any(path == root or path.startswith(root + PATH_SEPARATOR) for root in roots)
 
 
 def _rows_through_mapping(label_filter: LabelFilter, version: TaxonomyVersion, extra: list[str]) -> list[tuple]:
@@ -205,8 +213,6 @@ def _items_shared(label_filter: LabelFilter, version: TaxonomyVersion, sources: 
 
 
 def _with_sources(label_filter: LabelFilter, sources: tuple[str, ...]) -> LabelFilter:
-    from dataclasses import replace
-
     return replace(label_filter, sources=sources, annotators=())
 
 

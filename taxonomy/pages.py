@@ -17,7 +17,7 @@ from annotation.selectors import (
     default_version,
     failure_labels,
     filter_choices,
-    select_labels,
+    label_values,
 )
 from taxonomy.charts import heatmap_grid, learning_curve, share_bars
 from taxonomy.core.signatures import TreeNode
@@ -138,8 +138,8 @@ def atlas_examples_context(params: Mapping[str, Any]) -> dict[str, Any]:
         version = default_version(label_filter).version
     except ErrorMapError as exc:
         return {**context, "error": str(exc)}
-    ids = (select_labels(label_filter, version).values_list("prediction_id", flat=True)
-           .distinct().order_by("prediction_id"))
+    # Through the mapping: on NAME@V+1 the items V labelled count as the mapping says.
+    ids = sorted({pid for (pid,) in label_values(label_filter, version, "prediction_id")})
     page = Paginator(ids, EXAMPLES_PER_PAGE).get_page(params.get("page"))
     rows = Prediction.objects.filter(pk__in=list(page.object_list)).select_related(
         "example__dataset", "model").order_by("pk")

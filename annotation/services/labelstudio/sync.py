@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -74,7 +75,7 @@ class WebhookReport:
 
 def _project_reads(
     project: LabelStudioProject, changes: MirrorChanges, *, all_tasks: bool = False
-) -> dict:
+) -> dict[str, int]:
     """Apply mirror changes by project mode: label sets, or decisions. -> counts for the reports."""
     if project.mode == LabelStudioProject.Mode.ADJUDICATION:
         if all_tasks:  # a decision a webhook missed or refused is retried; what was applied stays
@@ -104,9 +105,9 @@ def _read_back(
     client: LabelStudio,
     project: LabelStudioProject,
     *,
-    users: dict[int, dict] | None,
+    users: dict[int, dict[str, Any]] | None,
     task_ids: set[int] | None = None,
-) -> tuple[MirrorChanges, dict, datetime]:
+) -> tuple[MirrorChanges, dict[str, int], datetime]:
     """Read the project's tasks (all, or these Label Studio task ids) back from Label Studio in one
     export, mirror them and apply the changes by mode. -> (changes, counts, when the export was asked)."""
     read_at = timezone.now()  # anything the mirror holds from after this, the export cannot show

@@ -98,15 +98,17 @@ def agreement_context(params: Mapping[str, Any], *,
     return context
 
 
+DISAGREEMENTS_SHOWN = 50  # rows on the page; the report (and `agreement --json`) lists more
+
+
 def _disagreement_table(disagreements: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The report's disagreeing items as table rows: one column per annotator who labelled any of them."""
+    """The first of the report's disagreeing items as rows: the item and each annotator's categories."""
     if not disagreements:
         return None
-    items = disagreements.get("items") or []
-    annotators = sorted({name for item in items for name in item.get("labels", {})})
-    return {**disagreements, "annotators": annotators,
+    items = (disagreements.get("items") or [])[:DISAGREEMENTS_SHOWN]
+    return {**disagreements, "shown": len(items),
             "rows": [{"id": item["id"], "item": item.get("item") or item["id"],
-                      "cells": [item["labels"].get(name, []) for name in annotators]} for item in items]}
+                      "labels": sorted(item.get("labels", {}).items())} for item in items]}
 
 
 def judge_context(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -164,8 +164,9 @@ def reliability_chart(bins: Sequence[dict], *, size: int = 240) -> dict | None:
         bars.append({**b, "x": round(x + 1, 1), "width": round(width - 2, 1),
                      "y": round(y0 - accuracy * size, 1), "height": round(accuracy * size, 1),
                      "cx": round(x0 + confidence * size, 1), "cy": round(y0 - accuracy * size, 1),
-                     "label_x": round(x + width / 2, 1),
-                     "label_y": round(max(y0 - accuracy * size - 6, y_top + 10), 1)})
+                     # n inside the foot of a bar tall enough to hold it, else just above the bar
+                     "label_x": round(x + width / 2, 1), "label_inside": accuracy * size >= 18,
+                     "label_y": round(y0 - 5 if accuracy * size >= 18 else y0 - accuracy * size - 4, 1)})
     ticks = [{"x": round(x0 + v * size, 1), "y": round(y0 - v * size, 1), "text": f"{v:.0%}"}
              for v in (0, 0.25, 0.5, 0.75, 1)]
     return {"width": x0 + size + 16, "height": y0 + 34, "size": size, "x0": x0, "y0": y0, "y_top": y_top,

@@ -97,7 +97,9 @@ class LabelStudioTaskAdmin(admin.ModelAdmin):
     raw_id_fields = ("prediction",)
 
 
-# Models added later get a plain admin until they need more: every model stays reachable.
+# Models added later get a plain admin until they need more: every model stays reachable. Their
+# foreign keys are raw ids: a select of every prediction (millions) would make each form unusable.
 for _model in apps.get_app_config("annotation").get_models():
     if not admin.site.is_registered(_model):
-        admin.site.register(_model)
+        _keys = tuple(f.name for f in _model._meta.get_fields() if f.many_to_one and f.concrete)
+        admin.site.register(_model, type(f"{_model.__name__}Admin", (admin.ModelAdmin,), {"raw_id_fields": _keys}))

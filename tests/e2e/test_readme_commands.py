@@ -119,7 +119,8 @@ def _write_results_csv(path: Path) -> None:
         writer.writerow(["example_id", "model", "input_text", "output_text", "score", "correct_answer"])
         for i in range(12):
             answer = str(3 * i + 1)
-            writer.writerow([f"q{i}", "gpt-4o", f"What is {i} * 3 + 1?", answer if i % 3 else "7", 0 if i % 3 == 0 else 1,
+            wrong = i % 3 == 0
+            writer.writerow([f"q{i}", "gpt-4o", f"What is {i} * 3 + 1?", "7" if wrong else answer, 0 if wrong else 1,
                              answer])
 
 

@@ -58,11 +58,7 @@ QUERY = {"adjudication-item-detail": "?status=all", "api-proposals": "?taxonomy=
 
 # Commands of the README that refuse, with a clear message, at the point of the README where they
 # stand (say why; the message must be the one given, never a traceback).
-REFUSALS = {
-    "anchoring_report": ("has no mixed Label Studio project",
-                         "the README pushes first-pass as a blind project; the report compares the halves "
-                         + "of a mixed one"),
-}
+REFUSALS: dict[str, tuple[str, str]] = {}  # command -> (part of its message, why it refuses there)
 
 # URL names that are not GET pages (or redirect by design), with the status a GET must give.
 NOT_GET_PAGES = {

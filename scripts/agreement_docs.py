@@ -23,7 +23,7 @@ OFFLINE_JUDGE = "judge:offline"
 
 def baseline_judge_rows() -> list[dict]:
     """A transparent stand-in judge that sees only source and translation (no human label):
-    identical text -> Non-translation!, much shorter -> Omission, much longer -> Addition, else No-error.
+    identical text -> Non-translation!, much shorter -> Omission, much longer -> Addition, else Not an error.
     Its confidence grows with how extreme the length ratio is."""
     from annotation.models import Prediction
 
@@ -38,7 +38,7 @@ def baseline_judge_rows() -> list[dict]:
         elif ratio > 1.6:
             category, confidence = "Accuracy / Addition", min(0.95, 0.5 + (ratio - 1.6) / 2)
         else:
-            category, confidence = "No-error", 0.55
+            category, confidence = "Not an error", 0.55
         rows.append({"dataset": "wmt23-mqm-ende", "example_id": p.example.example_id, "model": p.model.name,
                      "annotator": "length-ratio-baseline", "category": category, "source": "judge",
                      "confidence": f"{confidence:.3f}"})
@@ -70,7 +70,7 @@ def main() -> None:
     django.setup()
     call("migrate", "--verbosity", "0")
     call("ingest_results", str(MQM))
-    imported = call("import_labels", str(MQM)).strip().splitlines()[0]
+    imported = call("import_labels", str(MQM)).strip().splitlines()[0].replace(f"{ROOT}/", "")
     judge_file = args.judge_labels
     if judge_file is None:
         judge_file = work / "judge.csv"
@@ -114,7 +114,8 @@ shown, run on a fresh database holding only this data._
 The data: WMT23 English→German translations by 10 systems, every (system, segment) item rated by exactly
 3 of 10 professional raters with MQM error categories (Google's wmt-mqm-human-evaluation, Apache-2.0, in
 `data/wmt23-mqm-ende/`). Each rater is an annotator; the categories a rater gives one item form one value
-(a set: raters often mark several errors, and `No-error` is a category). Attention-check rows
+(a set: raters often mark several errors; MQM's `No-error` is imported as the verdict
+`Not an error`). Attention-check rows
 (`HOTW-test`) are left out. Import: `{imported}`.
 
 ## `manage.py agreement`
@@ -133,7 +134,7 @@ How to read it:
   so reports default to items.
 - **per_category** is alpha of "this category" vs "any other" (binary, per rating). Among the frequent
   categories raters agree most on `Fluency / Punctuation` ({agreement['per_category']['Fluency / Punctuation']})
-  and `No-error` ({agreement['per_category']['No-error']}), least on `Fluency / Grammar`
+  and `Not an error` ({agreement['per_category']['Not an error']}), least on `Fluency / Grammar`
   ({agreement['per_category']['Fluency / Grammar']}); values near 0 for rare categories (locale conventions,
   terminology) rest on a handful of ratings.
 - **per_depth** cuts every category path to its ancestor at depth d: at depth 1 `Accuracy / Mistranslation`
@@ -173,7 +174,7 @@ linking to the item. Both are in `agreement --json`, the API and the agreement p
 MQM has no LLM judge. To show the audit on real human labels, the script adds a transparent stand-in,
 `length-ratio-baseline`: it sees only the source and the translation (never a human label) and says
 `Non-translation!` when they are identical, `Accuracy / Omission (Translation)` when the translation is
-much shorter, `Accuracy / Addition` when much longer, else `No-error`. It is a floor a real judge must
+much shorter, `Accuracy / Addition` when much longer, else `Not an error`. It is a floor a real judge must
 beat, not a judge; rerun with `--judge-labels FILE.csv` (columns dataset, example_id, model, annotator,
 category, source=judge, confidence) to audit a real one.
 

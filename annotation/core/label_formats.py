@@ -18,6 +18,7 @@ from annotation.core.result_formats.io import (
 from annotation.core.result_formats.mqm import WMT23_DEFAULT_DATASET, read_mqm_ratings
 from annotation.errors import InputError
 from taxonomy.core.paths import CategoryPathError, join_path, parse_category_path, split_path
+from taxonomy.core.verdicts import NOT_AN_ERROR
 
 LABEL_COLUMNS = ("dataset", "example_id", "model", "annotator", "category")
 LABEL_OPTIONAL_COLUMNS = ("source", "title", "summary", "confidence", "note")
@@ -123,7 +124,10 @@ def read_mqm_labels(
             example_id=rating.segment,
             model=rating.system,
             annotator=rating.rater,
-            category=category_path(path, rating.line, mqm_category_path(rating.category)),
+            # MQM's "No-error" says the translation has no error: the platform's verdict, counted apart
+            # from error categories (never merged, split or shown in a signature as an error).
+            category=(NOT_AN_ERROR if rating.category == MQM_NO_ERROR
+                      else category_path(path, rating.line, mqm_category_path(rating.category))),
             source=LabelSource.HUMAN.value,
             # The severity, and the rater's own words when they wrote a note (17 rows, mostly on Other).
             note=(": ".join(p for p in (rating.severity, rating.note) if p)

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from annotation.models import Label
+from taxonomy.core.verdicts import NOT_AN_ERROR
 from tests.integration.mqm_gold import TAXONOMY, load_mqm_gold
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +41,9 @@ def mapped_sets(mapping: dict[str, dict]) -> dict[tuple[str, int, str], frozense
 
 def signature_counts(sets: dict) -> dict[str, dict[str, float]]:
     """model -> category -> summed weight: a failure's 1 split evenly between its annotators, then
-    between the categories of each one's set (the rule in taxonomy/core/signatures.py)."""
+    between the categories of each one's set (the rule in taxonomy/core/signatures.py). Verdicts
+    (MQM's No-error is imported as Not an error) are counted apart: left out of the sets first."""
+    sets = {key: paths - {NOT_AN_ERROR} for key, paths in sets.items() if paths - {NOT_AN_ERROR}}
     annotators: dict = defaultdict(set)
     for model, item, annotator in sets:
         annotators[(model, item)].add(annotator)

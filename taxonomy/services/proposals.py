@@ -1,19 +1,31 @@
 """Taxonomy change proposals on the database: read a version's labels, propose, store the proposals."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models import Count, Q
 
+from annotation.core.judge import JudgeError
 from annotation.errors import ErrorMapError
 from annotation.models import Label, Prediction, WorkSet, WorkSetFailure
 from annotation.services.adjudication import ITEM_SEPARATOR
 from annotation.services.agreement import LabelFilter, label_sets
+from annotation.services.judging import get_judge_backend, json_completion
 from annotation.services.runs import progress, stage_run
 from taxonomy.core.induction import OTHER
-from taxonomy.core.proposals import CategoryInfo, LabelText, Proposal, Settings, propose_changes
+from taxonomy.core.proposals import (
+    REWRITE_SCHEMA,
+    REWRITE_SYSTEM,
+    CategoryInfo,
+    LabelText,
+    Proposal,
+    Settings,
+    propose_changes,
+    rewrite_request,
+)
 from taxonomy.models import CategoryMapping, TaxonomyProposal, TaxonomyVersion
 from taxonomy.services.versions import (
     CategoryChange,
@@ -28,12 +40,15 @@ DEFAULT_SETTINGS = Settings()
 
 
 def propose_taxonomy_changes(*, taxonomy: str, source: str = Label.Source.HUMAN,
-                             settings: Settings = DEFAULT_SETTINGS) -> dict[str, Any]:
+                             settings: Settings = DEFAULT_SETTINGS, judge: str | None = None,
+                             model: str | None = None) -> dict[str, Any]:
     """Propose changes to a version from its labels and store them (open); nothing is applied.
 
     Merge and rewrite read the human annotators' confusion and per-category agreement whatever the
-    source; add, split and retire read the labels of `source` (human or gold).
+    source; add, split and retire read the labels of `source` (human or gold). With the OpenAI judge
+    (`judge`, default ERRORMAP_JUDGE) a rewrite's description is written by it from the rule's draft.
     """
+    judge = judge or django_settings.ERRORMAP_JUDGE
     if source not in SOURCES:
         raise ErrorMapError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
     version = resolve_version(taxonomy)
@@ -43,17 +58,47 @@ def propose_taxonomy_changes(*, taxonomy: str, source: str = Label.Source.HUMAN,
         raise ErrorMapError(f"no {source} labels in {version} yet: {hint}")
     sets = label_sets(LabelFilter(sources=(Label.Source.HUMAN,), taxonomy=str(version)), version)
     categories = [CategoryInfo(c.path, c.description) for c in leaf_categories(version)]
-    config = {"taxonomy": str(version), "source": source, "settings": settings.__dict__}
+    config = {"taxonomy": str(version), "source": source, "settings": settings.__dict__, "judge": judge}
     with stage_run("propose_taxonomy_changes", config) as run, transaction.atomic():
         proposals = propose_changes(categories=categories, sets=sets, labels=labels,
                                     item_texts=_item_texts({lt.item for lt in labels} | set(sets)),
                                     settings=settings,
                                     each_kind=lambda kinds: progress(kinds, desc="proposals", unit="kind"))
+        if judge == "openai":
+            proposals = _rewritten_by_judge(proposals, {c.path: c.description for c in categories}, model)
         names = _item_names({i for p in proposals for i in _example_items(p)})
         rows = [_store(version, source, p, names) for p in proposals]
         run.counts = {"proposals": len(rows), **{kind: sum(r.kind == kind for r in rows)
                                                  for kind in TaxonomyProposal.Kind.values}}
     return {"taxonomy": str(version), "proposals": [proposal_dict(r) for r in rows]}
+
+
+def _rewritten_by_judge(proposals: list[Proposal], descriptions: dict[str, str], model: str | None) -> list[Proposal]:
+    """Rewrite proposals with the description the OpenAI judge writes from the rule's draft (its two
+    examples kept); a failed answer keeps the draft and says why in the evidence."""
+    rewrites = [p for p in proposals if p.kind == TaxonomyProposal.Kind.REWRITE]
+    if not rewrites:
+        return proposals
+    backend = get_judge_backend("openai", model=model)
+    complete = json_completion(backend)
+    done: dict[int, Proposal] = {}
+    try:
+        for p in rewrites:
+            messages = [{"role": "system", "content": REWRITE_SYSTEM},
+                        {"role": "user", "content": rewrite_request(p, descriptions.get(p.categories[0], ""))}]
+            try:
+                text = str(complete("rewrite_category", messages, REWRITE_SCHEMA)["description"]).strip()
+            except JudgeError as exc:
+                done[id(p)] = replace(p, evidence={**p.evidence, "judge_error": str(exc)})
+                continue
+            if text:
+                done[id(p)] = replace(p, description=text, evidence={
+                    **p.evidence, "written_by": f"openai judge {backend.model_name} from the rule's draft",
+                    "draft": p.description})
+    finally:
+        if hasattr(backend, "close"):
+            backend.close()
+    return [done.get(id(p), p) for p in proposals]
 
 
 def list_proposals(*, taxonomy: str) -> dict[str, Any]:

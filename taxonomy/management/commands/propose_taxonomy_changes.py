@@ -1,4 +1,5 @@
 """manage.py propose_taxonomy_changes — add / merge / split / rewrite / retire proposals, with evidence."""
+from annotation.services.judging import JUDGES
 from server.commands import ErrorMapCommand
 from taxonomy.services.proposals import SOURCES, propose_taxonomy_changes
 
@@ -12,10 +13,15 @@ class Command(ErrorMapCommand):
         parser.add_argument("--source", default="human", choices=SOURCES,
                             help="labels to read for add, split and retire (merge and rewrite always read "
                                  "the human annotators' confusion); default human")
+        parser.add_argument("--judge", choices=JUDGES,
+                            help="who writes a rewrite's description: openai asks the judge, offline keeps the "
+                                 "rule's (default: ERRORMAP_JUDGE, offline)")
+        parser.add_argument("--model", help="model name for the openai judge (default: ERRORMAP_JUDGE_MODEL)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(self, *args, **o):
-        report = propose_taxonomy_changes(taxonomy=o["taxonomy"], source=o["source"])
+        report = propose_taxonomy_changes(taxonomy=o["taxonomy"], source=o["source"], judge=o["judge"],
+                                          model=o["model"])
         self.write_report(report, as_json=o["json"], summary=summary_text)
 
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
+from django.core.cache import cache
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
 from annotation.errors import ErrorMapError
@@ -245,6 +246,25 @@ def label_fingerprint(label_filter: LabelFilter, version: TaxonomyVersion, *part
         list(EvaluatedModel.objects.order_by("pk").values_list("pk", "name")),
     )
     return hashlib.sha256(repr(key).encode()).hexdigest()
+
+
+LABEL_CACHE_SECONDS = 3600  # keys carry a fingerprint of everything read, so a hit is never stale
+T = TypeVar("T")
+
+
+def cached_by_labels(name: str, filters: Sequence[LabelFilter], version: TaxonomyVersion,
+                     parts: Any, compute: Callable[[], T]) -> T:
+    """`compute()`, cached under the fingerprint of every label filter it reads (plus `parts`): the one
+    cache of label-derived results (agreement, judge audit, signatures, atlas). Any label write changes
+    the fingerprint, so a stale value is never read; it just ages out."""
+    first, *others = filters
+    key = f"errormap-{name}-" + label_fingerprint(first, version, parts,
+                                                  *(label_fingerprint(f, version) for f in others))
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, LABEL_CACHE_SECONDS)
+    return value
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from annotation.core.agreement import cohen_kappa
+from annotation.core.agreement import _cohen_from_codes
 
 DEFAULT_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -40,31 +40,58 @@ def value_name(value: frozenset[str]) -> str:
 def classification_report(items: Sequence[JudgedItem], bins: Sequence[float] = DEFAULT_BINS
                           ) -> dict[str, Any]:
     """Accuracy, Cohen's kappa, per-category P/R/F1, confusion matrix and calibration."""
-    if not items:
+    values: dict[frozenset[str], int] = {}
+    reference = np.array([values.setdefault(i.reference, len(values)) for i in items], dtype=np.int64)
+    judged = np.array([values.setdefault(i.judged, len(values)) for i in items], dtype=np.int64)
+    confidence = np.array([np.nan if i.confidence is None else i.confidence for i in items], dtype=np.float64)
+    return coded_classification_report(reference, judged, list(values), confidence, bins)
+
+
+def coded_classification_report(reference: np.ndarray, judged: np.ndarray, values: Sequence[frozenset[str]],
+                                confidence: np.ndarray | None = None, bins: Sequence[float] = DEFAULT_BINS
+                                ) -> dict[str, Any]:
+    """`classification_report` of items given as arrays: reference[i] and judged[i] index `values` (distinct
+    sets), confidence[i] is NaN where the judge gave none. Counts come from the (reference, judged) pair
+    table, so a million items never become Python objects."""
+    n = len(reference)
+    if not n:
         return {"n_items": 0, "accuracy": None, "cohen_kappa": None,
                 "reason": "no item has both a judge label and a reference"}
-    correct = [item.reference == item.judged for item in items]
-    kappa = cohen_kappa([value_name(i.reference) for i in items], [value_name(i.judged) for i in items])
+    n_values = len(values)
+    pairs = np.bincount(reference * n_values + judged, minlength=n_values * n_values).reshape(n_values, n_values)
+    correct = reference == judged
+    names: dict[str, int] = {}
+    name_code = np.array([names.setdefault(value_name(v), len(names)) for v in values], dtype=np.int64)
+    kappa = _cohen_from_codes(name_code[reference], name_code[judged], len(names))
+    if confidence is None:
+        confidence = np.full(n, np.nan)
     return {
-        "n_items": len(items),
-        "accuracy": round(sum(correct) / len(items), 6),
+        "n_items": n,
+        "accuracy": round(int(correct.sum()) / n, 6),
         "accuracy_note": "exact match of the judge's category set with the reference set",
         "cohen_kappa": None if kappa.value is None else round(kappa.value, 6),
         "cohen_kappa_reason": kappa.reason,
-        "per_category": per_category_scores(items),
-        "confusion": confusion_matrix(items),
-        "calibration": calibration(items, bins),
+        "per_category": _per_category_from_pairs(pairs, values),
+        "confusion": _confusion_from_pairs(pairs, values),
+        "calibration": _calibration(correct, confidence, bins),
     }
 
 
 def per_category_scores(items: Sequence[JudgedItem]) -> dict[str, dict[str, Any]]:
     """Per category: precision, recall, F1 and support, counting membership in the sets."""
-    categories = sorted({c for i in items for c in i.reference | i.judged})
+    return classification_report(items).get("per_category", {})
+
+
+def _per_category_from_pairs(pairs: np.ndarray, values: Sequence[frozenset[str]]) -> dict[str, dict[str, Any]]:
+    used = np.flatnonzero(pairs.sum(axis=1) + pairs.sum(axis=0))
+    categories = sorted({c for v in used.tolist() for c in values[v]})
+    member = np.array([[c in v for c in categories] for v in values], dtype=np.int64).reshape(len(values), -1)
     out = {}
-    for category in categories:
-        tp = sum(category in i.judged and category in i.reference for i in items)
-        fp = sum(category in i.judged and category not in i.reference for i in items)
-        fn = sum(category not in i.judged and category in i.reference for i in items)
+    for k, category in enumerate(categories):
+        in_ref, in_judged = member[:, k][:, None], member[:, k][None, :]
+        tp = int((pairs * in_ref * in_judged).sum())
+        fp = int((pairs * (1 - in_ref) * in_judged).sum())
+        fn = int((pairs * in_ref * (1 - in_judged)).sum())
         precision = tp / (tp + fp) if tp + fp else None
         recall = tp / (tp + fn) if tp + fn else None
         f1 = (2 * precision * recall / (precision + recall)
@@ -79,37 +106,50 @@ def per_category_scores(items: Sequence[JudgedItem]) -> dict[str, dict[str, Any]
 
 def confusion_matrix(items: Sequence[JudgedItem]) -> dict[str, dict[str, int]]:
     """reference value -> judge value -> count (sets written as 'A + B')."""
+    return classification_report(items).get("confusion", {})
+
+
+def _confusion_from_pairs(pairs: np.ndarray, values: Sequence[frozenset[str]]) -> dict[str, dict[str, int]]:
     matrix: dict[str, Counter] = {}
-    for item in items:
-        matrix.setdefault(value_name(item.reference), Counter())[value_name(item.judged)] += 1
+    for ref, judged in np.argwhere(pairs).tolist():
+        matrix.setdefault(value_name(values[ref]), Counter())[value_name(values[judged])] += int(pairs[ref, judged])
     return {ref: dict(sorted(row.items())) for ref, row in sorted(matrix.items())}
 
 
 def calibration(items: Sequence[JudgedItem], bins: Sequence[float] = DEFAULT_BINS) -> dict[str, Any]:
     """Accuracy by confidence bin, and the expected calibration error over items with a confidence."""
-    rated = [i for i in items if i.confidence is not None]
+    correct = np.array([i.reference == i.judged for i in items], dtype=bool)
+    confidence = np.array([np.nan if i.confidence is None else i.confidence for i in items], dtype=np.float64)
+    return _calibration(correct, confidence, bins)
+
+
+def _calibration(correct: np.ndarray, confidence: np.ndarray, bins: Sequence[float]) -> dict[str, Any]:
+    rated = ~np.isnan(confidence)
+    n_rated = int(rated.sum())
     rows = []
     ece = 0.0
     for k, (low, high) in enumerate(pairwise(bins)):
         last = k == len(bins) - 2  # the last bin includes its upper edge (confidence 1.0)
-        members = [i for i in rated if low <= i.confidence < high or (last and i.confidence == high)]
-        if members:
-            accuracy = sum(i.reference == i.judged for i in members) / len(members)
-            mean_conf = sum(i.confidence for i in members) / len(members)
-            ece += len(members) / len(rated) * abs(accuracy - mean_conf)
+        with np.errstate(invalid="ignore"):
+            members = rated & (((low <= confidence) & (confidence < high)) | (last & (confidence == high)))
+        n = int(members.sum())
+        if n:
+            accuracy = int(correct[members].sum()) / n
+            mean_conf = sum(confidence[members].tolist()) / n  # summed in item order, as floats add
+            ece += n / n_rated * abs(accuracy - mean_conf)
         rows.append({
             "bin": f"[{low:.1f}, {high:.1f}{']' if last else ')'}",
             "low": low,
             "high": high,
-            "n": len(members),
-            "mean_confidence": _round(mean_conf) if members else None,
-            "accuracy": _round(accuracy) if members else None,
+            "n": n,
+            "mean_confidence": _round(mean_conf) if n else None,
+            "accuracy": _round(accuracy) if n else None,
         })
     return {
         "bins": rows,
-        "n_with_confidence": len(rated),
-        "n_without_confidence": len(items) - len(rated),
-        "expected_calibration_error": _round(ece) if rated else None,
+        "n_with_confidence": n_rated,
+        "n_without_confidence": len(correct) - n_rated,
+        "expected_calibration_error": _round(ece) if n_rated else None,
     }
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from django.core.cache import cache
 from django.db import connections
 
 from annotation.core.agreement import (
@@ -23,9 +22,9 @@ from annotation.errors import ErrorMapError
 from annotation.models import Annotator, Label, LabelStudioProject, LabelStudioTask, Prediction
 from annotation.selectors import (
     LabelFilter,
+    cached_by_labels,
     default_version,
     derived_from,
-    label_fingerprint,
     label_values,
     select_labels,
 )
@@ -34,7 +33,6 @@ from taxonomy.models import Category, TaxonomyVersion
 
 # A Prediction id: it stands for exactly one (dataset, example_id, model) (a unique key of Prediction).
 Item = int
-CACHE_SECONDS = 3600  # keys carry a fingerprint of everything read, so a hit is never stale
 DISAGREEMENTS_LISTED = 1000  # items listed by id in a report (all are counted)
 ITEM_KEY_SEPARATOR = "|"  # DATASET|EXAMPLE_ID|MODEL, as `adjudicate --resolve` takes it
 
@@ -46,26 +44,39 @@ def label_table(label_filter: LabelFilter, version: TaxonomyVersion,
     Label rows are read as bare ids straight from the cursor and grouped in numpy: model
     instances, joins and a Python set per (item, annotator) are what made a million labels slow.
     """
+    ids = label_columns(label_filter, version, LABEL_IDS)
+    return table_of(ids, version, depth)
+
+
+LABEL_IDS = ("prediction_id", "annotator_id", "category_id")
+
+
+def label_columns(label_filter: LabelFilter, version: TaxonomyVersion, fields: tuple[str, ...],
+                  dtype: type = np.int64) -> np.ndarray:
+    """The filtered label rows' numeric `fields` as an n x len(fields) array, in one read (NULL is NaN
+    when dtype is float); an earlier version's labels count through the mapping on a derived version."""
+    if derived_from(version) is None:
+        return _id_rows(select_labels(label_filter, version).values_list(*fields), dtype)
+    return np.array(label_values(label_filter, version, *fields), dtype=dtype).reshape(-1, len(fields))
+
+
+def table_of(ids: np.ndarray, version: TaxonomyVersion, depth: int | None = None) -> CodedTable:
+    """A CodedTable from label rows whose first three columns are LABEL_IDS."""
+    ids = ids[:, :3].astype(np.int64)
     paths = {pk: _cut(path, depth) for pk, path in
              Category.objects.filter(version=version).values_list("pk", "path")}
-    if derived_from(version) is None:
-        ids = _id_rows(select_labels(label_filter, version)
-                       .values_list("prediction_id", "annotator_id", "category_id"))
-    else:  # a derived version: its earlier version's labels count, read through the mapping
-        ids = np.array(label_values(label_filter, version, "prediction_id", "annotator_id", "category_id"),
-                       dtype=np.int64).reshape(-1, 3)
     names = dict(Annotator.objects.filter(pk__in=np.unique(ids[:, 1]).tolist())
                  .values_list("pk", "name"))
     return table_from_labels(ids[:, 0], ids[:, 1], ids[:, 2], annotator_names=names,
                              category_paths=paths)
 
 
-def _id_rows(rows) -> np.ndarray:
-    """A values_list of integer columns as an n x columns int64 array, fetched in one go."""
+def _id_rows(rows, dtype: type = np.int64) -> np.ndarray:
+    """A values_list of numeric columns as an n x columns array, fetched in one go."""
     sql, params = rows.query.sql_with_params()
     with connections[rows.db].cursor() as cursor:
         cursor.execute(sql, params)
-        return np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, len(rows.query.values_select))
+        return np.array(cursor.fetchall(), dtype=dtype).reshape(-1, len(rows.query.values_select))
 
 
 def label_sets(label_filter: LabelFilter, version: TaxonomyVersion,
@@ -127,12 +138,8 @@ def compute_agreement(
     # Gold too: the report holds each annotator's accuracy against it.
     gold = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
                        sources=(Label.Source.GOLD,))
-    key = "errormap-agreement-" + label_fingerprint(label_filter, version, sorted(config.items()),
-                                                    label_fingerprint(gold, version))
-    statistics = cache.get(key)
-    if statistics is None:
-        statistics = _statistics(label_filter, version, depth, reps, seed, ci_method)
-        cache.set(key, statistics, CACHE_SECONDS)
+    statistics = cached_by_labels("agreement", (label_filter, gold), version, sorted(config.items()),
+                                  lambda: _statistics(label_filter, version, depth, reps, seed, ci_method))
     report = {
         "taxonomy_version": str(version),
         "filters": {**label_filter.as_config(), "depth": depth},

@@ -1,61 +1,125 @@
-"""Judge reliability: the judge's labels against the human majority and against gold."""
+"""Judge reliability: the judge's labels against the human majority and against gold.
+
+Label rows are read once per audit as integer arrays (the same read as agreement's) and compared in
+numpy; the report is cached under the fingerprint of the judge, human and gold labels it reads.
+"""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
-from annotation.core.agreement import RatingTable, table_alpha
+import numpy as np
+from django.db.models import Count, Max
+
+from annotation.core.agreement import CodedTable, table_alpha
 from annotation.core.crossfit import DEFAULT_FOLDS
-from annotation.core.judge_audit import JudgedItem, classification_report, majority_set
+from annotation.core.judge_audit import JudgedItem, classification_report, coded_classification_report
 from annotation.errors import ErrorMapError
 from annotation.models import Annotator, JudgeRefinement, Label
-from annotation.selectors import LabelFilter, default_version, label_values
-from annotation.services.agreement import Item, annotation_mode, label_sets, rating_table
+from annotation.selectors import LabelFilter, VersionChoice, cached_by_labels, default_version, label_values
+from annotation.services.agreement import LABEL_IDS, Item, annotation_mode, label_columns, label_table, table_of
 from annotation.services.gold_learning import fold_plan, load_gold_set, offline_judgements
 from taxonomy.core.induction import normalise_title
 
 OFFLINE_JUDGE = "judge:offline"
 
 
-def _judge_sets(label_filter: LabelFilter, version) -> dict[str, dict[Item, tuple[frozenset[str], float | None]]]:
-    """judge -> item -> (category set, highest confidence among the set's rows)."""
-    names = dict(Annotator.objects.values_list("pk", "name"))
-    rows = [(names[a], item, path, conf) for a, item, path, conf in label_values(
-        label_filter, version, "annotator_id", "prediction_id", "category__path", "confidence")]
-    sets: dict[str, dict[Item, set[str]]] = defaultdict(lambda: defaultdict(set))
-    confidence: dict[tuple[str, Item], float | None] = {}
-    for judge, item, path, conf in rows:
-        sets[judge][item].add(path)
-        if conf is not None:
-            previous = confidence.get((judge, item))
-            confidence[(judge, item)] = conf if previous is None else max(previous, conf)
-    return {judge: {item: (frozenset(cats), confidence.get((judge, item)))
-                    for item, cats in by_item.items()}
-            for judge, by_item in sets.items()}
+@dataclass(frozen=True)
+class _Judged:
+    """The audited annotators' labels as arrays: their CodedTable, and per (item, annotator) the
+    highest confidence among the set's rows (NaN where none was given)."""
+
+    table: CodedTable
+    confidence: np.ndarray
+
+
+def _judged(label_filter: LabelFilter, version) -> _Judged:
+    rows = label_columns(label_filter, version, (*LABEL_IDS, "confidence"), dtype=np.float64)
+    table = table_of(rows, version)
+    confidence = np.full(table.codes.shape, np.nan)
+    if len(rows):
+        names = dict(Annotator.objects.filter(pk__in=np.unique(rows[:, 1]).astype(np.int64).tolist())
+                     .values_list("pk", "name"))
+        column = {name: j for j, name in enumerate(table.annotators)}
+        columns = np.array([column[names[int(a)]] for a in rows[:, 1].tolist()], dtype=np.int64)
+        np.fmax.at(confidence, (np.searchsorted(table.items, rows[:, 0].astype(np.int64)), columns), rows[:, 3])
+    return _Judged(table, confidence)
 
 
 def _examples_seen(label_filter: LabelFilter, version) -> dict[str, set[Item]]:
     """judge -> items labelled with a refined prompt that carried the item's own title as a gold example."""
-    rows = label_values(label_filter, version, "annotator_id", "prediction_id", "error_title", "prompt_version_id")
-    prompts = {pv for *_, pv in rows if pv is not None}
     examples = {r.candidate_prompt_id: set(r.candidate_spec.get("examples", {}))
-                for r in JudgeRefinement.objects.filter(candidate_prompt_id__in=prompts)}
-    if not examples:
+                for r in JudgeRefinement.objects.exclude(candidate_prompt=None)}
+    if not any(examples.values()):  # no refined prompt carried examples: no label rows to read
         return {}
+    rows = label_values(label_filter, version, "annotator_id", "prediction_id", "error_title", "prompt_version_id")
     names = dict(Annotator.objects.values_list("pk", "name"))
     seen: dict[str, set[Item]] = defaultdict(set)
     for annotator_id, item, title, prompt in rows:
-        if normalise_title(title) in examples.get(prompt, ()):
+        if prompt in examples and normalise_title(title) in examples[prompt]:
             seen[names[annotator_id]].add(item)
     return seen
 
 
-def _with_judge(table: RatingTable, judge: str,
-                judged: dict[Item, tuple[frozenset[str], float | None]]) -> RatingTable:
-    """The human table plus the judge as one more annotator column."""
-    cells = [row + [judged[item][0] if item in judged else None]
-             for item, row in zip(table.items, table.cells)]
-    return RatingTable(table.items, table.annotators + [f"judge:{judge}"], cells)
+class _Sets:
+    """One numbering of category sets shared by several CodedTables (codes index `values`)."""
+
+    def __init__(self) -> None:
+        self.code: dict[frozenset[str], int] = {}
+        self.values: list[frozenset[str]] = []
+
+    def add(self, value: frozenset[str]) -> int:
+        if value not in self.code:
+            self.code[value] = len(self.values)
+            self.values.append(value)
+        return self.code[value]
+
+    def recode(self, table: CodedTable) -> np.ndarray:
+        """The table's codes in this numbering (-1 stays -1)."""
+        remap = np.array([self.add(v) for v in table.values] + [-1], dtype=np.int64)
+        return remap[table.codes]
+
+    def union_per_item(self, table: CodedTable) -> np.ndarray:
+        """Per item of the table, the code of the union of its annotators' sets."""
+        codes = self.recode(table)
+        if not len(table.items):
+            return np.zeros(0, dtype=np.int64)
+        union = codes.max(axis=1)
+        for i in np.flatnonzero((codes >= 0).sum(axis=1) > 1).tolist():
+            union[i] = self.add(frozenset().union(*(self.values[c] for c in codes[i].tolist() if c >= 0)))
+        return union
+
+    def member(self) -> np.ndarray:
+        """(values + 1) x categories: 1 where the set holds the category; the last row (code -1) is empty."""
+        categories = sorted({c for value in self.values for c in value})
+        index = {c: k for k, c in enumerate(categories)}
+        member = np.zeros((len(self.values) + 1, len(categories)), dtype=np.int32)
+        for v, value in enumerate(self.values):
+            for c in value:
+                member[v, index[c]] = 1
+        self.categories = categories
+        return member
+
+
+def _renumbered(items: np.ndarray, annotators: list[str], codes: np.ndarray,
+                values: list[frozenset[str]]) -> CodedTable:
+    """A CodedTable whose sets are numbered by first appearance reading row by row (as `table_from_labels`
+    and a RatingTable's encoding number them, so every statistic adds up in the same order)."""
+    flat = codes.reshape(-1)
+    distinct, first = np.unique(flat[flat >= 0], return_index=True)
+    order = distinct[np.argsort(first, kind="stable")]
+    remap = np.full(len(values) + 1, -1, dtype=np.int64)
+    remap[order] = np.arange(len(order))
+    return CodedTable(items, annotators, remap[codes], [values[v] for v in order.tolist()])
+
+
+def _positions(within: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted `within`: which of `items` it holds, and their rows in it."""
+    pos = np.searchsorted(within, items)
+    found = pos < len(within)
+    found[found] = within[pos[found]] == items[found]
+    return found, pos[found]
 
 
 def _audited_sources(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -72,13 +136,6 @@ def _audited_sources(names: tuple[str, ...]) -> tuple[str, ...]:
         raise ErrorMapError("an adjudicator's decisions are the gold itself; audit a judge or a human annotator")
     return tuple(sorted({Label.Source.JUDGE if kind == Annotator.Kind.JUDGE else Label.Source.HUMAN
                          for kind in known.values()}))
-
-
-def _without(human_sets: dict[Item, dict[str, frozenset[str]]], annotator: str
-             ) -> dict[Item, dict[str, frozenset[str]]]:
-    """The human labels minus one annotator's (a person is compared with the others, never with themself)."""
-    rest = {item: {a: v for a, v in by.items() if a != annotator} for item, by in human_sets.items()}
-    return {item: by for item, by in rest.items() if by}
 
 
 def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), folds: int = DEFAULT_FOLDS
@@ -103,71 +160,102 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
                     sources=(Label.Source.JUDGE, Label.Source.HUMAN), taxonomy=label_filter.taxonomy),
         shared_by=(Label.Source.JUDGE, Label.Source.HUMAN))
     version = choice.version
-    judged_by = _judge_sets(judge_filter, version)
-    examples_seen = _examples_seen(judge_filter, version)
-    if not judged_by:
+    # Refined prompts decide which gold items a judge saw as examples: they are part of the key.
+    refinements = JudgeRefinement.objects.aggregate(n=Count("pk"), last=Max("pk"))
+    report = cached_by_labels(
+        "judge-audit", (judge_filter, humans, gold_filter), version,
+        (choice.reason, folds, sorted(refinements.items())),
+        lambda: _audit(choice, judge_filter, humans, gold_filter, folds))
+    mode = annotation_mode(humans, version) if report["n_items_with_human_labels"] else "unknown"
+    return {**report, "human_annotation_mode": mode}
+
+
+def _audit(choice: VersionChoice, judge_filter: LabelFilter, humans: LabelFilter, gold_filter: LabelFilter,
+           folds: int) -> dict[str, Any]:
+    version = choice.version
+    judged = _judged(judge_filter, version)
+    if not judged.table.annotators:
         raise ErrorMapError(f"no judge labels match {judge_filter.as_config()}")
-    all_human_sets = label_sets(humans, version)
-    gold_sets = label_sets(gold_filter, version)
-    human_names = {a for by in all_human_sets.values() for a in by}
-    mode = annotation_mode(humans, version) if all_human_sets else "unknown"
+    examples_seen = _examples_seen(judge_filter, version)
+    human, gold = label_table(humans, version), label_table(gold_filter, version)
+    sets = _Sets()
+    human_codes, judge_codes = sets.recode(human), sets.recode(judged.table)
+    gold_codes = sets.union_per_item(gold)
+    member = sets.member()
+    human_names = set(human.annotators)
     report: dict[str, Any] = {
         "taxonomy_version": str(version),
         "taxonomy_version_chosen": choice.reason,
         "filters": judge_filter.as_config(),
-        "human_annotation_mode": mode,
+        "human_annotation_mode": "",  # filled in by audit_judge: it is read from projects, not labels
         "human_annotation_mode_note": (
             "blind: annotators did not see the judge's label; assisted: they saw it as a "
             "pre-label (agreement with the judge is then inflated); unknown: labels were "
             "imported, not collected in a Label Studio project of this platform"),
-        "n_items_with_human_labels": len(all_human_sets),
+        "n_items_with_human_labels": len(human.items),
         "n_human_annotators": len(human_names),
-        "n_items_with_gold": len(gold_sets),
+        "n_items_with_gold": len(gold.items),
         "judges": {},
     }
-    for judge, judged in sorted(judged_by.items()):
+    for j, judge in enumerate(judged.table.annotators):
+        rated = judge_codes[:, j] >= 0
+        items, codes, confidence = judged.table.items[rated], judge_codes[rated, j], judged.confidence[rated, j]
         is_person = judge in human_names
-        human_sets = _without(all_human_sets, judge) if is_person else all_human_sets
-        table = rating_table(human_sets) if human_sets else None
+        h_items, h_names, h_codes = human.items, human.annotators, human_codes
+        if is_person:  # compared with the others, never with themself
+            keep = [k for k, name in enumerate(h_names) if name != judge]
+            h_names, h_codes = [h_names[k] for k in keep], h_codes[:, keep]
+            rows = (h_codes >= 0).any(axis=1)
+            h_items, h_codes = h_items[rows], h_codes[rows]
+        table = _renumbered(h_items, h_names, h_codes, sets.values) if len(h_items) else None
         alpha_humans = table_alpha(table) if table else None
-        majority_items, no_majority = [], 0
-        for item, (cats, conf) in sorted(judged.items()):
-            if item not in human_sets:
-                continue
-            majority = majority_set(list(human_sets[item].values()))
-            if majority:
-                majority_items.append(JudgedItem(majority, cats, conf))
-            else:
-                no_majority += 1
-        # An item whose own gold was an example in the prompt that labelled it is left out.
-        seen = examples_seen.get(judge, set())
-        gold_items = [
-            JudgedItem(frozenset().union(*gold_sets[item].values()), cats, conf)
-            for item, (cats, conf) in sorted(judged.items()) if item in gold_sets and item not in seen
-        ]
-        vs_majority = classification_report(majority_items)
-        vs_majority["n_items_without_human_majority"] = no_majority
+        # Human majority: categories chosen by more than half of the item's annotators.
+        with_humans, rows = _positions(h_items, items)
+        ratings = h_codes[rows]
+        counts = sum(member[ratings[:, k]] for k in range(ratings.shape[1])) if ratings.shape[1] else (
+            np.zeros((len(rows), member.shape[1]), dtype=np.int32))
+        majority = counts * 2 > (ratings >= 0).sum(axis=1)[:, None]
+        has_majority = majority.any(axis=1)
+        masks, which = np.unique(majority[has_majority], axis=0, return_inverse=True)
+        majority_codes = np.array([sets.add(frozenset(sets.categories[k] for k in np.flatnonzero(mask).tolist()))
+                                   for mask in masks], dtype=np.int64)[which.reshape(-1)]
+        vs_majority = coded_classification_report(
+            majority_codes, codes[with_humans][has_majority], sets.values, confidence[with_humans][has_majority])
+        vs_majority["n_items_without_human_majority"] = int((~has_majority).sum())
         vs_majority["reference_note"] = (
             "human majority: the categories chosen by more than half of the item's annotators"
             + (f" other than {judge}" if is_person else ""))
-        vs_gold = classification_report(gold_items) if gold_items else {
-            "n_items": 0, "reason": "no gold labels on the judged items (run adjudicate first)"}
-        if gold_items:
-            vs_gold["cross_fitting"] = (_cross_fitted(version, folds, judged) if judge == OFFLINE_JUDGE else {
-                "folds": None, "excluded_as_examples": len(seen & set(gold_sets)),
-                "note": ("items whose own gold label was a few-shot example in the prompt that labelled "
-                         "them are left out; no other gold reaches this judge's prompt")})
+        # An item whose own gold was an example in the prompt that labelled it is left out.
+        seen = examples_seen.get(judge, set())
+        with_gold, gold_rows = _positions(gold.items, items)
+        shown = ~np.isin(items[with_gold], np.array(sorted(seen), dtype=np.int64))
+        vs_gold = coded_classification_report(gold_codes[gold_rows][shown], codes[with_gold][shown], sets.values,
+                                              confidence[with_gold][shown])
+        if not vs_gold["n_items"]:
+            vs_gold = {"n_items": 0, "reason": "no gold labels on the judged items (run adjudicate first)"}
+        else:
+            vs_gold["cross_fitting"] = (
+                _cross_fitted(version, folds, set(items.tolist())) if judge == OFFLINE_JUDGE else {
+                    "folds": None, "excluded_as_examples": len(seen & set(gold.items.tolist())),
+                    "note": ("items whose own gold label was a few-shot example in the prompt that labelled "
+                             "them are left out; no other gold reaches this judge's prompt")})
+        with_judge = None
+        if table is not None:
+            column = np.full((len(h_items), 1), -1, dtype=np.int64)
+            column[rows, 0] = codes[with_humans]
+            with_judge = _renumbered(h_items, [*h_names, f"judge:{judge}"], np.hstack([h_codes, column]),
+                                     sets.values)
         report["judges"][judge] = {
             "kind": "human" if is_person else "judge",
-            "n_items_judged": len(judged),
+            "n_items_judged": len(items),
             "vs_human_majority": vs_majority,
             "vs_gold": vs_gold,
-            **_alpha_effect(table, alpha_humans, judge, judged),
+            **_alpha_effect(alpha_humans, with_judge),
         }
     return report
 
 
-def _cross_fitted(version, folds: int, judged: dict) -> dict[str, Any]:
+def _cross_fitted(version, folds: int, judged: set[Item]) -> dict[str, Any]:
     """The offline judge re-judging the same gold items from the other folds' gold: its honest figure."""
     gold = load_gold_set(version)
     try:
@@ -183,13 +271,12 @@ def _cross_fitted(version, folds: int, judged: dict) -> dict[str, Any]:
             "n_items": report["n_items"], "accuracy": report["accuracy"], "cohen_kappa": report["cohen_kappa"]}
 
 
-def _alpha_effect(table: RatingTable | None, alpha_humans, judge: str,
-                  judged: dict[Item, tuple[frozenset[str], float | None]]) -> dict[str, Any]:
+def _alpha_effect(alpha_humans, with_judge_table: CodedTable | None) -> dict[str, Any]:
     """Alpha of the humans alone and with the judge as one more annotator, on the humans' items."""
-    if table is None:
+    if with_judge_table is None:
         return {"alpha_humans": None, "alpha_with_judge": None, "judge_effect_on_alpha": "undefined",
                 "alpha_reason": "no human labels"}
-    with_judge = table_alpha(_with_judge(table, judge, judged))
+    with_judge = table_alpha(with_judge_table)
     if alpha_humans.value is None or with_judge.value is None:
         effect = "undefined"
     elif abs(with_judge.value - alpha_humans.value) < 5e-4:

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
-from django.core.cache import cache
 from django.db.models import Max
 
 from annotation.errors import ErrorMapError
@@ -18,8 +17,8 @@ from annotation.models import Dataset, EvaluatedModel, Label
 from annotation.selectors import (
     ALL_SOURCES,
     LabelFilter,
+    cached_by_labels,
     default_version,
-    label_fingerprint,
     label_values,
 )
 from taxonomy.core.prediction_powered import (
@@ -50,7 +49,6 @@ from taxonomy.models import Category, TaxonomyVersion
 
 GroupBy = Literal["model", "dataset"]
 SOURCES = ALL_SOURCES
-CACHE_SECONDS = 3600  # keys carry a fingerprint of the labels, so a hit is never stale
 GROUP_BYS = ("model", "dataset")
 SOURCE_NOTES = {
     Label.Source.JUDGE: "judge labels (all judge annotators pooled)",
@@ -130,14 +128,6 @@ def pick_version(label_filter: LabelFilter, taxonomy: str | TaxonomyVersion | No
     return default_version(label_filter).version
 
 
-def _cached(key: str, compute):
-    value = cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, CACHE_SECONDS)
-    return value
-
-
 def _columns(label_filter: LabelFilter, version: TaxonomyVersion) -> dict[str, np.ndarray]:
     """Label columns as integer arrays (model, dataset, item, annotator, category ids)."""
     # Read through the mapping: on a derived version, the earlier version's labels count as mapped.
@@ -181,8 +171,8 @@ def failure_signatures(
     _check_grouping(by, depth)
     label_filter = signature_filter(source=source, taxonomy=taxonomy, models=models, datasets=datasets)
     version = pick_version(label_filter, taxonomy)
-    key = "errormap-signatures-" + label_fingerprint(label_filter, version, by, depth)
-    return _cached(key, lambda: _signature_report(label_filter, version, source, by, depth))
+    return cached_by_labels("signatures", (label_filter,), version, (by, depth),
+                            lambda: _signature_report(label_filter, version, source, by, depth))
 
 
 def _verdict_mask(version: TaxonomyVersion, categories: np.ndarray) -> np.ndarray:
@@ -285,9 +275,8 @@ def corrected_signatures(
                                     datasets=datasets)
     gold_filter = replace(judge_filter, sources=(Label.Source.GOLD,))
     version = pick_version(judge_filter, taxonomy)
-    key = "errormap-corrected-" + label_fingerprint(judge_filter, version, by, depth,
-                                                    label_fingerprint(gold_filter, version))
-    return _cached(key, lambda: _corrected_report(judge_filter, gold_filter, version, by, depth))
+    return cached_by_labels("corrected", (judge_filter, gold_filter), version, (by, depth),
+                            lambda: _corrected_report(judge_filter, gold_filter, version, by, depth))
 
 
 def _item_shares(label_filter: LabelFilter, version: TaxonomyVersion, by: GroupBy,
@@ -350,8 +339,8 @@ def atlas(
     label_filter = signature_filter(source=source, taxonomy=taxonomy, models=[model] if model else None,
                                     datasets=[dataset] if dataset else None)
     version = pick_version(label_filter, taxonomy)
-    key = "errormap-atlas-" + label_fingerprint(label_filter, version)
-    return _cached(key, lambda: _atlas_report(label_filter, version, source, model, dataset))
+    return cached_by_labels("atlas", (label_filter,), version, (),
+                            lambda: _atlas_report(label_filter, version, source, model, dataset))
 
 
 def _atlas_report(label_filter: LabelFilter, version: TaxonomyVersion, source: str, model: str | None,

@@ -1,0 +1,197 @@
+"""Benchmark: the web UI's `/judge/` page and dashboard `/` at about 1,000,000 labels and 1,000,000 predictions.
+
+Not a test (nothing asserts a time). Writes its figures into the `pages` section of docs/benchmarks.md.
+    .venv/bin/python bench/pages_bench.py [--labels 1000000] [--predictions 1000000] [--repeats 5] [--db PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from bench.agreement_page_bench import logged_in_client, setup_django
+from bench.report import write_section
+
+HUMANS = 3  # human annotators on every labelled item
+N_TOP, N_SUB = 5, 4  # a two-level tree: 5 top categories of 4 leaves each (20 leaves)
+GOLD_SHARE = 0.1  # items with an adjudicated gold label
+HUMAN_AGREES = 0.7  # chance a person (or the judge) picks the item's true category
+CHUNK = 50_000
+
+
+def _chunks(rows, size: int = CHUNK):
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def build(n_labels: int, n_predictions: int, *, n_models: int = 10, n_datasets: int = 4, seed: int = 0) -> None:
+    """Predictions (half failures), and on failures 3 human labels, one judge label (with a confidence) and
+    gold on a tenth of them: about n_labels label rows in all."""
+    from annotation.models import Annotator, Dataset, EvaluatedModel, Example, Label, Prediction
+    from taxonomy.services.versions import CategorySpec, create_version
+
+    rng = np.random.default_rng(seed)
+    paths = [f"top {t} / leaf {t}.{s}" for t in range(N_TOP) for s in range(N_SUB)]
+    version = create_version(taxonomy_name="pages", categories=[CategorySpec(p) for p in paths])
+    leaf_ids = np.array([version.categories.get(path=p).pk for p in paths], dtype=np.int64)
+    datasets = [Dataset.objects.create(name=f"pages-data-{d}") for d in range(n_datasets)]
+    models = [EvaluatedModel.objects.create(name=f"pages-model-{m}") for m in range(n_models)]
+    n_examples = -(-n_predictions // n_models)
+    for batch in _chunks(Example(dataset=datasets[e % n_datasets], example_id=str(e), input_text="")
+                         for e in range(n_examples)):
+        Example.objects.bulk_create(batch, batch_size=5000)
+    examples = dict(Example.objects.filter(dataset__in=datasets).values_list("example_id", "pk"))
+    n_items = round(n_labels / (HUMANS + 1 + GOLD_SHARE))
+    failing = np.zeros(n_predictions, dtype=bool)
+    failing[rng.choice(n_predictions, size=max(n_items, n_predictions // 2), replace=False)] = True
+    for batch in _chunks(Prediction(example_id=examples[str(i // n_models)], model=models[i % n_models],
+                                    output_text="", score=0.0, is_failure=bool(failing[i]), content_key=str(i))
+                         for i in range(n_predictions)):
+        Prediction.objects.bulk_create(batch, batch_size=5000)
+    failures = np.array(sorted(Prediction.objects.filter(model__in=models, is_failure=True)
+                               .values_list("pk", flat=True)), dtype=np.int64)
+    items = rng.choice(failures, size=n_items, replace=False)
+    truth = rng.integers(0, len(leaf_ids), n_items)
+
+    def chosen() -> np.ndarray:
+        return np.where(rng.random(n_items) < HUMAN_AGREES, truth, rng.integers(0, len(leaf_ids), n_items))
+
+    humans = [Annotator.objects.create(name=f"person-{h}") for h in range(HUMANS)]
+    judge = Annotator.objects.create(name="judge:bench", kind=Annotator.Kind.JUDGE)
+    adjudicator = Annotator.objects.create(name="adjudicator", kind=Annotator.Kind.ADJUDICATOR)
+    gold = rng.random(n_items) < GOLD_SHARE
+    confidence = np.round(rng.random(n_items), 3)
+    columns = [(human, "human", chosen(), np.ones(n_items, dtype=bool), None) for human in humans]
+    columns += [(judge, "judge", chosen(), np.ones(n_items, dtype=bool), confidence),
+                (adjudicator, "gold", truth, gold, None)]
+    for annotator, source, picks, present, conf in columns:
+        rows = (Label(prediction_id=int(items[i]), taxonomy_version=version, category_id=int(leaf_ids[picks[i]]),
+                      source=source, annotator=annotator,
+                      confidence=None if conf is None else float(conf[i]))
+                for i in np.flatnonzero(present).tolist())
+        for batch in _chunks(rows):
+            Label.objects.bulk_create(batch, batch_size=5000)
+
+
+def time_get(client, path: str, repeats: int, *, fresh: bool) -> tuple[list[float], int]:
+    """Seconds per GET (Django's cache cleared before each when `fresh`), and the queries of the last one."""
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    times, queries = [], 0
+    for _ in range(repeats):
+        if fresh:
+            cache.clear()
+        with CaptureQueriesContext(connection) as captured:
+            start = time.perf_counter()
+            response = client.get(path)
+            times.append(time.perf_counter() - start)
+        queries = len(captured)
+        assert response.status_code == 200, response.status_code
+        assert b'id="error"' not in response.content, response.content[:2000]
+    return times, queries
+
+
+def judge_page_matches_command(client) -> bool:
+    """The judge page's audit equals `judge_audit --json` on the same labels."""
+    from django.core.management import call_command
+    from django.test.utils import setup_test_environment, teardown_test_environment
+    import io
+
+    setup_test_environment()
+    try:
+        shown = client.get("/judge/?taxonomy=pages@1").context["audit"]
+    finally:
+        teardown_test_environment()
+    out = io.StringIO()
+    call_command("judge_audit", "--json", "--taxonomy", "pages@1", stdout=out)
+    command = json.loads(out.getvalue())
+    return shown["judges"] == command["judges"]
+
+
+def _runs(times: list[float]) -> str:
+    return ", ".join(f"{t:.2f}" for t in times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--labels", type=int, default=1_000_000, help="about this many label rows")
+    parser.add_argument("--predictions", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--db", type=Path, help="SQLite file to reuse (built here when missing)")
+    parser.add_argument("--build-only", action="store_true", help="build the database and stop")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md")
+    args = parser.parse_args()
+
+    db = args.db or Path(tempfile.mkdtemp(prefix="pages-bench-")) / "db.sqlite3"
+    setup_django(db)
+    from annotation.models import Label, Prediction
+    from taxonomy.models import TaxonomyVersion
+
+    if not TaxonomyVersion.objects.filter(taxonomy__name="pages").exists():
+        start = time.perf_counter()
+        build(args.labels, args.predictions)
+        print(f"built {db} in {time.perf_counter() - start:.0f} s", flush=True)
+    n_labels, n_predictions = Label.objects.count(), Prediction.objects.count()
+    print(f"{n_labels:,} labels, {n_predictions:,} predictions", flush=True)
+    if args.build_only:
+        return
+    client = logged_in_client()
+    rows = []
+    for name, path in (("/judge/", "/judge/?taxonomy=pages@1"), ("/ (dashboard)", "/")):
+        time_get(client, path, 1, fresh=True)  # imports, SQLite page cache
+        cold, cold_queries = time_get(client, path, args.repeats, fresh=True)
+        warm, warm_queries = time_get(client, path, args.repeats, fresh=False)
+        rows.append((name, cold, cold_queries, warm, warm_queries))
+        print(f"{name}: cold {statistics.median(cold):.2f} s ({_runs(cold)}; {cold_queries} queries); "
+              f"warm {statistics.median(warm):.3f} s ({_runs(warm)}; {warm_queries} queries)", flush=True)
+    same = judge_page_matches_command(client)
+    print(f"judge page audit == judge_audit --json: {same}", flush=True)
+
+    lines = [
+        f"`GET` (Django test Client, logged in) on SQLite holding {n_labels:,} label rows and {n_predictions:,}",
+        f"predictions (half failures; on labelled failures {HUMANS} people, one judge with a confidence, gold on",
+        f"{GOLD_SHARE:.0%}; 20 leaf categories under 5 top ones). *Cold*: Django's cache cleared before each",
+        "request; *warm*: nothing changed since the last request. Median of "
+        f"{args.repeats} requests after a first one; the machine was shared (2 cores, other work running).",
+        "",
+        "| page | cold, median s (runs) | queries | warm, median s (runs) | queries |",
+        "|---|---|---:|---|---:|",
+    ]
+    for name, cold, cold_queries, warm, warm_queries in rows:
+        lines.append(f"| `{name}` | {statistics.median(cold):.2f} ({_runs(cold)}) | {cold_queries} "
+                     f"| {statistics.median(warm):.3f} ({_runs(warm)}) | {warm_queries} |")
+    lines += [
+        "",
+        f"Judge page's audit equals `judge_audit --json`: {'yes' if same else 'NO'}.",
+        "",
+        NOTES,
+        "",
+        (f"Reproduce: `.venv/bin/python bench/pages_bench.py --labels {args.labels} --predictions {args.predictions} "
+         f"--repeats {args.repeats}` (add `--db PATH` to keep and reuse the database)"),
+    ]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section("pages", f"Judge page and dashboard at {args.labels:,} labels", body)
+
+
+NOTES = ""
+
+if __name__ == "__main__":
+    main()

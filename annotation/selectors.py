@@ -217,28 +217,29 @@ def _with_sources(label_filter: LabelFilter, sources: tuple[str, ...]) -> LabelF
     return replace(label_filter, sources=sources, annotators=())
 
 
-def label_fingerprint(label_filter: LabelFilter, version: TaxonomyVersion, *parts: Any) -> str:
-    """Changes whenever anything a read of these labels depends on does (a cache key).
+def label_fingerprint(filters: Sequence[LabelFilter], version: TaxonomyVersion, *parts: Any) -> str:
+    """Changes whenever anything a read of these filters' labels depends on does (a cache key).
 
-    Label rows of the version and sources: an added row raises the count and the last id, a deleted
-    one lowers the count, and a row edited in place (admin) moves the last update time; writers
-    replace a label's category by deleting and adding rows. Failure flags when the filter reads
-    only failures (re-ingest flips them and stamps the prediction). Category paths and
-    descriptions, annotator, dataset and model names are read whole (small tables): renames
-    change what a report shows.
+    Label rows of the version (and the versions it was derived from) per source, read in one grouped
+    query for every filter: an added row raises the count and the last id, a deleted one lowers the
+    count, and a row edited in place (admin, a re-judge) moves the last update time; writers replace
+    a label's category by deleting and adding rows. Failure flags when a filter reads only failures
+    (re-ingest flips them and stamps the prediction). Category paths and descriptions, annotator,
+    dataset and model names are read whole (small tables): renames change what a report shows.
     """
+    sources = sorted({s for f in filters for s in f.sources})
     marks, read = [], version
     while read is not None:  # a derived version also reads its earlier versions' labels
-        marks.append(_version_labels(read, label_filter.sources).aggregate(
-            n=Count("pk"), last=Max("pk"), changed=Max("updated_at")))
+        marks.append(sorted(
+            (source, n, last, str(changed)) for source, n, last, changed in
+            _version_labels(read, sources).values("source").annotate(
+                n=Count("pk"), last=Max("pk"), changed=Max("updated_at")).values_list("source", "n", "last", "changed")
+            .order_by()))
         read = derived_from(read)
-    mark = {"n": [m["n"] for m in marks], "last": [m["last"] for m in marks],
-            "changed": [str(m["changed"]) for m in marks]}
     failures = (Prediction.objects.aggregate(changed=Max("updated_at"))["changed"]
-                if label_filter.failures_only else None)
+                if any(f.failures_only for f in filters) else None)
     key = (
-        parts, sorted(label_filter.as_config().items()), version.pk,
-        mark["n"], mark["last"], str(mark["changed"]), str(failures),
+        parts, [sorted(f.as_config().items()) for f in filters], version.pk, marks, str(failures),
         list(Category.objects.filter(version=version).order_by("pk")
              .values_list("pk", "path", "description")),
         list(Annotator.objects.order_by("pk").values_list("pk", "name")),
@@ -257,9 +258,7 @@ def cached_by_labels(name: str, filters: Sequence[LabelFilter], version: Taxonom
     """`compute()`, cached under the fingerprint of every label filter it reads (plus `parts`): the one
     cache of label-derived results (agreement, judge audit, signatures, atlas). Any label write changes
     the fingerprint, so a stale value is never read; it just ages out."""
-    first, *others = filters
-    key = f"errormap-{name}-" + label_fingerprint(first, version, parts,
-                                                  *(label_fingerprint(f, version) for f in others))
+    key = f"errormap-{name}-" + label_fingerprint(filters, version, parts)
     value = cache.get(key)
     if value is None:
         value = compute()

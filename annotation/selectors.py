@@ -259,7 +259,7 @@ def cached_by_labels(name: str, filters: Sequence[LabelFilter], version: Taxonom
     cache of label-derived results (agreement, judge audit, signatures, atlas). Any label write changes
     the fingerprint, so a stale value is never read; it just ages out."""
     key = f"errormap-{name}-" + label_fingerprint(filters, version, parts)
-    value = cache.get(key)
+    value: T | None = cache.get(key)
     if value is None:
         value = compute()
         cache.set(key, value, LABEL_CACHE_SECONDS)

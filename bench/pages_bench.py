@@ -6,6 +6,7 @@ Not a test (nothing asserts a time). Writes its figures into the `pages` section
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import statistics
 import sys
@@ -111,7 +112,6 @@ def judge_page_matches_command(client) -> bool:
     """The judge page's audit equals `judge_audit --json` on the same labels."""
     from django.core.management import call_command
     from django.test.utils import setup_test_environment, teardown_test_environment
-    import io
 
     setup_test_environment()
     try:
@@ -167,8 +167,8 @@ def main() -> None:
         f"`GET` (Django test Client, logged in) on SQLite holding {n_labels:,} label rows and {n_predictions:,}",
         f"predictions (half failures; on labelled failures {HUMANS} people, one judge with a confidence, gold on",
         f"{GOLD_SHARE:.0%}; 20 leaf categories under 5 top ones). *Cold*: Django's cache cleared before each",
-        "request; *warm*: nothing changed since the last request. Median of "
-        f"{args.repeats} requests after a first one; the machine was shared (2 cores, other work running).",
+        ("request; *warm*: nothing changed since the last request. Median of "
+         f"{args.repeats} requests after a first one; the machine was shared (2 cores, other work running)."),
         "",
         "| page | cold, median s (runs) | queries | warm, median s (runs) | queries |",
         "|---|---|---:|---|---:|",

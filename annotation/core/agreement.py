@@ -481,10 +481,11 @@ def fleiss_kappa_per_category(reliability_data: Sequence[Sequence[Any]]) -> dict
 def cohen_kappa(rater_a: Sequence[Any], rater_b: Sequence[Any]) -> Estimate:
     """Cohen's kappa of two raters over the items both rated."""
     coded = _encode([rater_a, rater_b])
-    return _cohen_from_codes(coded.codes[:, 0], coded.codes[:, 1], len(coded.values))
+    return cohen_kappa_of_codes(coded.codes[:, 0], coded.codes[:, 1], len(coded.values))
 
 
-def _cohen_from_codes(a: np.ndarray, b: np.ndarray, n_values: int) -> Estimate:
+def cohen_kappa_of_codes(a: np.ndarray, b: np.ndarray, n_values: int) -> Estimate:
+    """Cohen's kappa of two raters given as integer codes (-1 where missing) over n_values values."""
     both = (a >= 0) & (b >= 0)
     n = int(both.sum())
     if n == 0:
@@ -711,17 +712,30 @@ def accuracy_against_reference(table: CodedTable, reference: Mapping[Hashable, f
     """Per annotator, on the items they labelled that have a reference (gold): how many, the share whose
     set equals the reference exactly, and Cohen's kappa of their sets against it (sets as labels)."""
     position = {item: i for i, item in enumerate(table.items.tolist())}
-    rows = [(position[item], value) for item, value in reference.items() if item in position]
+    shared = [(position[item], value) for item, value in reference.items() if item in position]
+    rows = np.array([i for i, _ in shared], dtype=np.int64)
+    # Sets as codes over one numbering of their names (the table's sets first), so equal names are
+    # equal codes and the comparison runs in numpy.
+    names: dict[str, int] = {}
+    table_code = np.array([names.setdefault(" + ".join(sorted(v)), len(names)) for v in table.values] + [-1],
+                          dtype=np.int64)
+    reference_code = np.array([names.setdefault(" + ".join(sorted(v)), len(names)) for _, v in shared],
+                              dtype=np.int64)
+    sets = {v: k for k, v in enumerate(table.values)}  # exact match compares sets, not names
+    same_set = np.array([sets.get(v, -2) for _, v in shared], dtype=np.int64)
     out: dict[str, dict[str, Any]] = {}
     for j, annotator in enumerate(table.annotators):
-        pairs = [(table.values[table.codes[i, j]], value) for i, value in rows if table.codes[i, j] >= 0]
-        if not pairs:
+        codes = table.codes[rows, j] if len(rows) else np.zeros(0, dtype=np.int64)
+        rated = codes >= 0
+        if not rated.any():
             out[annotator] = {"n_items": 0, "accuracy": None, "cohen_kappa": None,
                               "reason": "no gold on the items this annotator labelled"}
             continue
-        kappa = cohen_kappa([" + ".join(sorted(a)) for a, _ in pairs], [" + ".join(sorted(g)) for _, g in pairs])
-        out[annotator] = {"n_items": len(pairs),
-                          "accuracy": round(sum(a == g for a, g in pairs) / len(pairs), 6),
+        given, gold = table_code[codes[rated]], reference_code[rated]
+        kappa = cohen_kappa_of_codes(given, gold, len(names))
+        n = int(rated.sum())
+        out[annotator] = {"n_items": n,
+                          "accuracy": round(int((codes[rated] == same_set[rated]).sum()) / n, 6),
                           "cohen_kappa": None if kappa.value is None else round(kappa.value, 6),
                           "reason": kappa.reason}
     return out
@@ -956,7 +970,7 @@ def _coder_pairs(coded: _Coded) -> Iterator[tuple[int, int, np.ndarray, np.ndarr
 
 
 def _pairwise(coded: _Coded, coders: Sequence[str]) -> dict[tuple[str, str], Estimate]:
-    return {(coders[i], coders[j]): _cohen_from_codes(a, b, len(coded.values))
+    return {(coders[i], coders[j]): cohen_kappa_of_codes(a, b, len(coded.values))
             for i, j, a, b in _coder_pairs(coded)}
 
 
@@ -973,7 +987,7 @@ def _pair_statistics(coded: _Coded,
     out = {}
     for i, j, a, b in _coder_pairs(coded):
         agreement = float((a == b).sum()) if distance is None else float((1 - distance[a, b]).sum())
-        out[(i, j)] = _PairStatistic(_cohen_from_codes(a, b, len(coded.values)), len(a), agreement)
+        out[(i, j)] = _PairStatistic(cohen_kappa_of_codes(a, b, len(coded.values)), len(a), agreement)
     return out
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from annotation.core.agreement import _cohen_from_codes
+from annotation.core.agreement import cohen_kappa_of_codes
 
 DEFAULT_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -62,7 +62,7 @@ def coded_classification_report(reference: np.ndarray, judged: np.ndarray, value
     correct = reference == judged
     names: dict[str, int] = {}
     name_code = np.array([names.setdefault(value_name(v), len(names)) for v in values], dtype=np.int64)
-    kappa = _cohen_from_codes(name_code[reference], name_code[judged], len(names))
+    kappa = cohen_kappa_of_codes(name_code[reference], name_code[judged], len(names))
     if confidence is None:
         confidence = np.full(n, np.nan)
     return {
@@ -79,7 +79,8 @@ def coded_classification_report(reference: np.ndarray, judged: np.ndarray, value
 
 def per_category_scores(items: Sequence[JudgedItem]) -> dict[str, dict[str, Any]]:
     """Per category: precision, recall, F1 and support, counting membership in the sets."""
-    return classification_report(items).get("per_category", {})
+    scores: dict[str, dict[str, Any]] = classification_report(items).get("per_category", {})
+    return scores
 
 
 def _per_category_from_pairs(pairs: np.ndarray, values: Sequence[frozenset[str]]) -> dict[str, dict[str, Any]]:
@@ -106,7 +107,8 @@ def _per_category_from_pairs(pairs: np.ndarray, values: Sequence[frozenset[str]]
 
 def confusion_matrix(items: Sequence[JudgedItem]) -> dict[str, dict[str, int]]:
     """reference value -> judge value -> count (sets written as 'A + B')."""
-    return classification_report(items).get("confusion", {})
+    matrix: dict[str, dict[str, int]] = classification_report(items).get("confusion", {})
+    return matrix
 
 
 def _confusion_from_pairs(pairs: np.ndarray, values: Sequence[frozenset[str]]) -> dict[str, dict[str, int]]:

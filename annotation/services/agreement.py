@@ -52,7 +52,7 @@ LABEL_IDS = ("prediction_id", "annotator_id", "category_id")
 
 
 def label_columns(label_filter: LabelFilter, version: TaxonomyVersion, fields: tuple[str, ...],
-                  dtype: type = np.int64) -> np.ndarray:
+                  dtype: type = np.int64) -> np.ndarray[Any, Any]:
     """The filtered label rows' numeric `fields` as an n x len(fields) array, in one read (NULL is NaN
     when dtype is float); an earlier version's labels count through the mapping on a derived version."""
     if derived_from(version) is None:
@@ -60,7 +60,7 @@ def label_columns(label_filter: LabelFilter, version: TaxonomyVersion, fields: t
     return np.array(label_values(label_filter, version, *fields), dtype=dtype).reshape(-1, len(fields))
 
 
-def table_of(ids: np.ndarray, version: TaxonomyVersion, depth: int | None = None) -> CodedTable:
+def table_of(ids: np.ndarray[Any, Any], version: TaxonomyVersion, depth: int | None = None) -> CodedTable:
     """A CodedTable from label rows whose first three columns are LABEL_IDS."""
     ids = ids[:, :3].astype(np.int64)
     paths = {pk: _cut(path, depth) for pk, path in
@@ -71,7 +71,7 @@ def table_of(ids: np.ndarray, version: TaxonomyVersion, depth: int | None = None
                              category_paths=paths)
 
 
-def _id_rows(rows, dtype: type = np.int64) -> np.ndarray:
+def _id_rows(rows, dtype: type = np.int64) -> np.ndarray[Any, Any]:
     """A values_list of numeric columns as an n x columns array, fetched in one go."""
     sql, params = rows.query.sql_with_params()
     with connections[rows.db].cursor() as cursor:

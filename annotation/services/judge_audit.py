@@ -31,7 +31,7 @@ class _Judged:
     highest confidence among the set's rows (NaN where none was given)."""
 
     table: CodedTable
-    confidence: np.ndarray
+    confidence: np.ndarray[Any, Any]
 
 
 def _judged(label_filter: LabelFilter, version) -> _Judged:
@@ -75,22 +75,23 @@ class _Sets:
             self.values.append(value)
         return self.code[value]
 
-    def recode(self, table: CodedTable) -> np.ndarray:
+    def recode(self, table: CodedTable) -> np.ndarray[Any, Any]:
         """The table's codes in this numbering (-1 stays -1)."""
         remap = np.array([self.add(v) for v in table.values] + [-1], dtype=np.int64)
-        return remap[table.codes]
+        recoded: np.ndarray[Any, Any] = remap[table.codes]
+        return recoded
 
-    def union_per_item(self, table: CodedTable) -> np.ndarray:
+    def union_per_item(self, table: CodedTable) -> np.ndarray[Any, Any]:
         """Per item of the table, the code of the union of its annotators' sets."""
         codes = self.recode(table)
         if not len(table.items):
             return np.zeros(0, dtype=np.int64)
-        union = codes.max(axis=1)
+        union: np.ndarray[Any, Any] = codes.max(axis=1)
         for i in np.flatnonzero((codes >= 0).sum(axis=1) > 1).tolist():
             union[i] = self.add(frozenset().union(*(self.values[c] for c in codes[i].tolist() if c >= 0)))
         return union
 
-    def member(self) -> np.ndarray:
+    def member(self) -> np.ndarray[Any, Any]:
         """(values + 1) x categories: 1 where the set holds the category; the last row (code -1) is empty."""
         categories = sorted({c for value in self.values for c in value})
         index = {c: k for k, c in enumerate(categories)}
@@ -102,7 +103,7 @@ class _Sets:
         return member
 
 
-def _renumbered(items: np.ndarray, annotators: list[str], codes: np.ndarray,
+def _renumbered(items: np.ndarray[Any, Any], annotators: list[str], codes: np.ndarray[Any, Any],
                 values: list[frozenset[str]]) -> CodedTable:
     """A CodedTable whose sets are numbered by first appearance reading row by row (as `table_from_labels`
     and a RatingTable's encoding number them, so every statistic adds up in the same order)."""
@@ -114,7 +115,8 @@ def _renumbered(items: np.ndarray, annotators: list[str], codes: np.ndarray,
     return CodedTable(items, annotators, remap[codes], [values[v] for v in order.tolist()])
 
 
-def _positions(within: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _positions(within: np.ndarray[Any, Any], items: np.ndarray[Any, Any]
+               ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """For sorted `within`: which of `items` it holds, and their rows in it."""
     pos = np.searchsorted(within, items)
     found = pos < len(within)

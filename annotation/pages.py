@@ -35,9 +35,10 @@ def _depth(value: Any) -> int | None:
 
 def dashboard_context() -> dict[str, Any]:
     """Headline counts, datasets, recent runs and annotation progress."""
+    counts = selectors.prediction_counts()  # one pass over the predictions for both tables
     return {
-        "overview": selectors.overview(),
-        "datasets": selectors.datasets_table(),
+        "overview": selectors.overview(counts),
+        "datasets": selectors.datasets_table(counts),
         # Counts as (key, value) pairs made here: a key named like a dict method ("items", "keys")
         # would shadow that method in the template's `counts.items` lookup.
         "runs": [{"run": run, "state": run_state(run),

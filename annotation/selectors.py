@@ -287,14 +287,23 @@ class ProjectProgress:
         return 100.0 * self.complete / self.tasks if self.tasks else 0.0
 
 
-def overview() -> dict:
-    """Headline counts for the dashboard, with label counts per source."""
+def prediction_counts() -> dict[int, tuple[int, int]]:
+    """dataset id -> (predictions, failures), in one grouped pass over the prediction table."""
+    rows = (Prediction.objects.values("example__dataset_id")
+            .annotate(n=Count("pk"), failures=Count("pk", filter=Q(is_failure=True))).order_by()
+            .values_list("example__dataset_id", "n", "failures"))
+    return {dataset: (n, failures) for dataset, n, failures in rows}
+
+
+def overview(counts: dict[int, tuple[int, int]] | None = None) -> dict:
+    """Headline counts for the dashboard, with label counts per source (`counts`: prediction_counts())."""
+    counts = prediction_counts() if counts is None else counts
     by_source = dict(Label.objects.values_list("source").annotate(n=Count("pk")).values_list("source", "n"))
     return {
         "datasets": Dataset.objects.count(),
         "models": EvaluatedModel.objects.count(),
-        "predictions": Prediction.objects.count(),
-        "failures": Prediction.objects.filter(is_failure=True).count(),
+        "predictions": sum(n for n, _ in counts.values()),
+        "failures": sum(f for _, f in counts.values()),
         "work_sets": WorkSet.objects.count(),
         "analyses": Analysis.objects.count(),
         "labels": {source: by_source.get(source, 0) for source in Label.Source.values},
@@ -302,15 +311,13 @@ def overview() -> dict:
     }
 
 
-def datasets_table() -> list[dict]:
-    """Per dataset: predictions, failures, threshold."""
-    rows = Dataset.objects.annotate(
-        predictions=Count("examples__predictions"),
-        failures=Count("examples__predictions", filter=Q(examples__predictions__is_failure=True)),
-    ).order_by("name")
+def datasets_table(counts: dict[int, tuple[int, int]] | None = None) -> list[dict]:
+    """Per dataset: predictions, failures, threshold (`counts`: prediction_counts(), read once per page)."""
+    counts = prediction_counts() if counts is None else counts
     return [
-        {"name": d.name, "predictions": d.predictions, "failures": d.failures, "threshold": d.applied_threshold}
-        for d in rows
+        {"name": d.name, "predictions": counts.get(d.pk, (0, 0))[0], "failures": counts.get(d.pk, (0, 0))[1],
+         "threshold": d.applied_threshold}
+        for d in Dataset.objects.order_by("name")
     ]
 
 

@@ -191,7 +191,22 @@ def main() -> None:
         write_section("pages", f"Judge page and dashboard at {args.labels:,} labels", body)
 
 
-NOTES = ""
+NOTES = """Before (main at 285d01e, the same database, the same session while other work ran, median of 3): `/judge/`
+cold 86.29 s (88.90, 86.29, 69.97), warm 26.82 s (23.46 to 27.67: the audit was computed on every
+request); `/` 0.90 s cold, 1.25 s warm (13 queries). Target (warm < 1 s, cold < 2 s, `/` < 0.3 s): the
+warm judge page is at the line, cold and the dashboard are not reached; why, below.
+
+Where a cold `/judge/` goes (cProfile at 1,000,000 labels): the page reads the label rows five
+times (agreement: judge+human, gold; audit: judge with confidences, human, gold), and SQLite's
+`fetchall` of those id rows is about 40 % of it; numpy's sorts in `table_from_labels` (np.unique over
+every row) about a third; the agreement statistics and the bootstrap most of the rest. Reading all
+three sources once per request and splitting them in numpy is the next step. A warm page is a cache
+read behind the fingerprint: one grouped count / last id / last update per source of the version
+(about 0.3 s each at this size, twice per page) plus the page's rendering of 1,000 disagreeing items;
+a write counter bumped by every label write would make it near-free but needs every writer (or a
+trigger) to bump it. The dashboard's floor is one grouped pass over the 1,000,000 predictions
+(per dataset: count, failures) and the label count per source; without a change marker for
+predictions (their last update has no index) it is not cached."""
 
 if __name__ == "__main__":
     main()

@@ -179,7 +179,7 @@ def main() -> None:
     db = args.db or Path(tempfile.mkdtemp(prefix="agreement-page-bench-")) / "db.sqlite3"
     setup_django(db)
     from annotation.models import Label
-    from annotation.web.views import PAGE_REPS
+    from annotation.pages import PAGE_REPS
     from taxonomy.models import TaxonomyVersion
 
     for name, label, sets, pool in KINDS:

@@ -11,12 +11,14 @@ from annotation.core.assignment import draw_assisted
 from annotation.errors import ErrorMapError
 from annotation.models import (
     Annotator,
+    Dataset,
     Label,
     LabelStudioAnnotation,
     LabelStudioProject,
     LabelStudioTask,
     Prediction,
     PromptVersion,
+    WorkSet,
 )
 from annotation.services.labelstudio.client import (
     WEBHOOK_SECRET_HEADER,
@@ -404,6 +406,24 @@ def test_push_adopts_a_project_created_before_an_interruption(labelstudio):
     again = push_labelstudio(work_set="ws-adopt", taxonomy="errors-adopt")
     assert again.labelstudio_project_id == first.labelstudio_project_id
     assert (again.created_project, again.tasks_recovered, again.tasks_imported) == (False, 2, 0)
+
+
+def test_a_project_adopted_by_title_keeps_out_tasks_of_another_databases_predictions(labelstudio):
+    # Label Studio outlives the platform's database (a wiped var/, or the demo run again on a new one):
+    # the project is adopted by its title, but its tasks name predictions that do not exist here.
+    make_taxonomy("errors-foreign")
+    _, old = make_work_set("ws-foreign", 2)
+    first = push_labelstudio(work_set="ws-foreign", taxonomy="errors-foreign")
+    LabelStudioProject.objects.all().delete()
+    WorkSet.objects.filter(name="ws-foreign").delete()
+    Dataset.objects.filter(name="ws-foreign-data").delete()  # its examples and predictions go with it
+    _, new = make_work_set("ws-foreign", 3)
+    assert not {p.pk for p in new} & {p.pk for p in old}
+
+    again = push_labelstudio(work_set="ws-foreign", taxonomy="errors-foreign")
+    assert again.labelstudio_project_id == first.labelstudio_project_id
+    assert (again.tasks_recovered, again.tasks_imported) == (0, 3)
+    assert sorted(LabelStudioTask.objects.values_list("prediction_id", flat=True)) == sorted(p.pk for p in new)
 
 
 def test_new_taxonomy_version_updates_config_and_keeps_annotations(labelstudio, labelstudio_users):

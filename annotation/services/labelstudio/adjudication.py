@@ -286,7 +286,9 @@ def push_adjudication(
         if ws is not None:
             items = items.filter(prediction__work_sets=ws)
         remote_data = list_task_data(client, project.labelstudio_id)
-        done, recovered = adopt_remote_tasks(project, remote_data)
+        done, recovered = adopt_remote_tasks(
+            project, remote_data, expected=set(items.values_list("prediction_id", flat=True))
+        )
         refreshed = refresh_adjudication_tasks(
             client,
             project,

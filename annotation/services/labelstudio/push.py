@@ -225,10 +225,13 @@ def adopt_remote_tasks(
     project: LabelStudioProject,
     remote_data: dict[int, dict],
     *,
+    expected: set[int],
     assisted: dict[int, bool] | None = None,
 ) -> tuple[set[int], int]:
     """Record tasks that Label Studio holds but the platform does not (a push stopped between import and
-    record), with their mixed-mode draw. -> (prediction ids with a task, tasks adopted)."""
+    record), with their mixed-mode draw. Only tasks of `expected` predictions (what this push may hold)
+    are adopted: a project adopted by title can hold tasks of another database's predictions, whose ids
+    mean nothing here. -> (prediction ids with a task, tasks adopted)."""
     remote = task_ids_by_prediction(remote_data)
     known = set(project.tasks.values_list("prediction_id", flat=True))
     assisted = assisted or {}
@@ -237,13 +240,13 @@ def adopt_remote_tasks(
             project=project, prediction_id=pid, labelstudio_id=tid, assisted=assisted.get(pid)
         )
         for pid, tid in remote.items()
-        if pid not in known
+        if pid not in known and pid in expected
     ]
     LabelStudioTask.objects.filter(
         labelstudio_id__in=[t.labelstudio_id for t in recovered]
     ).delete()
     LabelStudioTask.objects.bulk_create(recovered, batch_size=1000)
-    return known | set(remote), len(recovered)
+    return known | {t.prediction_id for t in recovered}, len(recovered)
 
 
 def import_tasks(
@@ -517,7 +520,9 @@ def push_labelstudio(
                 project.tasks.exclude(assisted=None).values_list("prediction_id", "assisted")
             )
         remote_data = list_task_data(client, project.labelstudio_id)
-        done, recovered = adopt_remote_tasks(project, remote_data, assisted=assisted)
+        done, recovered = adopt_remote_tasks(
+            project, remote_data, expected=set(work_set_ids), assisted=assisted
+        )
         refreshed, predictions_refreshed, model_versions = refresh_label_tasks(
             client, project, remote_data, version=version, batch_size=batch_size
         )

@@ -27,7 +27,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from annotation.models import AdjudicationItem, Label, Prediction
-from taxonomy.models import Category, TaxonomyVersion
+from taxonomy.models import Category, TaxonomyProposal, TaxonomyVersion
 from tests.fake_openai_server import FakeOpenAIServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.labelstudio, pytest.mark.slow]
@@ -180,6 +180,10 @@ def _arguments(line: str, workdir: Path) -> list[str]:
             _write_labels_csv(workdir / arg, args[args.index("--taxonomy") + 1])
         elif arg == "DATASET|EXAMPLE_ID|MODEL":
             arg = _open_item(args[args.index("--category") + 1])
+        elif args[0] == "accept_proposals" and arg.isdigit():
+            # The README's ids are those of a fresh database (the n-th proposal); PostgreSQL's sequences
+            # keep counting across the suite's tests, so take the n-th stored proposal's id.
+            arg = str(TaxonomyProposal.objects.order_by("pk").values_list("pk", flat=True)[int(arg) - 1])
         out.append(arg)
     assert not [a for a in out if a.isupper() and len(a) > 1 and "|" not in a], (
         f"README line {line!r} has a placeholder this test does not fill")

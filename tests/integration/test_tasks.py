@@ -70,11 +70,20 @@ def broker():
     """Tasks go to Redis (this run's queue) instead of running in process; restored afterwards."""
     saved = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url", "task_default_queue")}
     celery_app.conf.update(task_always_eager=False, broker_url=BROKER, task_default_queue=QUEUE)
+    _drop_connections()
     redis_client().delete(QUEUE)
     cache.clear()  # no delivery marked as waiting by an earlier run
     yield
     redis_client().delete(QUEUE)
     celery_app.conf.update(saved)
+    _drop_connections()
+
+
+def _drop_connections() -> None:
+    """Forget the app's connection and producer pools: made before the broker URL changed (by any
+    earlier use of the app in this process), they would still point at the old broker."""
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 class Worker:

@@ -2,15 +2,19 @@
 
 Not a test (nothing asserts a time). Writes its figures into the `agreement-page` section of docs/benchmarks.md.
     .venv/bin/python bench/agreement_page_bench.py [--labels 1000000] [--repeats 5] [--db PATH]
+With a PostgreSQL `--database-url` it times the page there (beside the same on the SQLite file `--compare-sqlite
+PATH`) and writes the PostgreSQL part of docs/benchmarks.md instead.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +26,8 @@ import numpy as np
 
 from annotation.core.agreement import RatingTable
 from bench.agreement_bench import synthetic_table
-from bench.report import write_section
+from bench.databases import add_database_url_argument, analyze_postgres, is_postgres, sqlite_url
+from bench.report import machine_load, write_section
 
 PER_ITEM = 3  # annotators labelling each item
 N_CATEGORIES = 20
@@ -50,16 +55,12 @@ def crowd_table(n_items: int, n_annotators: int, *, sets: bool, seed: int = 0) -
     return RatingTable(base.items, [f"annotator {j}" for j in range(n_annotators)], cells)
 
 
-def setup_django(db: Path) -> None:
-    """Point Django at this SQLite file (created and migrated when new) before anything imports models."""
-    os.environ["DATABASE_URL"] = f"sqlite:///{db}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
-    import django
+def setup_django(db: Path | str) -> None:
+    """Point Django at this SQLite file or database URL (created and migrated when new) before models are imported."""
+    from bench.databases import setup_django as setup_database
+    from bench.databases import sqlite_url
 
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    setup_database(db if isinstance(db, str) else sqlite_url(db))
 
 
 def load_labels(table: RatingTable, *, n_models: int = 1, n_datasets: int = 1, taxonomy: str = "bench") -> int:
@@ -166,6 +167,94 @@ def _runs(times: list[float]) -> str:
     return ", ".join(f"{t:.2f}" for t in times)
 
 
+def measure_kinds(client, kinds, repeats: int) -> list[list]:
+    """Per kind of data: label, label rows, items, computed / computed CPU / cached / one-model page seconds,
+    command seconds, page numbers == command JSON, a digest of the command's JSON, machine load before."""
+    from annotation.models import Label
+    from annotation.pages import PAGE_REPS
+
+    rows = []
+    for name, label, _, _ in kinds:
+        load = machine_load()
+        taxonomy = f"{name}@1"
+        n_rows = Label.objects.filter(taxonomy_version__taxonomy__name=name).count()
+        path = f"/agreement/?taxonomy={taxonomy}"
+        first = time_page(client, path, 1, fresh=True)[0]  # imports, the database's page cache
+        fresh_cpu: list[float] = []
+        fresh = time_page(client, path, repeats, fresh=True, cpu=fresh_cpu)
+        warm = time_page(client, path, repeats, fresh=False)
+        filtered = time_page(client, path + f"&model={name}-model-0", repeats, fresh=True)
+        command, report = time_command(["--taxonomy", taxonomy, "--reps", str(PAGE_REPS)], repeats)
+        shown = page_numbers(client, path)
+        same = (shown["Krippendorff's alpha"] == report["krippendorff_alpha"]
+                and shown["Fleiss' kappa"] == report["fleiss_kappa"]
+                and shown["per_category"] == report["per_category"]
+                and shown["per_annotator"] == report["per_annotator"])
+        digest = hashlib.sha256(json.dumps(report, sort_keys=True).encode()).hexdigest()
+        rows.append([label, n_rows, report["n_items"], fresh, fresh_cpu, warm, filtered, command, same, digest, load])
+        print(f"{label} ({n_rows:,} rows): first {first:.2f} s; computed {statistics.median(fresh):.2f} s "
+              f"({_runs(fresh)}; CPU {statistics.median(fresh_cpu):.2f}); cached {statistics.median(warm):.3f} s "
+              f"({_runs(warm)}); one model {statistics.median(filtered):.2f} s; command "
+              f"{statistics.median(command):.2f} s ({_runs(command)}); page numbers == command JSON: {same}",
+              flush=True)
+    return rows
+
+
+def postgres_comparison(client, args, kinds) -> None:
+    """The agreement page on this PostgreSQL database and on the SQLite file --compare-sqlite (the same build),
+    one after the other; medians and PostgreSQL / SQLite ratios, into the PostgreSQL part of the docs."""
+    lite = None
+    if args.compare_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "sqlite.json"
+            subprocess.run([sys.executable, __file__, "--db", str(args.compare_sqlite), "--repeats", str(args.repeats),
+                            "--labels", str(args.labels), "--models", str(args.models), "--datasets",
+                            str(args.datasets), "--kinds", *[k[0] for k in kinds], "--json-out", str(out)],
+                           check=True, env={**os.environ, "BENCH_DATABASE_URL": ""})
+            lite = json.loads(out.read_text())
+    pg = measure_kinds(client, kinds, args.repeats)
+    med = statistics.median
+    lines = [
+        "`GET /agreement/` (Django test Client, logged in, Django's local-memory cache) on PostgreSQL holding about",
+        f"{args.labels:,} human label rows per kind of data, built by this benchmark (the data of the SQLite section",
+        "above); the SQLite figures are the same benchmark on a SQLite file of the same build, run just before in the",
+        f"same session. Median of {args.repeats} requests after an untimed first one. *Computed*: Django's cache",
+        "cleared before each request; *cached* (warm): nothing changed since the last request. Target: warm < 2 s.",
+        "",
+        ("| data | label rows | PostgreSQL computed, median s (runs) | PostgreSQL cached, median s (runs) "
+         "| PostgreSQL one model | PostgreSQL command | SQLite computed / cached / one model / command "
+         "| ratio computed / cached | same JSON on both | load (PostgreSQL; SQLite) |"),
+        "|---|---:|---|---|---:|---:|---|---|---|---|",
+    ]
+    for i, (label, n_rows, _, fresh, _, warm, filtered, command, same, digest, load) in enumerate(pg):
+        other = lite[i] if lite else None
+        theirs = (f"{med(other[3]):.2f} / {med(other[5]):.3f} / {med(other[6]):.2f} / {med(other[7]):.2f}"
+                  if other else "-")
+        ratio = f"{med(fresh) / med(other[3]):.2f} / {med(warm) / med(other[5]):.2f}" if other else "-"
+        equal = ("yes" if other and other[9] == digest else "NO") if other else "-"
+        lines.append(f"| {label} | {n_rows:,} | {med(fresh):.2f} ({_runs(fresh)}) | {med(warm):.3f} ({_runs(warm)}) "
+                     f"| {med(filtered):.2f} | {med(command):.2f} | {theirs} | {ratio} | {equal} "
+                     f"| {load}{'; ' + other[10] if other else ''} |")
+        if not same:
+            lines.append(f"| (the page's numbers differ from `agreement --json` on PostgreSQL for {label}) |")
+    lines += [
+        "",
+        NOTES_POSTGRES,
+        "",
+        (f"Reproduce: `scripts/services start`, then `.venv/bin/python bench/agreement_page_bench.py --labels "
+         f"{args.labels} --models {args.models} --datasets {args.datasets} --repeats {args.repeats} --kinds "
+         f"{' '.join(k[0] for k in kinds)} --database-url postgres://postgres@127.0.0.1:PORT/agreement1m "
+         "--compare-sqlite PATH` (each database is built once and kept)"),
+    ]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section("postgres-agreement-page", f"Agreement page at {args.labels:,} labels", body, parent="postgres")
+
+
+NOTES_POSTGRES = ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--labels", type=int, default=1_000_000, help="about this many label rows per data kind")
@@ -173,45 +262,40 @@ def main() -> None:
     parser.add_argument("--datasets", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--db", type=Path, help="SQLite file to reuse (built here when missing)")
+    add_database_url_argument(parser)
+    parser.add_argument("--kinds", nargs="+", choices=[k[0] for k in KINDS], default=[k[0] for k in KINDS],
+                        help="kinds of data to build and time (default: all)")
+    parser.add_argument("--compare-sqlite", type=Path, metavar="PATH",
+                        help="with a PostgreSQL --database-url: the same measurements on this SQLite file "
+                             "(built when missing)")
+    parser.add_argument("--json-out", type=Path, help=argparse.SUPPRESS)  # the SQLite side of --compare-sqlite
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md")
     args = parser.parse_args()
 
-    db = args.db or Path(tempfile.mkdtemp(prefix="agreement-page-bench-")) / "db.sqlite3"
+    db = args.database_url or sqlite_url(
+        args.db or Path(tempfile.mkdtemp(prefix="agreement-page-bench-")) / "db.sqlite3")
     setup_django(db)
-    from annotation.models import Label
     from annotation.pages import PAGE_REPS
     from taxonomy.models import TaxonomyVersion
 
-    for name, label, sets, pool in KINDS:
+    kinds = [kind for kind in KINDS if kind[0] in args.kinds]
+    for name, label, sets, pool in kinds:
         if not TaxonomyVersion.objects.filter(taxonomy__name=name).exists():
             start = time.perf_counter()
             table = crowd_table(items_for(args.labels, sets=sets), pool, sets=sets)
             n = load_labels(table, n_models=args.models, n_datasets=args.datasets, taxonomy=name)
+            analyze_postgres()
             print(f"loaded {label}: {n:,} label rows, {len(table.items):,} items in "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
 
     client = logged_in_client()
-    rows = []
-    for name, label, _, _ in KINDS:
-        taxonomy = f"{name}@1"
-        n_rows = Label.objects.filter(taxonomy_version__taxonomy__name=name).count()
-        path = f"/agreement/?taxonomy={taxonomy}"
-        first = time_page(client, path, 1, fresh=True)[0]  # imports, SQLite page cache
-        fresh_cpu: list[float] = []
-        fresh = time_page(client, path, args.repeats, fresh=True, cpu=fresh_cpu)
-        warm = time_page(client, path, args.repeats, fresh=False)
-        filtered = time_page(client, path + f"&model={name}-model-0", args.repeats, fresh=True)
-        command, report = time_command(["--taxonomy", taxonomy, "--reps", str(PAGE_REPS)], args.repeats)
-        shown = page_numbers(client, path)
-        same = (shown["Krippendorff's alpha"] == report["krippendorff_alpha"]
-                and shown["Fleiss' kappa"] == report["fleiss_kappa"]
-                and shown["per_category"] == report["per_category"]
-                and shown["per_annotator"] == report["per_annotator"])
-        rows.append((label, n_rows, report, fresh, fresh_cpu, warm, filtered, command, same))
-        print(f"{label} ({n_rows:,} rows): first {first:.2f} s; computed {statistics.median(fresh):.2f} s "
-              f"({_runs(fresh)}; CPU {statistics.median(fresh_cpu):.2f}); cached {statistics.median(warm):.3f} s; one model "
-              f"{statistics.median(filtered):.2f} s; command {statistics.median(command):.2f} s "
-              f"({_runs(command)}); page numbers == command JSON: {same}", flush=True)
+    if is_postgres(args.database_url):
+        postgres_comparison(client, args, kinds)
+        return
+    rows = measure_kinds(client, kinds, args.repeats)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(rows))
+        return
 
     lines = [
         f"`GET /agreement/` (Django test Client, logged in) on SQLite holding about {args.labels:,} human label",
@@ -225,8 +309,8 @@ def main() -> None:
          "| page cached, median s | page, one model, median s | command, median s | page = command JSON |"),
         "|---|---:|---:|---|---:|---:|---:|---:|---|",
     ]
-    for label, n_rows, report, fresh, fresh_cpu, warm, filtered, command, same in rows:
-        lines.append(f"| {label} | {n_rows:,} | {report['n_items']:,} | {statistics.median(fresh):.2f} ({_runs(fresh)}) "
+    for label, n_rows, n_items, fresh, fresh_cpu, warm, filtered, command, same, _, _ in rows:
+        lines.append(f"| {label} | {n_rows:,} | {n_items:,} | {statistics.median(fresh):.2f} ({_runs(fresh)}) "
                      f"| {statistics.median(fresh_cpu):.2f} "
                      f"| {statistics.median(warm):.3f} | {statistics.median(filtered):.2f} "
                      f"| {statistics.median(command):.2f} | {'yes' if same else 'NO'} |")

@@ -5,6 +5,10 @@ child's peak resident memory from wait4(). Figures go to stdout and to docs/benc
 
     .venv/bin/python bench/ingest_bench.py [--rows 1000000] [--repeats 3]
     .venv/bin/python bench/ingest_bench.py --floor [--rows 200000] [--repeats 3]
+    .venv/bin/python bench/ingest_bench.py --database-url postgres://USER@HOST:PORT/NAME [--rows 1000000]
+
+With --database-url postgres://... it ingests and then samples (`sample_failures`) --rows predictions on
+that PostgreSQL server and on SQLite, alternated, and writes the PostgreSQL part of docs/benchmarks.md.
 
 With --floor it measures ingest against the floor of its own schema instead: the same rows, already
 parsed into tuples, written with plain executemany (datasets, models, examples, then predictions)
@@ -21,11 +25,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.report import write_section
+from bench.databases import (
+    add_database_url_argument,
+    is_postgres,
+    recreate_postgres_database,
+    sqlite_url,
+    with_database_name,
+)
+from bench.report import machine_load, write_section
 
 MODELS = 10
 
@@ -44,21 +58,52 @@ def generate_csv(path: Path, rows: int) -> None:
             ])
 
 
-def ingest_once(csv_path: Path) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS in MiB) of one ingest into a fresh database."""
+@contextmanager
+def fresh_database(database_url: str | None = None) -> Iterator[dict[str, str]]:
+    """A child process's environment on a fresh, migrated database: a SQLite file in a temporary folder,
+    or (for a PostgreSQL URL) that database dropped and copied from a migrated template."""
     with tempfile.TemporaryDirectory() as var:
-        env = {**os.environ, "ERRORMAP_VAR_DIR": var, "DATABASE_URL": f"sqlite:///{var}/bench.sqlite3"}
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        start = time.perf_counter()
-        child = subprocess.Popen(
-            [sys.executable, "manage.py", "ingest_results", str(csv_path)], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-        elapsed = time.perf_counter() - start
-        if status != 0:
-            raise SystemExit(f"ingest failed with status {status}")
-        return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+        env = {**os.environ, "ERRORMAP_VAR_DIR": var}
+        if is_postgres(database_url):
+            assert database_url is not None
+            recreate_postgres_database(database_url, template=_postgres_template(database_url))
+            env["DATABASE_URL"] = database_url
+        else:
+            env["DATABASE_URL"] = sqlite_url(Path(var) / "bench.sqlite3")
+            subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        yield env
+
+
+_TEMPLATES: dict[str, str] = {}
+
+
+def _postgres_template(database_url: str) -> str:
+    """A migrated empty database beside the URL's, made once per run (copying it is quicker than migrating)."""
+    if database_url not in _TEMPLATES:
+        name = urlsplit(database_url).path.lstrip("/") + "_template"
+        template_url = with_database_name(database_url, name)
+        recreate_postgres_database(template_url)
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True,
+                       env={**os.environ, "DATABASE_URL": template_url})
+        _TEMPLATES[database_url] = name
+    return _TEMPLATES[database_url]
+
+
+def timed_command(args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MiB) of `manage.py ARGS` in a child process."""
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"manage.py {args[0]} failed with status {status}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def ingest_once(csv_path: Path, database_url: str | None = None) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MiB) of one ingest into a fresh database."""
+    with fresh_database(database_url) as env:
+        return timed_command(["ingest_results", str(csv_path)], env)
 
 
 def floor_child(csv_path: Path) -> None:
@@ -140,15 +185,93 @@ def floor_comparison(rows: int, repeats: int) -> None:
     write_section("ingest_floor", "Ingest against the floor of its schema", body)
 
 
+def ingest_and_sample(csv_path: Path, database_url: str | None) -> dict[str, float]:
+    """Ingest the CSV into a fresh database, then draw a 10 % work set (`sample_failures`): time, CPU and peak
+    memory of each step, each in its own child process."""
+    with fresh_database(database_url) as env:
+        ingest = timed_command(["ingest_results", str(csv_path)], env)
+        sample = timed_command(["sample_failures", "--ratio", "0.1", "--seed", "0", "--name", "bench"], env)
+        members = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c",
+             ("from annotation.models import WorkSetFailure as W; "
+              "print(W.objects.filter(work_set__name='bench').count())")],
+            cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.split()[-1]
+    return {"ingest_s": ingest[0], "ingest_cpu": ingest[1], "ingest_rss": ingest[2],
+            "sample_s": sample[0], "sample_cpu": sample[1], "sample_rss": sample[2], "sampled": int(members)}
+
+
+def _runs(runs: list[dict[str, float]], key: str) -> str:
+    return ", ".join(f"{run[key]:.1f}" for run in runs)
+
+
+def postgres_comparison(database_url: str, rows: int, repeats: int) -> None:
+    """Ingest then sample `rows` predictions on PostgreSQL and on SQLite, alternated, each into a fresh database;
+    medians and the PostgreSQL / SQLite ratios. The CSV is generated once and kept in var/bench/."""
+    path = ROOT / "var" / "bench" / f"results-{rows}.csv"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generate_csv(path, rows)
+    runs: dict[str, list[dict[str, float]]] = {"PostgreSQL": [], "SQLite": []}
+    loads = []
+    for _ in range(repeats):
+        for name, url in (("PostgreSQL", database_url), ("SQLite", None)):
+            loads.append(machine_load())
+            runs[name].append(ingest_and_sample(path, url))
+            print(name, {k: round(v, 2) for k, v in runs[name][-1].items()}, f"(load {loads[-1]})", flush=True)
+    med = {name: {key: statistics.median(r[key] for r in found) for key in found[0]} for name, found in runs.items()}
+    lines = [
+        ("| database | ingest s (runs) | ingest rows/s | ingest CPU s | ingest peak RSS MiB "
+         "| sample s (runs) | sample peak RSS MiB | sampled |"),
+        "|---|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for name, found in runs.items():
+        m = med[name]
+        lines.append(
+            f"| {name} | {m['ingest_s']:.1f} ({_runs(found, 'ingest_s')}) "
+            f"| {rows / m['ingest_s']:,.0f} | {m['ingest_cpu']:.1f} | {m['ingest_rss']:.0f} "
+            f"| {m['sample_s']:.1f} ({_runs(found, 'sample_s')}) | {m['sample_rss']:.0f} "
+            f"| {m['sampled']:,.0f} |")
+    pg, lite = med["PostgreSQL"], med["SQLite"]
+    lines.append(f"| ratio PostgreSQL / SQLite | {pg['ingest_s'] / lite['ingest_s']:.2f} | | "
+                 f"{pg['ingest_cpu'] / lite['ingest_cpu']:.2f} | {pg['ingest_rss'] / lite['ingest_rss']:.2f} "
+                 f"| {pg['sample_s'] / lite['sample_s']:.2f} | {pg['sample_rss'] / lite['sample_rss']:.2f} | |")
+    print("\n".join(lines), flush=True)
+    body = "\n".join([
+        f"`ingest_results` of a generated {rows:,}-row CSV (rows/10 examples x 10 models, 4 datasets, a third",
+        "failing), then `sample_failures --ratio 0.1` (failure rule, then a stratified 10 % work set), each in",
+        "its own child process (start-up included) on a fresh database: PostgreSQL (a copy of a migrated empty",
+        (f"database) and SQLite (a new file), alternated; median of {repeats}. CPU and peak RSS are the child's "
+         "own (PostgreSQL's server processes are not counted)."),
+        f"Machine load (`uptime`, 1/5/15 min) at the start of each run: {'; '.join(loads)}.",
+        "",
+        *lines,
+        "",
+        NOTES_POSTGRES_INGEST,
+        "",
+        (f"Reproduce: `scripts/services start`, then `.venv/bin/python bench/ingest_bench.py --rows {rows} "
+         f"--repeats {repeats} --database-url postgres://postgres@127.0.0.1:PORT/ingest1m`"),
+    ])
+    write_section("postgres-ingest", f"Ingest and sampling of {rows:,} predictions", body, parent="postgres")
+
+
+NOTES_POSTGRES_INGEST = ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--floor", action="store_true", help="compare with the executemany floor instead")
     parser.add_argument("--floor-child", type=Path, help=argparse.SUPPRESS)
+    add_database_url_argument(parser)
     args = parser.parse_args()
     if args.floor_child:
         floor_child(args.floor_child)
+        return
+    if args.database_url:
+        if not is_postgres(args.database_url) or args.floor:
+            parser.error("--database-url takes a PostgreSQL URL: it compares ingest and sampling there with SQLite")
+        postgres_comparison(args.database_url, args.rows, args.repeats)
         return
     if args.floor:
         floor_comparison(args.rows, args.repeats)

@@ -2,13 +2,18 @@
 
 Not a test (nothing asserts a time). Writes its figures into the `pages` section of docs/benchmarks.md.
     .venv/bin/python bench/pages_bench.py [--labels 1000000] [--predictions 1000000] [--repeats 5] [--db PATH]
+With a PostgreSQL `--database-url` it times every page that reads labels and `signatures` there (beside the same on
+the SQLite file `--compare-sqlite PATH`) and writes the PostgreSQL part of docs/benchmarks.md instead.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from bench.agreement_page_bench import logged_in_client, setup_django
-from bench.report import write_section
+from bench.databases import add_database_url_argument, analyze_postgres, is_postgres, sqlite_url
+from bench.report import machine_load, write_section
 
 HUMANS = 3  # human annotators on every labelled item
 N_TOP, N_SUB = 5, 4  # a two-level tree: 5 top categories of 4 leaves each (20 leaves)
@@ -124,6 +130,126 @@ def judge_page_matches_command(client) -> bool:
     return shown["judges"] == command["judges"]
 
 
+PAGES = (("/judge/", "/judge/?taxonomy=pages@1"), ("/ (dashboard)", "/"))
+# Every page that reads the labels (and the dashboard), for the PostgreSQL comparison.
+ALL_PAGES = (*PAGES, ("/agreement/", "/agreement/?taxonomy=pages@1"),
+             ("/signatures/", "/signatures/?taxonomy=pages@1"), ("/atlas/", "/atlas/?taxonomy=pages@1"))
+COMMANDS = (("signatures --json", ["signatures", "--taxonomy", "pages@1", "--json"]),
+            ("signatures --correct-with gold --json",
+             ["signatures", "--taxonomy", "pages@1", "--correct-with", "gold", "--json"]))
+
+
+def measure_pages(client, pages, repeats: int) -> list[tuple[str, list[float], int, list[float], int]]:
+    """(page, cold seconds, cold queries, warm seconds, warm queries) of each page, after one untimed GET."""
+    rows = []
+    for name, path in pages:
+        time_get(client, path, 1, fresh=True)  # imports, the database's page cache
+        cold, cold_queries = time_get(client, path, repeats, fresh=True)
+        warm, warm_queries = time_get(client, path, repeats, fresh=False)
+        rows.append((name, cold, cold_queries, warm, warm_queries))
+        print(f"{name}: cold {statistics.median(cold):.2f} s ({_runs(cold)}; {cold_queries} queries); "
+              f"warm {statistics.median(warm):.3f} s ({_runs(warm)}; {warm_queries} queries)", flush=True)
+    return rows
+
+
+def time_command(args: list[str], repeats: int) -> tuple[list[float], str]:
+    """Seconds per in-process `manage.py ARGS` (Django's cache cleared before each), and its last output."""
+    from django.core.cache import cache
+    from django.core.management import call_command
+
+    times, output = [], ""
+    for _ in range(repeats):
+        cache.clear()
+        out = io.StringIO()
+        start = time.perf_counter()
+        call_command(*args, stdout=out)
+        times.append(time.perf_counter() - start)
+        output = out.getvalue()
+    return times, output
+
+
+def measure_everything(client, repeats: int) -> dict:
+    """Every page of ALL_PAGES and every command of COMMANDS on the database Django points at, with the
+    machine load before each, and a digest of each command's output (equal digests: equal figures)."""
+    from django.db import connection
+
+    pages = []
+    for page in ALL_PAGES:
+        load = machine_load()
+        pages.append([*measure_pages(client, [page], repeats)[0], load])
+    commands = []
+    for name, args in COMMANDS:
+        load = machine_load()
+        times, output = time_command(args, repeats)
+        print(f"{name}: {statistics.median(times):.2f} s ({_runs(times)})", flush=True)
+        commands.append([name, times, hashlib.sha256(output.encode()).hexdigest(), load])
+    return {"vendor": connection.vendor, "pages": pages, "commands": commands,
+            "judge_page_equals_command": judge_page_matches_command(client)}
+
+
+def postgres_comparison(client, args, n_labels: int, n_predictions: int) -> None:
+    """Every page and command on this PostgreSQL database and on the SQLite file --compare-sqlite (the same
+    build), one after the other; medians and PostgreSQL / SQLite ratios, into the PostgreSQL part of the docs."""
+    results = {}
+    if args.compare_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "sqlite.json"
+            subprocess.run([sys.executable, __file__, "--db", str(args.compare_sqlite), "--repeats", str(args.repeats),
+                            "--labels", str(args.labels), "--predictions", str(args.predictions),
+                            "--json-out", str(out)], check=True, env={**os.environ, "BENCH_DATABASE_URL": ""})
+            results["SQLite"] = json.loads(out.read_text())
+    results["PostgreSQL"] = measure_everything(client, args.repeats)
+    pg, lite = results["PostgreSQL"], results.get("SQLite")
+    lines = [
+        f"`GET` (Django test Client, logged in, Django's local-memory cache) on PostgreSQL holding {n_labels:,} label",
+        f"rows and {n_predictions:,} predictions, built by this benchmark's `build` (the data of the SQLite",
+        "section above). *Cold*: Django's cache cleared before each request; *warm*: nothing changed since the",
+        f"last request. Median of {args.repeats} requests after an untimed first one; `signatures` runs in process",
+        "with the cache cleared before each run. The SQLite figures are the same benchmark on a SQLite file of the",
+        "same build, run just before in the same session. Machine load (`uptime`, 1/5/15 min) before each row.",
+        "",
+        ("| page or command | PostgreSQL cold, median s (runs) | queries | PostgreSQL warm, median s (runs) "
+         "| SQLite cold / warm, median s | ratio cold / warm | load (PostgreSQL; SQLite) |"),
+        "|---|---|---:|---|---|---|---|",
+    ]
+    for i, (name, cold, cold_queries, warm, _, load) in enumerate(pg["pages"]):
+        other = lite["pages"][i] if lite else None
+        theirs = (f"{statistics.median(other[1]):.2f} / {statistics.median(other[3]):.3f}" if other else "-")
+        ratio = (f"{statistics.median(cold) / statistics.median(other[1]):.2f} / "
+                 f"{statistics.median(warm) / statistics.median(other[3]):.2f}" if other else "-")
+        lines.append(f"| `{name}` | {statistics.median(cold):.2f} ({_runs(cold)}) | {cold_queries} "
+                     f"| {statistics.median(warm):.3f} ({_runs(warm)}) | {theirs} | {ratio} "
+                     f"| {load}{'; ' + other[5] if other else ''} |")
+    for i, (name, times, digest, load) in enumerate(pg["commands"]):
+        other = lite["commands"][i] if lite else None
+        theirs = f"{statistics.median(other[1]):.2f}" if other else "-"
+        ratio = f"{statistics.median(times) / statistics.median(other[1]):.2f}" if other else "-"
+        lines.append(f"| `{name}` | {statistics.median(times):.2f} ({_runs(times)}) | | | {theirs} | {ratio} "
+                     f"| {load}{'; ' + other[3] if other else ''} |")
+    lines.append("")
+    same_audit = "yes" if pg["judge_page_equals_command"] else "NO"
+    lines.append(f"Judge page's audit equals `judge_audit --json` on PostgreSQL: {same_audit}.")
+    if lite:
+        same = all(a[2] == b[2] for a, b in zip(pg["commands"], lite["commands"], strict=True))
+        lines.append(f"`signatures` prints the same JSON, byte for byte, on both databases: {'yes' if same else 'NO'}.")
+    lines += [
+        "",
+        NOTES_POSTGRES,
+        "",
+        (f"Reproduce: `scripts/services start`, then `.venv/bin/python bench/pages_bench.py --labels {args.labels} "
+         f"--predictions {args.predictions} --repeats {args.repeats} "
+         "--database-url postgres://postgres@127.0.0.1:PORT/pages1m --compare-sqlite PATH` (each database is built "
+         "once and kept)"),
+    ]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section("postgres-pages", f"Pages and `signatures` at {args.labels:,} labels", body, parent="postgres")
+
+
+NOTES_POSTGRES = ""
+
+
 def _runs(times: list[float]) -> str:
     return ", ".join(f"{t:.2f}" for t in times)
 
@@ -134,11 +260,16 @@ def main() -> None:
     parser.add_argument("--predictions", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--db", type=Path, help="SQLite file to reuse (built here when missing)")
+    add_database_url_argument(parser)
     parser.add_argument("--build-only", action="store_true", help="build the database and stop")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md")
+    parser.add_argument("--compare-sqlite", type=Path, metavar="PATH",
+                        help="with a PostgreSQL --database-url: the same measurements on this SQLite file "
+                             "(built when missing)")
+    parser.add_argument("--json-out", type=Path, help=argparse.SUPPRESS)  # the SQLite side of --compare-sqlite
     args = parser.parse_args()
 
-    db = args.db or Path(tempfile.mkdtemp(prefix="pages-bench-")) / "db.sqlite3"
+    db = args.database_url or sqlite_url(args.db or Path(tempfile.mkdtemp(prefix="pages-bench-")) / "db.sqlite3")
     setup_django(db)
     from annotation.models import Label, Prediction
     from taxonomy.models import TaxonomyVersion
@@ -146,20 +277,20 @@ def main() -> None:
     if not TaxonomyVersion.objects.filter(taxonomy__name="pages").exists():
         start = time.perf_counter()
         build(args.labels, args.predictions)
+        analyze_postgres()
         print(f"built {db} in {time.perf_counter() - start:.0f} s", flush=True)
     n_labels, n_predictions = Label.objects.count(), Prediction.objects.count()
     print(f"{n_labels:,} labels, {n_predictions:,} predictions", flush=True)
     if args.build_only:
         return
     client = logged_in_client()
-    rows = []
-    for name, path in (("/judge/", "/judge/?taxonomy=pages@1"), ("/ (dashboard)", "/")):
-        time_get(client, path, 1, fresh=True)  # imports, SQLite page cache
-        cold, cold_queries = time_get(client, path, args.repeats, fresh=True)
-        warm, warm_queries = time_get(client, path, args.repeats, fresh=False)
-        rows.append((name, cold, cold_queries, warm, warm_queries))
-        print(f"{name}: cold {statistics.median(cold):.2f} s ({_runs(cold)}; {cold_queries} queries); "
-              f"warm {statistics.median(warm):.3f} s ({_runs(warm)}; {warm_queries} queries)", flush=True)
+    if is_postgres(args.database_url):
+        postgres_comparison(client, args, n_labels, n_predictions)
+        return
+    if args.json_out:
+        args.json_out.write_text(json.dumps(measure_everything(client, args.repeats)))
+        return
+    rows = measure_pages(client, PAGES, args.repeats)
     same = judge_page_matches_command(client)
     print(f"judge page audit == judge_audit --json: {same}", flush=True)
 

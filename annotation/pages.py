@@ -9,10 +9,10 @@ from annotation import selectors
 from annotation.errors import ErrorMapError
 from annotation.models import AdjudicationItem, Label, Prediction
 from annotation.selectors import LabelFilter, default_version
+from annotation.selectors.agreement import Disagreements, compute_agreement
+from annotation.selectors.judge_audit import JudgeAudit, audit_judge
 from annotation.services.adjudication import decision_history, item_key
-from annotation.services.agreement import compute_agreement
 from annotation.services.anchoring import anchoring_reports
-from annotation.services.judge_audit import audit_judge
 from annotation.services.runs import run_state
 from taxonomy.charts import reliability_chart
 from taxonomy.models import Category
@@ -51,13 +51,13 @@ def dashboard_context() -> dict[str, Any]:
 def agreement_context(params: Mapping[str, Any], *,
                       sources: tuple[str, ...] = (Label.Source.HUMAN,)) -> dict[str, Any]:
     """The agreement page: the report of `manage.py agreement` for the query, shaped for tables."""
-    q = {
+    q: dict[str, Any] = {
         "taxonomy": params.get("taxonomy") or None,
         "model": params.get("model") or "",
         "dataset": params.get("dataset") or "",
         "depth": _depth(params.get("depth")),
     }
-    context = {"q": q, **selectors.filter_choices()}
+    context: dict[str, Any] = {"q": q, **selectors.filter_choices()}
     label_filter = LabelFilter(
         datasets=(q["dataset"],) if q["dataset"] else (),
         models=(q["model"],) if q["model"] else (),
@@ -72,27 +72,27 @@ def agreement_context(params: Mapping[str, Any], *,
                                    reps=PAGE_REPS)
     except ErrorMapError as exc:
         return {**context, "error": str(exc)}
-    intervals = report.get("confidence_intervals", {})
+    intervals = report.confidence_intervals
     stats = [
-        {"name": name, "value": report.get(key), "ci": intervals.get(key)}
+        {"name": name, "value": getattr(report, key), "ci": intervals.get(key)}
         for name, key in (("Krippendorff's alpha", "krippendorff_alpha"), ("Fleiss' kappa", "fleiss_kappa"),
                           ("Gwet's AC1", "gwet_ac1"), ("Brennan-Prediger", "brennan_prediger"),
                           ("percent agreement", "percent_agreement"))
     ]
     per_category = sorted(
-        ((name, value) for name, value in report.get("per_category", {}).items()),
+        ((name, value) for name, value in report.per_category.items()),
         key=lambda kv: (kv[1] is None, -(kv[1] or 0)),
     )
     bars = [{"name": n, "value": v, "width": max(0, round((v or 0) * 300)), "y": 18 * i + 4, "text_y": 18 * i + 15,
              "value_x": 305 + max(0, round((v or 0) * 300))} for i, (n, v) in enumerate(per_category)]
-    vs_gold = report.get("per_annotator_vs_gold") or {}
+    vs_gold = report.per_annotator_vs_gold
     context.update(report=report, stats=stats, per_category=bars, chart_height=18 * len(bars) + 10,
                    per_annotator=[{"name": name, **numbers, "vs_gold": vs_gold.get(name) or {}}
-                                  for name, numbers in sorted(report.get("per_annotator", {}).items())],
+                                  for name, numbers in sorted(report.per_annotator.items())],
                    vs_gold=any((a or {}).get("n_items") for a in vs_gold.values()),
-                   disagreements=_disagreement_table(report.get("disagreements")),
-                   per_depth=sorted(report.get("per_depth", {}).items()),
-                   pairwise=report.get("pairwise_cohen_kappa"))
+                   disagreements=_disagreement_table(report.disagreements),
+                   per_depth=sorted(report.per_depth.items()),
+                   pairwise=report.pairwise_cohen_kappa)
     if sources == (Label.Source.HUMAN,):
         # Mixed projects under this version: how the judge's pre-label swayed people (anchoring_report).
         context["anchoring"] = anchoring_reports(taxonomy=q["taxonomy"], reps=PAGE_REPS)
@@ -102,14 +102,13 @@ def agreement_context(params: Mapping[str, Any], *,
 DISAGREEMENTS_SHOWN = 50  # rows on the page; the report (and `agreement --json`) lists more
 
 
-def _disagreement_table(disagreements: dict[str, Any] | None) -> dict[str, Any] | None:
+def _disagreement_table(disagreements: Disagreements) -> dict[str, Any]:
     """The first of the report's disagreeing items as rows: the item and each annotator's categories."""
-    if not disagreements:
-        return None
-    items = (disagreements.get("items") or [])[:DISAGREEMENTS_SHOWN]
-    return {**disagreements, "shown": len(items),
-            "rows": [{"id": item["id"], "item": item.get("item") or item["id"],
-                      "labels": sorted(item.get("labels", {}).items())} for item in items]}
+    items = disagreements.items[:DISAGREEMENTS_SHOWN]
+    return {"n_items": disagreements.n_items, "listed": disagreements.listed, "note": disagreements.note,
+            "shown": len(items),
+            "rows": [{"id": item.id, "item": item.item or item.id, "labels": sorted(item.labels.items())}
+                     for item in items]}
 
 
 def judge_context(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,16 +123,16 @@ def judge_context(params: Mapping[str, Any]) -> dict[str, Any]:
         context["audit_error"] = str(exc)
     else:
         context["audit"] = audit
-        context["judges"] = [_judge_view(name, part) for name, part in sorted(audit["judges"].items())]
+        context["judges"] = [_judge_view(name, part) for name, part in sorted(audit.judges.items())]
     return context
 
 
-def _judge_view(name: str, part: dict[str, Any]) -> dict[str, Any]:
+def _judge_view(name: str, part: JudgeAudit) -> dict[str, Any]:
     """A judge's audit shaped for the page: each comparison's confusion matrix as shaded rows over one
     column order, its per-category scores as rows, and its calibration as a reliability diagram."""
-    shaped = dict(part)
+    shaped = part.to_dict()
     for key in ("vs_human_majority", "vs_gold"):
-        shaped[key] = {**part[key], **_comparison_tables(part[key])}
+        shaped[key] = {**shaped[key], **_comparison_tables(shaped[key])}
     return {"name": name, **shaped}
 
 

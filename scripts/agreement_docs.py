@@ -244,9 +244,10 @@ the Label Studio adjudication project), and the report's `next_step` sums it up.
 ## For the API and the Label Studio adjudication project
 
 The commands are thin; the same functions serve views and tasks:
-- `annotation.services.agreement.compute_agreement(label_filter=LabelFilter(...), depth=None, reps=1000,
-  seed=0, ci_method="units")` → the `agreement --json` object;
-- `annotation.services.judge_audit.audit_judge(label_filter=..., judges=(...))` → the `judge_audit --json` object;
+- `annotation.selectors.agreement.compute_agreement(label_filter=LabelFilter(...), depth=None, reps=1000,
+  seed=0, ci_method="units")` → an `AgreementReport` (frozen; `.to_dict()` is the `agreement --json` object);
+- `annotation.selectors.judge_audit.audit_judge(label_filter=..., judges=(...))` → a `JudgeAuditReport`
+  (`.to_dict()` is the `judge_audit --json` object);
 - `annotation.services.adjudication.adjudication_queue(taxonomy=None)` → open items, each with every
   annotator's and the judge's labels; `resolve_item(item=ID or "DATASET|EXAMPLE_ID|MODEL",
   categories=[...], by=NAME, reason=TEXT)` → an `AdjudicationDecision` (gold labels rewritten, queue item

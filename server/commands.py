@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import ErrorMapError
+
+
+class JsonReport(Protocol):
+    """A frozen report of a read or a stage that gives its JSON form."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+Report = TypeVar("Report", bound=JsonReport | dict[str, Any])
 
 
 class ErrorMapCommand(BaseCommand):
@@ -25,9 +35,13 @@ class ErrorMapCommand(BaseCommand):
     def run(self, *args, **options):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def write_report(self, report: dict, *, as_json: bool, summary: Callable[[dict], str]) -> None:
+    def write_report(self, report: Report, *, as_json: bool, summary: Callable[[Report], str]) -> None:
         """Print a report as one JSON object, or as its human-readable summary."""
-        self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) if as_json else summary(report))
+        if not as_json:
+            self.stdout.write(summary(report))
+            return
+        data = report if isinstance(report, dict) else report.to_dict()
+        self.stdout.write(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def format_statistic(value: float | None) -> str:

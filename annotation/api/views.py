@@ -239,26 +239,26 @@ class AgreementView(APIView):
     @extend_schema(parameters=[AgreementQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         """Agreement among annotators (same JSON as `manage.py agreement --json`)."""
-        from annotation.services.agreement import compute_agreement
+        from annotation.selectors.agreement import compute_agreement
 
         q = _list_query(AgreementQuerySerializer, request)
         label_filter = LabelFilter(datasets=tuple(q["dataset"]), models=tuple(q["model"]),
                                    sources=tuple(sorted(q.get("source") or [Label.Source.HUMAN])),
                                    annotators=tuple(q["annotator"]), taxonomy=q.get("taxonomy") or None)
         return Response(compute_agreement(label_filter=label_filter, depth=q.get("depth"), reps=q["reps"],
-                                          seed=q["seed"], ci_method=q["ci_method"]))
+                                          seed=q["seed"], ci_method=q["ci_method"]).to_dict())
 
 
 class JudgeAuditView(APIView):
     @extend_schema(parameters=[JudgeAuditQuerySerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         """The judge against the human majority and gold (same JSON as `manage.py judge_audit --json`)."""
-        from annotation.services.judge_audit import audit_judge
+        from annotation.selectors.judge_audit import audit_judge
 
         q = _list_query(JudgeAuditQuerySerializer, request)
         label_filter = LabelFilter(datasets=tuple(q["dataset"]), models=tuple(q["model"]),
                                    taxonomy=q.get("taxonomy") or None)
-        return Response(audit_judge(label_filter=label_filter, judges=tuple(q["judge"])))
+        return Response(audit_judge(label_filter=label_filter, judges=tuple(q["judge"])).to_dict())
 
 
 @extend_schema(parameters=[_param("status", "open, resolved, auto_gold or all (default open)")])

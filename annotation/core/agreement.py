@@ -644,7 +644,7 @@ def _kalpha_bootstrap(coded: _Coded, pat: _Patterns, sums: _Sums, distance: np.n
 class RatingTable:
     """Items x annotators; a cell is the set of categories one annotator gave one item, or None."""
 
-    items: list[Hashable]
+    items: Sequence[Hashable]
     annotators: list[str]
     cells: list[list[frozenset[str] | None]]
 
@@ -692,8 +692,9 @@ class CodedTable:
     codes: np.ndarray
     values: list[frozenset[str]]
 
-    def cells(self) -> Iterator[tuple[Hashable, dict[str, frozenset[str]]]]:
-        """(item, annotator -> category set) for each item, in item order."""
+    def cells(self) -> Iterator[tuple[Any, dict[str, frozenset[str]]]]:
+        """(item, annotator -> category set) for each item, in item order (items as `items.tolist()` gives
+        them: Python numbers for the label tables' prediction ids)."""
         for item, row in zip(self.items.tolist(), self.codes.tolist()):
             yield item, {self.annotators[j]: self.values[c] for j, c in enumerate(row) if c >= 0}
 
@@ -707,7 +708,7 @@ def disagreeing_items(table: CodedTable) -> np.ndarray:
     return table.items[(rated.sum(axis=1) >= 2) & (lowest != table.codes.max(axis=1))]
 
 
-def accuracy_against_reference(table: CodedTable, reference: Mapping[Hashable, frozenset[str]]
+def accuracy_against_reference(table: CodedTable, reference: Mapping[Any, frozenset[str]]
                                ) -> dict[str, dict[str, Any]]:
     """Per annotator, on the items they labelled that have a reference (gold): how many, the share whose
     set equals the reference exactly, and Cohen's kappa of their sets against it (sets as labels)."""

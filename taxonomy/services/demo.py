@@ -11,9 +11,9 @@ from django.conf import settings
 from annotation.core.result_formats.mqm import WMT23_DEFAULT_DATASET
 from annotation.models import WorkSet
 from annotation.selectors import LabelFilter, failure_summary
+from annotation.selectors.judge_audit import JudgeAuditReport, audit_judge
 from annotation.services.accounts import ensure_user
 from annotation.services.ingest import ingest_results
-from annotation.services.judge_audit import audit_judge
 from annotation.services.judging import analyze_failures
 from annotation.services.label_import import import_labels
 from annotation.services.labelstudio.push import push_labelstudio
@@ -38,7 +38,7 @@ class DemoReport:
     labelstudio_url: str = ""
     api_token: str = ""
     user_created: bool = False  # the demo user was made by this run (its password is shown once)
-    judge_audit: dict = field(default_factory=dict)
+    judge_audit: JudgeAuditReport | None = None
 
 
 def run_demo(
@@ -102,7 +102,7 @@ def _demo_work_set(*, datasets: list[str], ratio: float, seed: int) -> SampleRep
 
 
 def _judge_audit_in_the_humans_taxonomy(version: str, *, ratio: float, seed: int,
-                                        step: Callable[[str], None]) -> dict:
+                                        step: Callable[[str], None]) -> JudgeAuditReport:
     """The judge pre-labels the WMT23 failures in the raters' own taxonomy (MQM), so judge and humans
     label the same items with the same categories and the judge audit has something to compare."""
     dataset = WMT23_DEFAULT_DATASET
@@ -116,12 +116,12 @@ def _judge_audit_in_the_humans_taxonomy(version: str, *, ratio: float, seed: int
          f"(work set {DEMO_MQM_WORK_SET!r}), labels "
          f"{prelabel.labels_created} new, {prelabel.labels_unchanged + prelabel.kept} unchanged")
     audit = audit_judge(label_filter=LabelFilter(taxonomy=version))
-    for judge, part in audit["judges"].items():
-        vs = part["vs_human_majority"]
+    for judge, part in audit.judges.items():
+        vs = part.vs_human_majority
         step(f"judge audit in {version}: {judge} against the raters' majority on {vs.get('n_items', 0)} items: "
              f"accuracy {_figure(vs.get('accuracy'))}, Cohen's kappa {_figure(vs.get('cohen_kappa'))}; "
-             f"alpha of the raters {_figure(part.get('alpha_humans'))}, with the judge "
-             f"{_figure(part.get('alpha_with_judge'))}")
+             f"alpha of the raters {_figure(part.alpha_humans)}, with the judge "
+             f"{_figure(part.alpha_with_judge)}")
     return audit
 
 

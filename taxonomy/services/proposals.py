@@ -11,8 +11,9 @@ from django.db.models import Count, Q
 from annotation.core.judge import JudgeError
 from annotation.errors import ErrorMapError
 from annotation.models import Label, Prediction, WorkSet, WorkSetFailure
+from annotation.selectors import LabelFilter
+from annotation.selectors.agreement import label_sets
 from annotation.services.adjudication import ITEM_SEPARATOR
-from annotation.services.agreement import LabelFilter, label_sets
 from annotation.services.judging import get_judge_backend, json_completion
 from annotation.services.runs import progress, stage_run
 from taxonomy.core.induction import OTHER

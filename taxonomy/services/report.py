@@ -70,15 +70,15 @@ def write_report(*, out_dir: Path, taxonomy: str | None = None, depth: int = 1) 
             skipped.append(f"agreement: {context['error']}")
         else:
             page("agreement.html", "Agreement among human annotators", "errormap/agreement.html", context,
-                 context["report"]["taxonomy_version"])
+                 context["report"].taxonomy_version)
     if Label.Source.JUDGE in sources and {Label.Source.HUMAN, Label.Source.GOLD} & set(sources):
         context = judge_context(_params(taxonomy=taxonomy))
         if "audit" not in context:
             skipped.append(f"judge audit: {context.get('audit_error') or context.get('error')}")
         else:
             page("judge.html", "Judge audit: the judge against the human majority and gold", "errormap/judge.html",
-                 context, context["audit"]["taxonomy_version"])
-            data["judge_audit"] = context["audit"]
+                 context, context["audit"].taxonomy_version)
+            data["judge_audit"] = context["audit"].to_dict()
     write_file(out_dir / "data.json", json.dumps(data, indent=1))
     index = render_to_string("errormap/report_index.html", {
         "report_mode": True, "pages": pages, "skipped": skipped, "generated_at": data["generated_at"],

@@ -5,9 +5,8 @@ import pytest
 from django.core.cache import cache
 
 from annotation.models import Annotator, Dataset, Label, StageRun
-from annotation.selectors import LabelFilter
-from annotation.services import agreement
-from annotation.services.agreement import compute_agreement
+from annotation.selectors import LabelFilter, agreement
+from annotation.selectors.agreement import compute_agreement
 from taxonomy.models import Category
 from tests.integration.agreement_factories import add_label, make_prediction, make_version
 
@@ -44,7 +43,7 @@ def computations(monkeypatch):
 
 
 def report(**filters) -> dict:
-    return compute_agreement(label_filter=LabelFilter(**filters), reps=50)
+    return compute_agreement(label_filter=LabelFilter(**filters), reps=50).to_dict()
 
 
 def test_a_second_request_is_served_from_the_cache_with_the_same_numbers(labelled, computations):

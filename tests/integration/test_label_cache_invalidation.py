@@ -8,11 +8,10 @@ import pytest
 from django.core.cache import cache
 
 from annotation.models import Annotator, Label
-from annotation.selectors import LabelFilter
-from annotation.services import judge_audit
+from annotation.selectors import LabelFilter, judge_audit
+from annotation.selectors.agreement import compute_agreement
+from annotation.selectors.judge_audit import audit_judge
 from annotation.services.adjudication import resolve_item
-from annotation.services.agreement import compute_agreement
-from annotation.services.judge_audit import audit_judge
 from annotation.services.label_import import import_labels
 from annotation.services.labels import LabelSet, replace_label_sets
 from tests.integration.agreement_factories import add_label, make_prediction, make_version
@@ -55,9 +54,10 @@ def audits(monkeypatch):
 
 
 def read() -> tuple[dict, dict]:
-    """The judge audit and the judge-with-humans agreement, as the judge page reads them."""
-    return (audit_judge(label_filter=LabelFilter(taxonomy="errors@1")),
-            compute_agreement(label_filter=LabelFilter(sources=("judge", "human"), taxonomy="errors@1"), reps=50))
+    """The judge audit and the judge-with-humans agreement, as the judge page reads them (as JSON)."""
+    return (audit_judge(label_filter=LabelFilter(taxonomy="errors@1")).to_dict(),
+            compute_agreement(label_filter=LabelFilter(sources=("judge", "human"), taxonomy="errors@1"),
+                              reps=50).to_dict())
 
 
 def computed_afresh() -> tuple[dict, dict]:

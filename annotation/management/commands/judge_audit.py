@@ -1,7 +1,7 @@
 """manage.py judge_audit — the judge against the human majority and against gold."""
 from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.selectors import LabelFilter
-from annotation.services.judge_audit import audit_judge
+from annotation.selectors.judge_audit import JudgeAuditReport, audit_judge
 from annotation.services.runs import stage_run
 from server.commands import ErrorMapCommand
 from server.commands import format_statistic as fmt
@@ -27,23 +27,22 @@ class Command(ErrorMapCommand):
         config = {**label_filter.as_config(), "judges": o["judge"], "folds": o["folds"]}
         with stage_run("judge_audit", config) as run:  # the audit itself is a read; the command is the run
             report = audit_judge(label_filter=label_filter, judges=tuple(o["judge"]), folds=o["folds"])
-            run.config = {**config, "taxonomy_version": report["taxonomy_version"]}
-            run.counts = {"judges": len(report["judges"]),
-                          "items_with_human_labels": report["n_items_with_human_labels"]}
+            run.config = {**config, "taxonomy_version": report.taxonomy_version}
+            run.counts = {"judges": len(report.judges),
+                          "items_with_human_labels": report.n_items_with_human_labels}
             run.save(update_fields=["config"])
         self.write_report(report, as_json=o["json"], summary=summary_text)
 
 
-def summary_text(report: dict) -> str:
+def summary_text(report: JudgeAuditReport) -> str:
     """A short human-readable summary of a judge audit."""
-    lines = [f"taxonomy version {report['taxonomy_version']} ({report['taxonomy_version_chosen']})",
-             (f"{report['taxonomy_version']}: humans worked {report['human_annotation_mode']};"
-              f" {report['n_items_with_human_labels']} items with human labels,"
-              f" {report['n_items_with_gold']} with gold")]
-    for judge, audit in report["judges"].items():
-        lines.append(f"{audit.get('kind', 'judge')} {judge}: {audit['n_items_judged']} items labelled")
-        for name in ("vs_human_majority", "vs_gold"):
-            part = audit[name]
+    lines = [f"taxonomy version {report.taxonomy_version} ({report.taxonomy_version_chosen})",
+             (f"{report.taxonomy_version}: humans worked {report.human_annotation_mode};"
+              f" {report.n_items_with_human_labels} items with human labels,"
+              f" {report.n_items_with_gold} with gold")]
+    for judge, audit in report.judges.items():
+        lines.append(f"{audit.kind} {judge}: {audit.n_items_judged} items labelled")
+        for name, part in (("vs_human_majority", audit.vs_human_majority), ("vs_gold", audit.vs_gold)):
             if part.get("accuracy") is None:
                 lines.append(f"  {name}: {part.get('reason', 'n/a')}")
                 continue
@@ -56,7 +55,7 @@ def summary_text(report: dict) -> str:
                              f" accuracy {fmt(crossfit['accuracy'])}, Cohen's kappa {fmt(crossfit['cohen_kappa'])}")
             elif crossfit and crossfit.get("reason"):
                 lines.append(f"    cross-fitted: {crossfit['reason']}")
-        others = "the other humans" if audit.get("kind") == "human" else "humans"
-        lines.append(f"  alpha {others} {fmt(audit['alpha_humans'])} -> with {judge}"
-                     f" {fmt(audit['alpha_with_judge'])}: {audit['judge_effect_on_alpha']} alpha")
+        others = "the other humans" if audit.kind == "human" else "humans"
+        lines.append(f"  alpha {others} {fmt(audit.alpha_humans)} -> with {judge}"
+                     f" {fmt(audit.alpha_with_judge)}: {audit.judge_effect_on_alpha} alpha")
     return "\n".join(lines)

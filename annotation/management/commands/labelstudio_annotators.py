@@ -1,9 +1,9 @@
 """manage.py labelstudio_annotators — Label Studio accounts for annotators: add them, list them."""
-from server.commands import ErrorMapCommand
 from annotation.services.labelstudio.annotators import (
     add_labelstudio_annotators,
     list_labelstudio_annotators,
 )
+from server.commands import ErrorMapCommand
 
 
 class Command(ErrorMapCommand):

@@ -5,10 +5,13 @@ Reports are cached under a fingerprint of what they are computed from, for the w
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from django.db import connections
+from django.db.models import QuerySet
 
 from annotation.core.agreement import (
     CodedTable,
@@ -71,7 +74,7 @@ def table_of(ids: np.ndarray[Any, Any], version: TaxonomyVersion, depth: int | N
                              category_paths=paths)
 
 
-def _id_rows(rows, dtype: type = np.int64) -> np.ndarray[Any, Any]:
+def _id_rows(rows: QuerySet[Any, Any], dtype: type = np.int64) -> np.ndarray[Any, Any]:
     """A values_list of numeric columns as an n x columns array, fetched in one go."""
     sql, params = rows.query.sql_with_params()
     with connections[rows.db].cursor() as cursor:
@@ -118,6 +121,68 @@ def annotation_mode(label_filter: LabelFilter, version: TaxonomyVersion) -> str:
     return modes.pop() if len(modes) == 1 else f"mixed ({', '.join(sorted(modes))})"
 
 
+@dataclass(frozen=True)
+class DisagreeingItem:
+    """An item two or more annotators labelled differently: its id, key and each annotator's categories."""
+
+    id: int
+    item: str  # DATASET|EXAMPLE_ID|MODEL
+    labels: Mapping[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Disagreements:
+    """How many items the annotators disagree on, and the first of them by id."""
+
+    n_items: int
+    listed: int
+    note: str
+    items: tuple[DisagreeingItem, ...]
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    """Agreement among the filtered annotators (the `agreement --json` object, field for field, in order).
+
+    A statistic that is undefined is None, with its reason in `undefined`; `confidence_intervals` holds
+    [low, high] per statistic (krippendorff_alpha's is also `ci95`).
+    """
+
+    taxonomy_version: str
+    filters: Mapping[str, Any]
+    annotation_mode: str  # blind, assisted, mixed (...) or unknown
+    level: str  # nominal (one category per rating) or masi (category sets)
+    value_note: str
+    krippendorff_alpha: float | None
+    alpha_computed_by: str
+    ci95: list[float] | None
+    ci_method: str
+    bootstrap: Mapping[str, int]
+    confidence_intervals: Mapping[str, list[float] | None]
+    fleiss_kappa: float | None
+    gwet_ac1: float | None
+    brennan_prediger: float | None
+    percent_agreement: float | None
+    n_items: int
+    n_items_with_labels: int
+    n_annotators: int
+    n_ratings: int
+    n_categories: int
+    n_categories_for_chance: int
+    per_category: Mapping[str, float | None]
+    per_annotator: Mapping[str, Mapping[str, Any]]
+    pairwise_cohen_kappa: Mapping[str, float | None]
+    per_depth: Mapping[str, float | None]
+    undefined: Mapping[str, str]
+    per_annotator_vs_gold: Mapping[str, Mapping[str, Any]]
+    per_annotator_vs_gold_note: str
+    disagreements: Disagreements
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as one JSON-ready dict (what `agreement --json` and the API print)."""
+        return asdict(self)
+
+
 def compute_agreement(
     *,
     label_filter: LabelFilter,
@@ -126,8 +191,8 @@ def compute_agreement(
     seed: int = 0,
     ci_method: str = "units",
     version: TaxonomyVersion | None = None,
-) -> dict[str, Any]:
-    """Agreement among the filtered annotators as one JSON-ready dict: a read (commands record the run)."""
+) -> AgreementReport:
+    """Agreement among the filtered annotators: a read (commands record the run)."""
     if depth is not None and depth < 1:
         raise ErrorMapError("--depth must be 1 or more")
     if ci_method not in ("units", "kalpha"):
@@ -140,13 +205,14 @@ def compute_agreement(
                        sources=(Label.Source.GOLD,))
     statistics = cached_by_labels("agreement", (label_filter, gold), version, sorted(config.items()),
                                   lambda: _statistics(label_filter, version, depth, reps, seed, ci_method))
-    report = {
-        "taxonomy_version": str(version),
-        "filters": {**label_filter.as_config(), "depth": depth},
-        "annotation_mode": annotation_mode(label_filter, version),
-        **statistics,
-    }
-    return report
+    disagreements = statistics["disagreements"]
+    return AgreementReport(
+        taxonomy_version=str(version),
+        filters={**label_filter.as_config(), "depth": depth},
+        annotation_mode=annotation_mode(label_filter, version),
+        **{**statistics, "disagreements": Disagreements(
+            **{**disagreements, "items": tuple(DisagreeingItem(**item) for item in disagreements["items"])})},
+    )
 
 
 def _statistics(label_filter: LabelFilter, version: TaxonomyVersion, depth: int | None, reps: int,

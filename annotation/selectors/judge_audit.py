@@ -6,23 +6,72 @@ numpy; the report is cached under the fingerprint of the judge, human and gold l
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from django.db.models import Count, Max
 
-from annotation.core.agreement import CodedTable, table_alpha
+from annotation.core.agreement import CodedTable, Estimate, table_alpha
 from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.core.judge_audit import JudgedItem, classification_report, coded_classification_report
 from annotation.errors import ErrorMapError
 from annotation.models import Annotator, JudgeRefinement, Label
 from annotation.selectors import LabelFilter, VersionChoice, cached_by_labels, default_version, label_values
-from annotation.services.agreement import LABEL_IDS, Item, annotation_mode, label_columns, label_table, table_of
+from annotation.selectors.agreement import LABEL_IDS, Item, annotation_mode, label_columns, label_table, table_of
 from annotation.services.gold_learning import fold_plan, load_gold_set, offline_judgements
 from taxonomy.core.induction import normalise_title
+from taxonomy.models import TaxonomyVersion
 
 OFFLINE_JUDGE = "judge:offline"
+NO_HUMAN_LABELS = "no human labels"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeAudit:
+    """One audited judge (or person): against the human majority and gold, and its effect on alpha.
+
+    `vs_human_majority` and `vs_gold` are classification reports (accuracy, Cohen's kappa, per-category
+    P/R/F1, confusion, calibration; `vs_gold` also says how its cross-fitting was done).
+    """
+
+    kind: str  # judge or human
+    n_items_judged: int
+    vs_human_majority: Mapping[str, Any]
+    vs_gold: Mapping[str, Any]
+    alpha_humans: float | None
+    alpha_with_judge: float | None
+    alpha_change: float | None = None
+    judge_effect_on_alpha: str  # raises, lowers, unchanged or undefined
+    alpha_reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        part = asdict(self)
+        if self.alpha_reason == NO_HUMAN_LABELS:  # the JSON has never held alpha_change without humans
+            del part["alpha_change"]
+        return part
+
+
+@dataclass(frozen=True)
+class JudgeAuditReport:
+    """The judge audit (the `judge_audit --json` object, field for field, in order)."""
+
+    taxonomy_version: str
+    taxonomy_version_chosen: str  # why this version, when none was named
+    filters: Mapping[str, Any]
+    human_annotation_mode: str  # blind, assisted, mixed (...) or unknown
+    human_annotation_mode_note: str
+    n_items_with_human_labels: int
+    n_human_annotators: int
+    n_items_with_gold: int
+    judges: Mapping[str, JudgeAudit]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as one JSON-ready dict (what `judge_audit --json` and the API print)."""
+        report = asdict(self)
+        report["judges"] = {name: judge.to_dict() for name, judge in self.judges.items()}
+        return report
 
 
 @dataclass(frozen=True)
@@ -34,7 +83,7 @@ class _Judged:
     confidence: np.ndarray[Any, Any]
 
 
-def _judged(label_filter: LabelFilter, version) -> _Judged:
+def _judged(label_filter: LabelFilter, version: TaxonomyVersion) -> _Judged:
     rows = label_columns(label_filter, version, (*LABEL_IDS, "confidence"), dtype=np.float64)
     table = table_of(rows, version)
     confidence = np.full(table.codes.shape, np.nan)
@@ -47,7 +96,7 @@ def _judged(label_filter: LabelFilter, version) -> _Judged:
     return _Judged(table, confidence)
 
 
-def _examples_seen(label_filter: LabelFilter, version) -> dict[str, set[Item]]:
+def _examples_seen(label_filter: LabelFilter, version: TaxonomyVersion) -> dict[str, set[Item]]:
     """judge -> items labelled with a refined prompt that carried the item's own title as a gold example."""
     examples = {r.candidate_prompt_id: set(r.candidate_spec.get("examples", {}))
                 for r in JudgeRefinement.objects.exclude(candidate_prompt=None)}
@@ -141,7 +190,7 @@ def _audited_sources(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), folds: int = DEFAULT_FOLDS
-                ) -> dict[str, Any]:
+                ) -> JudgeAuditReport:
     """Accuracy, kappa, per-category P/R/F1, confusion and calibration of each judge; alpha with it.
 
     `judges` may name judges or human annotators: a person is audited the same way, against gold and
@@ -169,7 +218,9 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
         (choice.reason, folds, sorted(refinements.items())),
         lambda: _audit(choice, judge_filter, humans, gold_filter, folds))
     mode = annotation_mode(humans, version) if report["n_items_with_human_labels"] else "unknown"
-    return {**report, "human_annotation_mode": mode}
+    return JudgeAuditReport(**{
+        **report, "human_annotation_mode": mode,
+        "judges": {name: JudgeAudit(**part) for name, part in report["judges"].items()}})
 
 
 def _audit(choice: VersionChoice, judge_filter: LabelFilter, humans: LabelFilter, gold_filter: LabelFilter,
@@ -257,7 +308,7 @@ def _audit(choice: VersionChoice, judge_filter: LabelFilter, humans: LabelFilter
     return report
 
 
-def _cross_fitted(version, folds: int, judged: set[Item]) -> dict[str, Any]:
+def _cross_fitted(version: TaxonomyVersion, folds: int, judged: set[Item]) -> dict[str, Any]:
     """The offline judge re-judging the same gold items from the other folds' gold: its honest figure."""
     gold = load_gold_set(version)
     try:
@@ -273,11 +324,12 @@ def _cross_fitted(version, folds: int, judged: set[Item]) -> dict[str, Any]:
             "n_items": report["n_items"], "accuracy": report["accuracy"], "cohen_kappa": report["cohen_kappa"]}
 
 
-def _alpha_effect(alpha_humans, with_judge_table: CodedTable | None) -> dict[str, Any]:
-    """Alpha of the humans alone and with the judge as one more annotator, on the humans' items."""
-    if with_judge_table is None:
+def _alpha_effect(alpha_humans: Estimate | None, with_judge_table: CodedTable | None) -> dict[str, Any]:
+    """Alpha of the humans alone and with the judge as one more annotator, on the humans' items (both are
+    None when there are no human labels)."""
+    if alpha_humans is None or with_judge_table is None:
         return {"alpha_humans": None, "alpha_with_judge": None, "judge_effect_on_alpha": "undefined",
-                "alpha_reason": "no human labels"}
+                "alpha_reason": NO_HUMAN_LABELS}
     with_judge = table_alpha(with_judge_table)
     if alpha_humans.value is None or with_judge.value is None:
         effect = "undefined"

@@ -223,3 +223,68 @@ def test_a_worker_killed_mid_analyze_leaves_the_task_to_another_that_finishes_it
     runs = list(StageRun.objects.filter(stage="analyze").order_by("pk").values_list("status", flat=True))
     assert runs[-1] == "succeeded" and len(runs) == 2  # the dead worker's run, then the one that finished
     assert "first@" not in second.log.read_text()
+
+
+def pool_children(worker: Worker) -> list[int]:
+    """The pids of a worker's prefork pool processes (its children, read from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == worker.proc.pid:  # fields after the name: state, ppid, ...
+            children.append(int(stat.parent.name))
+    return sorted(children)
+
+
+ANALYSIS_FIELDS = ("pk", "key", "content_key", "backend", "model_name", "prompt_version_id", "status",
+                   "required_criteria", "error_title", "error_summary", "confidence", "failure_reason", "run_id",
+                   "created_at")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the pool process through /proc")
+def test_a_pool_process_killed_mid_analyze_is_redelivered_and_finished_with_nothing_duplicated(
+    broker, workers, tmp_path
+):
+    """Only the prefork pool child that runs the task dies (the worker's main process lives): with
+    acks_late and reject_on_worker_lost the main process requeues the task at once (the broker's
+    visibility timeout stays at its 6 hours default, so waiting for it would fail this test), a new
+    pool child runs it, and the analyses committed before the kill stay exactly as they were."""
+    results = tmp_path / "results.csv"
+    write_arithmetic_results(results, N_ITEMS)
+    ingest_results(paths=[results])
+    sample_failures(ratio=1, name="everything")
+    responder = HeldAfter(OPEN_FOR, delay=0.01)
+    with FakeOpenAIServer(responder=responder) as server:
+        judge_env = {
+            "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "test-key",
+            "ERRORMAP_JUDGE_CONCURRENCY": str(CONCURRENCY), "ERRORMAP_JUDGE_TIMEOUT": "60",
+        }
+        analyze_task.delay(work_set="everything", judge="openai", model="fake-judge")
+        worker = workers("pool", **judge_env)
+        wait_until(lambda: server.count == OPEN_FOR + CONCURRENCY, "the judge's slots filled up", worker)
+        (child,) = pool_children(worker)
+        os.kill(child, signal.SIGKILL)
+        # Every request from now on is held until released: nothing new commits before this snapshot.
+        committed = {row[0]: row for row in Analysis.objects.order_by("pk").values_list(*ANALYSIS_FIELDS)}
+        assert 0 < len(committed) < N_ITEMS
+        asked_before = server.count
+        responder.released.set()
+        wait_until(lambda: StageRun.objects.filter(stage="analyze", status="succeeded").exists(),
+                   "a new pool process finished the requeued task", worker)
+
+    log = worker.log.read_text()
+    assert worker.proc.poll() is None, log  # the main process lived through its child's death
+    assert f"pid:{child} exited with 'signal 9 (SIGKILL)'" in log
+    assert child not in pool_children(worker)
+    # Every failure analysed exactly once; the rows committed before the kill are the same rows (ids)
+    # with the same values; nothing they answered was asked for again.
+    after = {row[0]: row for row in Analysis.objects.order_by("pk").values_list(*ANALYSIS_FIELDS)}
+    keys = [row[2] for row in after.values()]
+    assert len(keys) == len(set(keys)) == N_ITEMS
+    assert set(keys) == set(Prediction.objects.filter(is_failure=True).values_list("content_key", flat=True))
+    assert {pk: after.get(pk) for pk in committed} == committed
+    assert server.count - asked_before <= N_ITEMS - len(committed)
+    runs = list(StageRun.objects.filter(stage="analyze").order_by("pk").values_list("status", flat=True))
+    assert runs[-1] == "succeeded" and len(runs) == 2  # the killed child's run, then the one that finished

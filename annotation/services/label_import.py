@@ -146,18 +146,27 @@ def _stage_rows(cursor, rows: Iterable[LabelRow], *, default_source: str) -> _St
     return staged
 
 
-def _match_predictions(cursor, path: Path) -> None:
-    """Give each staged row its prediction's id, through the unique indexes on the names; the first
-    row with no prediction is an InputError at its line."""
+def match_predictions_sql() -> str:
+    """The statement that gives each staged row its prediction's id: one join of the staging table with
+    the names (a hash or merge join on PostgreSQL, index lookups on SQLite). Not a correlated subquery
+    per row: PostgreSQL ran that one as a subplan per staged row, which stalled for minutes."""
     names = {model: connection.ops.quote_name(model._meta.db_table)
              for model in (Prediction, Example, Dataset, EvaluatedModel)}
-    cursor.execute(
-        f"UPDATE {STAGE_TABLE} SET prediction_id = (SELECT p.id FROM {names[Prediction]} p "
+    return (
+        f"UPDATE {STAGE_TABLE} SET prediction_id = p.id FROM {names[Prediction]} p "
         f"JOIN {names[Example]} e ON e.id = p.example_id JOIN {names[Dataset]} d ON d.id = e.dataset_id "
         f"JOIN {names[EvaluatedModel]} m ON m.id = p.model_id "
         f"WHERE d.name = {STAGE_TABLE}.dataset AND e.example_id = {STAGE_TABLE}.example_id "
-        f"AND m.name = {STAGE_TABLE}.model)"
+        f"AND m.name = {STAGE_TABLE}.model"
     )
+
+
+def _match_predictions(cursor, path: Path) -> None:
+    """Give each staged row its prediction's id; the first row with no prediction is an InputError at
+    its line."""
+    # The staging table is new: without statistics the planner guesses its size and spread.
+    cursor.execute(f"ANALYZE {STAGE_TABLE}")
+    cursor.execute(match_predictions_sql())
     cursor.execute(
         f"SELECT line, dataset, example_id, model FROM {STAGE_TABLE} WHERE prediction_id IS NULL "
         "ORDER BY line LIMIT 1"

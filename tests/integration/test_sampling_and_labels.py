@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from annotation.core.result_formats.mqm import read_mqm_ratings
 from annotation.errors import ErrorMapError
-from annotation.models import Label, Prediction, WorkSet
+from annotation.models import Dataset, EvaluatedModel, Example, Label, Prediction, WorkSet
 from annotation.services.ingest import ingest_results
-from annotation.services.label_import import import_labels
+from annotation.services.label_import import STAGE_TABLE, import_labels
 from annotation.services.sampling import sample_failures
 from taxonomy.models import Category
 
@@ -118,6 +119,56 @@ def test_long_table_sets_unknown_categories_and_replacement(tmp_path):
     assert sorted(Label.objects.values_list("annotator__name", "category__path", "confidence")) == [
         ("ann", "Reasoning / Ordering", 0.8), ("bob", "Format", None)]
 
+
+
+def _plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def test_label_import_matches_the_staged_rows_in_one_join_not_a_subquery_per_row(tmp_path):
+    """The staged rows are matched to predictions by one join, whose plan is read as import_labels runs
+    it. A correlated subquery per staged row (a SubPlan on PostgreSQL, a correlated scalar subquery on
+    SQLite) stalled a PostgreSQL test run for minutes; a scan of a names table per staged row would be
+    quadratic. Checked on the plan, not on the time."""
+    ingest_results(paths=[BBM])
+    items = Prediction.objects.values_list("example__dataset__name", "example__example_id", "model__name")
+    rows = [{"dataset": d, "example_id": e, "model": m, "annotator": a, "category": "Reasoning"}
+            for d, e, m in items for a in ("ann-a", "ann-b", "ann-c")]
+    assert len(rows) > 6000
+    plans = []
+
+    def explain(execute, sql, params, many, context):
+        if sql.startswith(f"UPDATE {STAGE_TABLE} SET prediction_id"):
+            raw = context["cursor"].cursor
+            if connection.vendor == "postgresql":
+                raw.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
+                plans.append(raw.fetchone()[0][0]["Plan"])
+            else:
+                raw.execute("EXPLAIN QUERY PLAN " + sql)
+                plans.append([detail for *_, detail in raw.fetchall()])
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(explain):
+        report = import_labels(path=write_labels(tmp_path / "labels.csv", rows), taxonomy="mine")
+    assert report.created == len(rows)
+    (plan,) = plans
+    names = [model._meta.db_table for model in (Prediction, Example, Dataset, EvaluatedModel)]
+    if connection.vendor == "postgresql":
+        nodes = list(_plan_nodes(plan))
+        assert not [n for n in nodes if n.get("Parent Relationship") in ("SubPlan", "InitPlan")], plan
+        (stage_scan,) = [n for n in nodes if n.get("Relation Name") == STAGE_TABLE and n["Node Type"] != "ModifyTable"]
+        assert stage_scan["Actual Loops"] == 1 and stage_scan["Actual Rows"] == len(rows)
+        # Each table of names is read whole once (a hash or merge join) or by index per row; never
+        # scanned whole per row.
+        scans = [n for n in nodes if n.get("Relation Name") in names]
+        assert {n["Relation Name"] for n in scans} == set(names)
+        assert all(n["Node Type"] != "Seq Scan" or n["Actual Loops"] == 1 for n in scans), plan
+    else:
+        assert not [d for d in plan if "SUBQUERY" in d], plan
+        assert [d for d in plan if d.startswith("SCAN")] == [f"SCAN {STAGE_TABLE}"], plan
+        assert len([d for d in plan if d.startswith("SEARCH") and "USING" in d and "INDEX" in d]) == 4, plan
 
 @pytest.mark.parametrize("rows,message", [
     ([{"dataset": "bbm_word_sorting", "example_id": "nope", "model": "PaLM 2", "annotator": "a", "category": "X"}], r"l\.csv:2: no prediction for .*example_id='nope'"),

@@ -8,7 +8,7 @@ from typing import Any
 from annotation import selectors
 from annotation.errors import ErrorMapError
 from annotation.models import AdjudicationItem, Label, Prediction
-from annotation.selectors import LabelFilter, default_version
+from annotation.selectors import LabelFilter, default_version, shared_label_reads
 from annotation.selectors.agreement import Disagreements, compute_agreement
 from annotation.selectors.judge_audit import JudgeAudit, audit_judge
 from annotation.services.adjudication import decision_history, item_key
@@ -51,6 +51,11 @@ def dashboard_context() -> dict[str, Any]:
 def agreement_context(params: Mapping[str, Any], *,
                       sources: tuple[str, ...] = (Label.Source.HUMAN,)) -> dict[str, Any]:
     """The agreement page: the report of `manage.py agreement` for the query, shaped for tables."""
+    with shared_label_reads():  # the report and the gold comparison read each label row once
+        return _agreement_context(params, sources)
+
+
+def _agreement_context(params: Mapping[str, Any], sources: tuple[str, ...]) -> dict[str, Any]:
     q: dict[str, Any] = {
         "taxonomy": params.get("taxonomy") or None,
         "model": params.get("model") or "",
@@ -113,6 +118,11 @@ def _disagreement_table(disagreements: Disagreements) -> dict[str, Any]:
 
 def judge_context(params: Mapping[str, Any]) -> dict[str, Any]:
     """The judge page: judge-with-humans agreement and the judge audit (vs human majority and gold)."""
+    with shared_label_reads():  # agreement and audit read each judge, human and gold label row once
+        return _judge_context(params)
+
+
+def _judge_context(params: Mapping[str, Any]) -> dict[str, Any]:
     context = agreement_context(params, sources=(Label.Source.JUDGE, Label.Source.HUMAN))
     q = context["q"]
     try:

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Any, TypeVar
 
+import numpy as np
 from django.core.cache import cache
+from django.db import connections
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
 from annotation.errors import ErrorMapError
@@ -29,6 +34,7 @@ from taxonomy.models import Category, CategoryMapping, TaxonomyVersion
 from taxonomy.services.versions import resolve_version
 
 ALL_SOURCES: tuple[str, ...] = tuple(Label.Source.values)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,7 @@ def default_version(label_filter: LabelFilter, *, shared_by: tuple[str, ...] = (
         (only,) = counts
         return VersionChoice(versions[only], "the only version with matching labels")
     if len(shared_by) > 1:
-        shared = {pk: _items_shared(label_filter, versions[pk], shared_by) for pk in counts}
+        shared = {pk: _itemsshared_read(label_filter, versions[pk], shared_by) for pk in counts}
         best = max(shared, key=lambda pk: (shared[pk], counts[pk], pk))
         if shared[best]:
             return VersionChoice(versions[best], (
@@ -202,7 +208,7 @@ def default_version(label_filter: LabelFilter, *, shared_by: tuple[str, ...] = (
     return VersionChoice(versions[best], f"the most matching labels ({counts[best]}) of {len(counts)} versions")
 
 
-def _items_shared(label_filter: LabelFilter, version: TaxonomyVersion, sources: tuple[str, ...]) -> int:
+def _itemsshared_read(label_filter: LabelFilter, version: TaxonomyVersion, sources: tuple[str, ...]) -> int:
     """Items of `version` that carry a label from every one of `sources`."""
     first, *others = sources
     labels = select_labels(_with_sources(label_filter, (first,)), version)
@@ -226,8 +232,31 @@ def label_fingerprint(filters: Sequence[LabelFilter], version: TaxonomyVersion, 
     a label's category by deleting and adding rows. Failure flags when a filter reads only failures
     (re-ingest flips them and stamps the prediction). Category paths and descriptions, annotator,
     dataset and model names are read whole (small tables): renames change what a report shows.
+    Inside `shared_label_reads` the marks are read once for every source and shared.
     """
     sources = sorted({s for f in filters for s in f.sources})
+    scope = _reads.get()
+    if scope is None:
+        marks = _label_marks(version, sources)
+    else:
+        if ("marks", version.pk) not in scope:
+            scope[("marks", version.pk)] = _label_marks(version, ALL_SOURCES)
+        marks = [[mark for mark in per_version if mark[0] in sources] for per_version in scope[("marks", version.pk)]]
+    failures = (Prediction.objects.aggregate(changed=Max("updated_at"))["changed"]
+                if any(f.failures_only for f in filters) else None)
+    key = (
+        parts, [sorted(f.as_config().items()) for f in filters], version.pk, marks, str(failures),
+        shared_read(("names", version.pk), lambda: (
+            list(Category.objects.filter(version=version).order_by("pk").values_list("pk", "path", "description")),
+            list(Annotator.objects.order_by("pk").values_list("pk", "name")),
+            list(Dataset.objects.order_by("pk").values_list("pk", "name")),
+            list(EvaluatedModel.objects.order_by("pk").values_list("pk", "name")))),
+    )
+    return hashlib.sha256(repr(key).encode()).hexdigest()
+
+
+def _label_marks(version: TaxonomyVersion, sources: Sequence[str]) -> list[list[tuple[Any, ...]]]:
+    """Per version read (the version, then those it was derived from): (source, rows, last id, last update)."""
     marks, read = [], version
     while read is not None:  # a derived version also reads its earlier versions' labels
         marks.append(sorted(
@@ -236,21 +265,114 @@ def label_fingerprint(filters: Sequence[LabelFilter], version: TaxonomyVersion, 
                 n=Count("pk"), last=Max("pk"), changed=Max("updated_at")).values_list("source", "n", "last", "changed")
             .order_by()))
         read = derived_from(read)
-    failures = (Prediction.objects.aggregate(changed=Max("updated_at"))["changed"]
-                if any(f.failures_only for f in filters) else None)
-    key = (
-        parts, [sorted(f.as_config().items()) for f in filters], version.pk, marks, str(failures),
-        list(Category.objects.filter(version=version).order_by("pk")
-             .values_list("pk", "path", "description")),
-        list(Annotator.objects.order_by("pk").values_list("pk", "name")),
-        list(Dataset.objects.order_by("pk").values_list("pk", "name")),
-        list(EvaluatedModel.objects.order_by("pk").values_list("pk", "name")),
-    )
-    return hashlib.sha256(repr(key).encode()).hexdigest()
+    return marks
+
+
+# ---------------------------------------------------------------------------------------------
+# One read of the label rows per request: a page computing several results from the same labels
+# (the judge page: agreement with the judge, gold, the judge audit) reads each row once, as arrays.
+
+_reads: ContextVar[dict[Any, Any] | None] = ContextVar("errormap_label_reads", default=None)
+
+
+@contextmanager
+def shared_label_reads() -> Iterator[None]:
+    """Within it, label rows, tables built from them and cache fingerprints are read once and shared.
+
+    For reads only (page contexts): nothing inside may write labels, or later reads would miss it.
+    Nested scopes share the outermost one.
+    """
+    if _reads.get() is not None:
+        yield
+        return
+    token = _reads.set({})
+    try:
+        yield
+    finally:
+        _reads.reset(token)
+
+
+def shared_read(key: Any, compute: Callable[[], T]) -> T:
+    """`compute()` once per `shared_label_reads` scope under `key` (every time outside one): for reads
+    built from label rows that several results of one page need."""
+    scope = _reads.get()
+    if scope is None:
+        return compute()
+    if key not in scope:
+        scope[key] = compute()
+    value: T = scope[key]
+    return value
+
+
+@dataclass(frozen=True)
+class LabelRows:
+    """Label rows as arrays: `ids` n x 3 (prediction, annotator, category), `source` an index into
+    ALL_SOURCES, `confidence` NaN where none was given."""
+
+    ids: np.ndarray[Any, Any]
+    source: np.ndarray[Any, Any]
+    confidence: np.ndarray[Any, Any]
+
+    def take(self, rows: np.ndarray[Any, Any]) -> LabelRows:
+        """The rows selected by a mask or an index array."""
+        return LabelRows(self.ids[rows], self.source[rows], self.confidence[rows])
+
+    @staticmethod
+    def joined(parts: Sequence[LabelRows]) -> LabelRows:
+        """The parts' rows one after another."""
+        if not parts:
+            return LabelRows(np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int8), np.zeros(0))
+        return LabelRows(np.concatenate([p.ids for p in parts]), np.concatenate([p.source for p in parts]),
+                         np.concatenate([p.confidence for p in parts]))
+
+
+_ROW_FIELDS = ("prediction_id", "annotator_id", "category_id", "confidence")
+
+
+def label_rows(label_filter: LabelFilter, version: TaxonomyVersion) -> LabelRows:
+    """The rows `label_values(label_filter, version, ...)` selects, as arrays, read straight from the
+    cursor (no model instances, no Python tuple per row kept).
+
+    Inside `shared_label_reads`, each source's rows under the filter's datasets, models and other
+    row conditions are read once and every filter differing only in sources and annotators is cut
+    from them in numpy: the judge page reads each label row once, not once per result.
+    """
+    scope = _reads.get()
+    if scope is None:
+        rows = LabelRows.joined([_read_source(label_filter, version, source) for source in label_filter.sources])
+    else:
+        base = replace(label_filter, sources=(), annotators=(), taxonomy=None)
+        parts = []
+        for source in label_filter.sources:
+            key = ("rows", version.pk, base, source)
+            if key not in scope:
+                scope[key] = _read_source(base, version, source)
+            parts.append(scope[key])
+        rows = LabelRows.joined(parts)
+    if label_filter.annotators:
+        wanted = np.array(sorted(Annotator.objects.filter(name__in=label_filter.annotators)
+                                 .values_list("pk", flat=True)), dtype=np.int64)
+        rows = rows.take(np.isin(rows.ids[:, 1], wanted))
+    return rows
+
+
+def _read_source(label_filter: LabelFilter, version: TaxonomyVersion, source: str) -> LabelRows:
+    one = replace(label_filter, sources=(source,), annotators=())
+    if derived_from(version) is None:
+        query = select_labels(one, version).values_list(*_ROW_FIELDS)
+        sql, params = query.query.sql_with_params()
+        with connections[query.db].cursor() as cursor:
+            cursor.execute(sql, params)
+            fetched = cursor.fetchall()
+    else:
+        fetched = label_values(one, version, *_ROW_FIELDS)
+    # One flat pass into float64 (ids stay exact below 2**53; NULL confidence becomes NaN).
+    flat = np.fromiter(chain.from_iterable(fetched), dtype=np.float64, count=4 * len(fetched)).reshape(-1, 4)
+    code = ALL_SOURCES.index(source)
+    return LabelRows(flat[:, :3].astype(np.int64), np.full(len(flat), code, dtype=np.int8), flat[:, 3])
 
 
 LABEL_CACHE_SECONDS = 3600  # keys carry a fingerprint of everything read, so a hit is never stale
-T = TypeVar("T")
 
 
 def cached_by_labels(name: str, filters: Sequence[LabelFilter], version: TaxonomyVersion,

@@ -6,12 +6,10 @@ Reports are cached under a fingerprint of what they are computed from, for the w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-from django.db import connections
-from django.db.models import QuerySet
 
 from annotation.core.agreement import (
     CodedTable,
@@ -27,9 +25,9 @@ from annotation.selectors import (
     LabelFilter,
     cached_by_labels,
     default_version,
-    derived_from,
-    label_values,
+    label_rows,
     select_labels,
+    shared_read,
 )
 from taxonomy.core.paths import PATH_SEPARATOR, at_depth
 from taxonomy.models import Category, TaxonomyVersion
@@ -46,25 +44,14 @@ def label_table(label_filter: LabelFilter, version: TaxonomyVersion,
 
     Label rows are read as bare ids straight from the cursor and grouped in numpy: model
     instances, joins and a Python set per (item, annotator) are what made a million labels slow.
+    Inside `shared_label_reads` a table is built once per filter and depth.
     """
-    ids = label_columns(label_filter, version, LABEL_IDS)
-    return table_of(ids, version, depth)
-
-
-LABEL_IDS = ("prediction_id", "annotator_id", "category_id")
-
-
-def label_columns(label_filter: LabelFilter, version: TaxonomyVersion, fields: tuple[str, ...],
-                  dtype: type = np.int64) -> np.ndarray[Any, Any]:
-    """The filtered label rows' numeric `fields` as an n x len(fields) array, in one read (NULL is NaN
-    when dtype is float); an earlier version's labels count through the mapping on a derived version."""
-    if derived_from(version) is None:
-        return _id_rows(select_labels(label_filter, version).values_list(*fields), dtype)
-    return np.array(label_values(label_filter, version, *fields), dtype=dtype).reshape(-1, len(fields))
+    return shared_read(("table", version.pk, replace(label_filter, taxonomy=None), depth),
+                       lambda: table_of(label_rows(label_filter, version).ids, version, depth))
 
 
 def table_of(ids: np.ndarray[Any, Any], version: TaxonomyVersion, depth: int | None = None) -> CodedTable:
-    """A CodedTable from label rows whose first three columns are LABEL_IDS."""
+    """A CodedTable from label rows whose first three columns are (prediction, annotator, category) ids."""
     ids = ids[:, :3].astype(np.int64)
     paths = {pk: _cut(path, depth) for pk, path in
              Category.objects.filter(version=version).values_list("pk", "path")}
@@ -72,14 +59,6 @@ def table_of(ids: np.ndarray[Any, Any], version: TaxonomyVersion, depth: int | N
                  .values_list("pk", "name"))
     return table_from_labels(ids[:, 0], ids[:, 1], ids[:, 2], annotator_names=names,
                              category_paths=paths)
-
-
-def _id_rows(rows: QuerySet[Any, Any], dtype: type = np.int64) -> np.ndarray[Any, Any]:
-    """A values_list of numeric columns as an n x columns array, fetched in one go."""
-    sql, params = rows.query.sql_with_params()
-    with connections[rows.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        return np.array(cursor.fetchall(), dtype=dtype).reshape(-1, len(rows.query.values_select))
 
 
 def label_sets(label_filter: LabelFilter, version: TaxonomyVersion,

@@ -71,3 +71,13 @@ def test_alpha_without_each_annotator_equals_alpha_of_the_table_without_their_co
                            [row[:j] + row[j + 1:] for row in table.cells])
         assert report["per_annotator"][name]["alpha_without"] == round(table_alpha(rest).value, 6)
         assert report["per_annotator"][name]["n_items"] == sum(row[j] is not None for row in table.cells)
+
+
+def test_item_ids_spread_too_wide_for_a_presence_array_give_the_same_table():
+    # Ids 10**12 apart cannot be ranked through an array over their span: the sort path must agree.
+    table = crowd(4, n_items=200, n_annotators=5, per_item=3, n_categories=12, extra=0.3)
+    items, annotators, categories, names, paths = label_rows(table, seed=5)
+    close = table_from_labels(items, annotators, categories, annotator_names=names, category_paths=paths)
+    wide = table_from_labels(items * 10**12, annotators, categories, annotator_names=names, category_paths=paths)
+    assert np.array_equal(wide.items, close.items * 10**12)
+    assert np.array_equal(wide.codes, close.codes) and wide.values == close.values

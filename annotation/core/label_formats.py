@@ -1,17 +1,26 @@
 """Readers for external labels: the long label table (CSV or JSONL) and the WMT23 MQM ratings."""
 from __future__ import annotations
 
+import csv
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from annotation.core.label_sources import LabelSource
+from annotation.core.result_formats import arrow
+from annotation.core.result_formats.arrow import Unvouched, arrow_fast_path, csv_blocks
 from annotation.core.result_formats.io import (
+    BATCH_ROWS,
     DEFAULT_LIMITS,
+    NAME_MAX_LENGTH,
+    CsvSource,
     InputLimits,
     checked_fields,
+    csv_header,
     csv_records,
     json_lines,
 )
@@ -44,20 +53,174 @@ class LabelRow:
     note: str = ""
 
 
-def read_labels(path: Path, *, fmt: str = "auto", limits: InputLimits = DEFAULT_LIMITS) -> Iterator[LabelRow]:
-    """Stream label rows from a long table or the MQM archive; categories come as canonical paths."""
+_BATCH_FIELDS = ("line", "dataset", "example_id", "model", "annotator", "category", "source", "title", "summary",
+                 "confidence", "note")
+
+
+@dataclass(slots=True)
+class LabelBatch:
+    """Consecutive label rows of one file, column by column (the columns have equal length)."""
+
+    line: list[int]
+    dataset: list[str]
+    example_id: list[str]
+    model: list[str]
+    annotator: list[str]
+    category: list[str]
+    source: list[str | None]
+    title: list[str]
+    summary: list[str]
+    confidence: list[float | None]
+    note: list[str]
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[LabelRow]) -> LabelBatch:
+        return cls(*([getattr(row, name) for row in rows] for name in _BATCH_FIELDS))
+
+    def rows(self) -> Iterator[LabelRow]:
+        return (LabelRow(*values) for values in zip(*(getattr(self, name) for name in _BATCH_FIELDS)))
+
+
+def label_batches(rows: Iterable[LabelRow], size: int = BATCH_ROWS) -> Iterator[LabelBatch]:
+    """Rows gathered into batches of `size` (the last one shorter)."""
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield LabelBatch.of_rows(chunk)
+
+
+def label_format(path: Path, fmt: str = "auto") -> str:
+    """The label file's format, from its name unless given."""
+    if fmt != "auto":
+        return fmt
+    name = path.name.lower()
+    if name.endswith((".tsv.tar.gz", ".tsv")):
+        return "wmt23-mqm"
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith((".jsonl", ".json")):
+        return "jsonl"
+    raise InputError(str(path), None, f"cannot tell the format from the name; pass --format ({', '.join(LABEL_FORMATS[1:])})")
+
+
+def read_label_batches(
+    path: Path, *, fmt: str = "auto", limits: InputLimits = DEFAULT_LIMITS, batch_rows: int = BATCH_ROWS
+) -> Iterator[LabelBatch]:
+    """The rows of `read_labels`, as batches; a CSV file goes through Arrow's blocks, checked column-wise,
+    while the column checks vouch for them (the row reader takes over from the first they do not)."""
     if not path.is_file():
         raise InputError(str(path), None, "no such file" if not path.exists() else "not a regular file")
-    name = path.name.lower()
-    if fmt == "auto":
-        if name.endswith((".tsv.tar.gz", ".tsv")):
-            fmt = "wmt23-mqm"
-        elif name.endswith(".csv"):
-            fmt = "csv"
-        elif name.endswith((".jsonl", ".json")):
-            fmt = "jsonl"
-        else:
-            raise InputError(str(path), None, f"cannot tell the format from the name; pass --format ({', '.join(LABEL_FORMATS[1:])})")
+    if label_format(path, fmt) != "csv":
+        return label_batches(read_labels(path, fmt=fmt, limits=limits), batch_rows)
+    return _csv_label_batches(path, limits, batch_rows)
+
+
+def _csv_label_batches(path: Path, limits: InputLimits, batch_rows: int) -> Iterator[LabelBatch]:
+    source = CsvSource(path, limits)
+    header = csv_header(path, csv.reader(source), source, limits)
+    first_line = source.line + 1  # the line after the header
+    exact = partial(read_labels, path, fmt="csv", limits=limits)
+    by_rows = partial(label_batches, size=batch_rows)
+    if (min(limits.max_line_bytes, limits.max_record_bytes) < arrow.ARROW_BLOCK_BYTES
+            or any(c not in header for c in LABEL_COLUMNS)):
+        # Arrow keeps to limits of at least a block; a missing column is the row reader's error.
+        yield from by_rows(exact())
+        return
+    yield from arrow_fast_path(csv_blocks(path, header), exact,
+                               lambda block, given: checked_label_columns(block, first_line + given), by_rows)
+
+
+def checked_label_columns(block: Any, first_line: int) -> LabelBatch:
+    """The checks of `_label_row`, column-wise, on a block whose first row is `first_line`; raises
+    `Unvouched` where a row may fail one, or where a value holds a line break (lines would not count)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = set(block.schema.names)
+    rows = block.num_rows
+
+    def text(name: str, max_length: int | None = None) -> Any:
+        column = block.column(name)
+        if column.null_count or not pa.types.is_string(column.type):
+            raise Unvouched(name)
+        # A NUL byte, or a line break (the row would span lines): the row reader decides.
+        if pc.any(pc.match_substring_regex(column, "[\\x00\\n\\r]")).as_py():
+            raise Unvouched(name)
+        if max_length is not None and rows and pc.max(pc.utf8_length(column)).as_py() > max_length:
+            raise Unvouched(name)
+        return column
+
+    def by_value(name: str, clean: Any) -> list:
+        """Each distinct value cleaned once (few distinct values, many rows)."""
+        encoded = pc.dictionary_encode(text(name, NAME_MAX_LENGTH if name in _NAME_COLUMNS else None))
+        values = [clean(value) for value in encoded.dictionary.to_pylist()]
+        return list(map(values.__getitem__, encoded.indices.to_pylist()))
+
+    def name(value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise Unvouched("empty")
+        return value
+
+    def category(value: str) -> str:
+        parsed = _parsed_category(name(value))
+        if isinstance(parsed, CategoryPathError):
+            raise Unvouched("category")
+        return parsed
+
+    def label_source(value: str) -> str | None:
+        cleaned = value.strip().lower() or None
+        if cleaned is not None and cleaned not in LABEL_SOURCES:
+            raise Unvouched("source")
+        return cleaned
+
+    def free_text(column: str) -> list[str]:
+        return text(column).to_pylist() if column in names else [""] * rows
+
+    example_id = [name(value) for value in text("example_id", NAME_MAX_LENGTH).to_pylist()]
+    return LabelBatch(
+        line=list(range(first_line, first_line + rows)),
+        dataset=by_value("dataset", name),
+        example_id=example_id,
+        model=by_value("model", name),
+        annotator=by_value("annotator", name),
+        category=by_value("category", category),
+        source=by_value("source", label_source) if "source" in names else [None] * rows,
+        title=free_text("title"),
+        summary=free_text("summary"),
+        confidence=_confidences(text("confidence")) if "confidence" in names else [None] * rows,
+        note=free_text("note"),
+    )
+
+
+_NAME_COLUMNS = ("dataset", "example_id", "model", "annotator")
+
+
+def _confidences(column: Any) -> list[float | None]:
+    """Empty is none; anything else a number in [0, 1] (Arrow's parse; what it refuses, the row reader reads)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    empty = pc.equal(column, "")
+    if pc.all(empty).as_py():
+        return [None] * len(column)
+    numbers = pc.cast(pc.if_else(empty, pa.scalar(None, pa.string()), column), pa.float64())
+    fine = pc.and_(pc.is_finite(numbers), pc.and_(pc.greater_equal(numbers, 0.0), pc.less_equal(numbers, 1.0)))
+    if not pc.all(fine).as_py():  # nulls (the empty ones) are skipped
+        raise Unvouched("confidence")
+    values: list[float | None] = numbers.to_pylist()
+    return values
+
+
+def read_labels(path: Path, *, fmt: str = "auto", limits: InputLimits = DEFAULT_LIMITS) -> Iterator[LabelRow]:
+    """Stream label rows from a long table or the MQM archive; categories come as canonical paths.
+
+    The reference reader: each record is checked inline, so an error names its line."""
+    if not path.is_file():
+        raise InputError(str(path), None, "no such file" if not path.exists() else "not a regular file")
+    fmt = label_format(path, fmt)
     if fmt == "csv":
         return (_label_row(path, line, record) for line, record in csv_records(path, LABEL_COLUMNS, limits))
     if fmt == "jsonl":

@@ -31,7 +31,7 @@ class _CarriageReturnWatch:
         self.closed = False
 
     def read(self, size: int = -1) -> bytes:
-        chunk = self.handle.read(size)
+        chunk: bytes = self.handle.read(size)
         if self._ends_with_cr and not chunk.startswith(b"\n"):
             self.seen = True
         lone = chunk.count(b"\r") - chunk.count(b"\r\n") - chunk.endswith(b"\r")
@@ -40,7 +40,7 @@ class _CarriageReturnWatch:
         return chunk
 
 
-def csv_blocks(path: Path, header: list[str]) -> Iterator[Any]:
+def csv_blocks(path: Path, header: list[str]) -> Generator[Any, None, None]:
     """Arrow record batches of a CSV file, every column as text, parsed ahead in Arrow's threads.
 
     Empty lines are kept (as rows of empty fields, which no check vouches for), so in a block whose

@@ -101,7 +101,8 @@ def csv_batches(path: Path, dataset: str | None, batch_rows: int, limits: InputL
         # tighter limits are the row reader's to enforce.
         yield from batched(exact(), batch_rows)
         return
-    yield from arrow_fast_path(csv_blocks(path, header), exact, lambda block, _: arrow.checked_columns(block, dataset),
+    yield from arrow_fast_path(csv_blocks(path, header), exact,
+                               lambda block, _: arrow.checked_columns(block, dataset),
                                partial(batched, size=batch_rows))
 
 
@@ -169,7 +170,8 @@ def parquet_batches(path: Path, dataset: str | None, batch_rows: int, limits: In
     parquet, wanted = parquet_file(path, limits)
     blocks = parquet.iter_batches(batch_size=batch_rows, columns=wanted)
     yield from arrow_fast_path(blocks, partial(read_parquet_rows, path, dataset, limits),
-                               lambda block, _: arrow.checked_columns(block, dataset), partial(batched, size=batch_rows))
+                               lambda block, _: arrow.checked_columns(block, dataset),
+                               partial(batched, size=batch_rows))
 
 
 def read_parquet_rows(path: Path, dataset: str | None, limits: InputLimits = DEFAULT_LIMITS) -> Iterator[ResultRow]:

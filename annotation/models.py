@@ -189,21 +189,29 @@ class Label(models.Model):
         HUMAN = LabelSource.HUMAN.value
         GOLD = LabelSource.GOLD.value
 
-    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="labels")
-    taxonomy_version = models.ForeignKey("taxonomy.TaxonomyVersion", on_delete=models.PROTECT, related_name="labels")
-    category = models.ForeignKey("taxonomy.Category", on_delete=models.PROTECT, related_name="labels")
+    # Indexes: only those a query uses. The unique key (prediction, version, source, annotator, category)
+    # serves look-ups by item and cascades from predictions; (version, source) serves every read of a
+    # version's labels; source alone the per-source counts. The other foreign keys and external_id have
+    # none: no query filters on them alone, and each index slowed every label write (ten in all were
+    # half the time of an import). A category, annotator, prompt or analysis deleted (admin only) scans.
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="labels", db_index=False)
+    taxonomy_version = models.ForeignKey("taxonomy.TaxonomyVersion", on_delete=models.PROTECT, related_name="labels",
+                                         db_index=False)
+    category = models.ForeignKey("taxonomy.Category", on_delete=models.PROTECT, related_name="labels",
+                                 db_index=False)
     source = models.CharField(max_length=10, choices=Source.choices, db_index=True)
-    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="labels")
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="labels", db_index=False)
     confidence = models.FloatField(null=True, blank=True)
     error_title = models.TextField(blank=True)
     error_summary = models.TextField(blank=True)
     rationale = models.TextField(blank=True)
     note = models.TextField(blank=True)
     proposed_category = models.CharField(max_length=300, blank=True)
-    prompt_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT)
-    analysis = models.ForeignKey(Analysis, null=True, blank=True, on_delete=models.SET_NULL)
-    # Where the label came from outside: a Label Studio annotation id, an import file, ...
-    external_id = models.CharField(max_length=200, blank=True, db_index=True)
+    prompt_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT, db_index=False)
+    analysis = models.ForeignKey(Analysis, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
+    # Where the label came from outside: a Label Studio annotation id, an import file, ... (read only
+    # beside the item: "ls:" prefixes within a prediction's labels).
+    external_id = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,27 +1,34 @@
 """Import labels from outside (a long table or the WMT23 MQM ratings) into the one label table.
 
-The file is streamed once into a staging table (every row checked as it is read), the rows are
-matched to predictions there in SQL, and the label sets are then written in chunks of items, in item
-order, through the same writers as every other source. Memory stays flat however long the file is;
-all of it happens in one transaction, so a bad row anywhere leaves nothing written.
+The file is streamed once into a staging table (a CSV block by block through Arrow, checked column-wise;
+other formats row by row), the rows are matched to predictions there in SQL, repeated categories in a
+set are folded into one row, and the label sets are written set-wise in SQL (`replace_label_table`);
+gold goes through adjudication's writer as a decision. Memory stays flat however long the file is; all
+of it happens in one transaction, so a bad row anywhere leaves nothing written.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import groupby, islice
+from itertools import groupby
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
-from annotation.core.label_formats import LabelRow, read_labels
+from annotation.core.label_formats import LabelBatch, read_label_batches
 from annotation.errors import ErrorMapError, InputError
 from annotation.models import Annotator, Dataset, EvaluatedModel, Example, Label, Prediction
 from annotation.services.adjudication import record_imported_gold
 from annotation.services.bulk_sql import bulk_cursor, insert_rows
 from annotation.services.ingest import input_limits
-from annotation.services.labels import LabelEntry, LabelSet, get_annotator, replace_label_sets
+from annotation.services.labels import (
+    LabelEntry,
+    LabelSet,
+    get_annotator,
+    replace_label_table,
+)
 from annotation.services.runs import progress, stage_run
 from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import (
@@ -37,7 +44,9 @@ MQM_TAXONOMY = "wmt23-mqm"
 STAGE_TABLE = "errormap_label_import_stage"
 STAGE_COLUMNS = ("line", "dataset", "example_id", "model", "annotator", "source", "category",
                  "title", "summary", "confidence", "note")
-STAGE_BATCH_ROWS = 20_000
+# The staged rows with ids (annotator, category) and the label's detail columns: replace_label_table's input.
+WANTED_TABLE = "errormap_label_import_wanted"
+NAMES_TABLE = "errormap_label_import_names"  # annotator names and category keys -> ids
 # Items written per chunk: their label rows are the only ones held in memory at a time.
 WRITE_CHUNK_ROWS = 20_000
 # Label.external_id holds 200 characters: "import:" and the file name.
@@ -82,11 +91,12 @@ def import_labels(
     """
     is_mqm = fmt == "wmt23-mqm" or path.name.lower().endswith((".tsv.tar.gz", ".tsv"))
     taxonomy = taxonomy or (MQM_TAXONOMY if is_mqm else settings.ERRORMAP_DEFAULT_TAXONOMY)
-    rows = read_labels(path, fmt=fmt, limits=input_limits())
+    batches = read_label_batches(path, fmt=fmt, limits=input_limits())
     config = {"path": str(path), "source": source, "taxonomy": taxonomy, "format": fmt}
     file_name = path.name[:FILE_NAME_CHARS]
     with stage_run("import_labels", config) as run, transaction.atomic(), bulk_cursor() as cursor:
-        staged = _stage_rows(cursor, progress(rows, desc=path.name, unit="rows"), default_source=source)
+        with progress(None, desc=path.name, unit="rows") as bar:
+            staged = _stage_rows(cursor, batches, default_source=source, bar=bar)
         if not staged.rows:
             raise InputError(str(path), None, "no label rows")
         _match_predictions(cursor, path)
@@ -94,18 +104,22 @@ def import_labels(
         version, new_categories = _version_for(base, taxonomy, staged.categories, path)
         category_ids = {key: category.pk for key, category in category_index(version).items()}
         annotator_ids = {name: _annotator(name, row_source).pk for name, row_source in staged.annotators.items()}
-        written, gold_decisions, superseded, label_sets = None, 0, 0, 0
-        for sets in _label_set_chunks(cursor, version.pk, category_ids, annotator_ids, file_name):
-            label_sets += len(sets)
+        _fold_repeated_categories(cursor)
+        cursor.execute(f"SELECT count(*) FROM (SELECT DISTINCT prediction_id, source, annotator FROM {STAGE_TABLE}) s")
+        (label_sets,) = cursor.fetchone()
+        external_id = f"import:{file_name}"
+        _stage_wanted(cursor, category_ids={k: category_ids[k] for k in staged.categories},
+                      annotator_ids=annotator_ids, external_id=external_id)
+        written = replace_label_table(cursor, WANTED_TABLE, version_id=version.pk)
+        gold_decisions = superseded = 0
+        for sets in _gold_set_chunks(cursor, version.pk, category_ids, annotator_ids, external_id):
             # Gold is a decision: recorded through adjudication, superseding what decided the item before.
-            gold = record_imported_gold(label_sets=[s for s in sets if s.source == Label.Source.GOLD],
-                                        file_name=file_name)
-            chunk = replace_label_sets([s for s in sets if s.source != Label.Source.GOLD]) + gold.written
-            written = chunk if written is None else written + chunk
+            gold = record_imported_gold(label_sets=sets, file_name=file_name)
+            written += gold.written
             gold_decisions += gold.decisions
             superseded += gold.superseded
-        cursor.execute(f"DROP TABLE {STAGE_TABLE}")
-        assert written is not None
+        for table in (STAGE_TABLE, WANTED_TABLE, NAMES_TABLE):
+            cursor.execute(f"DROP TABLE {table}")
         run.counts = {"rows": staged.rows, "label_sets": label_sets, **written.__dict__,
                       "gold_decisions": gold_decisions, "superseded_decisions": superseded,
                       "taxonomy_version": str(version)}
@@ -122,27 +136,31 @@ def import_labels(
     )
 
 
-def _stage_rows(cursor, rows: Iterable[LabelRow], *, default_source: str) -> _Staged:
+def _stage_rows(cursor: Any, batches: Iterable[LabelBatch], *, default_source: str, bar: Any) -> _Staged:
     """Copy the checked rows into a temporary staging table, a batch at a time."""
-    cursor.execute(f"DROP TABLE IF EXISTS {STAGE_TABLE}")
+    for table in (STAGE_TABLE, WANTED_TABLE, NAMES_TABLE):
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    # line is the key (one row per line; a repeated category is folded into its first line's row).
     cursor.execute(
-        f"CREATE TEMPORARY TABLE {STAGE_TABLE} (line integer, dataset text, example_id text, model text, "
-        "annotator text, source text, category text, title text, summary text, confidence double precision, "
-        "note text, prediction_id bigint)"
+        f"CREATE TEMPORARY TABLE {STAGE_TABLE} (line integer PRIMARY KEY, dataset text, example_id text, "
+        "model text, annotator text, source text, category text, title text, summary text, "
+        "confidence double precision, note text, prediction_id bigint)"
     )
     staged = _Staged()
     categories, annotators = staged.categories, staged.annotators
-    iterator = iter(rows)
-    while batch := list(islice(iterator, STAGE_BATCH_ROWS)):
-        values = []
-        for row in batch:
-            row_source = row.source or default_source
-            categories.setdefault(row.category.lower(), row.category)
-            annotators.setdefault(row.annotator, row_source)
-            values.append((row.line, row.dataset, row.example_id, row.model, row.annotator, row_source,
-                           row.category.lower(), row.title, row.summary, row.confidence, row.note))
-        insert_rows(cursor, STAGE_TABLE, STAGE_COLUMNS, values)
+    for batch in batches:
+        sources = [row_source or default_source for row_source in batch.source]
+        for category in dict.fromkeys(batch.category).keys() - categories.keys():
+            categories.setdefault(category.lower(), category)
+        if dict.fromkeys(batch.annotator).keys() - annotators.keys():
+            for name, row_source in zip(batch.annotator, sources):
+                annotators.setdefault(name, row_source)
+        keys = [category.lower() for category in batch.category]
+        insert_rows(cursor, STAGE_TABLE, STAGE_COLUMNS, list(zip(
+            batch.line, batch.dataset, batch.example_id, batch.model, batch.annotator, sources, keys,
+            batch.title, batch.summary, batch.confidence, batch.note)))
         staged.rows += len(batch)
+        bar.update(len(batch))
     return staged
 
 
@@ -176,9 +194,63 @@ def _match_predictions(cursor, path: Path) -> None:
         line, dataset, example_id, model = missing
         raise InputError(
             str(path), line,
-            f"no prediction for dataset={dataset!r} example_id={example_id!r} model={model!r} (ingest the results first)",
+            f"no prediction for dataset={dataset!r} example_id={example_id!r} model={model!r} "
+            "(ingest the results first)",
         )
-    cursor.execute(f"CREATE INDEX {STAGE_TABLE}_order ON {STAGE_TABLE} (prediction_id, source, annotator, line)")
+    cursor.execute(
+        f"CREATE INDEX {STAGE_TABLE}_order ON {STAGE_TABLE} (prediction_id, source, annotator, category, line)")
+
+
+def _fold_repeated_categories(cursor: Any) -> None:
+    """A category repeated in one set (e.g. two MQM spans of one kind) counts once: the first line's row
+    stays, with the notes of all its repeats joined; the others leave the staging table. (Only the
+    repeats are read into Python: few, whatever the file's size.)"""
+    key = "prediction_id, source, annotator, category"
+    cursor.execute(
+        f"SELECT s.prediction_id, s.source, s.annotator, s.category, s.line, s.note FROM {STAGE_TABLE} s "
+        f"JOIN (SELECT {key} FROM {STAGE_TABLE} GROUP BY {key} HAVING count(*) > 1) r "
+        "ON s.prediction_id = r.prediction_id AND s.source = r.source AND s.annotator = r.annotator "
+        "AND s.category = r.category ORDER BY s.prediction_id, s.source, s.annotator, s.category, s.line"
+    )
+    notes: list[tuple[str, int]] = []
+    gone: list[tuple[int]] = []
+    for _, group in groupby(cursor.fetchall(), key=lambda row: row[:4]):
+        (*_, first, first_note), *others = group
+        joined = "; ".join(note for note in [first_note, *(row[5] for row in others)] if note)
+        if joined != first_note:
+            notes.append((joined, first))
+        gone.extend((row[4],) for row in others)
+    if notes:
+        cursor.executemany(f"UPDATE {STAGE_TABLE} SET note = %s WHERE line = %s", notes)
+    if gone:
+        cursor.executemany(f"DELETE FROM {STAGE_TABLE} WHERE line = %s", gone)
+
+
+def _stage_wanted(
+    cursor: Any, *, category_ids: dict[str, int], annotator_ids: dict[str, int], external_id: str
+) -> None:
+    """The staged rows other than gold, with annotator and category ids and every label detail column,
+    in set order: replace_label_table's input."""
+    cursor.execute(f"CREATE TEMPORARY TABLE {NAMES_TABLE} (kind text, name text, id bigint, PRIMARY KEY (kind, name))")
+    insert_rows(cursor, NAMES_TABLE, ("kind", "name", "id"),
+                [("a", name, pk) for name, pk in annotator_ids.items()]
+                + [("c", key, pk) for key, pk in category_ids.items()])
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {WANTED_TABLE} (prediction_id bigint, source text, annotator_id bigint, "
+        "category_id bigint, confidence double precision, error_title text, error_summary text, rationale text, "
+        "note text, proposed_category text, prompt_version_id bigint, analysis_id bigint, external_id text, "
+        "PRIMARY KEY (prediction_id, source, annotator_id, category_id))"
+    )
+    cursor.execute(
+        f"INSERT INTO {WANTED_TABLE} SELECT s.prediction_id, s.source, a.id, c.id, s.confidence, s.title, "
+        f"s.summary, '', s.note, '', NULL, NULL, %s FROM {STAGE_TABLE} s "
+        f"JOIN {NAMES_TABLE} a ON a.kind = 'a' AND a.name = s.annotator "
+        f"JOIN {NAMES_TABLE} c ON c.kind = 'c' AND c.name = s.category "
+        "WHERE s.source <> %s ORDER BY s.prediction_id, s.source, s.annotator, s.category",
+        [external_id, Label.Source.GOLD],
+    )
+    if connection.vendor == "postgresql":
+        cursor.execute(f"ANALYZE {WANTED_TABLE}")  # a temporary table has no statistics until asked
 
 
 def _version_for(
@@ -215,52 +287,36 @@ def _annotator(name: str, source: str) -> Annotator:
     return get_annotator(name, kind=kind)
 
 
-def _label_set_chunks(
-    cursor, version_id: int, category_ids: dict[str, int], annotator_ids: dict[str, int], file_name: str
+def _gold_set_chunks(
+    cursor, version_id: int, category_ids: dict[str, int], annotator_ids: dict[str, int], external_id: str
 ) -> Iterator[list[LabelSet]]:
-    """The staged rows as label sets, a chunk of whole items at a time, in item order (keyset pages on
-    prediction id: no cursor stays open while the chunk is written)."""
+    """The staged gold rows as label sets, a chunk of whole items at a time, in item order (keyset pages
+    on prediction id: no cursor stays open while the chunk is written). Repeats are already folded."""
     after = 0
-    external_id = f"import:{file_name}"
+    gold = Label.Source.GOLD
     while True:
         # The last item of the next chunk: the item of its WRITE_CHUNK_ROWS-th row, or the very last.
         cursor.execute(
-            f"SELECT max(prediction_id) FROM (SELECT prediction_id FROM {STAGE_TABLE} WHERE prediction_id > %s "
-            f"ORDER BY prediction_id LIMIT {WRITE_CHUNK_ROWS}) AS head",
-            [after],
+            f"SELECT max(prediction_id) FROM (SELECT prediction_id FROM {STAGE_TABLE} WHERE source = %s "
+            f"AND prediction_id > %s ORDER BY prediction_id LIMIT {WRITE_CHUNK_ROWS}) AS head",
+            [gold, after],
         )
         (last,) = cursor.fetchone()
         if last is None:
             return
         cursor.execute(
-            f"SELECT prediction_id, source, annotator, category, title, summary, confidence, note "
-            f"FROM {STAGE_TABLE} WHERE prediction_id > %s AND prediction_id <= %s "
-            "ORDER BY prediction_id, source, annotator, line",
-            [after, last],
+            f"SELECT prediction_id, annotator, category, title, summary, confidence, note "
+            f"FROM {STAGE_TABLE} WHERE source = %s AND prediction_id > %s AND prediction_id <= %s "
+            "ORDER BY prediction_id, annotator, line",
+            [gold, after, last],
         )
-        sets = []
-        for (prediction_id, row_source, annotator), rows in groupby(cursor.fetchall(), key=lambda r: r[:3]):
-            entries = [
-                LabelEntry(category_ids[category], {
-                    "error_title": title, "error_summary": summary, "confidence": confidence, "note": note,
-                    "external_id": external_id,
-                })
-                for _, _, _, category, title, summary, confidence, note in rows
-            ]
-            sets.append(LabelSet(prediction_id=prediction_id, taxonomy_version_id=version_id, source=row_source,
-                                 annotator_id=annotator_ids[annotator], entries=tuple(_merge_entries(entries))))
-        yield sets
+        yield [
+            LabelSet(prediction_id=prediction_id, taxonomy_version_id=version_id, source=gold,
+                     annotator_id=annotator_ids[annotator], entries=tuple(
+                         LabelEntry(category_ids[category], {
+                             "error_title": title, "error_summary": summary, "confidence": confidence,
+                             "note": note, "external_id": external_id})
+                         for _, _, category, title, summary, confidence, note in rows))
+            for (prediction_id, annotator), rows in groupby(cursor.fetchall(), key=lambda r: r[:2])
+        ]
         after = last
-
-
-def _merge_entries(entries: list[LabelEntry]) -> list[LabelEntry]:
-    """Repeated categories in one set (e.g. two MQM spans of one kind) count once; notes are joined."""
-    merged: dict[int, LabelEntry] = {}
-    for entry in entries:
-        if entry.category_id in merged:
-            previous = merged[entry.category_id].details
-            notes = [n for n in (previous.get("note"), entry.details.get("note")) if n]
-            merged[entry.category_id] = LabelEntry(entry.category_id, {**previous, "note": "; ".join(notes)})
-        else:
-            merged[entry.category_id] = entry
-    return list(merged.values())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -135,3 +136,49 @@ def _detail_values(details: dict) -> tuple:
         raise ValueError(f"unknown label fields: {sorted(details.keys() - _DETAIL_NAMES)}")
     get = details.get
     return tuple(get(name, default) for name, default in zip(LABEL_DETAIL_FIELDS, _DETAIL_DEFAULTS))
+
+
+def replace_label_table(cursor: Any, table: str, *, version_id: int) -> LabelWriteReport:
+    """`replace_label_sets` for sets already in a table, in four set-wise statements instead of Python
+    per row: for a whole imported file (the same rows result, a test holds the two to it).
+
+    `table` has the columns prediction_id, source, annotator_id, category_id and LABEL_DETAIL_FIELDS,
+    one row per label, unique on the first four, every row of each set it names (all under the
+    taxonomy version `version_id`); each such set's label rows become exactly its rows.
+    """
+    label = connection.ops.quote_name(Label._meta.db_table)
+    column_of = {field.attname: str(field.column) for field in Label._meta.concrete_fields}
+    columns = [column_of[name] for name in LABEL_DETAIL_FIELDS]
+    # A null-safe "differs": SQLite's IS NOT, PostgreSQL's IS DISTINCT FROM.
+    differs = "IS NOT" if connection.vendor == "sqlite" else "IS DISTINCT FROM"
+    same_set = ("l.prediction_id = w.prediction_id AND l.source = w.source AND l.annotator_id = w.annotator_id "
+                "AND l.taxonomy_version_id = %s")
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    cursor.execute(
+        f"DELETE FROM {label} WHERE id IN (SELECT l.id FROM {label} l "
+        f"JOIN (SELECT DISTINCT prediction_id, source, annotator_id FROM {table}) w ON {same_set} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} k WHERE k.prediction_id = l.prediction_id "
+        "AND k.source = l.source AND k.annotator_id = l.annotator_id AND k.category_id = l.category_id))",
+        [version_id],
+    )
+    deleted = cursor.rowcount
+    cursor.execute(
+        f"UPDATE {label} AS l SET {', '.join(f'{c} = w.{c}' for c in columns)}, updated_at = %s FROM {table} w "
+        f"WHERE {same_set} AND l.category_id = w.category_id "
+        f"AND ({' OR '.join(f'l.{c} {differs} w.{c}' for c in columns)})",
+        [now, version_id],
+    )
+    updated = cursor.rowcount
+    key_columns = "prediction_id, taxonomy_version_id, source, annotator_id, category_id"
+    cursor.execute(
+        f"INSERT INTO {label} ({key_columns}, {', '.join(columns)}, created_at, updated_at) "
+        f"SELECT w.prediction_id, %s, w.source, w.annotator_id, w.category_id, "
+        f"{', '.join(f'w.{c}' for c in columns)}, %s, %s FROM {table} w "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {label} l WHERE {same_set} AND l.category_id = w.category_id) "
+        "ORDER BY w.prediction_id, w.source, w.annotator_id, w.category_id",
+        [version_id, now, now, version_id],
+    )
+    created = cursor.rowcount
+    cursor.execute(f"SELECT count(*) FROM {table}")
+    (total,) = cursor.fetchone()
+    return LabelWriteReport(created=created, updated=updated, deleted=deleted, unchanged=total - created - updated)

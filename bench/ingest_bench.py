@@ -27,6 +27,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +42,7 @@ from bench.databases import (
     with_database_name,
 )
 from bench.report import machine_load, write_section
+from bench.timing import Run, alternated, median, run_child
 
 MODELS = 10
 
@@ -89,21 +92,10 @@ def _postgres_template(database_url: str) -> str:
     return _TEMPLATES[database_url]
 
 
-def timed_command(args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS in MiB) of `manage.py ARGS` in a child process."""
-    start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"manage.py {args[0]} failed with status {status}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
-def ingest_once(csv_path: Path, database_url: str | None = None) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS in MiB) of one ingest into a fresh database."""
+def ingest_once(csv_path: Path, database_url: str | None = None) -> Run:
+    """One ingest into a fresh database, end to end in a child process."""
     with fresh_database(database_url) as env:
-        return timed_command(["ingest_results", str(csv_path)], env)
+        return run_child(["manage.py", "ingest_results", str(csv_path)], env=env)
 
 
 def floor_child(csv_path: Path) -> None:
@@ -143,14 +135,11 @@ def floor_child(csv_path: Path) -> None:
     print(time.perf_counter() - start)
 
 
-def floor_once(csv_path: Path) -> float:
-    """Seconds of the executemany floor (writes only) into a fresh database."""
-    with tempfile.TemporaryDirectory() as var:
-        env = {**os.environ, "ERRORMAP_VAR_DIR": var, "DATABASE_URL": f"sqlite:///{var}/bench.sqlite3"}
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        done = subprocess.run([sys.executable, __file__, "--floor-child", str(csv_path)], cwd=ROOT, env=env,
-                              check=True, capture_output=True, text=True)
-        return float(done.stdout.strip().splitlines()[-1])
+def floor_once(csv_path: Path) -> Run:
+    """The executemany floor (writes only, timed inside its child) into a fresh database."""
+    with fresh_database() as env:
+        child = run_child([__file__, "--floor-child", str(csv_path)], env=env, capture=True)
+        return replace(child, seconds=float(child.output.strip().splitlines()[-1]))
 
 
 def floor_comparison(rows: int, repeats: int) -> None:
@@ -158,13 +147,10 @@ def floor_comparison(rows: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"results-{rows}.csv"
         generate_csv(path, rows)
-        ours, floor = [], []
-        for _ in range(repeats):
-            ours.append(ingest_once(path)[0])
-            floor.append(floor_once(path))
-    ours_s, floor_s = statistics.median(ours), statistics.median(floor)
-    line = f"| {rows:,} | {ours_s:.1f} | {floor_s:.1f} | {ours_s / floor_s:.2f} |"
-    print("| rows | ingest_results s (end to end) | executemany floor s (writes only) | ratio |", flush=True)
+        runs = alternated({"ours": partial(ingest_once, path), "floor": partial(floor_once, path)}, repeats)
+    ours_s, floor_s = median(runs["ours"]), median(runs["floor"])
+    line = f"| {rows:,} | {ours_s:.1f} | {floor_s:.1f} | {ours_s / floor_s:.2f} | {machine_load()} |"
+    print("| rows | ingest_results s (end to end) | executemany floor s (writes only) | ratio | load |", flush=True)
     print(line, flush=True)
     body = "\n".join([
         "`ingest_results` of a generated CSV (end to end in a child process: start-up, parsing, checks,",
@@ -173,8 +159,8 @@ def floor_comparison(rows: int, repeats: int) -> None:
         f"database with the same tables and indexes, one transaction; alternated, median of {repeats}.",
         "Target: within 1.5x. The machine was shared with other work while this ran (2 cores).",
         "",
-        "| rows | ingest_results s (end to end) | executemany floor s (writes only) | ratio |",
-        "|---:|---:|---:|---:|",
+        "| rows | ingest_results s (end to end) | executemany floor s (writes only) | ratio | load (1/5/15 min) |",
+        "|---:|---:|---:|---:|---|",
         line,
         "",
         "The ingest side includes what the floor leaves out: process start-up, parsing and checking the",
@@ -189,15 +175,16 @@ def ingest_and_sample(csv_path: Path, database_url: str | None) -> dict[str, flo
     """Ingest the CSV into a fresh database, then draw a 10 % work set (`sample_failures`): time, CPU and peak
     memory of each step, each in its own child process."""
     with fresh_database(database_url) as env:
-        ingest = timed_command(["ingest_results", str(csv_path)], env)
-        sample = timed_command(["sample_failures", "--ratio", "0.1", "--seed", "0", "--name", "bench"], env)
+        ingest = run_child(["manage.py", "ingest_results", str(csv_path)], env=env)
+        sample = run_child(["manage.py", "sample_failures", "--ratio", "0.1", "--seed", "0", "--name", "bench"],
+                           env=env)
         members = subprocess.run(
             [sys.executable, "manage.py", "shell", "-c",
              ("from annotation.models import WorkSetFailure as W; "
               "print(W.objects.filter(work_set__name='bench').count())")],
             cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.split()[-1]
-    return {"ingest_s": ingest[0], "ingest_cpu": ingest[1], "ingest_rss": ingest[2],
-            "sample_s": sample[0], "sample_cpu": sample[1], "sample_rss": sample[2], "sampled": int(members)}
+    return {"ingest_s": ingest.seconds, "ingest_cpu": ingest.cpu, "ingest_rss": ingest.rss_mib,
+            "sample_s": sample.seconds, "sample_cpu": sample.cpu, "sample_rss": sample.rss_mib, "sampled": int(members)}
 
 
 def _runs(runs: list[dict[str, float]], key: str) -> str:
@@ -287,22 +274,22 @@ def main() -> None:
             path = Path(tmp) / f"results-{rows}.csv"
             generate_csv(path, rows)
             runs = [ingest_once(path) for _ in range(args.repeats)]
-            seconds = statistics.median(r[0] for r in runs)
-            cpu = statistics.median(r[1] for r in runs)
-            rss = statistics.median(r[2] for r in runs)
-            best = min(r[0] for r in runs)
+            seconds, cpu, rss = median(runs), median(runs, "cpu"), median(runs, "rss_mib")
+            best = min(r.seconds for r in runs)
             line = f"| {rows:,} | {seconds:.1f} | {rows / seconds:,.0f} | {rows / best:,.0f} | {cpu:.1f} | {rss:.0f} |"
             print(line, flush=True)
             lines.append(line)
             path.unlink()
-    bundled = statistics.median(ingest_once(ROOT / "data")[0] for _ in range(args.repeats))
+    bundled = median([ingest_once(ROOT / "data") for _ in range(args.repeats)])
     print(f"bundled data (data/, 3,226 predictions from 6 files): {bundled:.1f} s", flush=True)
     body = "\n".join([
         "All bundled real data (`manage.py ingest_results data/`: WMT23 MQM + BIG-Bench-Mistake, 6 files,",
-        f"3,226 predictions) into a fresh database: **{bundled:.1f} s** (median of {args.repeats}, process start included).",
+        (f"3,226 predictions) into a fresh database: **{bundled:.1f} s** (median of {args.repeats}, process start "
+         "included)."),
         "",
         "Ingest of a generated ErrorMap CSV (rows/10 examples x 10 models, 4 datasets) into a fresh SQLite",
-        f"database, end to end in a child process (start-up, parsing, writes, failure rule); median of {args.repeats} runs.",
+        ("database, end to end in a child process (start-up, parsing, writes, failure rule); median of "
+         f"{args.repeats} runs."),
         "Peak RSS levelling off while the file grows is the streaming check: what grows is SQLite's page",
         "cache (64 MiB, full after about 500,000 rows), beside a fixed part (Django, Arrow's libraries and",
         "thread pools, one 1 MiB block of rows). Target: >= 50,000 rows/s.",

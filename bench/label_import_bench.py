@@ -14,17 +14,17 @@ import argparse
 import csv
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.ingest_bench import generate_csv
-from bench.report import write_section
+from bench.report import machine_load, write_section
+from bench.timing import Run, alternated, median, run_child
 
 MODELS = 10  # as in generate_csv: example = i // 10, model = i % 10, dataset bench-{example % 4}
 ANNOTATORS = 3
@@ -49,36 +49,21 @@ def generate_labels(path: Path, rows: int) -> int:
     return predictions
 
 
-def run_child(args: list[str], env: dict) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS in MiB) of one manage.py command."""
-    start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"{args[0]} failed with status {status}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
 def environment(var: Path) -> dict:
     return {**os.environ, "ERRORMAP_VAR_DIR": str(var), "DATABASE_URL": f"sqlite:///{var}/bench.sqlite3"}
 
 
-def import_once(template: Path, labels: Path) -> tuple[float, float, float]:
+def import_once(template: Path, labels: Path) -> Run:
     with tempfile.TemporaryDirectory() as var:
         shutil.copy(template, Path(var) / "bench.sqlite3")
-        return run_child(["import_labels", str(labels), "--taxonomy", "bench"], environment(Path(var)))
+        return run_child(["manage.py", "import_labels", str(labels), "--taxonomy", "bench"], env=environment(Path(var)))
 
 
-def ingest_once(results: Path) -> tuple[float, float, float]:
+def ingest_once(results: Path) -> Run:
     with tempfile.TemporaryDirectory() as var:
         env = environment(Path(var))
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        return run_child(["ingest_results", str(results)], env)
-
-
-def median(runs: list[tuple[float, float, float]], i: int) -> float:
-    return statistics.median(r[i] for r in runs)
+        return run_child(["manage.py", "ingest_results", str(results)], env=env)
 
 
 def main() -> None:
@@ -89,8 +74,9 @@ def main() -> None:
     # A quarter of the size too: peak memory must not grow with the file.
     sizes = sorted({args.rows // 4, args.rows})
     lines = [
-        "| label rows | import_labels s | rows/s | CPU s | peak RSS MiB | ingest of as many rows s | ingest RSS MiB | ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ("| label rows | import_labels s | rows/s | CPU s | rows/s of CPU | peak RSS MiB | ingest of as many rows s "
+         "| ingest RSS MiB | ratio | load (1/5/15 min) |"),
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -105,13 +91,13 @@ def main() -> None:
             subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
             subprocess.run([sys.executable, "manage.py", "ingest_results", str(predictions_csv)], cwd=ROOT, env=env,
                            check=True, stdout=subprocess.DEVNULL)
-            ours, theirs = [], []
-            for _ in range(args.repeats):
-                ours.append(import_once(template_var / "bench.sqlite3", labels))
-                theirs.append(ingest_once(same_rows_csv))
-            seconds, alternative = median(ours, 0), median(theirs, 0)
-            line = (f"| {rows:,} | {seconds:.1f} | {rows / seconds:,.0f} | {median(ours, 1):.1f} | "
-                    f"{median(ours, 2):.0f} | {alternative:.1f} | {median(theirs, 2):.0f} | {seconds / alternative:.2f} |")
+            runs = alternated({"ours": partial(import_once, template_var / "bench.sqlite3", labels),
+                               "ingest": partial(ingest_once, same_rows_csv)}, args.repeats)
+            ours, theirs = runs["ours"], runs["ingest"]
+            seconds, alternative, cpu = median(ours), median(theirs), median(ours, "cpu")
+            line = (f"| {rows:,} | {seconds:.1f} | {rows / seconds:,.0f} | {cpu:.1f} | {rows / cpu:,.0f} | "
+                    f"{median(ours, 'rss_mib'):.0f} | {alternative:.1f} | {median(theirs, 'rss_mib'):.0f} | "
+                    f"{seconds / alternative:.2f} | {machine_load()} |")
             print(line, flush=True)
             lines.append(line)
             shutil.rmtree(template_var)

@@ -1,0 +1,52 @@
+"""Timing shared by the benchmarks: one child process's wall time, CPU time and peak memory, runs of
+several contenders alternated so a drifting machine hits them alike, and their medians."""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed run: wall seconds, CPU seconds (user + system) and peak resident memory in MiB."""
+
+    seconds: float
+    cpu: float = 0.0
+    rss_mib: float = 0.0
+    output: str = ""
+
+
+def run_child(args: list[str], *, env: Mapping[str, str] | None = None, capture: bool = False) -> Run:
+    """Run `python args...` from the repository root as a child process and time it end to end (start-up
+    included); CPU and peak memory are the child's own, from wait4(). A failure stops the benchmark."""
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=None if env is None else dict(env),
+                             stdout=subprocess.PIPE if capture else subprocess.DEVNULL, text=True)
+    output = child.stdout.read() if child.stdout is not None else ""
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{' '.join(args[:2])} failed with status {status}")
+    return Run(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, output)
+
+
+def alternated(contenders: Mapping[str, Callable[[], Run]], repeats: int) -> dict[str, list[Run]]:
+    """Each contender `repeats` times, taking turns (a, b, a, b, ...): a slow spell of a shared machine
+    then lands on both sides instead of on one."""
+    runs: dict[str, list[Run]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, run in contenders.items():
+            runs[name].append(run())
+    return runs
+
+
+def median(runs: list[Run], field: str = "seconds") -> float:
+    return statistics.median(getattr(run, field) for run in runs)

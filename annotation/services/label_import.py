@@ -150,7 +150,7 @@ def _stage_rows(cursor: Any, batches: Iterable[LabelBatch], *, default_source: s
     categories, annotators = staged.categories, staged.annotators
     for batch in batches:
         sources = [row_source or default_source for row_source in batch.source]
-        for category in dict.fromkeys(batch.category).keys() - categories.keys():
+        for category in dict.fromkeys(batch.category):  # distinct, in the file's order: the first spelling wins
             categories.setdefault(category.lower(), category)
         if dict.fromkeys(batch.annotator).keys() - annotators.keys():
             for name, row_source in zip(batch.annotator, sources):

@@ -26,13 +26,13 @@ class ErrorMapCommand(BaseCommand):
     # The checks run once at deploy and in the test suite; every command paying ~0.7 s for them is waste.
     requires_system_checks: list[str] = []
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
-            return self.run(*args, **options)
+            self.run(*args, **options)
         except ErrorMapError as exc:
             raise CommandError(str(exc)) from exc
 
-    def run(self, *args, **options):  # pragma: no cover - abstract
+    def run(self, *args: Any, **options: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def write_report(self, report: Report, *, as_json: bool, summary: Callable[[Report], str]) -> None:
@@ -49,7 +49,7 @@ def format_statistic(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def render_summary(rows: list[dict]) -> str:
+def render_summary(rows: list[dict[str, Any]]) -> str:
     """The failure summary (selectors.failure_summary) as a fixed-width table; names are printed as
     data, never interpreted."""
     header = f"{'dataset':30} {'model':28} {'predictions':>11} {'failures':>8} {'share':>6} {'threshold':>9}"

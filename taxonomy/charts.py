@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 LABEL_WIDTH = 260
 BAR_AREA = 360
@@ -15,7 +16,7 @@ def _short(text: str, limit: int = 38) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def share_bars(shares: Sequence, *, limit: int = 25) -> dict:
+def share_bars(shares: Sequence[Any], *, limit: int = 25) -> dict[str, Any]:
     """Horizontal bars of shares with their 95 % interval whiskers (objects with category/share/ci_low/ci_high)."""
     rows = list(shares)[:limit]
     scale_max = max([r.ci_high for r in rows] + [0.05])
@@ -52,7 +53,7 @@ COLUMN_LABEL_ANGLE = 55
 CHAR_WIDTH = 6.6
 
 
-def heatmap_grid(grid, *, max_rows: int = 60, max_columns: int = 30) -> dict:
+def heatmap_grid(grid, *, max_rows: int = 60, max_columns: int = 30) -> dict[str, Any]:
     """Cells of a groups x categories heatmap (core.signatures.Heatmap), largest categories first."""
     cell_w, cell_h, left = 34, 20, 230
     columns = list(grid.categories)[:max_columns]
@@ -89,7 +90,7 @@ def heatmap_grid(grid, *, max_rows: int = 60, max_columns: int = 30) -> dict:
 CURVE_WIDTH, CURVE_HEIGHT, CURVE_MARGIN = 640, 360, 56
 
 
-def learning_curve(points: Sequence[dict]) -> dict:
+def learning_curve(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Geometry of a learning curve: kappa (with its interval) against n gold labels on a log2 axis
     (0 drawn at the left edge); one position per point, ticks on both axes."""
     xs = [i for i, _ in enumerate(points)]  # points are 0 then doubling: evenly spaced on a log axis
@@ -121,7 +122,7 @@ def _ticks(low: float, high: float) -> list[float]:
     return [v for v in values if low - 1e-9 <= v <= high + 1e-9]
 
 
-def learning_curve_png(points: Sequence[dict], path, *, title: str) -> None:
+def learning_curve_png(points: Sequence[dict[str, Any]], path, *, title: str) -> None:
     """The learning curve as a PNG file (Pillow): kappa with 95% interval whiskers against n gold labels."""
     from PIL import Image, ImageDraw
 
@@ -148,7 +149,7 @@ def learning_curve_png(points: Sequence[dict], path, *, title: str) -> None:
     image.save(path, format="PNG")
 
 
-def reliability_chart(bins: Sequence[dict], *, size: int = 240) -> dict | None:
+def reliability_chart(bins: Sequence[dict[str, Any]], *, size: int = 240) -> dict[str, Any] | None:
     """Geometry of a reliability diagram: per confidence bin with items, a bar of its accuracy over the
     bin's span and a dot at its mean confidence; None when no item has a confidence."""
     x0, y_top = 44, 10

@@ -51,7 +51,7 @@ def _choices() -> dict[str, Any]:
     return {**filter_choices(), "sources": SOURCES}
 
 
-def _query(params) -> dict:
+def _query(params) -> dict[str, Any]:
     source = params.get("source") if params.get("source") in SOURCES else Label.Source.JUDGE
     return {
         "taxonomy": params.get("taxonomy") or None,
@@ -66,7 +66,7 @@ def _query(params) -> dict:
     }
 
 
-def signatures_context(params) -> dict:
+def signatures_context(params) -> dict[str, Any]:
     q = _query(params)
     context = {"q": q, **_choices()}
     try:
@@ -104,7 +104,7 @@ def prune(node: TreeNode, *, depth: int, min_share: float) -> TreeNode:
     return replace(node, children=children)
 
 
-def atlas_context(params) -> dict:
+def atlas_context(params) -> dict[str, Any]:
     q = _query(params)
     q["depth"] = _int(params.get("depth"), 3)
     context = {"q": q, **_choices()}

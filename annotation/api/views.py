@@ -6,6 +6,7 @@ import re
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count
@@ -13,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -180,7 +182,7 @@ class IngestUploadView(APIView):
             "files": serializers.ListField(child=serializers.DictField()),
         })},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         """Upload one results file and ingest it (same service as `manage.py ingest_results`)."""
         # Refused from the declared length before the body is read, and again by the parsed size.
         limit = settings.ERRORMAP_MAX_UPLOAD_BYTES
@@ -209,20 +211,20 @@ class IngestUploadView(APIView):
 
 class OverviewView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         """Headline counts (as on the dashboard)."""
         return Response(selectors.overview())
 
 
 class LabelStudioProgressView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         """Annotation progress per Label Studio project."""
         rows = [{**asdict(p), "percent_complete": p.percent_complete} for p in selectors.labelstudio_progress()]
         return Response({"projects": rows})
 
 
-def _list_query(serializer_class, request) -> dict:
+def _list_query(serializer_class, request) -> dict[str, Any]:
     """Query parameters through a serializer; repeated keys (?model=a&model=b) become lists."""
     data = {}
     for key in request.query_params:
@@ -237,7 +239,7 @@ def _list_query(serializer_class, request) -> dict:
 
 class AgreementView(APIView):
     @extend_schema(parameters=[AgreementQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         """Agreement among annotators (same JSON as `manage.py agreement --json`)."""
         from annotation.selectors.agreement import compute_agreement
 
@@ -251,7 +253,7 @@ class AgreementView(APIView):
 
 class JudgeAuditView(APIView):
     @extend_schema(parameters=[JudgeAuditQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         """The judge against the human majority and gold (same JSON as `manage.py judge_audit --json`)."""
         from annotation.selectors.judge_audit import audit_judge
 
@@ -271,7 +273,7 @@ class AdjudicationItemViewSet(ReadOnlyViewSet):
 
 class GoldExportView(APIView):
     @extend_schema(parameters=[GoldExportQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         """Gold items with texts, every source's labels, agreement and provenance (the records `export_gold` writes)."""
         from annotation.services.gold_export import gold_records
 

@@ -133,7 +133,7 @@ def derived_from(version: TaxonomyVersion) -> TaxonomyVersion | None:
     return previous
 
 
-def label_values(label_filter: LabelFilter, version: TaxonomyVersion, *fields: str) -> list[tuple]:
+def label_values(label_filter: LabelFilter, version: TaxonomyVersion, *fields: str) -> list[tuple[Any, ...]]:
     """`select_labels(...).values_list(*fields)` read through the mapping: the rows of `version`, and
     for an (item, source, annotator) set with no row in `version`, its set in the version `version`
     was derived from (recursively), each category replaced by the one it maps to (merged, renamed,
@@ -157,7 +157,8 @@ def _in_subtrees(path: str, roots: Sequence[str]) -> bool:
     return any(path == root or path.startswith(root + PATH_SEPARATOR) for root in roots)
 
 
-def _rows_through_mapping(label_filter: LabelFilter, version: TaxonomyVersion, extra: list[str]) -> list[tuple]:
+def _rows_through_mapping(label_filter: LabelFilter, version: TaxonomyVersion,
+                          extra: list[str]) -> list[tuple[Any, ...]]:
     own = list(select_labels(label_filter, version).values_list(*_SET_KEY, *extra))
     previous = derived_from(version)
     if previous is None:
@@ -167,7 +168,7 @@ def _rows_through_mapping(label_filter: LabelFilter, version: TaxonomyVersion, e
             source__version=previous, target__version=version).values_list("source_id", "target_id"):
         targets.setdefault(source_id, []).append(target_id)
     have = {row[:3] for row in own}
-    earlier: dict[tuple, list[tuple]] = {}
+    earlier: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     for row in _rows_through_mapping(label_filter, previous, extra):
         if row[:3] not in have:
             earlier.setdefault(row[:3], []).append(row)
@@ -417,7 +418,7 @@ def prediction_counts() -> dict[int, tuple[int, int]]:
     return {dataset: (n, failures) for dataset, n, failures in rows}
 
 
-def overview(counts: dict[int, tuple[int, int]] | None = None) -> dict:
+def overview(counts: dict[int, tuple[int, int]] | None = None) -> dict[str, Any]:
     """Headline counts for the dashboard, with label counts per source (`counts`: prediction_counts())."""
     counts = prediction_counts() if counts is None else counts
     by_source = dict(Label.objects.values_list("source").annotate(n=Count("pk")).values_list("source", "n"))
@@ -433,7 +434,7 @@ def overview(counts: dict[int, tuple[int, int]] | None = None) -> dict:
     }
 
 
-def datasets_table(counts: dict[int, tuple[int, int]] | None = None) -> list[dict]:
+def datasets_table(counts: dict[int, tuple[int, int]] | None = None) -> list[dict[str, Any]]:
     """Per dataset: predictions, failures, threshold (`counts`: prediction_counts(), read once per page)."""
     counts = prediction_counts() if counts is None else counts
     return [
@@ -506,7 +507,7 @@ def failure_labels(prediction_ids: list[int], taxonomy_version_id: int | None = 
     return grouped
 
 
-def failure_summary() -> list[dict]:
+def failure_summary() -> list[dict[str, Any]]:
     """Per (dataset, model): predictions, failures, failure share and the dataset's threshold."""
     rows = (
         Prediction.objects.values("example__dataset__name", "model__name", "example__dataset__applied_threshold")
@@ -526,7 +527,7 @@ def failure_summary() -> list[dict]:
     ]
 
 
-def adjudication_queue(*, status: str = "open") -> dict:
+def adjudication_queue(*, status: str = "open") -> dict[str, Any]:
     """Items waiting for (or settled by) adjudication, oldest first, with counts per status."""
     counts = dict(AdjudicationItem.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
     items = AdjudicationItem.objects.select_related(

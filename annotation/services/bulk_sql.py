@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connection
 
 
-def insert_rows(cursor: Any, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+def insert_rows(cursor: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
     """Bulk insert: COPY on PostgreSQL (executemany there is a round trip per row), executemany elsewhere."""
     if connection.vendor == "postgresql":
         with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
@@ -25,7 +25,7 @@ def bulk_cursor() -> Any:
     return connection.make_cursor(connection.create_cursor())
 
 
-def batches(items: list, size: int) -> Iterator[list]:
+def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
     """Consecutive slices of `items` of at most `size`."""
     for start in range(0, len(items), size):
         yield items[start : start + size]

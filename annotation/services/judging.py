@@ -71,7 +71,7 @@ def get_judge_backend(
     max_retries: int | None = None,
     response_format: str | None = None,
     prompt_dir: str | None = None,
-    gold: list | None = None,
+    gold: list[Any] | None = None,
 ) -> JudgeBackend:
     """The judge named `judge` ("offline" or "openai"; default ERRORMAP_JUDGE), configured from settings.
 
@@ -116,7 +116,7 @@ def json_completion(backend: JudgeBackend):
     return complete
 
 
-def load_gold_examples() -> list:
+def load_gold_examples() -> list[Any]:
     """Gold-labelled failures as the offline judge's retrieval memory (empty until gold exists)."""
     from annotation.core.offline_judge import GoldExample
 

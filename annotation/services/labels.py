@@ -34,7 +34,7 @@ class LabelEntry:
     """One category of a set, with its details."""
 
     category_id: int
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def replace_label_sets(label_sets: Iterable[LabelSet], *, batch_size: int = 500)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with bulk_cursor() as cursor:
         for batch in batches(sets, batch_size):
-            existing: dict[tuple, dict[int, tuple]] = {}
+            existing: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = {}
             rows = Label.objects.filter(
                 prediction_id__in={s.prediction_id for s in batch},
                 annotator_id__in={s.annotator_id for s in batch},
@@ -129,7 +129,7 @@ _DETAIL_DEFAULTS = tuple(
 _DETAIL_NAMES = frozenset(LABEL_DETAIL_FIELDS)
 
 
-def _detail_values(details: dict) -> tuple:
+def _detail_values(details: dict[str, Any]) -> tuple[Any, ...]:
     """The detail fields in LABEL_DETAIL_FIELDS order, defaults for those not given (so a missing
     detail resets to empty rather than lingering); an unknown field is a ValueError."""
     if not details.keys() <= _DETAIL_NAMES:

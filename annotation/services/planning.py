@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from django.db import transaction
 
@@ -56,7 +57,7 @@ class PlanReport:
     def annotations(self) -> int:
         return sum(p.overlap for p in self.picks)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "annotations": self.annotations}
 
 

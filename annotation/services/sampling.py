@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
@@ -138,7 +139,7 @@ def sample_failures(
     )
 
 
-def _refuse_other_parameters(existing: WorkSet, *, ratio: float, seed: int, filters: dict,
+def _refuse_other_parameters(existing: WorkSet, *, ratio: float, seed: int, filters: dict[str, Any],
                              thresholds: dict[str, float] | None) -> None:
     """A name stands for one draw: the same name with other parameters is an error, never a re-draw."""
     differences = [f"{what} {old!r} (asked {new!r})" for what, old, new in (

@@ -2,11 +2,14 @@
 and change proposals (listing; accepting them is staff only)."""
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -39,7 +42,7 @@ class TaxonomyVersionViewSet(viewsets.ReadOnlyModelViewSet):
         return TaxonomyVersionDetailSerializer if self.action == "retrieve" else TaxonomyVersionSerializer
 
 
-def _query(serializer_class, request) -> dict:
+def _query(serializer_class, request) -> dict[str, Any]:
     form = serializer_class(data=request.query_params)
     form.is_valid(raise_exception=True)
     data = dict(form.validated_data)
@@ -49,21 +52,21 @@ def _query(serializer_class, request) -> dict:
 
 class SignaturesView(APIView):
     @extend_schema(parameters=[SignatureQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         """Failure signatures (same numbers as `manage.py signatures --json`)."""
         return Response(failure_signatures(**_query(SignatureQuerySerializer, request)).to_dict())
 
 
 class SignatureComparisonView(APIView):
     @extend_schema(parameters=[CompareQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         """Which categories differ between two models or datasets (`manage.py signatures --compare A B --json`)."""
         return Response(comparison_to_dict(compare_groups(**_query(CompareQuerySerializer, request))))
 
 
 class AtlasView(APIView):
     @extend_schema(parameters=[AtlasQuerySerializer], responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         """The ErrorAtlas tree with counts and shares per node."""
         query = _query(AtlasQuerySerializer, request)
         query["model"] = query.get("model") or None
@@ -80,7 +83,7 @@ class AcceptProposalsSerializer(serializers.Serializer):
 class ProposalsView(APIView):
     @extend_schema(parameters=[OpenApiParameter("taxonomy", str, required=True, description="NAME[@VERSION]")],
                    responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         """Stored proposals of a version (as `propose_taxonomy_changes --json` prints them), with status."""
         return Response(list_proposals(taxonomy=request.query_params.get("taxonomy", "")))
 
@@ -89,7 +92,7 @@ class AcceptProposalsView(APIView):
     permission_classes = [IsAdminUser]  # staff only: accepting changes the taxonomy everyone labels with
 
     @extend_schema(request=AcceptProposalsSerializer, responses={201: OpenApiTypes.OBJECT})
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         """Accept proposals: makes NAME@V+1 with a mapping for every category (as `accept_proposals`)."""
         form = AcceptProposalsSerializer(data=request.data)
         form.is_valid(raise_exception=True)

@@ -1,4 +1,6 @@
 """The arguments refine_judge and judge_learning_curve share: which taxonomy, which judge, how many folds."""
+from django.core.management.base import CommandParser
+
 from annotation.core.crossfit import DEFAULT_FOLDS
 from server.commands import ErrorMapCommand
 from taxonomy.services.refinement import JUDGES
@@ -7,7 +9,7 @@ from taxonomy.services.refinement import JUDGES
 class GoldJudgeCommand(ErrorMapCommand):
     """A command that runs a judge learning from gold, cross-fitted over K folds."""
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--taxonomy", required=True, help="NAME[@VERSION] (default: the latest version)")
         parser.add_argument("--judge", default="offline", choices=JUDGES)
         parser.add_argument("--model", help="OpenAI model name (default: ERRORMAP_JUDGE_MODEL)")

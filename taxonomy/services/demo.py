@@ -5,6 +5,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -32,7 +33,7 @@ DEMO_PASSWORD = os.environ.get("ERRORMAP_DEMO_PASSWORD", "demo-password")
 @dataclass
 class DemoReport:
     steps: list[str] = field(default_factory=list)
-    summary: list[dict] = field(default_factory=list)
+    summary: list[dict[str, Any]] = field(default_factory=list)
     work_set: str = DEMO_WORK_SET
     taxonomy: str = ""
     labelstudio_url: str = ""

@@ -123,7 +123,8 @@ def proposal_dict(row: TaxonomyProposal) -> dict[str, Any]:
             "description": row.description, "evidence": row.evidence}
 
 
-def _store(version: TaxonomyVersion, source: str, proposal: Proposal, names: dict[int, dict]) -> TaxonomyProposal:
+def _store(version: TaxonomyVersion, source: str, proposal: Proposal,
+           names: dict[int, dict[str, Any]]) -> TaxonomyProposal:
     evidence = dict(proposal.evidence)
     evidence["source"] = source
     evidence["examples"] = [names[i] for i in proposal.examples if i in names]

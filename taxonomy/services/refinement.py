@@ -86,7 +86,7 @@ def gold_examples(titles: Sequence[str], gold: Sequence[str], judged: Sequence[s
     """Up to EXAMPLES_PER_CATEGORY (title -> gold category) per category, titles the judge got wrong
     first; and rules for the commonest confusions ("titles like T are G, not J")."""
     chosen: dict[str, str] = {}
-    per_category: Counter = Counter()
+    per_category: Counter[str] = Counter()
     order = sorted(range(len(titles)), key=lambda i: (gold[i] == judged[i], titles[i]))
     for i in order:
         if titles[i] in chosen or per_category[gold[i]] >= EXAMPLES_PER_CATEGORY:
@@ -247,7 +247,7 @@ def _one_path(item: GoldItem, paths: set[str]) -> str:
     return known[0] if known else core.OTHER
 
 
-def _classifier(backend: JudgeBackend, defs: list) -> Callable[[PromptTemplate, list[str]], list[str]]:
+def _classifier(backend: JudgeBackend, defs: list[Any]) -> Callable[[PromptTemplate, list[str]], list[str]]:
     """(template, titles) -> a category path per title (unknown names -> Other), through the cache."""
     names = {d.name for d in defs}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from django.http import QueryDict
 from django.template.loader import render_to_string
@@ -41,9 +42,9 @@ def write_report(*, out_dir: Path, taxonomy: str | None = None, depth: int = 1) 
         raise ErrorMapError("no labels yet: nothing to report (import labels or run the judge first)")
     pages: list[tuple[str, str, str]] = []  # file, title, the taxonomy version it uses
     skipped: list[str] = []
-    data: dict = {"generated_at": timezone.now().isoformat(), "signatures": {}}
+    data: dict[str, Any] = {"generated_at": timezone.now().isoformat(), "signatures": {}}
 
-    def page(name: str, title: str, template: str, context: dict, version: str) -> None:
+    def page(name: str, title: str, template: str, context: dict[str, Any], version: str) -> None:
         html = render_to_string(template, {**context, "report_mode": True})
         write_file(out_dir / name, html)
         pages.append((name, title, version))

@@ -7,7 +7,7 @@ id, last update), so pages over a million labels stay fast and never show stale 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from django.db.models import Max
@@ -70,7 +70,7 @@ class SignatureReport:
     # Verdicts (not an error, broken item) are counted here, never among the signatures' errors.
     false_failures: list[FalseFailureRate] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "taxonomy_version": self.taxonomy_version,
             "source": self.source,
@@ -95,7 +95,7 @@ class AtlasReport:
     tree: TreeNode
     false_failures: FalseFailureRate | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "taxonomy_version": self.taxonomy_version,
             "source": self.source,
@@ -128,7 +128,7 @@ def pick_version(label_filter: LabelFilter, taxonomy: str | TaxonomyVersion | No
     return default_version(label_filter).version
 
 
-def _columns(label_filter: LabelFilter, version: TaxonomyVersion) -> dict[str, np.ndarray]:
+def _columns(label_filter: LabelFilter, version: TaxonomyVersion) -> dict[str, np.ndarray[Any, Any]]:
     """Label columns as integer arrays (model, dataset, item, annotator, category ids)."""
     # Read through the mapping: on a derived version, the earlier version's labels count as mapped.
     rows = label_values(label_filter, version, "prediction__model_id", "prediction__example__dataset_id",
@@ -175,14 +175,14 @@ def failure_signatures(
                             lambda: _signature_report(label_filter, version, source, by, depth))
 
 
-def _verdict_mask(version: TaxonomyVersion, categories: np.ndarray) -> np.ndarray:
+def _verdict_mask(version: TaxonomyVersion, categories: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """True where a label's category is a verdict (a top-level category named like one)."""
     ids = list(Category.objects.filter(version=version, depth=1, path__in=NON_ERROR_VERDICTS)
                .values_list("pk", flat=True))
     return np.isin(categories, ids)
 
 
-def _false_failure_rates(columns: dict[str, np.ndarray], group: np.ndarray, names: dict,
+def _false_failure_rates(columns: dict[str, np.ndarray[Any, Any]], group: np.ndarray[Any, Any], names: dict[str, Any],
                          paths: dict[int, str]) -> list[FalseFailureRate]:
     """Per group: labelled failures (any label) and the weight of their verdicts, sorted by group name."""
     n_by_id, counts_by_id = weighted_counts(group, columns["item"], columns["annotator"], columns["category"], None)
@@ -190,7 +190,8 @@ def _false_failure_rates(columns: dict[str, np.ndarray], group: np.ndarray, name
                    for g, n in n_by_id.items()), key=lambda f: f.group)
 
 
-def _errors_only(columns: dict[str, np.ndarray], verdict: np.ndarray) -> dict[str, np.ndarray]:
+def _errors_only(columns: dict[str, np.ndarray[Any, Any]],
+                 verdict: np.ndarray[Any, Any]) -> dict[str, np.ndarray[Any, Any]]:
     return {name: values[~verdict] for name, values in columns.items()}
 
 
@@ -238,7 +239,7 @@ class CorrectedSignatureReport:
     depth: int
     signatures: list[CorrectedSignature]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "taxonomy_version": self.taxonomy_version,
             "source": "judge",
@@ -324,7 +325,7 @@ def compare_groups(
     return compare_signatures(found[a], found[b], alpha=alpha)
 
 
-def comparison_to_dict(comparison: Comparison) -> dict:
+def comparison_to_dict(comparison: Comparison) -> dict[str, Any]:
     return asdict(comparison)
 
 
@@ -369,10 +370,10 @@ def _atlas_report(label_filter: LabelFilter, version: TaxonomyVersion, source: s
     )
 
 
-def false_failures_by_dataset_and_model(*, taxonomy: str | None = None) -> dict[str, dict]:
+def false_failures_by_dataset_and_model(*, taxonomy: str | None = None) -> dict[str, dict[str, Any]]:
     """Per label source with labels on failures: the taxonomy version read and, per (dataset, model), the
     false-failure rate (labelled failures judged not an error or a broken item), for `summary`."""
-    result: dict[str, dict] = {}
+    result: dict[str, dict[str, Any]] = {}
     for source in SOURCES:
         if not Label.objects.filter(source=source).exists():
             continue

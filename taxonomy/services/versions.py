@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
@@ -140,7 +141,7 @@ def create_version(
     categories: Iterable[CategorySpec],
     origin: str = TaxonomyVersion.Origin.MANUAL,
     note: str = "",
-    config: dict | None = None,
+    config: dict[str, Any] | None = None,
 ) -> TaxonomyVersion:
     """A new version (number = latest + 1) holding exactly `categories` (ancestors added as needed)."""
     taxonomy, _ = Taxonomy.objects.get_or_create(name=taxonomy_name)
@@ -165,7 +166,7 @@ def derive_version(
     changes: dict[str, CategoryChange] | None = None,
     origin: str = TaxonomyVersion.Origin.REFINED,
     note: str = "",
-    config: dict | None = None,
+    config: dict[str, Any] | None = None,
 ) -> TaxonomyVersion:
     """A new version of `base`'s taxonomy (number = latest + 1, previous = `base`); `base` is not touched.
 

@@ -1,6 +1,9 @@
 """manage.py adjudicate — auto-gold where annotators agree, a queue for the rest, and resolving it."""
 import json
 from fractions import Fraction
+from typing import Any
+
+from django.core.management.base import CommandParser
 
 from annotation.core.adjudication import RULES, AutoGoldRule
 from annotation.errors import ErrorMapError
@@ -30,7 +33,7 @@ class Command(ErrorMapCommand):
             "(--resolve ITEM --category PATH --by NAME --reason TEXT). ITEM is a queue id or "
             "DATASET|EXAMPLE_ID|MODEL.")
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--rule", default="unanimous", choices=sorted(RULES))
         parser.add_argument("--min-share", help="override the rule's share, e.g. 2/3")
         parser.add_argument("--min-annotators", type=int, help="override the rule's minimum annotators")
@@ -47,7 +50,7 @@ class Command(ErrorMapCommand):
         parser.add_argument("--reason", default="", help="why")
         parser.add_argument("--json", action="store_true")
 
-    def run(self, *args, **o):
+    def run(self, *args: Any, **o: Any) -> None:
         if o["resolve"]:
             d = resolve_item(item=o["resolve"], categories=o["category"], by=o["by"], reason=o["reason"],
                              taxonomy=o["taxonomy"])
@@ -71,7 +74,7 @@ class Command(ErrorMapCommand):
                                                             taxonomy=o["taxonomy"]), rule=rule)
         self._out(report_dict(report), o["json"])
 
-    def _out(self, data, as_json: bool) -> None:
+    def _out(self, data: dict[str, Any] | list[dict[str, Any]], as_json: bool) -> None:
         if as_json:
             self.stdout.write(json.dumps(data, indent=2, ensure_ascii=False))
         elif isinstance(data, dict):

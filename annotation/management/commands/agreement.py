@@ -1,4 +1,8 @@
 """manage.py agreement — how far annotators agree (Krippendorff's alpha, kappas, AC1, with CIs)."""
+from typing import Any
+
+from django.core.management.base import CommandParser
+
 from annotation.models import Label
 from annotation.selectors import LabelFilter, default_version
 from annotation.selectors.agreement import AgreementReport, compute_agreement
@@ -10,7 +14,7 @@ from server.commands import format_statistic as fmt
 class Command(ErrorMapCommand):
     help = "Agreement among annotators on the label table: an item is (dataset, example_id, model)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", action="append", default=[], help="repeatable")
         parser.add_argument("--model", action="append", default=[], help="repeatable")
         parser.add_argument("--source", action="append", default=[],
@@ -23,7 +27,7 @@ class Command(ErrorMapCommand):
         parser.add_argument("--ci-method", default="units", choices=["units", "kalpha"])
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
-    def run(self, *args, **o):
+    def run(self, *args: Any, **o: Any) -> None:
         label_filter = LabelFilter(datasets=tuple(o["dataset"]), models=tuple(o["model"]),
                                    sources=tuple(o["source"] or [Label.Source.HUMAN]),
                                    annotators=tuple(o["annotator"]), taxonomy=o["taxonomy"])

@@ -1,4 +1,8 @@
 """manage.py analyze — stage 1 of ErrorMap: the judge analyses each unique failure (resumable)."""
+from typing import Any
+
+from django.core.management.base import CommandParser
+
 from annotation.services.judging import JUDGES, analyze_failures
 from server.commands import ErrorMapCommand
 
@@ -10,7 +14,7 @@ class Command(ErrorMapCommand):
         "a stopped run left off and never asks the judge twice."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--work-set", dest="work_set", help="work set name (default: the most recent)")
         parser.add_argument("--judge", choices=JUDGES, help="judge backend (default: ERRORMAP_JUDGE, offline)")
         parser.add_argument("--model", help="model name for the openai judge (default: ERRORMAP_JUDGE_MODEL)")
@@ -24,7 +28,8 @@ class Command(ErrorMapCommand):
             help="also re-analyse failures whose analysis failed on an invalid answer",
         )
 
-    def run(self, *args, work_set, judge, model, limit, k_correct, retry_failed, **options):
+    def run(self, *args: Any, work_set: str | None, judge: str | None, model: str | None, limit: int | None,
+            k_correct: int, retry_failed: bool, **options: Any) -> None:
         report = analyze_failures(
             work_set=work_set, judge=judge, model=model, limit=limit, k_correct=k_correct,
             retry_failed=retry_failed,

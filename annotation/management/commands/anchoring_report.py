@@ -1,6 +1,10 @@
 """manage.py anchoring_report — how much seeing the judge's pre-label sways people (mixed projects)."""
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.management.base import CommandParser
+
 from annotation.services.anchoring import anchoring_report
 from server.commands import ErrorMapCommand, format_statistic
 
@@ -12,7 +16,7 @@ class Command(ErrorMapCommand):
             "labels equal the judge's, their accuracy against gold, inter-annotator alpha, each with a 95% "
             "interval, and the assisted - blind difference (bootstrap over items).")
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--work-set", required=True)
         parser.add_argument("--taxonomy", default=None, help="NAME or NAME@N when the work set has mixed "
                                                              "projects under several versions")
@@ -20,12 +24,12 @@ class Command(ErrorMapCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    def run(self, *args, **o):
+    def run(self, *args: Any, **o: Any) -> None:
         report = anchoring_report(work_set=o["work_set"], taxonomy=o["taxonomy"], reps=o["reps"], seed=o["seed"])
         self.write_report(report, as_json=o["json"], summary=summary)
 
 
-def _interval(statistic: dict) -> str:
+def _interval(statistic: dict[str, Any]) -> str:
     if statistic["value"] is None:
         return f"n/a ({statistic['reason']})"
     ci = statistic["ci95"]
@@ -33,7 +37,7 @@ def _interval(statistic: dict) -> str:
     return f"{text} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{text} (no interval: {statistic['reason']})"
 
 
-def summary(report: dict) -> str:
+def summary(report: dict[str, Any]) -> str:
     """The report as a short table: one row per statistic, assisted, blind and the difference."""
     arms = report["arms"]
     lines = [

@@ -1,5 +1,8 @@
 """manage.py import_labels PATH — labels from outside (long table, or the WMT23 MQM ratings) into the label table."""
 from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandParser
 
 from annotation.core.label_formats import LABEL_FORMATS, LABEL_SOURCES
 from annotation.services.label_import import import_labels
@@ -9,7 +12,7 @@ from server.commands import ErrorMapCommand
 class Command(ErrorMapCommand):
     help = "Import labels: columns dataset, example_id, model, annotator, category [, source, title, summary, confidence, note]."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path)
         parser.add_argument("--source", default="human", choices=LABEL_SOURCES)
         parser.add_argument(
@@ -19,7 +22,7 @@ class Command(ErrorMapCommand):
         )
         parser.add_argument("--format", dest="fmt", default="auto", choices=LABEL_FORMATS)
 
-    def run(self, *args, path, source, taxonomy, fmt, **options):
+    def run(self, *args: Any, path: Path, source: str, taxonomy: str | None, fmt: str, **options: Any) -> None:
         report = import_labels(path=path, source=source, taxonomy=taxonomy, fmt=fmt)
         self.stdout.write(
             f"{report.path}: {report.rows} rows -> {report.label_sets} label sets in {report.taxonomy_version}: "

@@ -1,4 +1,8 @@
 """manage.py judge_audit — the judge against the human majority and against gold."""
+from typing import Any
+
+from django.core.management.base import CommandParser
+
 from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.selectors import LabelFilter
 from annotation.selectors.judge_audit import JudgeAuditReport, audit_judge
@@ -10,7 +14,7 @@ from server.commands import format_statistic as fmt
 class Command(ErrorMapCommand):
     help = "Judge reliability: accuracy, kappa, per-category P/R/F1, confusion, calibration, effect on alpha."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--judge", action="append", default=[],
                             help="judge or human annotator name (repeatable; default every judge); a person "
                                  "is compared with gold and with the majority of the other annotators")
@@ -22,7 +26,7 @@ class Command(ErrorMapCommand):
                             help="folds for the cross-fitted figure of a judge that learns from gold (default 5)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
-    def run(self, *args, **o):
+    def run(self, *args: Any, **o: Any) -> None:
         label_filter = LabelFilter(datasets=tuple(o["dataset"]), models=tuple(o["model"]), taxonomy=o["taxonomy"])
         config = {**label_filter.as_config(), "judges": o["judge"], "folds": o["folds"]}
         with stage_run("judge_audit", config) as run:  # the audit itself is a read; the command is the run

@@ -1,4 +1,8 @@
 """manage.py labelstudio_annotators — Label Studio accounts for annotators: add them, list them."""
+from typing import Any
+
+from django.core.management.base import CommandParser
+
 from annotation.services.labelstudio.annotators import (
     add_labelstudio_annotators,
     list_labelstudio_annotators,
@@ -13,11 +17,11 @@ class Command(ErrorMapCommand):
         "user is kept and gets no new password). list: the Label Studio users."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["add", "list"])
         parser.add_argument("emails", nargs="*", metavar="EMAIL")
 
-    def run(self, *args, action, emails, **options):
+    def run(self, *args: Any, action: str, emails: list[str], **options: Any) -> None:
         if action == "list":
             for account in list_labelstudio_annotators():
                 self.stdout.write(f"{account.user_id}\t{account.email}")

@@ -1,6 +1,10 @@
 """manage.py plan_annotation — the next items for people, where their labels teach the most."""
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.management.base import CommandParser
+
 from annotation.services.planning import plan_annotation
 from server.commands import ErrorMapCommand
 
@@ -10,7 +14,7 @@ class Command(ErrorMapCommand):
             "judge agrees poorly with gold or that have few gold labels or wide intervals, items where judges "
             "disagree, low-confidence judge labels. Each pick says why.")
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--work-set", required=True)
         parser.add_argument("--budget", type=int, required=True, help="items to pick")
         parser.add_argument("--taxonomy", default=None, help="NAME or NAME@N (default: the version with judge "
@@ -18,13 +22,13 @@ class Command(ErrorMapCommand):
         parser.add_argument("--depth", type=int, default=1, help="category depth the plan balances (default 1)")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    def run(self, *args, **o):
+    def run(self, *args: Any, **o: Any) -> None:
         report = plan_annotation(work_set=o["work_set"], budget=o["budget"], taxonomy=o["taxonomy"],
                                  depth=o["depth"])
         self.write_report(report.to_dict(), as_json=o["json"], summary=summary)
 
 
-def summary(report: dict) -> str:
+def summary(report: dict[str, Any]) -> str:
     """Categories by need, then the picks with overlap and reasons."""
     lines = [(f"work set {report['work_set']} · {report['taxonomy_version']} · depth {report['depth']}: "
              f"{len(report['picks'])} of {report['candidates']} candidate items picked, "

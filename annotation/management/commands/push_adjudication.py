@@ -1,4 +1,8 @@
 """manage.py push_adjudication — send the open adjudication queue to a Label Studio adjudication project."""
+from typing import Any
+
+from django.core.management.base import CommandParser
+
 from annotation.services.labelstudio.adjudication import push_adjudication
 from server.commands import ErrorMapCommand
 
@@ -11,7 +15,7 @@ class Command(ErrorMapCommand):
         "`sync_labelstudio`."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--taxonomy", required=True, help="NAME (latest version) or NAME@N")
         parser.add_argument("--work-set", default=None, help="only the queue items in this work set")
         parser.add_argument("--adjudicator", action="append", default=[], metavar="EMAIL",
@@ -21,7 +25,8 @@ class Command(ErrorMapCommand):
                             help="where Label Studio reaches this platform (default: ERRORMAP_PUBLIC_URL, else where "
                                  "the app serves); moves an existing webhook")
 
-    def run(self, *args, taxonomy, work_set, adjudicator, batch_size, webhook_url, **options):
+    def run(self, *args: Any, taxonomy: str, work_set: str | None, adjudicator: list[str],
+            batch_size: int | None, webhook_url: str | None, **options: Any) -> None:
         r = push_adjudication(taxonomy=taxonomy, work_set=work_set, adjudicators=adjudicator, batch_size=batch_size,
                               webhook_url=webhook_url)
         what = "created" if r.created_project else "config updated" if r.config_updated else "up to date"

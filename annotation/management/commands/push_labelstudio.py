@@ -1,5 +1,9 @@
 """manage.py push_labelstudio — send a work set to Label Studio for people to verify."""
-from annotation.services.labelstudio.push import push_labelstudio
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from annotation.services.labelstudio.push import PushReport, push_labelstudio
 from annotation.services.planning import plan_annotation, save_plan
 from server.commands import ErrorMapCommand
 
@@ -10,7 +14,7 @@ class Command(ErrorMapCommand):
         "missing tasks (resumable; pushing twice duplicates nothing)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--work-set", required=True)
         parser.add_argument("--taxonomy", required=True, help="NAME (latest version) or NAME@N")
         parser.add_argument(
@@ -38,8 +42,9 @@ class Command(ErrorMapCommand):
             "serves: scripts/web's URL or 127.0.0.1:ERRORMAP_WEB_PORT); moves an existing webhook",
         )
 
-    def run(self, *args, work_set, taxonomy, mode, overlap, batch_size, assisted_share, seed, plan, webhook_url,
-            **options):
+    def run(self, *args: Any, work_set: str, taxonomy: str, mode: str, overlap: int,
+            batch_size: int | None, assisted_share: float | None, seed: int | None, plan: int | None,
+            webhook_url: str | None, **options: Any) -> None:
         options = {"taxonomy": taxonomy, "mode": mode, "batch_size": batch_size, "assisted_share": assisted_share,
                    "seed": seed, "webhook_url": webhook_url}
         if plan is not None:
@@ -50,7 +55,7 @@ class Command(ErrorMapCommand):
             return
         self.write_push(push_labelstudio(work_set=work_set, overlap=overlap, **options))
 
-    def write_push(self, report) -> None:
+    def write_push(self, report: PushReport) -> None:
         what = "created" if report.created_project else "updated" if report.config_updated else "up to date"
         self.stdout.write(
             f"project {report.labelstudio_project_id} {what}: {report.tasks_total} tasks in the work set, "

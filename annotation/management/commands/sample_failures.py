@@ -1,4 +1,8 @@
 """manage.py sample_failures — apply the failure rule and draw a reproducible, stratified work set."""
+from typing import Any
+
+from django.core.management.base import CommandParser
+
 from annotation.errors import ErrorMapError
 from annotation.services.sampling import sample_failures
 from server.commands import ErrorMapCommand
@@ -17,7 +21,7 @@ def _threshold(text: str) -> tuple[str, float]:
 class Command(ErrorMapCommand):
     help = "Flag failures (score < threshold; default 0.7 x the dataset's mean) and sample them per (model, dataset)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--ratio", type=float, default=0.1, help="share of each stratum's failures (default 0.1)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--dataset", action="append", default=[], help="repeatable")
@@ -28,7 +32,8 @@ class Command(ErrorMapCommand):
             help="fix a dataset's success threshold (kept for later runs)",
         )
 
-    def run(self, *args, ratio, seed, dataset, model, name, threshold, **options):
+    def run(self, *args: Any, ratio: float, seed: int, dataset: list[str], model: list[str], name: str | None,
+            threshold: list[str], **options: Any) -> None:
         report = sample_failures(
             ratio=ratio, seed=seed, datasets=dataset, models=model, name=name,
             thresholds=dict(_threshold(t) for t in threshold),

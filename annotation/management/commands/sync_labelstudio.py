@@ -1,4 +1,8 @@
 """manage.py sync_labelstudio — reconcile Label Studio annotations with the platform's human labels."""
+from typing import Any
+
+from django.core.management.base import CommandParser
+
 from annotation.services.labelstudio.sync import sync_labelstudio
 from server.commands import ErrorMapCommand
 
@@ -9,11 +13,11 @@ class Command(ErrorMapCommand):
         "deleted ones are removed, unchanged ones are left alone (catches missed or reordered webhooks)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--work-set", default=None, help="only this work set's projects")
         parser.add_argument("--project", type=int, default=None, help="only this Label Studio project id")
 
-    def run(self, *args, work_set, project, **options):
+    def run(self, *args: Any, work_set: str | None, project: int | None, **options: Any) -> None:
         r = sync_labelstudio(work_set=work_set, project_id=project)
         self.stdout.write(
             f"{r.projects} project(s), {r.annotations_seen} annotations: {r.annotations_changed} new or changed, "

@@ -1,5 +1,8 @@
 """manage.py accept_proposals — accepted proposals make NAME@V+1 with a mapping for every category."""
 import json
+from typing import Any
+
+from django.core.management.base import CommandParser
 
 from server.commands import ErrorMapCommand
 from taxonomy.services.proposals import accept_proposals
@@ -10,14 +13,14 @@ class Command(ErrorMapCommand):
             "CategoryMapping for every category of V (kept, renamed, merged, split, retired -> Other) and "
             "prints the new version. V itself is never changed.")
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("taxonomy", metavar="NAME", help="taxonomy name")
         parser.add_argument("ids", metavar="ID", nargs="+", type=int, help="proposal ids")
         parser.add_argument("--by", required=True, help="who accepts (kept with the version)")
         parser.add_argument("--reason", default="", help="why")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
-    def run(self, *args, **o):
+    def run(self, *args: Any, **o: Any) -> None:
         report = accept_proposals(taxonomy=o["taxonomy"], ids=o["ids"], by=o["by"], reason=o["reason"])
         if o["json"]:
             self.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))

@@ -1,4 +1,7 @@
 """manage.py export_taxonomy — the tree of a taxonomy version as JSON (name, description, count, share, children)."""
+from pathlib import Path
+from typing import Any
+
 from taxonomy.management.export_command import ExportCommand
 from taxonomy.services.exports import export_taxonomy
 
@@ -13,7 +16,7 @@ class Command(ExportCommand):
     out_help = "output .json file"
     source_help = "which labels count (default judge)"
 
-    def run(self, *args, taxonomy, out, source, annotator, **options):
+    def run(self, *args: Any, taxonomy: str, out: Path, source: str, annotator: str | None, **options: Any) -> None:
         r = export_taxonomy(taxonomy=taxonomy, out=out, source=source, annotator=annotator)
         self.stdout.write(self.style.SUCCESS(
             f"{r.taxonomy}@{r.version}: {r.categories} categories, {r.failures} failures ({r.labels} {source} labels) "

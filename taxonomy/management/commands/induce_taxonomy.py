@@ -1,4 +1,8 @@
 """manage.py induce_taxonomy — stages 2-4 of ErrorMap: a new taxonomy version from the judge's analyses."""
+from typing import Any
+
+from django.core.management.base import CommandParser
+
 from annotation.services.judging import JUDGES
 from server.commands import ErrorMapCommand
 from taxonomy.core.induction import CATEGORY_CAP, DEFAULT_RARE_FREQ
@@ -13,7 +17,7 @@ class Command(ErrorMapCommand):
         "failure a judge label at its leaf. Re-running with the same inputs reuses the version."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="taxonomy name (created on first use)")
         parser.add_argument("--work-set", dest="work_set", help="work set name (default: the most recent)")
         parser.add_argument("--judge", choices=JUDGES, help="judge backend (default: ERRORMAP_JUDGE, offline)")
@@ -28,7 +32,8 @@ class Command(ErrorMapCommand):
                                  f"(default {DEFAULT_RARE_FREQ})")
         parser.add_argument("--seed", type=int, default=0, help="shuffles title batches and seeds clustering")
 
-    def run(self, *args, name, work_set, judge, model, max_depth, max_categories, rare_freq, seed, **options):
+    def run(self, *args: Any, name: str, work_set: str | None, judge: str | None, model: str | None, max_depth: int,
+            max_categories: int | None, rare_freq: float, seed: int, **options: Any) -> None:
         r = induce_taxonomy(
             name=name, work_set=work_set, judge=judge, model=model, max_depth=max_depth,
             max_categories=max_categories, rare_freq=rare_freq, seed=seed,

@@ -1,5 +1,8 @@
 """manage.py judge_learning_curve — the judge's kappa with gold as it learns from more gold labels."""
 from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandParser
 
 from server.commands import format_statistic as fmt
 from taxonomy.charts import learning_curve_png
@@ -12,11 +15,11 @@ class Command(GoldJudgeCommand):
             "K folds) as a function of how many gold labels it may learn from: 0, then doubling, then all. "
             "Runs the judge itself (offline: no network). Prints a table or JSON; --plot writes a PNG.")
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--plot", metavar="PATH.png", help="also draw the curve into this PNG file")
 
-    def run(self, *args, **o):
+    def run(self, *args: Any, **o: Any) -> None:
         report = judge_learning_curve(taxonomy=o["taxonomy"], judge=o["judge"], model=o["model"],
                                       folds=o["folds"], reps=o["reps"])
         if o["plot"]:
@@ -25,7 +28,7 @@ class Command(GoldJudgeCommand):
         self.write_report(report, as_json=o["json"], summary=summary_text)
 
 
-def summary_text(report: dict) -> str:
+def summary_text(report: dict[str, Any]) -> str:
     """The curve as a table."""
     heading = f"{report['judge']} on {report['taxonomy']}: {report['n_items']} gold items, {report['folds']} folds"
     lines = [heading + " (cross-fitted)", f"{'n_gold':>7}  {'kappa':>6}  95% interval      accuracy"]

@@ -1,4 +1,8 @@
 """manage.py prelabel — the judge labels failures with the categories of an existing taxonomy version."""
+from typing import Any
+
+from django.core.management.base import CommandParser
+
 from annotation.services.judging import JUDGES
 from server.commands import ErrorMapCommand
 from taxonomy.services.induction import prelabel_failures
@@ -12,7 +16,7 @@ class Command(ErrorMapCommand):
         "Humans label against the same list. Re-running changes nothing."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--taxonomy", required=True, help="NAME or NAME@VERSION (default: latest version)")
         parser.add_argument("--work-set", dest="work_set", help="work set name (default: the most recent)")
         parser.add_argument("--judge", choices=JUDGES, help="judge backend (default: ERRORMAP_JUDGE, offline)")
@@ -20,7 +24,8 @@ class Command(ErrorMapCommand):
         parser.add_argument("--relabel", action="store_true",
                             help="also replace labels this judge already gave in this version")
 
-    def run(self, *args, taxonomy, work_set, judge, model, relabel, **options):
+    def run(self, *args: Any, taxonomy: str, work_set: str | None, judge: str | None, model: str | None,
+            relabel: bool, **options: Any) -> None:
         r = prelabel_failures(taxonomy=taxonomy, work_set=work_set, judge=judge, model=model, relabel=relabel)
         self.stdout.write(
             f"{r.taxonomy}@{r.version}, judge {r.judge}: {r.analysed} analysed failures labelled "

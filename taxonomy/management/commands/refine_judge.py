@@ -1,4 +1,6 @@
 """manage.py refine_judge — a candidate judge prompt from gold, accepted only if it beats the current one."""
+from typing import Any
+
 from server.commands import format_statistic as fmt
 from taxonomy.management.gold_judge_command import GoldJudgeCommand
 from taxonomy.services.refinement import refine_judge
@@ -12,13 +14,13 @@ class Command(GoldJudgeCommand):
             "interval of the difference excludes 0. The report is stored; an accepted prompt becomes the "
             "judge's default for the taxonomy (prelabel uses it).")
 
-    def run(self, *args, **o):
+    def run(self, *args: Any, **o: Any) -> None:
         report = refine_judge(taxonomy=o["taxonomy"], judge=o["judge"], model=o["model"], folds=o["folds"],
                               reps=o["reps"])
         self.write_report(report, as_json=o["json"], summary=summary_text)
 
 
-def summary_text(r: dict) -> str:
+def summary_text(r: dict[str, Any]) -> str:
     """Both prompts' figures, the difference and the decision."""
     def line(name: str) -> str:
         part = r[name]

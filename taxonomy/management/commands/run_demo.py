@@ -1,5 +1,8 @@
 """manage.py run_demo — the main job on the embedded defaults (bundled data, SQLite, offline judge)."""
+from typing import Any
+
 from django.conf import settings
+from django.core.management.base import CommandParser
 
 from annotation.services.labelstudio.client import public_url
 from server.commands import ErrorMapCommand, render_summary
@@ -9,7 +12,7 @@ from taxonomy.services.demo import DEMO_PASSWORD, DEMO_USER, run_demo
 class Command(ErrorMapCommand):
     help = "Run the demo pipeline on the bundled real data and print where to look and annotate."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--ratio", type=float, default=0.1)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--overlap", type=int, default=2, help="annotators per Label Studio task")
@@ -19,7 +22,8 @@ class Command(ErrorMapCommand):
         )
         parser.add_argument("--dashboard-url", default=None, help="default: where the app serves")
 
-    def run(self, *args, ratio, seed, overlap, labelstudio, dashboard_url, **options):
+    def run(self, *args: Any, ratio: float, seed: int, overlap: int, labelstudio: bool, dashboard_url: str | None,
+            **options: Any) -> None:
         dashboard_url = dashboard_url or public_url()[0] + "/"
         report = run_demo(say=self.stdout.write, ratio=ratio, seed=seed, labelstudio=labelstudio, overlap=overlap)
         self.stdout.write("")

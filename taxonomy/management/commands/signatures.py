@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+from django.core.management.base import CommandParser
 
 from annotation.errors import ErrorMapError
 from annotation.models import Label
@@ -9,6 +12,7 @@ from server.commands import ErrorMapCommand
 from taxonomy.services.signatures import (
     GROUP_BYS,
     SOURCES,
+    CorrectedSignatureReport,
     compare_groups,
     comparison_to_dict,
     corrected_signatures,
@@ -19,7 +23,7 @@ from taxonomy.services.signatures import (
 class Command(ErrorMapCommand):
     help = "Failure signatures: share of each category in each model's (or dataset's) errors, with 95% intervals."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--by", choices=GROUP_BYS, default="model")
         parser.add_argument("--source", choices=SOURCES, default=Label.Source.JUDGE,
                             help="judge, human (all annotators pooled) or gold")
@@ -31,7 +35,7 @@ class Command(ErrorMapCommand):
                                  "subset (prediction-powered inference), shown beside the raw judge and gold-only shares")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    def run(self, *args, **o):
+    def run(self, *args: Any, **o: Any) -> None:
         if o["correct_with"]:
             if o["source"] != "judge" or o["compare"]:
                 raise ErrorMapError("--correct-with gold corrects judge signatures: use it with --source judge "
@@ -72,7 +76,7 @@ class Command(ErrorMapCommand):
                 self.stdout.write(f"  {s.category[:60]:60} {s.count:9.1f} {s.share:7.1%}  "
                                   f"[{s.ci_low:.1%}, {s.ci_high:.1%}]")
 
-    def write_corrected(self, report, *, as_json: bool) -> None:
+    def write_corrected(self, report: CorrectedSignatureReport, *, as_json: bool) -> None:
         data = report.to_dict()
         if as_json:
             self.stdout.write(json.dumps(data, indent=2))
@@ -90,7 +94,7 @@ class Command(ErrorMapCommand):
                 self.stdout.write(f"  {share['category'][:40]:40} " + " ".join(f"{c:>30}" for c in cells))
 
 
-def _cell(value: dict | None) -> str:
+def _cell(value: dict[str, Any] | None) -> str:
     if value is None:
         return "n/a"
     return f"{value['share']:.1%} [{value['ci_low']:.1%}, {value['ci_high']:.1%}] {value['width']:.3f}"

@@ -19,6 +19,7 @@ from annotation.core.agreement import masi_distance
 from annotation.models import StageRun
 from annotation.services.ingest import ingest_results
 from annotation.services.label_import import import_labels
+from tests.module_data import committed_for_module
 
 MQM = (Path(__file__).resolve().parents[2] / "data" / "wmt23-mqm-ende"
        / "sxs_mqm_generalMT2023_ende.3ratingsPerSegment.tsv.tar.gz")
@@ -73,11 +74,15 @@ def binary_alpha_with_package(sets, category: str) -> float:
     return krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
 
 
-@pytest.fixture
-def mqm_labels():
-    ingest_results(paths=[MQM])
-    import_labels(path=MQM)
-    return raw_sets()
+@pytest.fixture(scope="module")
+def mqm_labels(django_db_setup, django_db_blocker):
+    """The raw MQM file imported (once for the module; each test's own changes are rolled back)."""
+    def load() -> dict:
+        ingest_results(paths=[MQM])
+        import_labels(path=MQM)
+        return raw_sets()
+
+    yield from committed_for_module(django_db_blocker, load)
 
 
 def agreement_json(*args: str) -> dict:

@@ -5,6 +5,7 @@ import io
 import json
 import random
 from collections import Counter
+from pathlib import Path
 
 import krippendorff
 import numpy as np
@@ -22,14 +23,20 @@ from annotation.services.ingest import ingest_results
 from annotation.services.label_import import import_labels
 from taxonomy.services.versions import resolve_version
 from tests.integration.mqm_measurement import DATASET, MQM, mqm_rater_sets, write_label_table
+from tests.module_data import committed_for_module
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def mixed_mqm(tmp_path):
+@pytest.fixture(scope="module")
+def mixed_mqm(django_db_setup, django_db_blocker, tmp_path_factory):
     """People = each item's first two raters (by name); judge = the third rater; gold = the set two of
-    the three share when two do. A mixed project over every item, a seeded half assisted."""
+    the three share when two do. A mixed project over every item, a seeded half assisted. Loaded once
+    for the module; each test's own changes are rolled back."""
+    yield from committed_for_module(django_db_blocker, lambda: _mixed_mqm(tmp_path_factory.mktemp("labels")))
+
+
+def _mixed_mqm(tmp_path: Path) -> tuple[dict, dict]:
     ingest_results(paths=[MQM])
     sets = mqm_rater_sets()
     rows = []

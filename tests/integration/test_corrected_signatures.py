@@ -6,6 +6,7 @@ import json
 import math
 import random
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,14 +22,20 @@ from tests.integration.mqm_measurement import (
     wilson_by_hand,
     write_label_table,
 )
+from tests.module_data import committed_for_module
 
 pytestmark = pytest.mark.django_db
 Z = 1.959963984540054
 
 
-@pytest.fixture
-def judged_mqm(tmp_path):
-    """Judge = each item's first rater (by name); gold = the second rater on a seeded 30 % of items."""
+@pytest.fixture(scope="module")
+def judged_mqm(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Judge = each item's first rater (by name); gold = the second rater on a seeded 30 % of items
+    (loaded once for the module; each test's own changes are rolled back)."""
+    yield from committed_for_module(django_db_blocker, lambda: _judged_mqm(tmp_path_factory.mktemp("labels")))
+
+
+def _judged_mqm(tmp_path: Path) -> tuple[dict, set]:
     ingest_results(paths=[MQM])
     sets = mqm_rater_sets()
     rng = random.Random(13)

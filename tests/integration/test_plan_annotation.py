@@ -15,6 +15,7 @@ from annotation.models import Label, Prediction, WorkSet, WorkSetFailure
 from annotation.services.planning import plan_annotation, save_plan
 from tests.integration.mqm_gold import TAXONOMY, load_mqm_gold
 from tests.integration.mqm_measurement import wilson_by_hand
+from tests.module_data import committed_for_module
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(scope="module")
 def mqm_planned(django_db_setup, django_db_blocker):
     """Offline judge on every MQM failure; gold kept on a seeded half of the gold items."""
-    with django_db_blocker.unblock():
+    def load() -> None:
         load_mqm_gold()
         gold_items = sorted(set(Label.objects.filter(source="gold").values_list("prediction_id", flat=True)))
         keep = set(random.Random(13).sample(gold_items, k=len(gold_items) // 2))
@@ -30,11 +31,8 @@ def mqm_planned(django_db_setup, django_db_blocker):
         work_set = WorkSet.objects.create(name="mqm-all", ratio=1.0, seed=0)
         WorkSetFailure.objects.bulk_create(WorkSetFailure(work_set=work_set, prediction=p)
                                            for p in Prediction.objects.filter(is_failure=True))
-    yield
-    with django_db_blocker.unblock():
-        # Outside any test's transaction: empty every table, or later tests meet this module's
-        # predictions, gold decisions and queue items.
-        call_command("flush", interactive=False, verbosity=0)
+
+    yield from committed_for_module(django_db_blocker, load)
 
 
 def sets(source: str) -> dict[int, dict[str, frozenset[str]]]:

@@ -306,5 +306,16 @@ def failed_result(content_key: str, reason: str, *, retryable: bool = False, usa
 
 def stable_hash(*parts: Any) -> str:
     """sha256 of JSON-serialised parts (sorted keys), for cache and result keys."""
-    payload = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return stable_hash_of_json([stable_json(part) for part in parts])
+
+
+def stable_json(part: Any) -> str:
+    """One part as stable_hash serialises it: a part that repeats across calls is encoded once this way."""
+    return json.dumps(part, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def stable_hash_of_json(encoded_parts: list[str]) -> str:
+    """stable_hash of parts given already encoded by `stable_json` (the same key, byte for byte: a JSON
+    array is its items' encodings joined by commas)."""
+    payload = "[" + ",".join(encoded_parts) + "]"
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()

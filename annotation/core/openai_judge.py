@@ -29,7 +29,8 @@ from annotation.core.judge import (
     analysis_from_json,
     failed_result,
     parse_json_answer,
-    stable_hash,
+    stable_hash_of_json,
+    stable_json,
     strict_schema,
     validate,
 )
@@ -59,6 +60,7 @@ class _Call:
     messages: list[dict[str, str]]
     schema: dict[str, Any]
     schema_name: str
+    strict: dict[str, Any]  # the schema as strict structured output wants it
 
 
 @dataclass
@@ -132,6 +134,12 @@ class OpenAIJudge:
         self._loop_thread: threading.Thread | None = None
         self._client: AsyncOpenAI | None = None
         self._slots: asyncio.Semaphore | None = None  # `concurrency` requests in flight, across batches
+        # What every call of this backend shares, encoded once: the cache key's fixed parts and the
+        # strict form of each schema (both would otherwise be rebuilt for every request).
+        self._key_head = [stable_json("openai-chat"), stable_json(self.base_url or "https://api.openai.com/v1"),
+                          stable_json(self.model_name)]
+        self._key_options = stable_json({"temperature": self.temperature, "max_tokens": self.max_tokens})
+        self._encoded_schemas: dict[int, tuple[dict[str, Any], str, dict[str, Any]]] = {}
 
     # --- JudgeBackend ---------------------------------------------------------------------
 
@@ -200,16 +208,23 @@ class OpenAIJudge:
     # --- machinery ------------------------------------------------------------------------
 
     def _make_call(self, messages: list[dict[str, str]], schema: dict[str, Any], schema_name: str) -> _Call:
-        # The key holds what shapes the answer (inspect_ai's rule): never timeouts or concurrency.
-        key = stable_hash(
-            "openai-chat",
-            self.base_url or "https://api.openai.com/v1",
-            self.model_name,
-            messages,
-            schema,
-            {"temperature": self.temperature, "max_tokens": self.max_tokens},
-        )
-        return _Call(key=key, messages=messages, schema=schema, schema_name=_safe_name(schema_name))
+        # The key holds what shapes the answer (inspect_ai's rule): never timeouts or concurrency. It is
+        # stable_hash("openai-chat", base URL, model, messages, schema, options), with the fixed parts
+        # encoded once per backend.
+        encoded_schema, strict = self._schema_forms(schema)
+        key = stable_hash_of_json([*self._key_head, stable_json(messages), encoded_schema, self._key_options])
+        return _Call(key=key, messages=messages, schema=schema, schema_name=_safe_name(schema_name), strict=strict)
+
+    def _schema_forms(self, schema: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The schema's key encoding and its strict form, made once per schema object (the stage
+        schemas are module constants; the entry keeps the object, so its id is not reused)."""
+        found = self._encoded_schemas.get(id(schema))
+        if found is None or found[0] is not schema:
+            if len(self._encoded_schemas) >= 64:  # callers that build a schema per call: stay bounded
+                self._encoded_schemas.clear()
+            found = (schema, stable_json(schema), strict_schema(schema))
+            self._encoded_schemas[id(schema)] = found
+        return found[1], found[2]
 
     def _run(self, calls: list[_Call]) -> list[_Outcome]:
         """Answer calls from the store, the rest from the server; store the valid new answers."""
@@ -356,7 +371,7 @@ class OpenAIJudge:
             if mode == "json_schema":
                 kwargs["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {"name": call.schema_name, "schema": strict_schema(call.schema), "strict": True},
+                    "json_schema": {"name": call.schema_name, "schema": call.strict, "strict": True},
                 }
             elif mode == "json_object":
                 kwargs["response_format"] = {"type": "json_object"}
@@ -395,8 +410,10 @@ class OpenAIJudge:
         """One request under a total deadline of `timeout` seconds (the client's own timeout is per read),
         whose answer must be a chat completion with choices."""
         try:
-            response = await asyncio.wait_for(client.chat.completions.create(**kwargs), timeout=self.timeout)
-        except TimeoutError as exc:  # asyncio.wait_for's, not the client's (that is APITimeoutError)
+            # asyncio.timeout, not wait_for: no extra task per request.
+            async with asyncio.timeout(self.timeout):
+                response = await client.chat.completions.create(**kwargs)
+        except TimeoutError as exc:  # the deadline's, not the client's (that is APITimeoutError)
             raise _DeadlineExceeded(f"no complete answer within {self.timeout:g} s") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise _NotACompletion(f"the server answered 200 with a body that is not JSON ({exc})") from exc

@@ -6,17 +6,29 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import connection
+from django.db.models.constants import OnConflict
 
 
-def insert_rows(cursor: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-    """Bulk insert: COPY on PostgreSQL (executemany there is a round trip per row), executemany elsewhere."""
-    if connection.vendor == "postgresql":
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+def insert_rows(cursor: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], *,
+                ignore_conflicts: bool = False) -> None:
+    """Bulk insert: COPY on PostgreSQL (executemany there is a round trip per row), executemany elsewhere.
+
+    With `ignore_conflicts`, rows whose unique key is already taken are skipped (INSERT OR IGNORE /
+    ON CONFLICT DO NOTHING; COPY cannot skip, so PostgreSQL takes the pipelined executemany then).
+    """
+    names = ", ".join(columns)
+    if connection.vendor == "postgresql" and not ignore_conflicts:
+        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         return
     marks = ", ".join(["%s"] * len(columns))
-    cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
+    suffix = connection.ops.on_conflict_suffix_sql(columns, on_conflict, None, None) if on_conflict else ""
+    cursor.executemany(
+        f"{connection.ops.insert_statement(on_conflict=on_conflict)} {table} ({names}) VALUES ({marks}) {suffix}",
+        rows,
+    )
 
 
 def bulk_cursor() -> Any:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from annotation.core.crossfit import text_key
 from annotation.core.judge import (
@@ -30,10 +31,15 @@ from annotation.models import (
     WorkSet,
     WorkSetFailure,
 )
+from annotation.services.bulk_sql import bulk_cursor, insert_rows
 from annotation.services.runs import progress, stage_run
 from taxonomy.models import Category
 
 JUDGES = ("offline", "openai")
+
+
+_CACHE_TABLE = ResponseCache._meta.db_table
+_CACHE_COLUMNS = ("key", "response", "prompt_tokens", "completion_tokens", "created_at")
 
 
 class DatabaseStore:
@@ -47,17 +53,14 @@ class DatabaseStore:
         return found
 
     def put_many(self, entries: dict[str, tuple[dict[str, Any], Usage]]) -> None:
+        # Plain tuples in one bulk INSERT (the ORM's per-object preparation was most of this write).
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
         rows = [
-            ResponseCache(
-                key=key,
-                response=response,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-            )
+            (key, connection.ops.adapt_json_value(response, None), usage.prompt_tokens, usage.completion_tokens, now)
             for key, (response, usage) in entries.items()
         ]
-        with transaction.atomic():
-            ResponseCache.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        with transaction.atomic(savepoint=False), bulk_cursor() as cursor:
+            insert_rows(cursor, _CACHE_TABLE, _CACHE_COLUMNS, rows, ignore_conflicts=True)
 
 
 def get_judge_backend(
@@ -327,13 +330,16 @@ def analyze_failures(
         bar = progress(None, total=len(todo), desc=f"analyze ({backend.name})", unit="failure")
         def store(chunk: list[str], results: list[AnalysisResult]) -> None:
             nonlocal analysed, failed, usage
-            ok, bad = _store_results(results, keys, existing, backend, prompt_version, run)
-            analysed += ok
-            failed += bad
             for result in results:
                 usage = usage + result.usage
+            ok = sum(1 for r in results if r.ok)
+            analysed += ok
+            failed += len(results) - ok
             run.counts.update(analysed=analysed, failed=failed, **usage.as_dict(), cost_usd=run_cost_usd(usage))
-            run.save(update_fields=["counts"])
+            # The batch's analyses and the run's progress commit together (one transaction).
+            with transaction.atomic():
+                _store_results(results, keys, existing, backend, prompt_version, run)
+                run.save(update_fields=["counts"])
             bar.update(len(chunk))
 
         # A backend that can ask in the background gets the next batch started before this one is
@@ -419,6 +425,11 @@ def build_requests(chunk: list[str], representative: dict[str, int], k_correct: 
     return requests
 
 
+_ANALYSIS_TABLE = Analysis._meta.db_table
+_ANALYSIS_COLUMNS = ("key", "content_key", "backend", "model_name", "prompt_version_id", "status", "required_criteria",
+                     "error_title", "error_summary", "confidence", "failure_reason", "run_id", "created_at")
+
+
 def _store_results(
     results: list[AnalysisResult],
     keys: dict[str, str],
@@ -426,33 +437,36 @@ def _store_results(
     backend: JudgeBackend,
     prompt_version: PromptVersion,
     run: StageRun,
-) -> tuple[int, int]:
-    """Write one batch of analyses in one transaction (new rows, or replacing failed ones)."""
+) -> None:
+    """Write one batch of analyses: new ones as plain tuples in one bulk INSERT, failed ones replaced
+    in place (a key already taken by a concurrent run is left to it)."""
     new_rows, replaced = [], []
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    adapt_json = connection.ops.adapt_json_value
     for r in results:
-        fields = {
-            "key": keys[r.content_key],
-            "content_key": r.content_key,
-            "backend": backend.name,
-            "model_name": backend.model_name,
-            "prompt_version": prompt_version,
-            "status": Analysis.Status.OK if r.ok else Analysis.Status.FAILED,
-            "required_criteria": r.required_criteria,
-            "error_title": r.error_title,
-            "error_summary": r.error_summary,
-            "confidence": r.confidence,
-            "failure_reason": (TRANSPORT_PREFIX + " " + r.failure_reason.removeprefix(TRANSPORT_PREFIX).strip())
+        key = keys[r.content_key]
+        status = Analysis.Status.OK if r.ok else Analysis.Status.FAILED
+        reason = (
+            TRANSPORT_PREFIX + " " + r.failure_reason.removeprefix(TRANSPORT_PREFIX).strip()
             if (r.retryable and not r.ok)
-            else r.failure_reason,
-            "run": run,
-        }
-        found = existing.get(fields["key"])
+            else r.failure_reason
+        )
+        found = existing.get(key)
         if found is None:
-            new_rows.append(Analysis(**fields))
+            new_rows.append((key, r.content_key, backend.name, backend.model_name, prompt_version.pk, str(status),
+                             adapt_json(r.required_criteria, None), r.error_title, r.error_summary, r.confidence,
+                             reason, run.pk, now))
         else:
-            replaced.append(Analysis(id=found[0], **fields))
-    with transaction.atomic():
-        Analysis.objects.bulk_create(new_rows, ignore_conflicts=True, batch_size=500)
+            replaced.append(Analysis(
+                id=found[0], key=key, content_key=r.content_key, backend=backend.name, model_name=backend.model_name,
+                prompt_version=prompt_version, status=status, required_criteria=r.required_criteria,
+                error_title=r.error_title, error_summary=r.error_summary, confidence=r.confidence,
+                failure_reason=reason, run=run,
+            ))
+    with transaction.atomic(savepoint=False):
+        if new_rows:
+            with bulk_cursor() as cursor:
+                insert_rows(cursor, _ANALYSIS_TABLE, _ANALYSIS_COLUMNS, new_rows, ignore_conflicts=True)
         if replaced:
             Analysis.objects.bulk_update(
                 replaced,
@@ -460,8 +474,6 @@ def _store_results(
                  "run", "prompt_version"],
                 batch_size=500,
             )
-    ok = sum(1 for r in results if r.ok)
-    return ok, len(results) - ok
 
 
 def analyses_for_predictions(

@@ -11,6 +11,7 @@ from annotation.core.judge import (
     AnalysisRequest,
     JudgeBackend,
     JudgeUnsupported,
+    MemoryStore,
     Usage,
     parse_analysis,
     parse_json_answer,
@@ -116,6 +117,34 @@ def test_prompt_hash_changes_with_the_text_and_huge_fields_are_clipped(tmp_path)
     with pytest.raises(FileNotFoundError, match="no prompt for stage 'nope'"):
         load_prompt("nope")
 
+
+
+def test_cache_keys_are_the_sha256_of_the_parts_json_whichever_way_they_are_encoded():
+    """Stored answers are found by these keys: encoding repeated parts once must give the very same key as
+    serialising the whole tuple (what stable_hash has always hashed)."""
+    import hashlib
+    from pathlib import Path
+
+    from annotation.core.judge import stable_hash, stable_hash_of_json, stable_json
+    from annotation.core.openai_judge import OpenAIJudge
+
+    parts = ("openai-chat", "http://h/v1", "m", [{"role": "user", "content": "ünï \"q\"\n"}],
+             {"b": 1, "a": [1.5, None, True]}, {"temperature": 0.0, "max_tokens": None}, Path("/p"))
+    whole = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    expected = hashlib.sha256(whole.encode("utf-8")).hexdigest()
+    assert stable_hash(*parts) == expected
+    assert stable_hash_of_json([stable_json(p) for p in parts]) == expected
+
+    # An answer stored under the key computed the plain way is found: no request is sent (there is no
+    # server at this address).
+    store = MemoryStore()
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "ü"}]
+    key = stable_hash("openai-chat", "http://127.0.0.1:9/v1", "m", messages, ANALYSIS_SCHEMA,
+                      {"temperature": 0.0, "max_tokens": None})
+    store.put_many({key: ({"content": json.dumps(VALID), "data": VALID}, Usage())})
+    judge = OpenAIJudge(model="m", base_url="http://127.0.0.1:9/v1", store=store, max_retries=0)
+    assert judge.complete_json("analysis", "ü", ANALYSIS_SCHEMA, system="s") == VALID
+    assert judge.usage.requests == 0 and judge.usage.cache_hits == 1
 
 # --- offline detectors, one crafted case each ---------------------------------------------------
 

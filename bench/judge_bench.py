@@ -4,7 +4,8 @@ Not a test. Measures, end to end through `analyze_failures` (the real `openai` c
 of analyses and cache rows, batches committed as the command does):
 - judged failures per second at concurrency 32 (target >= 100/s);
 - the judge's overhead: the same run against a bare AsyncOpenAI loop sending the very same request
-  bodies to the same server at the same concurrency (runs alternated; target ratio <= 1.1);
+  bodies to the same server at the same concurrency (alternated pairs, the order switching each pair;
+  the median of the per-pair ratios with a bootstrap interval; target <= 1.1);
 - cache hits per second: a resumed run whose answers are all in ResponseCache (target >= 2,000/s);
 and, for reference, the offline judge on the BIG-Bench-Mistake failures. Writes the `judge` section
 of docs/benchmarks.md.
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import write_section
+from bench.timing import paired_ratio
 
 
 def setup_django() -> None:
@@ -88,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--failures", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=9, help="alternated pairs of runs (ours, bare loop)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md")
     args = parser.parse_args()
 
@@ -115,22 +117,30 @@ def main() -> None:
 
     fresh, cached, fresh_runs, cached_runs, bare_runs = [], [], [], [], []
     fresh_cpu, bare_cpu = [], []  # this process's CPU seconds: steadier than wall time on a shared machine
+
+    def ours() -> None:
+        Analysis.objects.all().delete()
+        ResponseCache.objects.all().delete()
+        cpu = time.process_time()
+        start = time.perf_counter()
+        with backend() as judge:
+            report = analyze_failures(backend=judge, k_correct=1)
+        elapsed = time.perf_counter() - start
+        assert report.analysed == args.failures and report.usage["requests"] == args.failures, report
+        fresh.append(args.failures / elapsed)
+        fresh_runs.append(elapsed)
+        fresh_cpu.append(time.process_time() - cpu)
+
+    def bare() -> None:
+        cpu = time.process_time()
+        bare_runs.append(bare_loop(base_url, bodies, args.concurrency))
+        bare_cpu.append(time.process_time() - cpu)
+
     try:
-        for _ in range(args.repeats):
-            cpu = time.process_time()
-            bare_runs.append(bare_loop(base_url, bodies, args.concurrency))
-            bare_cpu.append(time.process_time() - cpu)
-            Analysis.objects.all().delete()
-            ResponseCache.objects.all().delete()
-            cpu = time.process_time()
-            start = time.perf_counter()
-            with backend() as judge:
-                report = analyze_failures(backend=judge, k_correct=1)
-            elapsed = time.perf_counter() - start
-            assert report.analysed == args.failures and report.usage["requests"] == args.failures, report
-            fresh.append(args.failures / elapsed)
-            fresh_runs.append(elapsed)
-            fresh_cpu.append(time.process_time() - cpu)
+        for pair in range(args.pairs):
+            # The order switches each pair, so neither side always runs first (on a warmer server).
+            for side in (bare, ours) if pair % 2 == 0 else (ours, bare):
+                side()
             # Resumed run: analyses lost, answers cached -> every failure is a cache hit, no request.
             Analysis.objects.all().delete()
             start = time.perf_counter()
@@ -140,8 +150,9 @@ def main() -> None:
             assert report.usage["requests"] == 0 and report.usage["cache_hits"] == args.failures, report
             cached.append(args.failures / elapsed)
             cached_runs.append(elapsed)
-            print(f"fresh {fresh[-1]:.0f}/s ({fresh_runs[-1]:.2f} s; bare loop {bare_runs[-1]:.2f} s, ratio "
-                  f"{fresh_runs[-1] / bare_runs[-1]:.2f}), cache {cached[-1]:.0f}/s", flush=True)
+            print(f"pair {pair + 1}: fresh {fresh[-1]:.0f}/s ({fresh_runs[-1]:.2f} s; bare loop {bare_runs[-1]:.2f} s, "
+                  f"ratio {fresh_runs[-1] / bare_runs[-1]:.2f}), cache {cached[-1]:.0f}/s, "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -152,7 +163,7 @@ def main() -> None:
     Dataset.objects.filter(name="bench").delete()
     ingest_results(paths=[ROOT / "data" / "big-bench-mistake"])
     offline = []
-    for _ in range(args.repeats):
+    for _ in range(3):
         Analysis.objects.filter(backend="offline").delete()
         start = time.perf_counter()
         report = analyze_failures(judge="offline", work_set=None)
@@ -163,14 +174,13 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     med_fresh, med_cached = statistics.median(fresh), statistics.median(cached)
     ours_s, bare_s = statistics.median(fresh_runs), statistics.median(bare_runs)
-    ratios = [o / b for o, b in zip(fresh_runs, bare_runs)]
-    ratio = statistics.median(ratios)
-    cpu_ratios = [o / b for o, b in zip(fresh_cpu, bare_cpu)]
+    wall = paired_ratio(fresh_runs, bare_runs)
+    cpu = paired_ratio(fresh_cpu, bare_cpu)
     body = "\n".join([
         f"`analyze_failures` end to end (the real `openai` client, AsyncOpenAI at concurrency {args.concurrency},",
         "requests to a local chat-completions server in its own process that answers at once, SQLite writes of",
         f"analyses and ResponseCache rows in committed batches) on {args.failures:,} unique failures, each prompt",
-        f"with its reference and one correct output of another model. Median of {args.repeats} runs.",
+        f"with its reference and one correct output of another model. {args.pairs} pairs of runs.",
         "",
         "| measure | runs (per s) | median per s | target | met |",
         "|---|---|---:|---:|---|",
@@ -178,16 +188,17 @@ def main() -> None:
          f"{med_fresh:.0f} | 100 | {'yes' if med_fresh >= 100 else 'no'} |"),
         "",
         f"Overhead against the floor: the same {args.failures:,} request bodies (captured from our judge) sent by a bare",
-        f"AsyncOpenAI loop (semaphore of {args.concurrency}, nothing stored) to the same server, alternated with our runs:",
+        f"AsyncOpenAI loop (semaphore of {args.concurrency}, nothing stored) to the same server, in pairs with our runs",
+        "(the order switching each pair). The ratio is the median of the per-pair ratios, with a bootstrap 95 %",
+        "interval of that median:",
         "",
         "| | runs (s) | median (s) |",
         "|---|---|---:|",
         f"| ours: `analyze_failures`, fresh | {', '.join(f'{x:.2f}' for x in fresh_runs)} | {ours_s:.2f} |",
         f"| bare AsyncOpenAI loop, same bodies | {', '.join(f'{x:.2f}' for x in bare_runs)} | {bare_s:.2f} |",
-        (f"| ratio ours / bare (per pair) | {', '.join(f'{x:.2f}' for x in ratios)} | **{ratio:.2f}** "
-         f"(target <= 1.1: {'met' if ratio <= 1.1 else 'not met'}) |"),
+        f"| ratio ours / bare (per pair) | {', '.join(f'{x:.2f}' for x in wall.ratios)} | {wall.summary(1.1)} |",
         (f"| CPU seconds of this process, ours / bare | {', '.join(f'{o:.2f}/{b:.2f}' for o, b in zip(fresh_cpu, bare_cpu))}"
-         f" | {statistics.median(cpu_ratios):.2f} |"),
+         f" | {cpu.median:.2f} ({cpu.low:.2f}-{cpu.high:.2f}) |"),
         "",
         "| measure | runs (per s) | median per s | target | met |",
         "|---|---|---:|---:|---|",
@@ -210,7 +221,7 @@ def main() -> None:
         "prompt rendering, cache-key hashing and answer validation cost ~0.08 ms per failure together.",
         "",
         (f"Reproduce: `.venv/bin/python bench/judge_bench.py --failures {args.failures} "
-         f"--concurrency {args.concurrency} --repeats {args.repeats}`"),
+         f"--concurrency {args.concurrency} --pairs {args.pairs}`"),
     ])
     print(body)
     if not args.no_write:

@@ -31,12 +31,14 @@ from annotation.services.adjudication import (
     withdraw_decision,
 )
 from annotation.services.labelstudio.client import (
+    ProjectPush,
     client_url,
     ensure_webhook,
     find_or_create_project,
     labelstudio_client,
     labelstudio_errors,
     list_task_data,
+    project_push_fields,
     list_users,
     refresh_task_data,
 )
@@ -65,23 +67,15 @@ logger = logging.getLogger(__name__)
 PLACEHOLDER_PREFIX = "labelstudio-user-"
 
 
-@dataclass(frozen=True)
-class AdjudicationPushReport:
-    project_id: int
-    labelstudio_project_id: int
-    url: str
+@dataclass(frozen=True, kw_only=True)
+class AdjudicationPushReport(ProjectPush):
     taxonomy_version: str
-    created_project: bool
-    config_updated: bool
     open_items: int
     tasks_imported: int
     tasks_recovered: int
     adjudicators: tuple[str, ...]
     # Open items already in the project whose task showed outdated labels or why (reopened, relabelled).
     tasks_refreshed: int = 0
-    # Where the project's webhook points, and why it is not where the platform would put it (if so).
-    webhook_url: str = ""
-    webhook_warning: str = ""
 
 
 @dataclass(frozen=True)
@@ -317,19 +311,14 @@ def push_adjudication(
             "tasks_refreshed": len(refreshed),
         }
     return AdjudicationPushReport(
-        project_id=project.pk,
-        labelstudio_project_id=project.labelstudio_id,
-        url=f"{url}/projects/{project.labelstudio_id}/data",
+        **project_push_fields(project, base_url=url, created=created, config_updated=config_updated,
+                              webhook=webhook),
         taxonomy_version=str(version),
-        created_project=created,
-        config_updated=config_updated,
         open_items=open_items,
         tasks_imported=imported,
         tasks_recovered=recovered,
         adjudicators=mapped,
         tasks_refreshed=len(refreshed),
-        webhook_url=webhook.url,
-        webhook_warning=webhook.warning,
     )
 
 

@@ -201,6 +201,35 @@ class WebhookState:
     warning: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProjectPush:
+    """What every push says about its Label Studio project (the push reports add their own counts)."""
+
+    project_id: int
+    labelstudio_project_id: int
+    url: str  # the project's data page in Label Studio
+    created_project: bool
+    config_updated: bool
+    # Where the project's webhook points, and why it is not where the platform would put it (if so).
+    webhook_url: str = ""
+    webhook_warning: str = ""
+
+
+def project_push_fields(
+    project: LabelStudioProject, *, base_url: str, created: bool, config_updated: bool, webhook: WebhookState
+) -> dict:
+    """The ProjectPush fields of a push report on `project` (spread into its constructor)."""
+    return {
+        "project_id": project.pk,
+        "labelstudio_project_id": project.labelstudio_id,
+        "url": f"{base_url}/projects/{project.labelstudio_id}/data",
+        "created_project": created,
+        "config_updated": config_updated,
+        "webhook_url": webhook.url,
+        "webhook_warning": webhook.warning,
+    }
+
+
 def ensure_webhook(
     client: LabelStudio,
     project: LabelStudioProject,

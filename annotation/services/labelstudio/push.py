@@ -25,12 +25,14 @@ from annotation.models import (
 )
 from annotation.selectors import work_set_named
 from annotation.services.labelstudio.client import (
+    ProjectPush,
     client_url,
     ensure_webhook,
     find_or_create_project,
     labelstudio_client,
     labelstudio_errors,
     list_task_data,
+    project_push_fields,
     refresh_task_data,
     task_ids_by_prediction,
 )
@@ -46,13 +48,8 @@ from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import ensure_verdict_categories, resolve_version
 
 
-@dataclass(frozen=True)
-class PushReport:
-    project_id: int
-    labelstudio_project_id: int
-    url: str
-    created_project: bool
-    config_updated: bool
+@dataclass(frozen=True, kw_only=True)
+class PushReport(ProjectPush):
     tasks_total: int
     tasks_imported: int
     tasks_recovered: int
@@ -63,9 +60,6 @@ class PushReport:
     predictions_refreshed: int = 0
     # Mixed projects: tasks that show the judge's pre-label (the rest are blind); None otherwise.
     tasks_assisted: int | None = None
-    # Where the project's webhook points, and why it is not where the platform would put it (if so).
-    webhook_url: str = ""
-    webhook_warning: str = ""
 
 
 def project_title(work_set: WorkSet, version: TaxonomyVersion, mode: str) -> str:
@@ -557,11 +551,8 @@ def push_labelstudio(
             "predictions_refreshed": predictions_refreshed,
         }
     return PushReport(
-        project_id=project.pk,
-        labelstudio_project_id=project.labelstudio_id,
-        url=f"{url}/projects/{project.labelstudio_id}/data",
-        created_project=created,
-        config_updated=config_updated,
+        **project_push_fields(project, base_url=url, created=created, config_updated=config_updated,
+                              webhook=webhook),
         tasks_total=total,
         tasks_imported=imported,
         tasks_recovered=recovered,
@@ -573,6 +564,4 @@ def push_labelstudio(
             if mode == LabelStudioProject.Mode.MIXED
             else None
         ),
-        webhook_url=webhook.url,
-        webhook_warning=webhook.warning,
     )

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import platform
-import random
 import re
-import statistics
 import subprocess
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -55,30 +52,3 @@ def machine_load() -> str:
     """The load averages `uptime` prints (1, 5, 15 minutes): how busy the shared machine was during a run."""
     uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
     return uptime.rsplit("load average:", 1)[-1].strip()
-
-
-@dataclass(frozen=True)
-class PairedRatio:
-    """Ours / the alternative over alternated pairs of runs: the median of the per-pair ratios and a
-    bootstrap interval of that median (pairs share the machine's load of their moment, so their ratios
-    are steadier than a ratio of medians)."""
-
-    ratios: tuple[float, ...]
-    median: float
-    low: float
-    high: float
-
-    def summary(self, target: float) -> str:
-        """'**1.07** (95 % interval 0.98-1.15 over 9 pairs; target <= 1.1: met)'."""
-        met = "met" if self.median <= target else "not met"
-        return (f"**{self.median:.2f}** (95 % bootstrap interval {self.low:.2f}-{self.high:.2f} over "
-                f"{len(self.ratios)} pairs; target <= {target:g}: {met})")
-
-
-def paired_ratio(ours: list[float], alternative: list[float], *, resamples: int = 5000, seed: int = 0) -> PairedRatio:
-    """Per-pair ratios ours[i] / alternative[i], their median and a percentile bootstrap 95 % interval."""
-    ratios = [o / a for o, a in zip(ours, alternative, strict=True)]
-    rng = random.Random(seed)
-    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
-    return PairedRatio(tuple(ratios), statistics.median(ratios), medians[int(0.025 * resamples)],
-                       medians[int(0.975 * resamples) - 1])

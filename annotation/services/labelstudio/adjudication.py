@@ -38,8 +38,8 @@ from annotation.services.labelstudio.client import (
     labelstudio_client,
     labelstudio_errors,
     list_task_data,
-    project_push_fields,
     list_users,
+    project_push_fields,
     refresh_task_data,
 )
 from annotation.services.labelstudio.config import (

@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from django.conf import settings
@@ -217,7 +218,7 @@ class ProjectPush:
 
 def project_push_fields(
     project: LabelStudioProject, *, base_url: str, created: bool, config_updated: bool, webhook: WebhookState
-) -> dict:
+) -> dict[str, Any]:
     """The ProjectPush fields of a push report on `project` (spread into its constructor)."""
     return {
         "project_id": project.pk,

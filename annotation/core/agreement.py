@@ -10,7 +10,7 @@ import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import krippendorff
 import numpy as np
@@ -18,6 +18,9 @@ import pandas as pd
 from scipy import sparse
 
 from taxonomy.core.paths import PATH_SEPARATOR
+
+V = TypeVar("V", bound=Hashable)  # a rated value: a category set, or any value in reliability data
+W = TypeVar("W", bound=Hashable)
 
 Level = Literal["nominal", "ordinal", "interval", "ratio", "masi"]
 CiMethod = Literal["units", "kalpha"]
@@ -80,15 +83,17 @@ def _as_value(value: Any) -> Hashable:
     # Lists/sets/tuples are label sets; everything else is a nominal value.
     if isinstance(value, (list, set, tuple, frozenset)):
         return frozenset(value)
-    return value
+    nominal: Hashable = value
+    return nominal
 
 
 @dataclass(frozen=True)
-class _Coded:
-    """Ratings as integer codes: units x coders, -1 where missing; values[i] is code i."""
+class _Coded(Generic[V]):
+    """Ratings as integer codes: units x coders, -1 where missing; values[i] is code i (category sets
+    for tables of labels, any hashable value for reliability data)."""
 
     codes: np.ndarray
-    values: list[Hashable]
+    values: Sequence[V]
 
 
 def _encode(reliability_data: Sequence[Sequence[Any]]) -> _Coded:
@@ -129,7 +134,7 @@ def masi_distance(a: Iterable[Hashable], b: Iterable[Hashable]) -> float:
     return 1.0 - (len(inter) / len(union)) * monotonicity
 
 
-def _membership(values: list[Hashable]) -> tuple[np.ndarray, list[Hashable]]:
+def _membership(values: Sequence[Hashable]) -> tuple[np.ndarray, list[Hashable]]:
     """Values x elements boolean matrix (a nominal value is a one-element set)."""
     elements: dict[Hashable, int] = {}
     rows, cols = [], []
@@ -143,7 +148,7 @@ def _membership(values: list[Hashable]) -> tuple[np.ndarray, list[Hashable]]:
     return matrix, list(elements)
 
 
-def _masi_matrix(values: list[Hashable]) -> np.ndarray:
+def _masi_matrix(values: Sequence[Hashable]) -> np.ndarray:
     """MASI distances between every pair of (set) values, vectorised."""
     member, _ = _membership(values)
     m = member.astype(np.float64)
@@ -155,7 +160,7 @@ def _masi_matrix(values: list[Hashable]) -> np.ndarray:
     equal = (inter == size[:, None]) & (inter == size[None, :])
     subset = (inter == size[:, None]) | (inter == size[None, :])
     monotonicity = np.where(equal, 1.0, np.where(subset, 2 / 3, np.where(inter > 0, 1 / 3, 0.0)))
-    distance = 1.0 - jaccard * monotonicity
+    distance: np.ndarray = 1.0 - jaccard * monotonicity
     np.fill_diagonal(distance, 0.0)
     return distance
 
@@ -175,7 +180,8 @@ class _Patterns:
 
     @property
     def n_ratings(self) -> np.ndarray:
-        return (self.packed >= 0).sum(axis=1)
+        rated: np.ndarray = (self.packed >= 0).sum(axis=1)
+        return rated
 
 
 def _entries(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -366,7 +372,8 @@ def _chance_corrected(
     return out
 
 
-def _prepare(reliability_data: Sequence[Sequence[Any]] | _Coded, level: str):
+def _prepare(reliability_data: Sequence[Sequence[Any]] | _Coded, level: str
+             ) -> tuple[_Coded, _Patterns, np.ndarray | None, _Sums]:
     coded = reliability_data if isinstance(reliability_data, _Coded) else _encode(reliability_data)
     distance = None if level == "nominal" else _masi_matrix(coded.values)
     pat = _patterns(coded.codes, len(coded.values))
@@ -390,7 +397,7 @@ PACKAGE_MAX_CELLS = 20_000_000
 
 
 def _package_fits(coded: _Coded) -> bool:
-    return coded.codes.shape[0] * len(coded.values) ** 2 <= PACKAGE_MAX_CELLS
+    return bool(coded.codes.shape[0] * len(coded.values) ** 2 <= PACKAGE_MAX_CELLS)
 
 
 def _package_nominal_alpha(coded: _Coded) -> float:
@@ -470,7 +477,7 @@ def fleiss_kappa_per_category(reliability_data: Sequence[Sequence[Any]]) -> dict
     coded = _encode(reliability_data)
     out: dict[Hashable, Estimate] = {}
     for code, value in enumerate(coded.values):
-        binary = np.where(coded.codes < 0, None, coded.codes == code).T.tolist()
+        binary = [[None if c < 0 else c == code for c in coder] for coder in coded.codes.T.tolist()]
         out[value] = fleiss_kappa(binary)
     return out
 
@@ -654,8 +661,8 @@ class RatingTable:
         """Coders x units; single categories unwrapped when the table is nominal."""
         nominal = self.is_nominal
         return [
-            [None if row[j] is None else (next(iter(row[j])) if nominal else row[j])
-             for row in self.cells]
+            [None if cell is None else (next(iter(cell)) if nominal else cell)
+             for cell in (row[j] for row in self.cells)]
             for j in range(len(self.annotators))
         ]
 
@@ -702,7 +709,8 @@ def disagreeing_items(table: CodedTable) -> np.ndarray:
         return table.items
     rated = table.codes >= 0
     lowest = np.where(rated, table.codes, np.iinfo(np.int64).max).min(axis=1)
-    return table.items[(rated.sum(axis=1) >= 2) & (lowest != table.codes.max(axis=1))]
+    disagreeing: np.ndarray = table.items[(rated.sum(axis=1) >= 2) & (lowest != table.codes.max(axis=1))]
+    return disagreeing
 
 
 def accuracy_against_reference(table: CodedTable, reference: Mapping[Any, frozenset[str]]
@@ -818,7 +826,7 @@ def _dense_by_name(ids: np.ndarray, name_of: Mapping[int, str]) -> tuple[np.ndar
     return np.array([position[n] for n in id_names], dtype=np.int64)[inverse], names
 
 
-def _encode_table(table: RatingTable | CodedTable) -> _Coded:
+def _encode_table(table: RatingTable | CodedTable) -> _Coded[frozenset[str]]:
     """Items x annotators of category sets -> integer codes (one code per distinct set)."""
     if isinstance(table, CodedTable):
         return _Coded(table.codes, table.values)
@@ -829,15 +837,15 @@ def _encode_table(table: RatingTable | CodedTable) -> _Coded:
     return _Coded(codes, list(lookup))
 
 
-def _recode(coded: _Coded, mapping: dict[Hashable, Hashable]) -> _Coded:
+def _recode(coded: _Coded[V], mapping: Mapping[V, W]) -> _Coded[W]:
     """Map every distinct value through `mapping`, merging values that become equal."""
-    lookup: dict[Hashable, int] = {}
+    lookup: dict[W, int] = {}
     remap = np.array([lookup.setdefault(mapping[v], len(lookup)) for v in coded.values] + [-1],
                      dtype=np.int64)
     return _Coded(remap[coded.codes], list(lookup))  # -1 indexes the trailing -1
 
 
-def _is_nominal(coded: _Coded) -> bool:
+def _is_nominal(coded: _Coded[frozenset[str]]) -> bool:
     return all(len(v) == 1 for v in coded.values)
 
 
@@ -884,7 +892,8 @@ def alpha_by_depth(table: RatingTable | CodedTable,
     return _alpha_by_depth(_encode_table(table), separator)
 
 
-def _alpha_by_depth(coded: _Coded, separator: str, uncut: Estimate | None = None) -> dict[int, Estimate]:
+def _alpha_by_depth(coded: _Coded[frozenset[str]], separator: str,
+                    uncut: Estimate | None = None) -> dict[int, Estimate]:
     """`uncut`: the table's own alpha from pattern sums, reused at depths that cut no path."""
     max_depth = max((_depth_of(v, separator) for v in coded.values), default=0)
     out = {}

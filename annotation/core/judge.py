@@ -48,7 +48,7 @@ class Usage:
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            *(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__)  # type: ignore[arg-type]
+            *(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__)
         )
 
     def as_dict(self) -> dict[str, int]:

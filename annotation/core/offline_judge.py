@@ -189,7 +189,8 @@ def detect_repetition_loop(r: AnalysisRequest) -> Finding | None:
     if len(tokens) >= 40:
         # Only back-to-back repeats of a varied phrase count: structured traces ("stack: { [") repeat
         # their one word on every line without being a loop.
-        best, best_run = (), 0
+        best: tuple[str, ...] = ()
+        best_run = 0
         for start in range(n):
             run, prev = 0, None
             for i in range(start, len(tokens) - n + 1, n):

@@ -432,7 +432,7 @@ class OpenAIJudge:
                 return min(self.backoff_max, max(0.0, float(header)))
             except ValueError:
                 pass
-        delay = min(self.backoff_max, self.backoff_base * 2**attempt)
+        delay = float(min(self.backoff_max, self.backoff_base * 2**attempt))
         return delay * (0.5 + random.random() / 2)  # jitter, so concurrent retries spread out
 
 
@@ -445,7 +445,7 @@ class _TransportFailure(Exception):
 def _valid(content: str, schema: dict[str, Any]) -> dict[str, Any] | str:
     """The parsed answer when valid, else a string saying what is wrong."""
     try:
-        data = parse_json_answer(content)
+        data: dict[str, Any] = parse_json_answer(content)
     except ValueError as exc:
         return str(exc)
     problems = validate(data, schema)

@@ -17,7 +17,7 @@ from annotation.errors import ErrorMapError
 from annotation.models import Label
 from annotation.selectors import LabelFilter, label_values
 from annotation.services.judging import build_requests, gold_words
-from taxonomy.core.induction import OTHER
+from taxonomy.core.paths import OTHER
 from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import category_text, leaf_categories
 

@@ -10,8 +10,8 @@ import json
 import math
 import random
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -325,7 +325,7 @@ def parse_assignments(response: Any, titles: Sequence[str],
         if not isinstance(item, dict):
             continue
         try:
-            index = int(item.get("id")) - 1
+            index = int(item.get("id", "")) - 1
         except (TypeError, ValueError):
             continue
         if 0 <= index < len(titles):
@@ -367,7 +367,8 @@ class LLMInducer:
     # Names proposed in the last induce() call (any stage) that were cut, with why; read by build_tree.
     dropped: dict[str, str] = field(default_factory=dict)
 
-    def induce(self, titles, summaries, *, limit, parent, seed):
+    def induce(self, titles: list[tuple[str, int]], summaries: dict[str, list[str]], *, limit: int,
+               parent: CategoryDef | None, seed: int) -> tuple[list[CategoryDef], dict[str, str]]:
         p = self.prompts
         batches = batched(titles, self.title_batch)
         self.dropped = {}
@@ -451,7 +452,8 @@ class ClusterInducer:
     title_share: float = 0.75
     name_terms: int = 2
 
-    def induce(self, titles, summaries, *, limit, parent, seed):
+    def induce(self, titles: list[tuple[str, int]], summaries: dict[str, list[str]], *, limit: int,
+               parent: CategoryDef | None, seed: int) -> tuple[list[CategoryDef], dict[str, str]]:
         from scipy.sparse import hstack
 
         ordered = sorted(titles)  # clustering must not depend on the shuffle
@@ -487,8 +489,9 @@ class ClusterInducer:
                 assignments[names[i]] = name
         return categories, assignments
 
-    def _one_per_title(self, names: list[str], limit: int):
-        categories, assignments = [], {}
+    def _one_per_title(self, names: list[str], limit: int) -> tuple[list[CategoryDef], dict[str, str]]:
+        categories: list[CategoryDef] = []
+        assignments: dict[str, str] = {}
         for title in names[:limit]:
             name = clean_name(title) or "Hard to Analyze"
             categories.append(CategoryDef(name, clean_description(f'Errors titled "{title}"')))
@@ -498,8 +501,9 @@ class ClusterInducer:
         return categories, assignments
 
 
-def tfidf_matrix(docs: Sequence[str], *, max_df: float = 1.0):
-    """(L2-normalised TF-IDF rows, vocabulary), or (None, None) when no document has a usable term.
+def tfidf_matrix(docs: Sequence[str], *, max_df: float = 1.0) -> tuple[Any, Any]:
+    """(L2-normalised TF-IDF rows, vocabulary), or (None, None) when no document has a usable term
+    (a scipy CSR matrix and a numpy array of terms: scikit-learn ships no types for them).
 
     `max_df` < 1 drops terms in more than that share of the documents (words every one shares).
     """
@@ -518,7 +522,7 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z]+", text.lower())
 
 
-def choose_clusters(matrix, weights: np.ndarray, *, limit: int, seed: int) -> np.ndarray:
+def choose_clusters(matrix: Any, weights: np.ndarray, *, limit: int, seed: int) -> np.ndarray:
     """Cluster labels for the rows of `matrix`: k in 2..limit by best cosine silhouette, seeded k-means."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
@@ -551,14 +555,15 @@ def choose_clusters(matrix, weights: np.ndarray, *, limit: int, seed: int) -> np
 
 
 def _clusters_by_size(labels: np.ndarray, weights: np.ndarray) -> list[int]:
-    sizes: Counter[int] = Counter()
+    sizes: dict[int, float] = defaultdict(float)
     for label, w in zip(labels, weights):
         sizes[int(label)] += float(w)
     first_index = {int(c): int(np.argmax(labels == c)) for c in sizes}
     return sorted(sizes, key=lambda c: (-sizes[c], first_index[c]))
 
 
-def distinctive_terms(matrix, labels, cluster, vocabulary, weights, *, exclude=frozenset(), top: int = 6):
+def distinctive_terms(matrix: Any, labels: np.ndarray, cluster: int, vocabulary: Sequence[str] | np.ndarray,
+                      weights: np.ndarray, *, exclude: Collection[str] = frozenset(), top: int = 6) -> list[str]:
     """Terms whose weighted mean TF-IDF inside the cluster most exceeds their mean outside it."""
     inside = labels == cluster
     w_in = weights[inside] / weights[inside].sum()

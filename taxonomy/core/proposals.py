@@ -17,13 +17,12 @@ import numpy as np
 from annotation.core.agreement import RatingTable, per_category_alpha, table_alpha
 from annotation.core.judge import stable_hash
 from taxonomy.core.induction import (
-    OTHER,
     choose_clusters,
     clean_name,
     distinctive_terms,
     tfidf_matrix,
 )
-from taxonomy.core.paths import join_path, split_path
+from taxonomy.core.paths import OTHER, join_path, split_path
 from taxonomy.core.verdicts import is_non_error_verdict
 
 KINDS = ("add", "merge", "split", "rewrite", "retire")
@@ -136,14 +135,15 @@ def rating_table(sets: Mapping[Item, Mapping[str, frozenset[str]]],
     return RatingTable(items, annotators, cells)
 
 
-def _merges(sets, categories: dict[str, CategoryInfo], uses: Counter, settings: Settings) -> list[Proposal]:
+def _merges(sets: Mapping[Item, Mapping[str, frozenset[str]]], categories: dict[str, CategoryInfo], uses: Counter[str],
+            settings: Settings) -> list[Proposal]:
     pairs, total, items = confusions(sets)
     if not total:
         return []
     base_table = rating_table(sets)
     base = table_alpha(base_table).value
     metric = "nominal" if base_table.is_nominal else "MASI"
-    found = []
+    found: list[Proposal] = []
     for (c, d), n in pairs.most_common():
         if n / total < settings.merge_min_share or len(found) >= 3 * settings.max_per_kind:
             break
@@ -152,9 +152,9 @@ def _merges(sets, categories: dict[str, CategoryInfo], uses: Counter, settings: 
         # The merged category keeps the name of the more used of the two.
         keep, drop = (c, d) if (uses[c], d) >= (uses[d], c) else (d, c)
         merged = table_alpha(rating_table(sets, {drop: keep})).value
-        gain = None if merged is None or base is None else merged - base
-        if gain is None or gain <= 0:
+        if merged is None or base is None or merged - base <= 0:
             continue
+        gain = merged - base
         found.append(Proposal(
             kind="merge", categories=(keep, drop), new_name=keep,
             description=_join_descriptions(categories[keep], categories[drop]),
@@ -181,7 +181,8 @@ def _join_descriptions(keep: CategoryInfo, drop: CategoryInfo) -> str:
 # --- rewrite: low per-category alpha -----------------------------------------------------------------
 
 
-def _rewrites(sets, categories: dict[str, CategoryInfo], item_texts: Mapping[Item, str],
+def _rewrites(sets: Mapping[Item, Mapping[str, frozenset[str]]], categories: dict[str, CategoryInfo],
+              item_texts: Mapping[Item, str],
               settings: Settings) -> list[Proposal]:
     table = rating_table(sets)
     alphas = per_category_alpha(table)
@@ -304,7 +305,7 @@ def _splits(labels: Sequence[LabelText], settings: Settings) -> list[Proposal]:
         score = float(silhouette_score(matrix, sides, metric="cosine"))
         if score < settings.split_min_silhouette:
             continue
-        side_info = []
+        side_info: list[dict[str, Any]] = []
         for s in (0, 1):
             terms = distinctive_terms(matrix, sides, s, vocabulary, weights, top=4)
             side_info.append({"name": clean_name(" ".join(t.title() for t in terms[:2])) or f"Side {s + 1}",

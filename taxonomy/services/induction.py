@@ -35,6 +35,7 @@ from annotation.services.labels import LabelEntry, LabelSet, replace_label_sets
 from annotation.services.runs import progress, stage_run
 from taxonomy.core import induction as core
 from taxonomy.core.classification import nearest_categories
+from taxonomy.core.paths import OTHER
 from taxonomy.models import Category, TaxonomyVersion
 from taxonomy.services.refinement import (
     classify_template,
@@ -368,7 +369,7 @@ def _prelabel(*, version: TaxonomyVersion, work_set, backend, prompts, relabel) 
         raise ErrorMapError(f"taxonomy version {version} has no categories")
     by_id = {c.id: c for c in version.categories.all()}
     leaf_index = {c.id: i for i, c in enumerate(leaves)}
-    other = next((i for i, c in enumerate(leaves) if c.name.lower() == core.OTHER.lower() and c.depth == 1), None)
+    other = next((i for i, c in enumerate(leaves) if c.name.lower() == OTHER.lower() and c.depth == 1), None)
     items = sorted(analyses.items())
     queries = [f"{a.error_title} {a.error_title} {a.error_summary}" for _, a in items]
     category_texts = [category_text(c, by_id) for c in leaves]
@@ -406,7 +407,7 @@ def _prelabel(*, version: TaxonomyVersion, work_set, backend, prompts, relabel) 
                 raise ErrorMapError(f"classification failed: {exc}") from exc
             by_name = {c.path: i for i, c in enumerate(leaves)}
             for row, (_, a) in enumerate(items):
-                name = names.get(core.normalise_title(a.error_title), core.OTHER)
+                name = names.get(core.normalise_title(a.error_title), OTHER)
                 if name in by_name:
                     chosen[row] = (by_name[name], 1.0, "judge")
                 elif other is not None:

@@ -16,7 +16,7 @@ from annotation.selectors.agreement import label_sets
 from annotation.services.adjudication import ITEM_SEPARATOR
 from annotation.services.judging import get_judge_backend, json_completion
 from annotation.services.runs import progress, stage_run
-from taxonomy.core.induction import OTHER
+from taxonomy.core.paths import OTHER
 from taxonomy.core.proposals import (
     REWRITE_SCHEMA,
     REWRITE_SYSTEM,

@@ -30,6 +30,7 @@ from annotation.services.judging import (
 )
 from annotation.services.runs import progress, stage_run
 from taxonomy.core import induction as core
+from taxonomy.core.paths import OTHER
 from taxonomy.models import Taxonomy, TaxonomyVersion
 from taxonomy.services.versions import leaf_categories, resolve_version
 
@@ -244,7 +245,7 @@ def _openai_inputs(version: TaxonomyVersion, gold: GoldSet, backend: JudgeBacken
 def _one_path(item: GoldItem, paths: set[str]) -> str:
     """An item's gold category as one path for examples (sets of several: the first leaf, by path)."""
     known = sorted(p for p in item.categories if p in paths)
-    return known[0] if known else core.OTHER
+    return known[0] if known else OTHER
 
 
 def _classifier(backend: JudgeBackend, defs: list[Any]) -> Callable[[PromptTemplate, list[str]], list[str]]:
@@ -253,7 +254,7 @@ def _classifier(backend: JudgeBackend, defs: list[Any]) -> Callable[[PromptTempl
 
     def classify(template: PromptTemplate, titles: list[str]) -> list[str]:
         answers = core.classify_titles(json_completion(backend), template, defs, sorted(set(titles)))
-        return [answers.get(t, core.OTHER) if answers.get(t, core.OTHER) in names else core.OTHER for t in titles]
+        return [answers.get(t, OTHER) if answers.get(t, OTHER) in names else OTHER for t in titles]
 
     return classify
 

@@ -8,8 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from annotation.errors import ErrorMapError
-from taxonomy.core.induction import OTHER
-from taxonomy.core.paths import PATH_SEPARATOR, ancestor_paths, join_path, split_path
+from taxonomy.core.paths import OTHER, PATH_SEPARATOR, ancestor_paths, join_path, split_path
 from taxonomy.core.verdicts import NON_ERROR_VERDICTS, VERDICT_DESCRIPTIONS
 from taxonomy.models import Category, CategoryMapping, Taxonomy, TaxonomyVersion
 

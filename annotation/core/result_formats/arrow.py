@@ -114,7 +114,8 @@ def checked_columns(block: Any, default_dataset: str | None) -> ResultBatch:
             raise Unvouched(name)
         if max_length is not None and len(column) and pc.max(pc.utf8_length(column)).as_py() > max_length:
             raise Unvouched(name)
-        return column.to_pylist()
+        values: list[str] = column.to_pylist()
+        return values
 
     raw_score = block.column("score")
     if raw_score.null_count or not (
@@ -130,8 +131,8 @@ def checked_columns(block: Any, default_dataset: str | None) -> ResultBatch:
         raise Unvouched("example_id or model")
     rows = len(example_id)
     if "dataset" in names:
-        dataset = [value or default_dataset for value in text("dataset", NAME_MAX_LENGTH)]
-        if None in dataset or "" in dataset:
+        dataset = [value or default_dataset or "" for value in text("dataset", NAME_MAX_LENGTH)]
+        if "" in dataset:
             raise Unvouched("dataset")
     elif default_dataset:
         dataset = [default_dataset] * rows

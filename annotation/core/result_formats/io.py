@@ -173,8 +173,10 @@ def json_object(path: Path, line: int, text: str, limits: InputLimits = DEFAULT_
         record = dict(pairs)
         if len(record) != len(pairs):
             seen: set[str] = set()
-            repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
-            raise InputError(str(path), line, f"key {shown(repeated)} appears twice in one object")
+            for key, _ in pairs:
+                if key in seen:
+                    raise InputError(str(path), line, f"key {shown(key)} appears twice in one object")
+                seen.add(key)
         return record
 
     try:
@@ -230,7 +232,7 @@ class CsvSource:
 def csv_header(path: Path, reader: Any, source: CsvSource, limits: InputLimits = DEFAULT_LIMITS) -> list[str]:
     """The header of a CSV file: present, within the column limit, no name twice."""
     try:
-        header = next(reader)
+        header: list[str] = next(reader)
     except StopIteration:
         raise InputError(str(path), 1, "the file is empty (expected a header row)") from None
     except csv.Error as exc:

@@ -111,6 +111,8 @@ def _mqm_lines(path: Path, limits: InputLimits) -> Iterator[tuple[int, list[str]
         if path.name.lower().endswith((".tar.gz", ".tgz")):
             archive = tarfile.open(path, "r:gz")  # noqa: SIM115 (closed below, after the lines are read)
             binary = archive.extractfile(_archive_tsv(path, archive, limits))
+            if binary is None:
+                raise InputError(str(path), None, "the MQM TSV in the archive is not a regular file")
         else:
             binary = path.open("rb")
     except (OSError, tarfile.TarError, EOFError, zlib.error, InputError) as exc:

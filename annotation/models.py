@@ -92,6 +92,14 @@ class WorkSetFailure(models.Model):
         ]
 
 
+class ChangeCounter(models.Model):
+    """How often a kind of data was changed in place (see annotation/changes.py): with the table's row count
+    and last id it is a cache key that costs no scan of the table."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+
 class StageRun(models.Model):
     """One run of a pipeline stage: what ran, with which configuration, how far it got."""
 

@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 import numpy as np
 from django.core.cache import cache
 from django.db import connections
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from annotation.changes import LABELS, PREDICTIONS, change_marker
 from annotation.errors import ErrorMapError
 from annotation.models import (
     AdjudicationItem,
@@ -227,26 +228,17 @@ def _with_sources(label_filter: LabelFilter, sources: tuple[str, ...]) -> LabelF
 def label_fingerprint(filters: Sequence[LabelFilter], version: TaxonomyVersion, *parts: Any) -> str:
     """Changes whenever anything a read of these filters' labels depends on does (a cache key).
 
-    Label rows of the version (and the versions it was derived from) per source, read in one grouped
-    query for every filter: an added row raises the count and the last id, a deleted one lowers the
-    count, and a row edited in place (admin, a re-judge) moves the last update time; writers replace
-    a label's category by deleting and adding rows. Failure flags when a filter reads only failures
-    (re-ingest flips them and stamps the prediction). Category paths and descriptions, annotator,
-    dataset and model names are read whole (small tables): renames change what a report shows.
-    Inside `shared_label_reads` the marks are read once for every source and shared.
+    The label table's change marker (in-place changes, rows, last id: see services/changes.py) moves
+    with every label write, and the prediction table's when a filter reads only failures (re-ingest and
+    sampling flip flags in place). Category paths and descriptions, annotator, dataset and model names
+    are read whole (small tables): renames change what a report shows. Inside `shared_label_reads`
+    all of it is read once per request.
     """
-    sources = sorted({s for f in filters for s in f.sources})
-    scope = _reads.get()
-    if scope is None:
-        marks = _label_marks(version, sources)
-    else:
-        if ("marks", version.pk) not in scope:
-            scope[("marks", version.pk)] = _label_marks(version, ALL_SOURCES)
-        marks = [[mark for mark in per_version if mark[0] in sources] for per_version in scope[("marks", version.pk)]]
-    failures = (Prediction.objects.aggregate(changed=Max("updated_at"))["changed"]
+    marks = shared_read("label marks", lambda: change_marker(LABELS))
+    failures = (shared_read("prediction marks", lambda: change_marker(PREDICTIONS))
                 if any(f.failures_only for f in filters) else None)
     key = (
-        parts, [sorted(f.as_config().items()) for f in filters], version.pk, marks, str(failures),
+        parts, [sorted(f.as_config().items()) for f in filters], version.pk, marks, failures,
         shared_read(("names", version.pk), lambda: (
             list(Category.objects.filter(version=version).order_by("pk").values_list("pk", "path", "description")),
             list(Annotator.objects.order_by("pk").values_list("pk", "name")),
@@ -254,19 +246,6 @@ def label_fingerprint(filters: Sequence[LabelFilter], version: TaxonomyVersion, 
             list(EvaluatedModel.objects.order_by("pk").values_list("pk", "name")))),
     )
     return hashlib.sha256(repr(key).encode()).hexdigest()
-
-
-def _label_marks(version: TaxonomyVersion, sources: Sequence[str]) -> list[list[tuple[Any, ...]]]:
-    """Per version read (the version, then those it was derived from): (source, rows, last id, last update)."""
-    marks, read = [], version
-    while read is not None:  # a derived version also reads its earlier versions' labels
-        marks.append(sorted(
-            (source, n, last, str(changed)) for source, n, last, changed in
-            _version_labels(read, sources).values("source").annotate(
-                n=Count("pk"), last=Max("pk"), changed=Max("updated_at")).values_list("source", "n", "last", "changed")
-            .order_by()))
-        read = derived_from(read)
-    return marks
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,7 +360,11 @@ def cached_by_labels(name: str, filters: Sequence[LabelFilter], version: Taxonom
     """`compute()`, cached under the fingerprint of every label filter it reads (plus `parts`): the one
     cache of label-derived results (agreement, judge audit, signatures, atlas). Any label write changes
     the fingerprint, so a stale value is never read; it just ages out."""
-    key = f"errormap-{name}-" + label_fingerprint(filters, version, parts)
+    return _cached(f"errormap-{name}-" + label_fingerprint(filters, version, parts), compute)
+
+
+def _cached(key: str, compute: Callable[[], T]) -> T:
+    """The cached value under `key`, computed and stored when missing (keys say what the value depends on)."""
     value: T | None = cache.get(key)
     if value is None:
         value = compute()
@@ -411,17 +394,30 @@ class ProjectProgress:
 
 
 def prediction_counts() -> dict[int, tuple[int, int]]:
-    """dataset id -> (predictions, failures), in one grouped pass over the prediction table."""
-    rows = (Prediction.objects.values("example__dataset_id")
-            .annotate(n=Count("pk"), failures=Count("pk", filter=Q(is_failure=True))).order_by()
-            .values_list("example__dataset_id", "n", "failures"))
-    return {dataset: (n, failures) for dataset, n, failures in rows}
+    """dataset id -> (predictions, failures), from one grouped pass over the prediction table, cached
+    under the table's change marker: a repeat costs three index look-ups, not the pass."""
+    return _cached_by_marker("prediction-counts", PREDICTIONS, lambda: {
+        dataset: (n, failures) for dataset, n, failures in
+        Prediction.objects.values("example__dataset_id")
+        .annotate(n=Count("pk"), failures=Count("pk", filter=Q(is_failure=True))).order_by()
+        .values_list("example__dataset_id", "n", "failures")})
+
+
+def label_counts() -> dict[str, int]:
+    """Label rows per source (every source, 0 when none), cached under the label table's change marker."""
+    def count() -> dict[str, int]:
+        by_source = dict(Label.objects.values_list("source").annotate(n=Count("pk")).values_list("source", "n"))
+        return {source: by_source.get(source, 0) for source in Label.Source.values}
+    return _cached_by_marker("label-counts", LABELS, count)
+
+
+def _cached_by_marker(name: str, table: str, compute: Callable[[], T]) -> T:
+    return _cached(f"errormap-{name}-" + "-".join(map(str, change_marker(table))), compute)
 
 
 def overview(counts: dict[int, tuple[int, int]] | None = None) -> dict[str, Any]:
     """Headline counts for the dashboard, with label counts per source (`counts`: prediction_counts())."""
     counts = prediction_counts() if counts is None else counts
-    by_source = dict(Label.objects.values_list("source").annotate(n=Count("pk")).values_list("source", "n"))
     return {
         "datasets": Dataset.objects.count(),
         "models": EvaluatedModel.objects.count(),
@@ -429,7 +425,7 @@ def overview(counts: dict[int, tuple[int, int]] | None = None) -> dict[str, Any]
         "failures": sum(f for _, f in counts.values()),
         "work_sets": WorkSet.objects.count(),
         "analyses": Analysis.objects.count(),
-        "labels": {source: by_source.get(source, 0) for source in Label.Source.values},
+        "labels": label_counts(),
         "labelstudio_projects": LabelStudioProject.objects.count(),
     }
 

@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Avg, BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
+from annotation.changes import PREDICTIONS, bump_changes
 from annotation.core.failure_rules import failure_threshold
 from annotation.core.result_formats import InputLimits, ResultBatch, detect_format, read_results
 from annotation.errors import InputError
@@ -264,6 +265,7 @@ class _BatchWriter:
                     "content_key = %s, updated_at = %s WHERE id = %s",
                     changed,
                 )
+                bump_changes(PREDICTIONS)
         self.created += len(new)
         self.updated += len(changed)
         # Rows repeated inside the batch were folded into one: count them as unchanged.
@@ -302,8 +304,9 @@ def apply_failure_rule(*, dataset_ids: Iterable[int] | None = None, factor: floa
             # minutes on a few thousand rows. The stamp tells cached reads of failures that a flag
             # changed (update() does not touch auto_now fields).
             examples = Example.objects.filter(dataset=dataset).values("pk")
-            Prediction.objects.filter(example_id__in=examples).exclude(is_failure=fails).update(
-                is_failure=fails, updated_at=timezone.now())
+            if Prediction.objects.filter(example_id__in=examples).exclude(is_failure=fails).update(
+                    is_failure=fails, updated_at=timezone.now()):
+                bump_changes(PREDICTIONS)
         if dataset.applied_threshold != threshold:
             dataset.applied_threshold = threshold
             dataset.save(update_fields=["applied_threshold"])

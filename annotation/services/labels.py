@@ -12,6 +12,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from annotation.changes import LABELS, bump_changes
 from annotation.models import Annotator, Label
 from annotation.services.bulk_sql import batches, bulk_cursor, insert_rows
 
@@ -120,6 +121,8 @@ def replace_label_sets(label_sets: Iterable[LabelSet], *, batch_size: int = 500)
             if to_update:
                 cursor.executemany(f"UPDATE {table} SET {assignments}, updated_at = %s WHERE id = %s", to_update)
                 updated += len(to_update)
+        if created or updated or deleted:
+            bump_changes(LABELS)
     return LabelWriteReport(created=created, updated=updated, deleted=deleted, unchanged=unchanged)
 
 
@@ -179,6 +182,8 @@ def replace_label_table(cursor: Any, table: str, *, version_id: int) -> LabelWri
         [version_id, now, now, version_id],
     )
     created = cursor.rowcount
+    if created or updated or deleted:
+        bump_changes(LABELS)  # in-place updates leave the count and last id as they were
     cursor.execute(f"SELECT count(*) FROM {table}")
     (total,) = cursor.fetchone()
     return LabelWriteReport(created=created, updated=updated, deleted=deleted, unchanged=total - created - updated)

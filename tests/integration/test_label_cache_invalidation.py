@@ -130,3 +130,21 @@ def test_a_judge_confidence_rewritten_in_place_is_seen(labelled, audits):
     bins_before = before[0]["judges"]["judge-v1"]["vs_human_majority"]["calibration"]["bins"]
     bins_after = after[0]["judges"]["judge-v1"]["vs_human_majority"]["calibration"]["bins"]
     assert bins_after != bins_before and bins_after[-1]["n"] == bins_before[-1]["n"] + 1
+
+
+def test_an_imported_confidence_rewritten_in_place_is_seen(labelled, audits, tmp_path):
+    before = read()
+    # import_labels' set-wise UPDATE: the judge's row on item 5 keeps its category, id and the count.
+    path = tmp_path / "judge.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["dataset", "example_id", "model", "annotator", "category", "source", "confidence"])
+        writer.writerow(["ds", "5", "m1", "judge-v1", "R / Arithmetic", "judge", "0.95"])
+    ids = sorted(Label.objects.values_list("pk", flat=True))
+    import_labels(path=path, taxonomy="errors@1")
+    assert sorted(Label.objects.values_list("pk", flat=True)) == ids
+    after = read()
+    assert len(audits) == 2 and after == computed_afresh()
+    bins_before = before[0]["judges"]["judge-v1"]["vs_human_majority"]["calibration"]["bins"]
+    bins_after = after[0]["judges"]["judge-v1"]["vs_human_majority"]["calibration"]["bins"]
+    assert bins_after != bins_before and bins_after[-1]["n"] == bins_before[-1]["n"] + 1

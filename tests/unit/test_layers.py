@@ -25,6 +25,7 @@ ROOMS: dict[str, int] = {
     "taxonomy.models": GROUND,
     "taxonomy.services.versions": GROUND,
     "annotation.models": MIDDLE,
+    "annotation.changes": MIDDLE,  # change markers: read by selectors' cache keys, bumped by services
     "annotation.selectors": MIDDLE,
     # The judge audit re-judges gold cross-fitted with the offline judge (services.gold_learning, a read):
     # a room of its own above the label query, so services reading labels make no circle with it.

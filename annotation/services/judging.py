@@ -228,9 +228,10 @@ class AnalyzeReport:
 # --- stage 1: analyze ----------------------------------------------------------------------------
 
 
-def analysis_key(content_key: str, backend: JudgeBackend) -> str:
-    """Analysis.key: the content and everything in the judge's configuration that shapes the answer."""
-    return stable_hash("analysis", content_key, backend.config())
+def analysis_key(content_key: str, judge_config: dict[str, Any]) -> str:
+    """Analysis.key: the content and everything in the judge's configuration that shapes the answer
+    (`backend.config()`, read once per run: the offline judge's hashes all of its gold)."""
+    return stable_hash("analysis", content_key, judge_config)
 
 
 def resolve_work_set(work_set: WorkSet | str | None) -> WorkSet | None:
@@ -289,7 +290,8 @@ def analyze_failures(
     for pid, ckey in scope.order_by("id").values_list("id", "content_key").iterator(chunk_size=5000):
         n_failures += 1
         representative.setdefault(ckey, pid)
-    keys = {ckey: analysis_key(ckey, backend) for ckey in representative}
+    judge_config = backend.config()
+    keys = {ckey: analysis_key(ckey, judge_config) for ckey in representative}
     existing: dict[str, tuple[int, str, str]] = {}
     key_list = list(keys.values())
     for start in range(0, len(key_list), 500):

@@ -6,18 +6,18 @@ from annotation import models
 
 
 @admin.register(models.Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(admin.ModelAdmin[models.Dataset]):
     list_display = ("name", "metric_name", "success_threshold", "applied_threshold", "created_at")
     search_fields = ("name",)
 
 
 @admin.register(models.EvaluatedModel)
-class EvaluatedModelAdmin(admin.ModelAdmin):
+class EvaluatedModelAdmin(admin.ModelAdmin[models.EvaluatedModel]):
     search_fields = ("name",)
 
 
 @admin.register(models.Example)
-class ExampleAdmin(admin.ModelAdmin):
+class ExampleAdmin(admin.ModelAdmin[models.Example]):
     list_display = ("example_id", "dataset")
     list_filter = ("dataset",)
     search_fields = ("example_id",)
@@ -25,7 +25,7 @@ class ExampleAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.Prediction)
-class PredictionAdmin(admin.ModelAdmin):
+class PredictionAdmin(admin.ModelAdmin[models.Prediction]):
     list_display = ("example", "model", "score", "is_failure", "updated_at")
     list_filter = ("is_failure", "model", "example__dataset")
     search_fields = ("example__example_id",)
@@ -34,50 +34,50 @@ class PredictionAdmin(admin.ModelAdmin):
     show_full_result_count = False  # counting a million rows on every page is slow
 
 
-class WorkSetFailureInline(admin.TabularInline):
+class WorkSetFailureInline(admin.TabularInline[models.WorkSetFailure, models.WorkSet]):
     model = models.WorkSetFailure
     raw_id_fields = ("prediction",)
     extra = 0
 
 
 @admin.register(models.WorkSet)
-class WorkSetAdmin(admin.ModelAdmin):
+class WorkSetAdmin(admin.ModelAdmin[models.WorkSet]):
     list_display = ("name", "ratio", "seed", "created_at")
     inlines = [WorkSetFailureInline]
 
 
 @admin.register(models.StageRun)
-class StageRunAdmin(admin.ModelAdmin):
+class StageRunAdmin(admin.ModelAdmin[models.StageRun]):
     list_display = ("stage", "status", "started_at", "finished_at")
     list_filter = ("stage", "status")
 
 
 @admin.register(models.Annotator)
-class AnnotatorAdmin(admin.ModelAdmin):
+class AnnotatorAdmin(admin.ModelAdmin[models.Annotator]):
     list_display = ("name", "kind", "email", "labelstudio_user_id")
     list_filter = ("kind",)
     search_fields = ("name", "email")
 
 
 @admin.register(models.PromptVersion)
-class PromptVersionAdmin(admin.ModelAdmin):
+class PromptVersionAdmin(admin.ModelAdmin[models.PromptVersion]):
     list_display = ("stage", "name", "sha256", "created_at")
 
 
 @admin.register(models.Analysis)
-class AnalysisAdmin(admin.ModelAdmin):
+class AnalysisAdmin(admin.ModelAdmin[models.Analysis]):
     list_display = ("error_title", "backend", "model_name", "status", "confidence", "created_at")
     list_filter = ("status", "backend")
     search_fields = ("error_title",)
 
 
 @admin.register(models.ResponseCache)
-class ResponseCacheAdmin(admin.ModelAdmin):
+class ResponseCacheAdmin(admin.ModelAdmin[models.ResponseCache]):
     list_display = ("key", "prompt_tokens", "completion_tokens", "created_at")
 
 
 @admin.register(models.Label)
-class LabelAdmin(admin.ModelAdmin):
+class LabelAdmin(admin.ModelAdmin[models.Label]):
     list_display = ("prediction", "category", "source", "annotator", "confidence", "updated_at")
     list_filter = ("source", "taxonomy_version")
     search_fields = ("category__path", "annotator__name")
@@ -87,12 +87,12 @@ class LabelAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.LabelStudioProject)
-class LabelStudioProjectAdmin(admin.ModelAdmin):
+class LabelStudioProjectAdmin(admin.ModelAdmin[models.LabelStudioProject]):
     list_display = ("title", "labelstudio_id", "work_set", "taxonomy_version", "mode", "overlap")
 
 
 @admin.register(models.LabelStudioTask)
-class LabelStudioTaskAdmin(admin.ModelAdmin):
+class LabelStudioTaskAdmin(admin.ModelAdmin[models.LabelStudioTask]):
     list_display = ("labelstudio_id", "project", "prediction")
     raw_id_fields = ("prediction",)
 

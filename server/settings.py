@@ -5,7 +5,12 @@ import os
 import secrets
 from pathlib import Path
 
+import django_stubs_ext
 import environ
+
+# Generic classes of Django (ModelAdmin[Model], QuerySet[Model], ...) subscriptable at run time, as
+# the type annotations write them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything a local run writes (SQLite file, generated secret, Label Studio data) lives here, git-ignored.

@@ -5,7 +5,7 @@ from django.contrib import admin
 from taxonomy import models
 
 
-class CategoryInline(admin.TabularInline):
+class CategoryInline(admin.TabularInline[models.Category, models.TaxonomyVersion]):
     model = models.Category
     fields = ("path", "name", "description", "depth", "parent")
     raw_id_fields = ("parent",)
@@ -13,27 +13,27 @@ class CategoryInline(admin.TabularInline):
 
 
 @admin.register(models.Taxonomy)
-class TaxonomyAdmin(admin.ModelAdmin):
+class TaxonomyAdmin(admin.ModelAdmin[models.Taxonomy]):
     list_display = ("name", "created_at")
     search_fields = ("name",)
 
 
 @admin.register(models.TaxonomyVersion)
-class TaxonomyVersionAdmin(admin.ModelAdmin):
+class TaxonomyVersionAdmin(admin.ModelAdmin[models.TaxonomyVersion]):
     list_display = ("__str__", "origin", "previous", "created_at")
     list_filter = ("taxonomy", "origin")
     inlines = [CategoryInline]
 
 
 @admin.register(models.Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(admin.ModelAdmin[models.Category]):
     list_display = ("path", "version", "depth")
     list_filter = ("version",)
     search_fields = ("path", "description")
 
 
 @admin.register(models.CategoryMapping)
-class CategoryMappingAdmin(admin.ModelAdmin):
+class CategoryMappingAdmin(admin.ModelAdmin[models.CategoryMapping]):
     list_display = ("source", "target", "kind")
     list_filter = ("kind",)
 

@@ -2,8 +2,11 @@
 adjudication project; the authenticated user is who decided) and read an item's decision history."""
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,13 +15,13 @@ from annotation.models import AdjudicationItem
 from annotation.services.adjudication import decision_history, resolve_item
 
 
-class ResolveSerializer(serializers.Serializer):
+class ResolveSerializer(serializers.Serializer[Any]):
     category = serializers.CharField(required=False, max_length=300, help_text="gold category path, e.g. 'A / B'")
     categories = serializers.ListField(child=serializers.CharField(max_length=300), required=False,
                                        max_length=50, help_text="several gold category paths")
     reason = serializers.CharField(max_length=10_000, help_text="why these categories are gold")
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         paths = list(attrs.get("categories") or [])
         if attrs.get("category"):
             paths.insert(0, attrs["category"])
@@ -27,7 +30,7 @@ class ResolveSerializer(serializers.Serializer):
         return {"categories": paths, "reason": attrs["reason"]}
 
 
-DECISION_FIELDS = {
+DECISION_FIELDS: dict[str, serializers.Field[Any, Any, Any, Any]] = {
     "id": serializers.IntegerField(), "categories": serializers.ListField(child=serializers.CharField()),
     "method": serializers.CharField(), "rule": serializers.CharField(), "decided_by": serializers.CharField(),
     "reason": serializers.CharField(), "superseded": serializers.BooleanField(),
@@ -45,7 +48,7 @@ def _queued(pk: str) -> AdjudicationItem:
 
 class ResolveAdjudicationView(APIView):
     @extend_schema(request=ResolveSerializer, responses={201: inline_serializer("AdjudicationDecision", DECISION_FIELDS)})
-    def post(self, request, pk: str):
+    def post(self, request: Request, pk: str) -> Response:
         """Decide an item's gold categories, with the reason; you (the authenticated user) are who decided.
         A newer decision supersedes the older one (every decision is kept)."""
         item = _queued(pk)
@@ -64,7 +67,7 @@ class AdjudicationDecisionsView(APIView):
     @extend_schema(responses={200: inline_serializer("AdjudicationHistory", {
         "item": serializers.IntegerField(), "status": serializers.CharField(),
         "decisions": inline_serializer("AdjudicationDecision", DECISION_FIELDS, many=True)})})
-    def get(self, request, pk: str):
+    def get(self, request: Request, pk: str) -> Response:
         """Every decision on a queue item's prediction under its taxonomy version, oldest first."""
         item = _queued(pk)
         return Response({"item": item.pk, "status": item.status, "decisions": decision_history(item=str(item.pk))})

@@ -1,6 +1,8 @@
 """API serializers: plain field lists over the models, and request shapes for the actions."""
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from annotation.core.result_formats import FORMATS
@@ -17,19 +19,19 @@ from annotation.models import (
 from annotation.services.runs import run_state
 
 
-class DatasetSerializer(serializers.ModelSerializer):
+class DatasetSerializer(serializers.ModelSerializer[Dataset]):
     class Meta:
         model = Dataset
         fields = ("id", "name", "metric_name", "success_threshold", "applied_threshold", "source", "created_at")
 
 
-class EvaluatedModelSerializer(serializers.ModelSerializer):
+class EvaluatedModelSerializer(serializers.ModelSerializer[EvaluatedModel]):
     class Meta:
         model = EvaluatedModel
         fields = ("id", "name")
 
 
-class PredictionSerializer(serializers.ModelSerializer):
+class PredictionSerializer(serializers.ModelSerializer[Prediction]):
     dataset = serializers.CharField(source="example.dataset.name", read_only=True)
     example_id = serializers.CharField(source="example.example_id", read_only=True)
     model = serializers.CharField(source="model.name", read_only=True)
@@ -42,7 +44,7 @@ class PredictionSerializer(serializers.ModelSerializer):
                   "is_failure")
 
 
-class WorkSetSerializer(serializers.ModelSerializer):
+class WorkSetSerializer(serializers.ModelSerializer[WorkSet]):
     failures = serializers.IntegerField(source="n_failures", read_only=True)
 
     class Meta:
@@ -50,7 +52,7 @@ class WorkSetSerializer(serializers.ModelSerializer):
         fields = ("id", "name", "ratio", "seed", "filters", "thresholds", "created_at", "failures")
 
 
-class WorkSetCreateSerializer(serializers.Serializer):
+class WorkSetCreateSerializer(serializers.Serializer[Any]):
     ratio = serializers.FloatField(default=0.1, min_value=0.0001, max_value=1.0)
     seed = serializers.IntegerField(default=0, min_value=-(2**31), max_value=2**31 - 1)
     datasets = serializers.ListField(child=serializers.CharField(), required=False, default=list)
@@ -59,7 +61,7 @@ class WorkSetCreateSerializer(serializers.Serializer):
     thresholds = serializers.DictField(child=serializers.FloatField(), required=False, default=dict)
 
 
-class StageRunSerializer(serializers.ModelSerializer):
+class StageRunSerializer(serializers.ModelSerializer[StageRun]):
     state = serializers.SerializerMethodField(
         help_text="the status, or 'interrupted' for a running row whose process is gone")
 
@@ -72,7 +74,7 @@ class StageRunSerializer(serializers.ModelSerializer):
         return run_state(run)
 
 
-class LabelSerializer(serializers.ModelSerializer):
+class LabelSerializer(serializers.ModelSerializer[Label]):
     taxonomy_version = serializers.CharField(source="taxonomy_version.__str__", read_only=True)
     category = serializers.CharField(source="category.path", read_only=True)
     annotator = serializers.CharField(source="annotator.name", read_only=True)
@@ -87,13 +89,13 @@ class LabelSerializer(serializers.ModelSerializer):
                   "proposed_category", "external_id", "created_at", "updated_at")
 
 
-class IngestUploadSerializer(serializers.Serializer):
+class IngestUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField()
     dataset = serializers.CharField(required=False, allow_blank=True, max_length=200)
     format = serializers.ChoiceField(choices=list(FORMATS), default="auto")
 
 
-class LabelStudioProjectSerializer(serializers.ModelSerializer):
+class LabelStudioProjectSerializer(serializers.ModelSerializer[LabelStudioProject]):
     work_set = serializers.CharField(source="work_set.name", read_only=True, allow_null=True)
     taxonomy_version = serializers.CharField(source="taxonomy_version.__str__", read_only=True)
 
@@ -102,9 +104,9 @@ class LabelStudioProjectSerializer(serializers.ModelSerializer):
         fields = ("id", "labelstudio_id", "title", "work_set", "taxonomy_version", "mode", "overlap", "created_at")
 
 
-class AgreementQuerySerializer(serializers.Serializer):
+class AgreementQuerySerializer(serializers.Serializer[Any]):
     taxonomy = serializers.CharField(required=False, allow_blank=True, help_text="NAME or NAME@N")
-    source = serializers.MultipleChoiceField(choices=Label.Source.choices, required=False,
+    source = serializers.MultipleChoiceField(choices=Label.Source.choices, required=False,  # type: ignore[assignment]  # named like a Field attribute
                                              help_text="label sources to compare (default human)")
     model = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     dataset = serializers.ListField(child=serializers.CharField(), required=False, default=list)
@@ -115,14 +117,14 @@ class AgreementQuerySerializer(serializers.Serializer):
     ci_method = serializers.ChoiceField(choices=("units", "kalpha"), default="units")
 
 
-class JudgeAuditQuerySerializer(serializers.Serializer):
+class JudgeAuditQuerySerializer(serializers.Serializer[Any]):
     taxonomy = serializers.CharField(required=False, allow_blank=True, help_text="NAME or NAME@N")
     judge = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     model = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     dataset = serializers.ListField(child=serializers.CharField(), required=False, default=list)
 
 
-class AdjudicationItemSerializer(serializers.ModelSerializer):
+class AdjudicationItemSerializer(serializers.ModelSerializer[AdjudicationItem]):
     dataset = serializers.CharField(source="prediction.example.dataset.name", read_only=True)
     example_id = serializers.CharField(source="prediction.example.example_id", read_only=True)
     model = serializers.CharField(source="prediction.model.name", read_only=True)
@@ -134,7 +136,7 @@ class AdjudicationItemSerializer(serializers.ModelSerializer):
                   "labels", "created_at", "updated_at")
 
 
-class GoldExportQuerySerializer(serializers.Serializer):
+class GoldExportQuerySerializer(serializers.Serializer[Any]):
     taxonomy = serializers.CharField(required=False, allow_blank=True, help_text="NAME or NAME@N")
     model = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     dataset = serializers.ListField(child=serializers.CharField(), required=False, default=list)

@@ -6,10 +6,10 @@ import re
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Model, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -36,6 +36,7 @@ from annotation.api.serializers import (
 )
 from annotation.errors import ErrorMapError
 from annotation.models import (
+    AdjudicationItem,
     Dataset,
     EvaluatedModel,
     Label,
@@ -51,23 +52,26 @@ from annotation.services.sampling import sample_failures
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def _param(name: str, description: str, type_=str) -> OpenApiParameter:
+def _param(name: str, description: str, type_: type = str) -> OpenApiParameter:
     return OpenApiParameter(name, type_, OpenApiParameter.QUERY, required=False, description=description)
 
 
 ID_PATTERN = "[0-9]{1,18}"  # object ids in URLs: larger numbers are not ids (404, not a database error)
 
 
-class ReadOnlyViewSet(viewsets.ReadOnlyModelViewSet):
+_M = TypeVar("_M", bound=Model)
+
+
+class ReadOnlyViewSet(viewsets.ReadOnlyModelViewSet[_M]):
     lookup_value_regex = ID_PATTERN
 
 
-class DatasetViewSet(ReadOnlyViewSet):
+class DatasetViewSet(ReadOnlyViewSet[Dataset]):
     queryset = Dataset.objects.order_by("name")
     serializer_class = DatasetSerializer
 
 
-class EvaluatedModelViewSet(ReadOnlyViewSet):
+class EvaluatedModelViewSet(ReadOnlyViewSet[EvaluatedModel]):
     queryset = EvaluatedModel.objects.order_by("name")
     serializer_class = EvaluatedModelSerializer
 
@@ -76,10 +80,10 @@ class EvaluatedModelViewSet(ReadOnlyViewSet):
     _param("dataset", "dataset name"), _param("model", "model name"),
     _param("is_failure", "true or false", bool),
 ])
-class PredictionViewSet(ReadOnlyViewSet):
+class PredictionViewSet(ReadOnlyViewSet[Prediction]):
     serializer_class = PredictionSerializer
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Prediction]:
         qs = Prediction.objects.select_related("example__dataset", "model").order_by("pk")
         params = self.request.query_params
         if params.get("dataset"):
@@ -91,13 +95,13 @@ class PredictionViewSet(ReadOnlyViewSet):
         return qs
 
 
-class WorkSetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class WorkSetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[WorkSet]):
     lookup_value_regex = ID_PATTERN
     serializer_class = WorkSetSerializer
     queryset = WorkSet.objects.annotate(n_failures=Count("failures")).order_by("-created_at", "-pk")
 
     @extend_schema(request=WorkSetCreateSerializer, responses={201: WorkSetSerializer})
-    def create(self, request, *args, **kwargs):
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Sample failures into a work set (same service as `manage.py sample_failures`)."""
         form = WorkSetCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -107,10 +111,10 @@ class WorkSetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 
 @extend_schema(parameters=[_param("stage", "stage name, e.g. ingest"), _param("status", "running, succeeded, failed")])
-class StageRunViewSet(ReadOnlyViewSet):
+class StageRunViewSet(ReadOnlyViewSet[StageRun]):
     serializer_class = StageRunSerializer
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[StageRun]:
         qs = StageRun.objects.order_by("-started_at", "-pk")
         params = self.request.query_params
         if params.get("stage"):
@@ -129,10 +133,10 @@ class StageRunViewSet(ReadOnlyViewSet):
     _param("category", "category path; its subtree is included"),
     _param("prediction", "prediction id", int),
 ])
-class LabelViewSet(ReadOnlyViewSet):
+class LabelViewSet(ReadOnlyViewSet[Label]):
     serializer_class = LabelSerializer
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Label]:
         params = self.request.query_params
         source = params.get("source")
         one = {key: (params[key],) if params.get(key) else () for key in
@@ -157,7 +161,7 @@ class LabelViewSet(ReadOnlyViewSet):
         return qs
 
 
-class LabelStudioProjectViewSet(ReadOnlyViewSet):
+class LabelStudioProjectViewSet(ReadOnlyViewSet[LabelStudioProject]):
     queryset = LabelStudioProject.objects.select_related("work_set", "taxonomy_version__taxonomy").order_by("pk")
     serializer_class = LabelStudioProjectSerializer
 
@@ -224,7 +228,7 @@ class LabelStudioProgressView(APIView):
         return Response({"projects": rows})
 
 
-def _list_query(serializer_class, request) -> dict[str, Any]:
+def _list_query(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
     """Query parameters through a serializer; repeated keys (?model=a&model=b) become lists."""
     data = {}
     for key in request.query_params:
@@ -264,11 +268,13 @@ class JudgeAuditView(APIView):
 
 
 @extend_schema(parameters=[_param("status", "open, resolved, auto_gold or all (default open)")])
-class AdjudicationItemViewSet(ReadOnlyViewSet):
+class AdjudicationItemViewSet(ReadOnlyViewSet[AdjudicationItem]):
     serializer_class = AdjudicationItemSerializer
 
-    def get_queryset(self):
-        return selectors.adjudication_queue(status=self.request.query_params.get("status") or "open")["items"]
+    def get_queryset(self) -> QuerySet[AdjudicationItem]:
+        items: QuerySet[AdjudicationItem] = selectors.adjudication_queue(
+            status=self.request.query_params.get("status") or "open")["items"]
+        return items
 
 
 class GoldExportView(APIView):

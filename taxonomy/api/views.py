@@ -30,7 +30,7 @@ from taxonomy.services.signatures import (
 )
 
 
-class TaxonomyVersionViewSet(viewsets.ReadOnlyModelViewSet):
+class TaxonomyVersionViewSet(viewsets.ReadOnlyModelViewSet[TaxonomyVersion]):
     lookup_value_regex = "[0-9]{1,18}"
     queryset = (
         TaxonomyVersion.objects.select_related("taxonomy", "previous__taxonomy")
@@ -38,11 +38,11 @@ class TaxonomyVersionViewSet(viewsets.ReadOnlyModelViewSet):
         .order_by("taxonomy__name", "number")
     )
 
-    def get_serializer_class(self):
+    def get_serializer_class(self) -> type[TaxonomyVersionSerializer]:
         return TaxonomyVersionDetailSerializer if self.action == "retrieve" else TaxonomyVersionSerializer
 
 
-def _query(serializer_class, request) -> dict[str, Any]:
+def _query(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
     form = serializer_class(data=request.query_params)
     form.is_valid(raise_exception=True)
     data = dict(form.validated_data)
@@ -74,7 +74,7 @@ class AtlasView(APIView):
         return Response(atlas(**query).to_dict())
 
 
-class AcceptProposalsSerializer(serializers.Serializer):
+class AcceptProposalsSerializer(serializers.Serializer[Any]):
     taxonomy = serializers.CharField(max_length=200, help_text="taxonomy name")
     ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
     reason = serializers.CharField(max_length=10_000, required=False, default="")

@@ -270,6 +270,7 @@ def main() -> None:
                              "(built when missing)")
     parser.add_argument("--json-out", type=Path, help=argparse.SUPPRESS)  # the SQLite side of --compare-sqlite
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md")
+    parser.add_argument("--build-only", action="store_true", help="build the database and stop")
     args = parser.parse_args()
 
     db = args.database_url or sqlite_url(
@@ -288,6 +289,8 @@ def main() -> None:
             print(f"loaded {label}: {n:,} label rows, {len(table.items):,} items in "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
 
+    if args.build_only:
+        return
     client = logged_in_client()
     if is_postgres(args.database_url):
         postgres_comparison(client, args, kinds)

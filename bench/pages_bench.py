@@ -127,7 +127,8 @@ def judge_page_matches_command(client) -> bool:
     out = io.StringIO()
     call_command("judge_audit", "--json", "--taxonomy", "pages@1", stdout=out)
     command = json.loads(out.getvalue())
-    return shown["judges"] == command["judges"]
+    # The page holds a frozen JudgeAuditReport; its dict through JSON, as the command prints it.
+    return json.loads(json.dumps(shown.to_dict()))["judges"] == command["judges"]
 
 
 PAGES = (("/judge/", "/judge/?taxonomy=pages@1"), ("/ (dashboard)", "/"))

@@ -124,6 +124,38 @@ class StageRun(models.Model):
         return f"{self.stage} #{self.pk} ({self.status})"
 
 
+class IngestUpload(models.Model):
+    """A results file sent to `POST /api/ingest/`: kept under var/ until a task has ingested it.
+
+    Keyed by the file's content, dataset and format, so the same upload sent again is this row again
+    (never a second ingest); its status is what the client polls."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    key = models.CharField(max_length=64, unique=True)
+    sha256 = models.CharField(max_length=64)
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    dataset = models.CharField(max_length=200, blank=True)
+    format = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    # A failure not caused by the file (a database or worker fault): the same upload sent again is retried.
+    retryable = models.BooleanField(default=False)
+    report = models.JSONField(default=dict, blank=True)
+    uploaded_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"upload #{self.pk} {self.name} ({self.status})"
+
+
 class Annotator(models.Model):
     """Who produced a label: a person, a judge configuration ("annotator zero") or an adjudicator."""
 

@@ -12,6 +12,7 @@ from typing import Any
 from celery import shared_task
 from django.core.cache import cache
 
+from annotation.services.ingest_uploads import ingest_upload
 from annotation.services.judging import analyze_failures
 from annotation.services.labelstudio.adjudication import push_adjudication
 from annotation.services.labelstudio.push import push_labelstudio
@@ -62,6 +63,13 @@ def handle_labelstudio_webhook_task(
     delivery = WebhookDelivery(action=action, project_id=project_id, annotation_ids=tuple(annotation_ids),
                                task_ids=tuple(task_ids))
     return report_fields(handle_webhook(delivery))
+
+
+@shared_task
+def ingest_upload_task(*, upload_id: int) -> dict[str, Any]:
+    """An upload of `POST /api/ingest/`: ingest its stored file (a repeat of a finished one does nothing)."""
+    upload = ingest_upload(upload_id=upload_id)
+    return {"upload": upload.pk, "status": upload.status}
 
 
 @shared_task

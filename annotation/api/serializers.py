@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from annotation.core.result_formats import FORMATS
@@ -10,6 +11,7 @@ from annotation.models import (
     AdjudicationItem,
     Dataset,
     EvaluatedModel,
+    IngestUpload,
     Label,
     LabelStudioProject,
     Prediction,
@@ -93,6 +95,19 @@ class IngestUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField()
     dataset = serializers.CharField(required=False, allow_blank=True, max_length=200)
     format = serializers.ChoiceField(choices=list(FORMATS), default="auto")
+
+
+class IngestUploadStatusSerializer(serializers.ModelSerializer[IngestUpload]):
+    url = serializers.SerializerMethodField(help_text="where to poll this upload's status")
+
+    class Meta:
+        model = IngestUpload
+        fields = ("id", "url", "status", "name", "size", "sha256", "dataset", "format", "error", "report",
+                  "uploaded_by", "created_at", "started_at", "finished_at")
+
+
+    def get_url(self, upload: IngestUpload) -> str:
+        return str(self.context["request"].build_absolute_uri(reverse("api-ingest-status", args=[upload.pk])))
 
 
 class LabelStudioProjectSerializer(serializers.ModelSerializer[LabelStudioProject]):

@@ -23,6 +23,7 @@ urlpatterns = router.urls + [
     path("gold-export/", views.GoldExportView.as_view(), name="api-gold-export"),
 ]
 urlpatterns += [
+    re_path(r"^ingest/(?P<pk>[0-9]{1,18})/$", views.IngestUploadStatusView.as_view(), name="api-ingest-status"),
     # Ids of at most 18 digits: larger numbers are not ids (404, not a database error).
     re_path(r"^adjudication/(?P<pk>[0-9]{1,18})/resolve/$", adjudication.ResolveAdjudicationView.as_view(),
             name="api-adjudication-resolve"),

@@ -3,15 +3,15 @@ wrappers that validate, call the same services as the commands, and serialize.""
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import Count, Model, QuerySet
+from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -26,6 +26,7 @@ from annotation.api.serializers import (
     EvaluatedModelSerializer,
     GoldExportQuerySerializer,
     IngestUploadSerializer,
+    IngestUploadStatusSerializer,
     JudgeAuditQuerySerializer,
     LabelSerializer,
     LabelStudioProjectSerializer,
@@ -34,11 +35,13 @@ from annotation.api.serializers import (
     WorkSetCreateSerializer,
     WorkSetSerializer,
 )
+from annotation.api.uploads import PrivateUploadHandler
 from annotation.errors import ErrorMapError
 from annotation.models import (
     AdjudicationItem,
     Dataset,
     EvaluatedModel,
+    IngestUpload,
     Label,
     LabelStudioProject,
     Prediction,
@@ -46,8 +49,9 @@ from annotation.models import (
     WorkSet,
 )
 from annotation.selectors import LabelFilter, default_version, select_labels
-from annotation.services.ingest import ingest_results
+from annotation.services.ingest_uploads import accept_ingest_upload, forget_ingest_upload, incoming_folder
 from annotation.services.sampling import sample_failures
+from annotation.tasks import ingest_upload_task
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -176,41 +180,76 @@ class UploadTooLarge(ErrorMapError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 
+class QueueUnavailable(ErrorMapError):
+    """The task queue refused the ingest: answered 503 (the same upload sent again is queued again)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+
+def _upload_status(request: Request, upload: IngestUpload) -> dict[str, object]:
+    return dict(IngestUploadStatusSerializer(upload, context={"request": request}).data)
+
+
 class IngestUploadView(APIView):
     parser_classes = (MultiPartParser, FormParser)
 
+    def initialize_request(self, request: HttpRequest, *args: object, **kwargs: object) -> Request:
+        # Before anything reads the body (the session CSRF check reads the form): the file streams
+        # to a private file under var/, never into memory, and reading stops past the limit.
+        self.upload_handler = PrivateUploadHandler(request, folder=incoming_folder(),
+                                                   limit=settings.ERRORMAP_MAX_UPLOAD_BYTES)
+        request.upload_handlers = [self.upload_handler]
+        return super().initialize_request(request, *args, **kwargs)
+
     @extend_schema(
         request={"multipart/form-data": IngestUploadSerializer},
-        responses={201: inline_serializer("IngestReport", {
-            "rows": serializers.IntegerField(), "datasets": serializers.ListField(child=serializers.CharField()),
-            "files": serializers.ListField(child=serializers.DictField()),
-        })},
+        responses={202: IngestUploadStatusSerializer, 200: IngestUploadStatusSerializer},
     )
     def post(self, request: Request) -> Response:
-        """Upload one results file and ingest it (same service as `manage.py ingest_results`)."""
-        # Refused from the declared length before the body is read, and again by the parsed size.
+        """Upload one results file to be ingested by a task (the service of `manage.py ingest_results`).
+
+        Answers 202 with the upload's id and the URL to poll; the same file for the same dataset and
+        format again answers 200 with the existing upload and queues nothing."""
+        try:
+            return self._accept(request)
+        finally:
+            self.upload_handler.discard()
+
+    def _accept(self, request: Request) -> Response:
+        # Refused from the declared length before the body is read, and again while it streams.
         limit = settings.ERRORMAP_MAX_UPLOAD_BYTES
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if not declared.isdigit() or int(declared) > limit + UPLOAD_FORM_OVERHEAD:
             raise UploadTooLarge(f"upload larger than {limit:,} bytes (the limit; ERRORMAP_MAX_UPLOAD_BYTES)")
         form = IngestUploadSerializer(data=request.data)
+        if self.upload_handler.too_large:
+            raise UploadTooLarge(f"upload larger than {limit:,} bytes (the limit; ERRORMAP_MAX_UPLOAD_BYTES)")
         form.is_valid(raise_exception=True)
-        upload = form.validated_data["file"]
-        if upload.size > limit:
-            raise UploadTooLarge(f"upload of {upload.size:,} bytes (at most {limit:,}; ERRORMAP_MAX_UPLOAD_BYTES)")
+        received = form.validated_data["file"]
         # Keep the suffix (it tells the format) but never trust the name as a path.
-        name = SAFE_NAME.sub("_", Path(upload.name or "upload").name).lstrip(".") or "upload"
-        with tempfile.TemporaryDirectory(prefix="errormap-upload-") as folder:
-            path = Path(folder) / name
-            with path.open("wb") as handle:
-                for chunk in upload.chunks():
-                    handle.write(chunk)
-            report = ingest_results(
-                paths=[path], dataset=form.validated_data.get("dataset") or None, fmt=form.validated_data["format"]
-            )
-        data = {"rows": report.rows, "datasets": report.datasets,
-                "files": [{**asdict(f), "path": upload.name} for f in report.files]}
-        return Response(data, status=status.HTTP_201_CREATED)
+        name = SAFE_NAME.sub("_", Path(received.name or "upload").name).lstrip(".")[:200] or "upload"
+        upload, queue = accept_ingest_upload(
+            received=received.path, sha256=received.sha256, size=received.size, name=name,
+            dataset=form.validated_data.get("dataset") or "", fmt=form.validated_data["format"],
+            uploaded_by=request.user.get_username())
+        if queue:
+            try:
+                ingest_upload_task.delay(upload_id=upload.pk)  # in process when no broker is configured
+            except Exception as exc:
+                forget_ingest_upload(upload)
+                raise QueueUnavailable(f"the ingest could not be queued ({type(exc).__name__}); try again") from exc
+            upload.refresh_from_db()
+        return Response(_upload_status(request, upload),
+                        status=status.HTTP_202_ACCEPTED if queue else status.HTTP_200_OK)
+
+
+class IngestUploadStatusView(APIView):
+    @extend_schema(responses=IngestUploadStatusSerializer)
+    def get(self, request: Request, pk: str) -> Response:
+        """An upload's status: queued, running, done (with the ingest report) or failed (with the
+        `FILE:LINE` error)."""
+        upload = IngestUpload.objects.get(pk=int(pk))
+        return Response(_upload_status(request, upload))
 
 
 class OverviewView(APIView):

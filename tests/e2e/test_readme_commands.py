@@ -22,11 +22,12 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from annotation.models import AdjudicationItem, Label, Prediction
+from annotation.models import AdjudicationItem, IngestUpload, Label, Prediction
 from taxonomy.models import Category, TaxonomyProposal, TaxonomyVersion
 from tests.fake_openai_server import FakeOpenAIServer
 
@@ -50,7 +51,7 @@ NOT_MANAGE_PY = {
 
 # The model whose id a URL takes, for URLs whose view does not say (not a DRF view set).
 MODEL_OF = {"api-adjudication-resolve": AdjudicationItem, "api-adjudication-decisions": AdjudicationItem,
-            "adjudication-resolve": AdjudicationItem, "item": Prediction}
+            "adjudication-resolve": AdjudicationItem, "item": Prediction, "api-ingest-status": IngestUpload}
 
 # Endpoints that need a query to answer at all (the comparison's two groups are read from the
 # signatures endpoint at the end).
@@ -344,6 +345,11 @@ def test_every_readme_command_then_every_page(labelstudio, staff_client, setting
             urls, _ = every_url(staff_client.user)
             problems += [f"after `{line}`: {w}" for w in _render(staff_client, _quick_pages(urls), final=False)]
             timings.append((f"  pages after {line.split()[1]}", time.monotonic() - started - timings[-1][1]))
+    # The README's upload with curl, as the API takes it: its status page then has a row to show.
+    upload = staff_client.post("/api/ingest/", {"file": SimpleUploadedFile(
+        "readme.csv", b"example_id,model,input_text,output_text,score\nr1,m,in,out,1\n"), "dataset": "readme"})
+    if upload.status_code != 202 or upload.json()["status"] != "done":
+        problems.append(f"POST /api/ingest/: {upload.status_code} {upload.content[:300]!r}")
     groups = [s["group"] for s in staff_client.get("/api/signatures/").json()["signatures"]]
     compare = {"api-signatures-compare": "?" + urlencode({"a": groups[0], "b": groups[-1]})}
     urls, missing = every_url(staff_client.user, compare)

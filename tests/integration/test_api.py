@@ -137,15 +137,17 @@ def test_ingest_upload_then_reupload_changes_nothing(client):
             b"e1,m,<b>in</b>,out,1\ne2,m,in,out,0\ne3,m,in,out,1\n")
     first = client.post("/api/ingest/", {"file": SimpleUploadedFile("../../evil name.csv", body),
                                          "dataset": "uploaded"}, format="multipart")
-    assert first.status_code == 201, first.content
-    assert first.json()["rows"] == 3 and first.json()["files"][0]["created"] == 3
+    assert first.status_code == 202, first.content
+    assert first.json()["status"] == "done"  # no broker in tests: the task ran in process
+    assert first.json()["report"]["rows"] == 3 and first.json()["report"]["files"][0]["created"] == 3
     again = client.post("/api/ingest/", {"file": SimpleUploadedFile("x.csv", body), "dataset": "uploaded"},
                         format="multipart")
-    assert again.json()["files"][0]["unchanged"] == 3
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
     failures = client.get("/api/predictions/", {"dataset": "uploaded", "is_failure": "true"}).json()
     assert failures["count"] == 1 and failures["results"][0]["example_id"] == "e2"
     broken = client.post("/api/ingest/", {"file": SimpleUploadedFile("y.csv", b"nope\n1\n")}, format="multipart")
-    assert broken.status_code == 400 and "missing column" in broken.json()["detail"]
+    assert broken.status_code == 202 and broken.json()["status"] == "failed"
+    assert broken.json()["error"].startswith("y.csv") and "missing column" in broken.json()["error"]
 
 
 def test_work_set_created_through_the_api(client):

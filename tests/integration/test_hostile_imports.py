@@ -202,12 +202,12 @@ def test_an_upload_over_the_limit_is_refused_with_413_and_writes_nothing(client,
     assert not Prediction.objects.exists()
     small = client.post("/api/ingest/", {"file": SimpleUploadedFile("s.csv", body[:2_000].rsplit(b"\n", 1)[0] + b"\n")},
                         format="multipart")
-    assert small.status_code == 201, small.content
+    assert small.status_code == 202 and small.json()["status"] == "done", small.content
 
 
 def test_upload_limits_reach_the_readers(client, settings):
     settings.ERRORMAP_MAX_COLUMNS = 10
     body = (HEADER.strip() + "," + ",".join(f"c{i}" for i in range(10)) + "\n").encode()
     response = client.post("/api/ingest/", {"file": SimpleUploadedFile("wide.csv", body)}, format="multipart")
-    assert response.status_code == 400
-    assert "16 columns (at most 10; ERRORMAP_MAX_COLUMNS)" in response.json()["detail"]
+    assert response.status_code == 202 and response.json()["status"] == "failed"
+    assert "16 columns (at most 10; ERRORMAP_MAX_COLUMNS)" in response.json()["error"]

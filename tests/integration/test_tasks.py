@@ -288,3 +288,62 @@ def test_a_pool_process_killed_mid_analyze_is_redelivered_and_finished_with_noth
     assert server.count - asked_before <= N_ITEMS - len(committed)
     runs = list(StageRun.objects.filter(stage="analyze").order_by("pk").values_list("status", flat=True))
     assert runs[-1] == "succeeded" and len(runs) == 2  # the killed child's run, then the one that finished
+
+
+UPLOAD_HEADER = b"example_id,model,input_text,output_text,score\n"
+
+
+def test_an_api_upload_waits_privately_for_a_worker_that_ingests_it_and_reports_a_bad_file_by_line(
+    broker, workers, settings, tmp_path
+):
+    from django.contrib.auth import get_user_model
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from annotation.models import IngestUpload
+
+    var = tmp_path / "var"
+    settings.VAR_DIR = var  # the worker gets the same folder
+    user = get_user_model().objects.create_user("uploader", password="pw-123456789")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    good = UPLOAD_HEADER + b"".join(b"g%d,m,in,out,%d\n" % (i, i % 2) for i in range(50))
+    bad = UPLOAD_HEADER + b"b1,m,in,out,1\nb2,m,in,out,1\nb3,m,in,out,oops\n"
+
+    def post(name: str, body: bytes):
+        return client.post("/api/ingest/", {"file": SimpleUploadedFile(name, body), "dataset": "up"},
+                           format="multipart")
+
+    accepted = post("good.csv", good)
+    rejected_later = post("bad.csv", bad)
+
+    # The web process only stored and queued them: nothing ingested, no ingest run.
+    assert accepted.status_code == rejected_later.status_code == 202
+    assert accepted.json()["status"] == rejected_later.json()["status"] == "queued"
+    assert not Prediction.objects.exists() and not StageRun.objects.filter(stage="ingest").exists()
+    assert sorted(m["decoded_body"][1]["upload_id"] for m in queued()) == sorted(
+        [accepted.json()["id"], rejected_later.json()["id"]])
+    stored = var / "uploads" / IngestUpload.objects.get(pk=accepted.json()["id"]).key / "good.csv"
+    assert stored.read_bytes() == good
+    assert stored.stat().st_mode & 0o777 == 0o600 and stored.parent.stat().st_mode & 0o777 == 0o700
+    # Sent again while it waits: the same upload, nothing more queued.
+    again = post("good-again.csv", good)
+    assert again.status_code == 200 and again.json()["id"] == accepted.json()["id"] and len(queued()) == 2
+
+    worker = workers("ingest", ERRORMAP_VAR_DIR=str(var))
+    wait_until(lambda: set(IngestUpload.objects.values_list("status", flat=True)) <= {"done", "failed"},
+               "the worker ingested both uploads", worker)
+
+    good_status = client.get(accepted.json()["url"]).json()
+    assert good_status["status"] == "done" and good_status["report"]["rows"] == 50
+    bad_status = client.get(rejected_later.json()["url"]).json()
+    assert bad_status["status"] == "failed" and bad_status["error"].startswith("bad.csv:4: "), bad_status
+    # Nothing of the bad file half-written: exactly the good file's rows exist.
+    assert sorted(Prediction.objects.values_list("example__example_id", flat=True)) == sorted(
+        f"g{i}" for i in range(50))
+    # The ingest ran in the worker, not here.
+    runs = StageRun.objects.filter(stage="ingest")
+    assert sorted(run.status for run in runs) == ["failed", "succeeded"]
+    assert all(run.pid != os.getpid() for run in runs)
+    assert not stored.exists()

@@ -5,18 +5,23 @@ another worker, and the services are keyed and resumable, so the rerun duplicate
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+from collections.abc import Iterable
 from typing import Any
 
 from celery import shared_task
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from annotation.services.ingest_uploads import ingest_upload
 from annotation.services.judging import analyze_failures
 from annotation.services.labelstudio.adjudication import push_adjudication
 from annotation.services.labelstudio.push import push_labelstudio
-from annotation.services.labelstudio.sync import WebhookDelivery, handle_webhook, sync_labelstudio
+from annotation.services.labelstudio.sync import (
+    COALESCED_ACTION,
+    WebhookDelivery,
+    handle_webhook,
+    sync_labelstudio,
+)
 
 
 def report_fields(report: Any) -> dict[str, Any]:
@@ -24,45 +29,102 @@ def report_fields(report: Any) -> dict[str, Any]:
     return dataclasses.asdict(report) if dataclasses.is_dataclass(report) else {"report": report}
 
 
-# How long a queued delivery keeps later identical ones out of the queue, at most (its task clears it).
+# How long a queued read-back keeps later deliveries of its project out of the queue, at most (its
+# task clears the mark when it starts), and how long unread ids are kept in Redis.
 PENDING_SECONDS = 600
+PENDING_IDS_SECONDS = 86_400
 
 
-def _pending_key(fields: dict[str, Any]) -> str:
-    return "webhook-pending:" + hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+class _PendingWebhookIds:
+    """Ids named by deliveries that no worker has read back yet, per Label Studio project, in Redis:
+    a burst of deliveries becomes one task that reads all their tasks from Label Studio at once."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @staticmethod
+    def _keys(project_id: int | None) -> tuple[str, str]:
+        return (f"errormap:webhook-pending:{project_id}:annotations", f"errormap:webhook-pending:{project_id}:tasks")
+
+    def add(self, project_id: int | None, annotation_ids: Iterable[int], task_ids: Iterable[int]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key, ids in zip(self._keys(project_id), (list(annotation_ids), list(task_ids))):
+            if ids:
+                pipe.sadd(key, *ids)
+                pipe.expire(key, PENDING_IDS_SECONDS)
+        pipe.execute()
+
+    def take(self, project_id: int | None) -> tuple[set[int], set[int]]:
+        """Every pending id of the project, removed in the same step (MULTI): each is taken once."""
+        annotations, tasks = self._keys(project_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.smembers(annotations).delete(annotations).smembers(tasks).delete(tasks)
+        taken_annotations, _, taken_tasks, _ = pipe.execute()
+        return {int(i) for i in taken_annotations}, {int(i) for i in taken_tasks}
+
+
+def _pending_webhook_ids() -> _PendingWebhookIds | None:
+    """The shared store of pending ids: Redis when the cache is Redis (REDIS_URL), which the web
+    processes and the workers share. Without it each delivery's ids travel in its own message."""
+    backend = caches["default"]  # the backend itself (`cache` is a proxy to it)
+    if isinstance(backend, RedisCache):
+        return _PendingWebhookIds(backend._cache.get_client(write=True))  # the cache's own connection pool
+    return None
+
+
+def _flush_mark(project_id: int | None) -> str:
+    return f"webhook-read-queued:{project_id}"
 
 
 def queue_webhook_delivery(delivery: WebhookDelivery) -> bool:
-    """Queue a delivery for a worker, unless the same one is already waiting; True when queued.
+    """Hand a delivery's ids to a worker; True when this queued a task, False when a task already
+    waiting for the project will read them.
 
-    A waiting delivery covers a repeat: its task re-reads the annotations from Label Studio when it
-    starts, after the change the repeat announced. The task clears its mark before that read, so a
-    delivery arriving once it has started is queued again and nothing is missed."""
-    fields = {"action": delivery.action, "project_id": delivery.project_id,
-              "annotation_ids": list(delivery.annotation_ids), "task_ids": list(delivery.task_ids)}
-    key = _pending_key(fields)
-    if not cache.add(key, 1, PENDING_SECONDS):
+    The ids join the project's pending set first, then a task is queued unless one is waiting. The
+    task clears its mark before it takes the set, so ids added once it has started queue a new task
+    and nothing is missed; a delivery is only a hint, so reading a task once for many is enough."""
+    pending = _pending_webhook_ids()
+    if pending is None:
+        handle_labelstudio_webhook_task.delay(project_id=delivery.project_id,
+                                              annotation_ids=list(delivery.annotation_ids),
+                                              task_ids=list(delivery.task_ids))
+        return True
+    pending.add(delivery.project_id, delivery.annotation_ids, delivery.task_ids)
+    mark = _flush_mark(delivery.project_id)
+    if not cache.add(mark, 1, PENDING_SECONDS):
         return False
     try:
-        handle_labelstudio_webhook_task.delay(**fields)
+        handle_labelstudio_webhook_task.delay(project_id=delivery.project_id)
     except BaseException:
-        cache.delete(key)
+        cache.delete(mark)
         raise
     return True
 
 
-# A delivery is a hint (the periodic sync is the safety net), so a failed one is tried a few times,
-# then left to the sync.
+# A delivery is a hint (the periodic sync is the safety net), so a failed read-back is tried a few
+# times, then left to the sync.
 @shared_task(autoretry_for=(Exception,), max_retries=3, retry_backoff=2, retry_jitter=True)
 def handle_labelstudio_webhook_task(
-    *, action: str, project_id: int | None, annotation_ids: list[int], task_ids: list[int]
+    *, project_id: int | None, annotation_ids: list[int] | None = None, task_ids: list[int] | None = None
 ) -> dict[str, Any]:
-    """Act on one Label Studio webhook delivery (the view answered at once): re-read what it names."""
-    cache.delete(_pending_key({"action": action, "project_id": project_id, "annotation_ids": annotation_ids,
-                               "task_ids": task_ids}))
-    delivery = WebhookDelivery(action=action, project_id=project_id, annotation_ids=tuple(annotation_ids),
-                               task_ids=tuple(task_ids))
-    return report_fields(handle_webhook(delivery))
+    """Read back from Label Studio, in one request, the tasks of every annotation that deliveries for
+    this project named since the last such task (the view answered at once)."""
+    annotations, tasks = set(annotation_ids or ()), set(task_ids or ())
+    pending = _pending_webhook_ids()
+    if pending is not None:
+        cache.delete(_flush_mark(project_id))
+        taken = pending.take(project_id)
+        annotations, tasks = annotations | taken[0], tasks | taken[1]
+    if not annotations and not tasks:
+        return {"detail": "nothing pending (read by an earlier task)"}
+    delivery = WebhookDelivery(action=COALESCED_ACTION, project_id=project_id,
+                               annotation_ids=tuple(sorted(annotations)), task_ids=tuple(sorted(tasks)))
+    try:
+        return report_fields(handle_webhook(delivery))
+    except Exception:
+        if pending is not None:  # back to the set for the retry (or a later task) to read
+            pending.add(project_id, annotations, tasks)
+        raise
 
 
 @shared_task

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection
 
 from annotation.models import Analysis, Prediction, StageRun
@@ -148,37 +148,48 @@ def test_the_webhook_answers_before_the_delivery_is_applied_and_a_worker_applies
     body = {"action": "ANNOTATION_CREATED", "project": {"id": 4242},
             "annotation": {"id": 17, "task": 5, "result": [{"forged": True}], "updated_at": "2099-01-01"}}
 
-    response = client.post("/api/labelstudio/webhook/", body, content_type="application/json",
-                           headers={WEBHOOK_SECRET_HEADER: "s3cret"})
+    def deliver(payload: dict, secret: str = "s3cret"):
+        return client.post("/api/labelstudio/webhook/", payload, content_type="application/json",
+                           headers={WEBHOOK_SECRET_HEADER: secret})
+
+    response = deliver(body)
 
     assert response.status_code == 200 and response.json()["status"] == "queued"
-    # Nothing ran yet: the delivery waits in the queue, and only its ids travel.
+    # Nothing ran yet: one read-back waits in the queue for the project, and only ids were kept.
     (message,) = queued()
     assert message["headers"]["task"] == "annotation.tasks.handle_labelstudio_webhook_task"
-    assert message["decoded_body"][1] == {
-        "action": "ANNOTATION_CREATED", "project_id": 4242, "annotation_ids": [17], "task_ids": [5]}
-    refused = client.post("/api/labelstudio/webhook/", body, content_type="application/json",
-                          headers={WEBHOOK_SECRET_HEADER: "wrong"})
+    assert message["decoded_body"][1] == {"project_id": 4242}
+    assert pending_ids(4242) == ({17}, {5})
+    refused = deliver(body, secret="wrong")
     assert refused.status_code == 403 and len(queued()) == 1  # no secret, nothing queued
 
-    # Repeats of a delivery still waiting add nothing to the queue; another annotation's does.
+    # A burst for the project joins the waiting read-back: repeats and other annotations alike.
     for _ in range(3):
-        again = client.post("/api/labelstudio/webhook/", body, content_type="application/json",
-                            headers={WEBHOOK_SECRET_HEADER: "s3cret"})
+        again = deliver(body)
         assert again.status_code == 200 and again.json()["status"] == "already queued"
-    other = {**body, "annotation": {"id": 18, "task": 5}}
-    assert client.post("/api/labelstudio/webhook/", other, content_type="application/json",
-                       headers={WEBHOOK_SECRET_HEADER: "s3cret"}).json()["status"] == "queued"
-    assert [m["decoded_body"][1]["annotation_ids"] for m in queued()] == [[18], [17]]  # newest first
+    assert deliver({**body, "annotation": {"id": 18, "task": 6}}).json()["status"] == "already queued"
+    assert len(queued()) == 1 and pending_ids(4242) == ({17, 18}, {5, 6})
+    # Another project gets its own read-back.
+    assert deliver({**body, "project": {"id": 4343}}).json()["status"] == "queued"
+    assert sorted(m["decoded_body"][1]["project_id"] for m in queued()) == [4242, 4343]
 
     worker = workers("webhooks")
     wait_until(lambda: not queued() and worker.log.read_text().count("succeeded") == 2,
-               "the worker applied both", worker)
-    # The project is not one of ours: the task ran the service, which ignored it.
-    assert "'detail': 'unknown project'" in worker.log.read_text()
-    # Once its task has started, the same delivery is queued again: a later change is never skipped.
-    assert client.post("/api/labelstudio/webhook/", body, content_type="application/json",
-                       headers={WEBHOOK_SECRET_HEADER: "s3cret"}).json()["status"] == "queued"
+               "the worker read both projects back", worker)
+    # The projects are not ours: the task took the ids and ran the service, which ignored them.
+    assert worker.log.read_text().count("'detail': 'unknown project'") == 2
+    assert pending_ids(4242) == pending_ids(4343) == (set(), set())
+    # Once its task has started, a delivery for the project is queued again: a later change is never skipped.
+    assert deliver(body).json()["status"] == "queued"
+
+
+def pending_ids(project_id: int) -> tuple[set[int], set[int]]:
+    """The ids waiting in Redis for a project's next read-back (annotations, tasks)."""
+    from annotation.tasks import _PendingWebhookIds
+
+    annotations, tasks = _PendingWebhookIds._keys(project_id)
+    client = caches["default"]._cache.get_client(write=True)
+    return {int(i) for i in client.smembers(annotations)}, {int(i) for i in client.smembers(tasks)}
 
 
 N_ITEMS = 150  # failing predictions, each its own content

@@ -54,6 +54,10 @@ class SyncReport:
     webhook_problems: tuple[str, ...] = ()
 
 
+# The action of the deliveries a worker reads back together (each was one of WEBHOOK_ACTIONS).
+COALESCED_ACTION = "COALESCED"
+
+
 @dataclass(frozen=True)
 class WebhookDelivery:
     """What the platform takes from a webhook delivery: which project and which annotations (and tasks)
@@ -246,7 +250,7 @@ def handle_webhook(
     export request) and mirror what Label Studio holds, as a sync of those tasks would. A forged or
     replayed delivery therefore changes nothing that Label Studio does not hold."""
     action = delivery.action
-    if action not in WEBHOOK_ACTIONS:
+    if action not in WEBHOOK_ACTIONS and action != COALESCED_ACTION:
         return WebhookReport(action=action, handled=False, annotations=0, detail="action ignored")
     project = (
         LabelStudioProject.objects.select_related("taxonomy_version")

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from celery import shared_task
-from django.core.cache import cache, caches
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
 from annotation.services.ingest_uploads import ingest_upload
@@ -36,30 +36,39 @@ PENDING_IDS_SECONDS = 86_400
 
 
 class _PendingWebhookIds:
-    """Ids named by deliveries that no worker has read back yet, per Label Studio project, in Redis:
-    a burst of deliveries becomes one task that reads all their tasks from Label Studio at once."""
+    """Ids named by deliveries that no worker has read back yet, per Label Studio project, in Redis,
+    and a mark while a read-back of the project waits in the queue: a burst of deliveries becomes one
+    task that reads all their tasks from Label Studio at once. One round trip each way."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
 
     @staticmethod
-    def _keys(project_id: int | None) -> tuple[str, str]:
-        return (f"errormap:webhook-pending:{project_id}:annotations", f"errormap:webhook-pending:{project_id}:tasks")
+    def _keys(project_id: int | None) -> tuple[str, str, str]:
+        prefix = f"errormap:webhook-pending:{project_id}"
+        return f"{prefix}:annotations", f"{prefix}:tasks", f"{prefix}:queued"
 
-    def add(self, project_id: int | None, annotation_ids: Iterable[int], task_ids: Iterable[int]) -> None:
+    def add(self, project_id: int | None, annotation_ids: Iterable[int], task_ids: Iterable[int]) -> bool:
+        """Add the ids; True when no read-back was waiting (the caller queues one, now marked)."""
+        annotations, tasks, mark = self._keys(project_id)
         pipe = self.client.pipeline(transaction=False)
-        for key, ids in zip(self._keys(project_id), (list(annotation_ids), list(task_ids))):
+        for key, ids in ((annotations, list(annotation_ids)), (tasks, list(task_ids))):
             if ids:
                 pipe.sadd(key, *ids)
                 pipe.expire(key, PENDING_IDS_SECONDS)
-        pipe.execute()
+        pipe.set(mark, 1, nx=True, ex=PENDING_SECONDS)
+        return bool(pipe.execute()[-1])
+
+    def unmark(self, project_id: int | None) -> None:
+        self.client.delete(self._keys(project_id)[2])
 
     def take(self, project_id: int | None) -> tuple[set[int], set[int]]:
-        """Every pending id of the project, removed in the same step (MULTI): each is taken once."""
-        annotations, tasks = self._keys(project_id)
+        """Clear the mark and take every pending id of the project in one step (MULTI): each id is
+        taken once, and ids added from now on queue a new read-back."""
+        annotations, tasks, mark = self._keys(project_id)
         pipe = self.client.pipeline(transaction=True)
-        pipe.smembers(annotations).delete(annotations).smembers(tasks).delete(tasks)
-        taken_annotations, _, taken_tasks, _ = pipe.execute()
+        pipe.delete(mark).smembers(annotations).delete(annotations).smembers(tasks).delete(tasks)
+        _, taken_annotations, _, taken_tasks, _ = pipe.execute()
         return {int(i) for i in taken_annotations}, {int(i) for i in taken_tasks}
 
 
@@ -72,31 +81,26 @@ def _pending_webhook_ids() -> _PendingWebhookIds | None:
     return None
 
 
-def _flush_mark(project_id: int | None) -> str:
-    return f"webhook-read-queued:{project_id}"
-
-
 def queue_webhook_delivery(delivery: WebhookDelivery) -> bool:
     """Hand a delivery's ids to a worker; True when this queued a task, False when a task already
     waiting for the project will read them.
 
-    The ids join the project's pending set first, then a task is queued unless one is waiting. The
-    task clears its mark before it takes the set, so ids added once it has started queue a new task
-    and nothing is missed; a delivery is only a hint, so reading a task once for many is enough."""
+    The ids join the project's pending set and, in the same round trip, the project is marked unless
+    a read-back waits already; only the delivery that set the mark queues one. The task clears the
+    mark as it takes the set, so ids added once it has started queue a new task and nothing is
+    missed; a delivery is only a hint, so reading a task once for many is enough."""
     pending = _pending_webhook_ids()
     if pending is None:
         handle_labelstudio_webhook_task.delay(project_id=delivery.project_id,
                                               annotation_ids=list(delivery.annotation_ids),
                                               task_ids=list(delivery.task_ids))
         return True
-    pending.add(delivery.project_id, delivery.annotation_ids, delivery.task_ids)
-    mark = _flush_mark(delivery.project_id)
-    if not cache.add(mark, 1, PENDING_SECONDS):
+    if not pending.add(delivery.project_id, delivery.annotation_ids, delivery.task_ids):
         return False
     try:
         handle_labelstudio_webhook_task.delay(project_id=delivery.project_id)
     except BaseException:
-        cache.delete(mark)
+        pending.unmark(delivery.project_id)
         raise
     return True
 
@@ -112,7 +116,6 @@ def handle_labelstudio_webhook_task(
     annotations, tasks = set(annotation_ids or ()), set(task_ids or ())
     pending = _pending_webhook_ids()
     if pending is not None:
-        cache.delete(_flush_mark(project_id))
         taken = pending.take(project_id)
         annotations, tasks = annotations | taken[0], tasks | taken[1]
     if not annotations and not tasks:

@@ -187,7 +187,7 @@ def pending_ids(project_id: int) -> tuple[set[int], set[int]]:
     """The ids waiting in Redis for a project's next read-back (annotations, tasks)."""
     from annotation.tasks import _PendingWebhookIds
 
-    annotations, tasks = _PendingWebhookIds._keys(project_id)
+    annotations, tasks, _ = _PendingWebhookIds._keys(project_id)
     client = caches["default"]._cache.get_client(write=True)
     return {int(i) for i in client.smembers(annotations)}, {int(i) for i in client.smembers(tasks)}
 

@@ -1,9 +1,12 @@
 """Webhook deliveries under load: gunicorn + Celery + PostgreSQL + a real Label Studio.
 
-An open-loop generator on loopback posts ANNOTATION_UPDATED deliveries at RATE per second for SECONDS
-(latency counted from each delivery's scheduled time, so a slow server cannot hide its queue) while the
-annotations change in Label Studio; then it waits for the workers to drain the queue, runs a final sync
-and compares the label table with Label Studio's own export: nothing lost, nothing duplicated.
+An open-loop generator (asyncio + httpx, in its own process) on loopback posts ANNOTATION_UPDATED
+deliveries at RATE per second for SECONDS (latency counted from each delivery's scheduled time, so a
+slow server cannot hide its queue; how late each send started says whether the generator kept up)
+while the annotations change in Label Studio; then it waits for the workers to drain the queue, runs a
+final sync and compares the label table with Label Studio's own export: nothing lost, nothing
+duplicated. Where the time goes: the view's own time (gunicorn's access log), the enqueue alone, the
+read-back tasks (the worker's log), and the CPU seconds of each part (/proc).
 
     scripts/services start; set -a; . var/services/env; set +a
     .venv/bin/python bench/webhook_load.py [--rate 200] [--seconds 60] [--tasks 100] [--write-docs]
@@ -11,11 +14,13 @@ and compares the label table with Label Studio's own export: nothing lost, nothi
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
+import multiprocessing
 import os
-import queue
 import random
+import re
 import shutil
 import signal
 import socket
@@ -25,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -87,46 +93,93 @@ def wait_until_ready(web_port: int, web_workers: int, celery_app) -> None:
             sys.exit("no Celery worker answered")
 
 
-def post_loop(url: str, secret: str, bodies: list[bytes], rate: float, seconds: float,
-              latencies: list[float], statuses: dict[int, int], threads: int) -> None:
-    """Open loop: delivery i is due at start + i / rate; a bounded pool of threads sends them."""
-    parts = urlparse(url)
-    due: queue.Queue = queue.Queue()
-    total = int(rate * seconds)
-    lock = threading.Lock()
+def send_open_loop(url: str, secret: str, bodies: list[bytes], rate: float, seconds: float, connections: int,
+                   start_wall: float, part: int, parts: int) -> list[tuple[float, float, float, int]]:
+    """Open loop, in a process of its own: of the deliveries due at start + i / rate, this process
+    sends those with i % parts == part, each at its time whatever came before (at most `connections`
+    open; one waiting for a slot waits on the clock). Requests are written by hand on asyncio streams
+    (one small POST, `Connection: close` as gunicorn's sync workers answer) because a general client
+    spent more CPU per request than the machine could spare at this rate.
+    -> per delivery (lag of its start behind its schedule, latency from its schedule, answered at
+    (seconds after start), HTTP status or 0 when it failed)."""
+    return asyncio.run(_open_loop(url, secret, bodies, rate, seconds, connections, start_wall, part, parts))
 
-    def sender() -> None:
-        while True:
-            item = due.get()
-            if item is None:
-                return
-            scheduled, body = item
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+
+async def _open_loop(url: str, secret: str, bodies: list[bytes], rate: float, seconds: float, connections: int,
+                     start_wall: float, part: int, parts: int) -> list[tuple[float, float, float, int]]:
+    target = urlparse(url)
+    requests = [(f"POST {target.path} HTTP/1.1\r\nHost: {target.netloc}\r\nContent-Type: application/json\r\n"
+                 f"X-Errormap-Webhook-Secret: {secret}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                 ).encode() + body for body in bodies]
+    loop = asyncio.get_running_loop()
+    start = loop.time() + (start_wall - time.time())
+    slots = asyncio.Semaphore(connections)
+    results: list[tuple[float, float, float, int]] = []
+
+    async def deliver(i: int) -> None:
+        scheduled = start + i / rate
+        lag = loop.time() - scheduled
+        async with slots:
             try:
-                con = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-                con.request("POST", parts.path, body=body, headers={
-                    "Content-Type": "application/json", "X-Errormap-Webhook-Secret": secret})
-                status = con.getresponse().status
-                con.close()
-            except OSError:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(target.hostname, target.port), 30)
+                writer.write(requests[i % len(requests)])
+                status = int((await asyncio.wait_for(reader.readline(), 30)).split()[1])
+                await asyncio.wait_for(reader.read(), 30)  # the rest, until the server closes
+                writer.close()
+            except (OSError, TimeoutError, ValueError, IndexError):
                 status = 0
-            elapsed = time.perf_counter() - scheduled
-            with lock:
-                latencies.append(elapsed)
-                statuses[status] = statuses.get(status, 0) + 1
+        answered = loop.time()
+        results.append((lag, answered - scheduled, answered - start, status))
 
-    pool = [threading.Thread(target=sender, daemon=True) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    start = time.perf_counter() + 0.5
-    for i in range(total):
-        due.put((start + i / rate, bodies[i % len(bodies)]))
-    for _ in pool:
-        due.put(None)
-    for thread in pool:
-        thread.join()
+    running: set[asyncio.Task] = set()
+    for i in range(part, int(rate * seconds), parts):
+        delay = start + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(deliver(i))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    while running:
+        await asyncio.gather(*list(running))
+    return results
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))]
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {root_pid}, [root_pid]
+    while frontier:
+        pid = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == pid and child not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def postmaster_pid() -> int:
+    """PostgreSQL's server process when it is scripts/services' (0 when not found)."""
+    pid_file = ROOT / "var" / "services" / "postgres" / "postmaster.pid"
+    return int(pid_file.read_text().split()[0]) if pid_file.exists() else 0
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> None:
@@ -136,7 +189,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100, help="tasks, each with one annotation")
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--task-workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=64, help="sender threads (bounds open requests)")
+    parser.add_argument("--connections", type=int, default=64, help="open requests per generator process, at most")
+    parser.add_argument("--generators", type=int, default=2, help="generator processes")
     parser.add_argument("--write-docs", action="store_true", help="put the figures in docs/benchmarks.md")
     args = parser.parse_args()
     base_db, broker = os.environ.get("DATABASE_URL", ""), os.environ.get("CELERY_BROKER_URL", "")
@@ -182,15 +236,18 @@ def main() -> None:
         bodies = [json.dumps({"action": "ANNOTATION_UPDATED", "project": {"id": report.labelstudio_project_id},
                               "annotation": {"id": a.id, "task": a.task}}).encode() for a in annotations]
 
+        access_log, worker_log = work / "access.log", work / "worker.log"
         procs.append(subprocess.Popen(
             [str(ROOT / ".venv/bin/gunicorn"), "server.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
-             "--workers", str(args.web_workers), "--timeout", "120"],
+             "--workers", str(args.web_workers), "--timeout", "120", "--access-logfile", str(access_log),
+             "--access-logformat", "%(U)s %(s)s %(L)s"],  # path, status, the request's time in seconds
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "server", "worker", "-c", str(args.task_workers),
-             "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+             "--without-gossip", "--without-mingle", "--loglevel", "INFO", "--logfile", str(worker_log)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         wait_until_ready(web_port, args.web_workers, celery_app)
+        enqueue_ms = time_enqueue()
 
         # Annotators keep changing their annotations while the deliveries arrive.
         stop = threading.Event()
@@ -203,12 +260,28 @@ def main() -> None:
 
         editor = threading.Thread(target=annotate, daemon=True)
         editor.start()
-        latencies: list[float] = []
-        statuses: dict[int, int] = {}
+        parts = {"web (gunicorn)": procs[0].pid, "workers (Celery)": procs[1].pid,
+                 "Label Studio": int((work / "ls" / "labelstudio.pid").read_text()),
+                 "PostgreSQL": postmaster_pid()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in parts.items() if pid}
+        load_before = load_average()
         started = time.perf_counter()
-        post_loop(f"http://127.0.0.1:{web_port}/api/labelstudio/webhook/", ls["LABEL_STUDIO_WEBHOOK_SECRET"],
-                  bodies, args.rate, args.seconds, latencies, statuses, args.threads)
+        start_wall = time.time() + 5.0  # the generator processes are up by then
+        with ProcessPoolExecutor(max_workers=args.generators, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(send_open_loop, f"http://127.0.0.1:{web_port}/api/labelstudio/webhook/",
+                                   ls["LABEL_STUDIO_WEBHOOK_SECRET"], bodies, args.rate, args.seconds,
+                                   args.connections, start_wall, part, args.generators)
+                       for part in range(args.generators)]
+            generator_pids = list(pool._processes)
+            generator_cpu = 0.0
+            while not all(f.done() for f in futures):
+                generator_cpu = sum(cpu_seconds(pid) for pid in generator_pids)  # the last reading before they end
+                time.sleep(0.5)
+            sent = [row for f in futures for row in f.result()]
         sent_for = time.perf_counter() - started
+        cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 1) for name, pid in parts.items() if pid}
+        cpu["generator"] = round(generator_cpu, 1)
+        load_after = load_average()
         stop.set()
         editor.join()
         redis = celery_app.connection_for_write().default_channel.client
@@ -231,11 +304,28 @@ def main() -> None:
             ours.setdefault(external_id, []).append(path)
         lost = sum(1 for key, cats in exported.items() if set(ours.get(key, [])) != cats)
         duplicated = sum(len(v) - len(set(v)) for v in ours.values()) + len(set(ours) - set(exported))
-        ms = sorted(x * 1000 for x in latencies)
+        view_ms = [float(t) * 1000 for line in access_log.read_text().splitlines()
+                   if line.startswith("/api/labelstudio/webhook/") for t in line.split()[2:3]]
+        reads = [float(t) for t in re.findall(
+            r"handle_labelstudio_webhook_task\[[^]]+\] succeeded in ([0-9.]+)s: \{'action'", worker_log.read_text())]
+        lags = [row[0] * 1000 for row in sent]
+        ms = [row[1] * 1000 for row in sent]
+        statuses: dict[int, int] = {}
+        for row in sent:
+            statuses[row[3]] = statuses.get(row[3], 0) + 1
         figures = {
-            "deliveries": len(ms), "rate_target": args.rate, "rate_sent": round(len(ms) / sent_for, 1),
+            "deliveries": len(ms), "rate_target": args.rate,
+            # sent: over the schedule stretched by the last send's lag; answered: until the last answer
+            "rate_sent": round(len(ms) / ((len(ms) - 1) / args.rate + max(0.0, max(r[0] for r in sent))), 1),
+            "rate_answered": round(len(ms) / max(r[2] for r in sent), 1),
+            "send_lag_p50_ms": round(statistics.median(lags), 1), "send_lag_p99_ms": round(quantile(lags, 0.99), 1),
             "statuses": statuses, "p50_ms": round(statistics.median(ms), 1),
-            "p99_ms": round(ms[int(0.99 * (len(ms) - 1))], 1), "max_ms": round(ms[-1], 1),
+            "p99_ms": round(quantile(ms, 0.99), 1), "max_ms": round(max(ms), 1),
+            "view_p50_ms": round(statistics.median(view_ms), 1), "view_p99_ms": round(quantile(view_ms, 0.99), 1),
+            "enqueue_ms": enqueue_ms, "read_backs": len(reads),
+            "read_back_p50_s": round(statistics.median(reads), 2) if reads else None,
+            "cpu_seconds": cpu, "load_before": load_before, "load_after": load_after,
+            "generator_for_s": round(sent_for, 1),
             "queue_drained_after_s": round(drained_after, 1), "annotations": len(exported),
             "final_sync_changed": sync.annotations_changed, "lost": lost, "duplicated": duplicated,
         }
@@ -251,31 +341,57 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def time_enqueue(n: int = 300) -> dict[str, float]:
+    """The view's enqueue alone (ids to Redis, a task when none waits), on a project of no one: ms."""
+    from annotation.services.labelstudio.sync import WebhookDelivery
+    from annotation.tasks import queue_webhook_delivery
+
+    took = []
+    for i in range(n):
+        began = time.perf_counter()
+        queue_webhook_delivery(WebhookDelivery(action="ANNOTATION_UPDATED", project_id=987654321,
+                                               annotation_ids=(i,), task_ids=(i,)))
+        took.append((time.perf_counter() - began) * 1000)
+    return {"p50": round(statistics.median(took), 2), "p99": round(quantile(took, 0.99), 2)}
+
+
 def write_docs(figures: dict, args: argparse.Namespace) -> None:
-    doc = ROOT / "docs" / "benchmarks.md"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    head = "## Webhook deliveries under load"
-    text = text.split(head)[0].rstrip() + "\n\n" if head in text else text.rstrip() + "\n\n"
+    from bench.report import write_section
+
     f = figures
-    text += f"""{head}
+    answers = ", ".join(f"{k}: {v}" for k, v in sorted(f["statuses"].items()))
+    row = (f"| {f['deliveries']} | {f['rate_sent']} | {f['rate_answered']} | {answers} | {f['p50_ms']} ms | "
+           f"{f['p99_ms']} ms | {f['max_ms']} ms | {f['send_lag_p50_ms']} / {f['send_lag_p99_ms']} ms |")
+    cpu = ", ".join(f"{name} {seconds} s" for name, seconds in f["cpu_seconds"].items())
+    body = f"""`bench/webhook_load.py --rate {args.rate:g} --seconds {args.seconds:g} --tasks {args.tasks} --write-docs`
+(after `scripts/services start; set -a; . var/services/env; set +a`): gunicorn {args.web_workers} sync
+workers, Celery {args.task_workers} processes, PostgreSQL and Redis from `scripts/services`, a real
+Label Studio 1.23.2. The generator runs on loopback, open loop (delivery i is due at start + i/rate;
+latency is counted from that time, so a backlog shows), in {args.generators} processes of asyncio
+streams with at most {args.connections} requests open each. An annotator edits an annotation every
+0.5 s meanwhile. One run on the shared 2-core machine: load average {f['load_before']} before the
+deliveries, {f['load_after']} after them (1, 5, 15 min).
 
-`bench/webhook_load.py --rate {args.rate:g} --seconds {args.seconds:g} --tasks {args.tasks}` (gunicorn
-{args.web_workers} workers, Celery {args.task_workers} processes, PostgreSQL 15 and Redis from
-`scripts/services`, a real Label Studio 1.23.2; an open-loop generator on loopback, latency counted
-from each delivery's scheduled time; an annotator edits an annotation every 0.5 s meanwhile). One run
-on a shared 2-core machine (other jobs running), so the figures are loose upper bounds.
+| deliveries | sent/s (target {f['rate_target']:g}) | answered/s | answers | p50 | p99 | max | send lag p50 / p99 |
+|---|---|---|---|---|---|---|---|
+{row}
 
-| deliveries | sent/s | answers | p50 | p99 | max | queue drained after | annotations | lost | duplicated |
-|---|---|---|---|---|---|---|---|---|---|
-| {f['deliveries']} | {f['rate_sent']} | {', '.join(f'{k}: {v}' for k, v in sorted(f['statuses'].items()))} | {f['p50_ms']} ms | {f['p99_ms']} ms | {f['max_ms']} ms | {f['queue_drained_after_s']} s | {f['annotations']} | {f['lost']} | {f['duplicated']} |
+Where the time went:
+- **The view** (gunicorn's own request time, from its access log): p50 {f['view_p50_ms']} ms, p99
+  {f['view_p99_ms']} ms. It checks the secret, parses the ids, adds them to the project's pending set in
+  Redis and queues a read-back only when none waits. The enqueue alone: p50 {f['enqueue_ms']['p50']} ms, p99
+  {f['enqueue_ms']['p99']} ms.
+- **The workers** read back {f['read_backs']} times for the {f['deliveries']} deliveries (one Label Studio export
+  of every task named since the last read; p50 {f['read_back_p50_s']} s each). The queue drained
+  {f['queue_drained_after_s']} s after the last delivery.
+- **CPU seconds during the deliveries:** {cpu}. Send lag is how late the generator started each
+  request against its schedule: small, the generator kept up.
 
-The view only checks the secret and queues the delivery's ids, so its latency does not depend on
-Label Studio; each queued delivery is one batched read from Label Studio on a worker. After the queue
-drained, the final sync changed {f['final_sync_changed']} annotations, and the label table matched
-Label Studio's export: "lost" counts exported annotations whose categories differ here, "duplicated"
-repeated or extra label rows.
+After the queue drained, the final sync changed {f['final_sync_changed']} annotations, and the label table
+matched Label Studio's export of {f['annotations']} annotations: lost {f['lost']} (exported annotations whose
+categories differ here), duplicated {f['duplicated']} (repeated or extra label rows).
 """
-    doc.write_text(text)
+    write_section("webhook-load", "Webhook deliveries under load", body)
 
 
 if __name__ == "__main__":

@@ -150,7 +150,8 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def cpu_seconds(root_pid: int) -> float:
-    """User + system CPU seconds of a process and its live descendants (from /proc)."""
+    """User + system CPU seconds of a process and its descendants (from /proc: the live ones' own, and
+    through their cutime/cstime those that ended and were waited for)."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
@@ -162,7 +163,7 @@ def cpu_seconds(root_pid: int) -> float:
         except OSError:
             continue
         parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+        times[int(entry.name)] = sum(int(f) for f in fields[11:15]) / tick
     tree, frontier = {root_pid}, [root_pid]
     while frontier:
         pid = frontier.pop()
@@ -324,7 +325,8 @@ def main() -> None:
             "view_p50_ms": round(statistics.median(view_ms), 1), "view_p99_ms": round(quantile(view_ms, 0.99), 1),
             "enqueue_ms": enqueue_ms, "read_backs": len(reads),
             "read_back_p50_s": round(statistics.median(reads), 2) if reads else None,
-            "cpu_seconds": cpu, "load_before": load_before, "load_after": load_after,
+            "cpu_seconds": cpu, "web_cpu_ms_per_delivery": round(cpu["web (gunicorn)"] * 1000 / len(ms), 2),
+            "web_cores": round(cpu["web (gunicorn)"] / max(r[2] for r in sent), 2), "load_before": load_before, "load_after": load_after,
             "generator_for_s": round(sent_for, 1),
             "queue_drained_after_s": round(drained_after, 1), "annotations": len(exported),
             "final_sync_changed": sync.annotations_changed, "lost": lost, "duplicated": duplicated,
@@ -384,8 +386,9 @@ Where the time went:
 - **The workers** read back {f['read_backs']} times for the {f['deliveries']} deliveries (one Label Studio export
   of every task named since the last read; p50 {f['read_back_p50_s']} s each). The queue drained
   {f['queue_drained_after_s']} s after the last delivery.
-- **CPU seconds during the deliveries:** {cpu}. Send lag is how late the generator started each
-  request against its schedule: small, the generator kept up.
+- **CPU seconds during the deliveries:** {cpu}. The web tier spent {f['web_cpu_ms_per_delivery']} ms of CPU per
+  delivery and got {f['web_cores']} of a core on average while answering. Send lag is how late the
+  generator started each request against its schedule.
 
 After the queue drained, the final sync changed {f['final_sync_changed']} annotations, and the label table
 matched Label Studio's export of {f['annotations']} annotations: lost {f['lost']} (exported annotations whose

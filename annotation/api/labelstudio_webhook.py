@@ -1,9 +1,10 @@
 """The endpoint Label Studio calls when annotations are created, updated or deleted.
 
-A delivery is a hint: after the shared-secret check, the view takes the project and annotation ids from
-it, hands them to a task (joining the project's waiting read-back, if any) and answers at once (Label
-Studio delivers once, inside the annotator's request, with a short timeout and no retry). A worker reads their state back from Label Studio (in
-process when no broker is configured); sync_labelstudio reconciles whatever a delivery missed."""
+A delivery is a hint: after the shared-secret check, the view takes the project and annotation ids
+from it, hands them to a task (joining the project's waiting read-back, if any) and answers at once
+(Label Studio delivers once, inside the annotator's request, with a short timeout and no retry). A
+worker reads their state back from Label Studio (in process when no broker is configured);
+sync_labelstudio reconciles whatever a delivery missed."""
 from __future__ import annotations
 
 import hmac

@@ -23,6 +23,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,8 @@ from scipy import stats
 
 from taxonomy.core.paths import PATH_SEPARATOR, ROOT_NAME, at_depth
 from taxonomy.core.verdicts import NON_ERROR_VERDICTS, is_non_error_verdict
+
+Column = Sequence[Any] | np.ndarray  # one column of label rows: a list, or an array read in bulk
 
 Z95 = 1.959963984540054
 INTERVAL_METHOD = "Wilson score interval, 95 %, n = failures in the group"
@@ -178,7 +181,7 @@ def signature_from_counts(group: str, counts: Mapping[str, float], n_errors: int
 
 
 def weighted_counts(
-    groups: Sequence, items: Sequence, annotators: Sequence, paths: Sequence[str], depth: int | None = None
+    groups: Column, items: Column, annotators: Column, paths: Column, depth: int | None = None
 ) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
     """Vectorised failure weighting over parallel columns (fast on a million labels).
 
@@ -197,7 +200,7 @@ def weighted_counts(
     return n_errors, dict(counts)
 
 
-def _weighted_frame(groups: Sequence, items: Sequence, annotators: Sequence, paths: Sequence) -> pd.DataFrame:
+def _weighted_frame(groups: Column, items: Column, annotators: Column, paths: Column) -> pd.DataFrame:
     """One row per distinct label with its weight `w` (a failure's 1 split between annotators, then categories)."""
     frame = pd.DataFrame({"g": groups, "i": items, "a": annotators, "p": paths}).drop_duplicates()
     if frame.empty:
@@ -209,7 +212,7 @@ def _weighted_frame(groups: Sequence, items: Sequence, annotators: Sequence, pat
 
 
 def item_category_weights(
-    groups: Sequence, items: Sequence, annotators: Sequence, paths: Sequence
+    groups: Column, items: Column, annotators: Column, paths: Column
 ) -> dict[str, tuple[list, list, np.ndarray]]:
     """group -> (items, categories, items x categories weights): each failure's row sums to 1,
     weighted exactly as the signatures count it."""

@@ -56,10 +56,10 @@ def taxonomy_tree(version: TaxonomyVersion, *, source: str = "judge", annotator:
             node = by_id.get(node.parent_id) if node.parent_id else None
     total = len(everything)
 
-    def node(category: Category | None) -> dict[str, Any]:
+    def subtree(category: Category | None) -> dict[str, Any]:
         count = total if category is None else len(subtree_failures[category.id])
         kids = children.get(None if category is None else category.id, [])
-        built = [node(k) for k in kids]
+        built = [subtree(k) for k in kids]
         built.sort(key=lambda n: (-n["count"], n["name"]))
         return {
             "name": ROOT_NAME if category is None else category.name,
@@ -77,7 +77,7 @@ def taxonomy_tree(version: TaxonomyVersion, *, source: str = "judge", annotator:
         "source": source,
         "annotator": annotator or "",
         "failures": total,
-        "tree": node(None),
+        "tree": subtree(None),
     }
 
 

@@ -21,6 +21,7 @@ from annotation.selectors import (
     default_version,
     label_values,
 )
+from taxonomy.core.paths import at_depth
 from taxonomy.core.prediction_powered import (
     PPI_METHOD,
     CorrectedSignature,
@@ -34,7 +35,6 @@ from taxonomy.core.signatures import (
     Heatmap,
     Signature,
     TreeNode,
-    at_depth,
     build_tree,
     compare_signatures,
     false_failure_rate,
@@ -50,7 +50,7 @@ from taxonomy.models import Category, TaxonomyVersion
 GroupBy = Literal["model", "dataset"]
 SOURCES = ALL_SOURCES
 GROUP_BYS = ("model", "dataset")
-SOURCE_NOTES = {
+SOURCE_NOTES: dict[str, str] = {
     Label.Source.JUDGE: "judge labels (all judge annotators pooled)",
     Label.Source.HUMAN: "human labels, all annotators pooled (each failure counts once)",
     Label.Source.GOLD: "adjudicated gold labels",

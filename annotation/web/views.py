@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from annotation import pages, selectors
 from annotation.errors import ErrorMapError
 from annotation.services.adjudication import resolve_item
+from server.web import query_page
 
 
 @login_required
@@ -22,15 +23,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "errormap/dashboard.html", pages.dashboard_context())
 
 
-@login_required
-def agreement_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "errormap/agreement.html", pages.agreement_context(request.GET))
-
-
-@login_required
-def judge_page(request: HttpRequest) -> HttpResponse:
-    """Judge reliability: the judge audit (vs human majority and gold) and judge-with-humans agreement."""
-    return render(request, "errormap/judge.html", pages.judge_context(request.GET))
+agreement_page = query_page("errormap/agreement.html", pages.agreement_context)
+judge_page = query_page(
+    "errormap/judge.html", pages.judge_context,
+    "Judge reliability: the judge audit (vs human majority and gold) and judge-with-humans agreement.")
 
 
 @login_required

@@ -7,30 +7,17 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import render
 
 from annotation.errors import ErrorMapError
+from server.web import query_page
 from taxonomy import pages
 from taxonomy.services.proposals import accept_proposals
 
-
-@login_required
-def signatures_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "errormap/signatures.html", pages.signatures_context(request.GET))
-
-
-@login_required
-def atlas_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "errormap/atlas.html", pages.atlas_context(request.GET))
-
-
-@login_required
-def atlas_examples_page(request: HttpRequest) -> HttpResponse:
-    """Failures labelled with one category (or its subtree): input, output, reference, judge analysis, labels."""
-    return render(request, "errormap/atlas_examples.html", pages.atlas_examples_context(request.GET))
-
-
-@login_required
-def atlas_versions_page(request: HttpRequest) -> HttpResponse:
-    """Two taxonomy versions side by side, with the mapping between them."""
-    return render(request, "errormap/atlas_versions.html", pages.atlas_versions_context(request.GET))
+signatures_page = query_page("errormap/signatures.html", pages.signatures_context)
+atlas_page = query_page("errormap/atlas.html", pages.atlas_context)
+atlas_examples_page = query_page(
+    "errormap/atlas_examples.html", pages.atlas_examples_context,
+    "Failures labelled with one category (or its subtree): input, output, reference, judge analysis, labels.")
+atlas_versions_page = query_page("errormap/atlas_versions.html", pages.atlas_versions_context,
+                                 "Two taxonomy versions side by side, with the mapping between them.")
 
 
 @login_required

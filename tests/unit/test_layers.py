@@ -33,6 +33,7 @@ ROOMS: dict[str, int] = {
     "annotation.services": MIDDLE,
     "server.commands": MIDDLE,
     "server.api_errors": MIDDLE,
+    "server.web": MIDDLE,  # the page view both apps' web pages are made with
     "annotation.pages": TOP,
     "annotation.web": TOP,
     "annotation.api": TOP,

@@ -5,24 +5,23 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
+from annotation.management.work_set_command import WorkSetCommand
 from annotation.services.anchoring import anchoring_report
-from server.commands import ErrorMapCommand, format_statistic
+from server.commands import format_statistic
 
 LABELS = {"judge_match": "people = judge", "gold_accuracy": "people = gold", "alpha": "alpha (people)"}
 
 
-class Command(ErrorMapCommand):
+class Command(WorkSetCommand):
     help = ("Assisted vs blind tasks of a work set's mixed Label Studio project: the rate at which people's "
             "labels equal the judge's, their accuracy against gold, inter-annotator alpha, each with a 95% "
             "interval, and the assisted - blind difference (bootstrap over items).")
+    taxonomy_help = "NAME or NAME@N when the work set has mixed projects under several versions"
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--work-set", required=True)
-        parser.add_argument("--taxonomy", default=None, help="NAME or NAME@N when the work set has mixed "
-                                                             "projects under several versions")
+        super().add_arguments(parser)
         parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, *args: Any, **o: Any) -> None:
         report = anchoring_report(work_set=o["work_set"], taxonomy=o["taxonomy"], reps=o["reps"], seed=o["seed"])

@@ -5,22 +5,20 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
+from annotation.management.work_set_command import WorkSetCommand
 from annotation.services.planning import plan_annotation
-from server.commands import ErrorMapCommand
 
 
-class Command(ErrorMapCommand):
+class Command(WorkSetCommand):
     help = ("Pick the next N items of a work set for people (and how many people each): categories where the "
             "judge agrees poorly with gold or that have few gold labels or wide intervals, items where judges "
             "disagree, low-confidence judge labels. Each pick says why.")
+    taxonomy_help = "NAME or NAME@N (default: the version with judge labels on the work set)"
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--work-set", required=True)
+        super().add_arguments(parser)
         parser.add_argument("--budget", type=int, required=True, help="items to pick")
-        parser.add_argument("--taxonomy", default=None, help="NAME or NAME@N (default: the version with judge "
-                                                             "labels on the work set)")
         parser.add_argument("--depth", type=int, default=1, help="category depth the plan balances (default 1)")
-        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, *args: Any, **o: Any) -> None:
         report = plan_annotation(work_set=o["work_set"], budget=o["budget"], taxonomy=o["taxonomy"],

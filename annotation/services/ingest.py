@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -278,7 +278,7 @@ class _BatchWriter:
         # Rows repeated inside the batch were folded into one: count them as unchanged.
 
 
-def _picked(values: list, rows: list[int]) -> list:
+def _picked(values: Sequence[object], rows: list[int]) -> list[object]:
     """values[i] for each i in rows (itemgetter does it in C; it gives a bare value for one row)."""
     if len(rows) == 1:
         return [values[rows[0]]]

@@ -27,7 +27,7 @@ import numpy as np
 from annotation.core.agreement import RatingTable
 from bench.agreement_bench import synthetic_table
 from bench.databases import add_database_url_argument, analyze_postgres, is_postgres, sqlite_url
-from bench.report import machine_load, write_section
+from bench.report import code_version, machine_load, write_section
 
 PER_ITEM = 3  # annotators labelling each item
 N_CATEGORIES = 20
@@ -222,6 +222,7 @@ def postgres_comparison(client, args, kinds) -> None:
         "above); the SQLite figures are the same benchmark on a SQLite file of the same build, run just before in the",
         f"same session. Median of {args.repeats} requests after an untimed first one. *Computed*: Django's cache",
         "cleared before each request; *cached* (warm): nothing changed since the last request. Target: warm < 2 s.",
+        f"Code at commit {code_version()}. Machine load (`uptime`, 1/5/15 min) before each row.",
         "",
         ("| data | label rows | PostgreSQL computed, median s (runs) | PostgreSQL cached, median s (runs) "
          "| PostgreSQL one model | PostgreSQL command | SQLite computed / cached / one model / command "

@@ -40,7 +40,7 @@ from bench.databases import (
     sqlite_url,
     with_database_name,
 )
-from bench.report import machine_load, write_section
+from bench.report import code_version, machine_load, write_section
 from bench.timing import Run, alternated, median, run_child
 
 MODELS = 10
@@ -261,7 +261,8 @@ def postgres_comparison(database_url: str, rows: int, repeats: int) -> None:
         "its own child process (start-up included) on a fresh database: PostgreSQL (a copy of a migrated empty",
         (f"database) and SQLite (a new file), alternated; median of {repeats}. CPU and peak RSS are the child's "
          "own (PostgreSQL's server processes are not counted)."),
-        f"Machine load (`uptime`, 1/5/15 min) at the start of each run: {'; '.join(loads)}.",
+        f"Code at commit {code_version()}. Machine load (`uptime`, 1/5/15 min) at the start of each run:",
+        f"{'; '.join(loads)}.",
         "",
         *lines,
         "",

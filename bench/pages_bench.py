@@ -25,7 +25,7 @@ import numpy as np
 
 from bench.agreement_page_bench import logged_in_client, setup_django
 from bench.databases import add_database_url_argument, analyze_postgres, is_postgres, sqlite_url
-from bench.report import machine_load, write_section
+from bench.report import code_version, machine_load, write_section
 
 HUMANS = 3  # human annotators on every labelled item
 N_TOP, N_SUB = 5, 4  # a two-level tree: 5 top categories of 4 leaves each (20 leaves)
@@ -208,6 +208,7 @@ def postgres_comparison(client, args, n_labels: int, n_predictions: int) -> None
         f"last request. Median of {args.repeats} requests after an untimed first one; `signatures` runs in process",
         "with the cache cleared before each run. The SQLite figures are the same benchmark on a SQLite file of the",
         "same build, run just before in the same session. Machine load (`uptime`, 1/5/15 min) before each row.",
+        f"Code at commit {code_version()}.",
         "",
         ("| page or command | PostgreSQL cold, median s (runs) | queries | PostgreSQL warm, median s (runs) "
          "| SQLite cold / warm, median s | ratio cold / warm | load (PostgreSQL; SQLite) |"),

@@ -48,6 +48,16 @@ def write_section(key: str, title: str, body: str, *, path: Path = BENCHMARKS, p
     path.write_text(text)
 
 
+def code_version() -> str:
+    """The commit the benchmark ran (short id; "+changes" when the work tree differed from it)."""
+    root = BENCHMARKS.parents[1]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                            check=False).stdout.strip() or "unknown"
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"], cwd=root,
+                             capture_output=True, text=True, check=False).stdout.strip()
+    return commit + ("+changes" if changed else "")
+
+
 def machine_load() -> str:
     """The load averages `uptime` prints (1, 5, 15 minutes): how busy the shared machine was during a run."""
     uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout

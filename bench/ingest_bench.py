@@ -274,15 +274,17 @@ def postgres_comparison(database_url: str, rows: int, repeats: int) -> None:
     write_section("postgres-ingest", f"Ingest and sampling of {rows:,} predictions", body, parent="postgres")
 
 
-NOTES_POSTGRES_INGEST = """Where PostgreSQL's time goes (a separate run, server log of statements over 1.5 s, same
-file): rows go in by COPY (annotation/services/bulk_sql.py), no batch's statement took over 1.5 s, and the
-client's CPU is lower than on SQLite; but the final COMMIT took 23.4 s of an 80.8 s ingest. Django declares
-foreign keys DEFERRABLE INITIALLY DEFERRED, so PostgreSQL checks the example and model of each of the 1,000,000
-new predictions (and the dataset of each of the 100,000 examples) one row at a time, by trigger, when the
-transaction commits. Taking that out would mean dropping and re-adding the constraints around a large ingest
-(an exclusive lock on the tables; re-adding validates in one join), which was not done. In `sample_failures`
-no statement was slow on PostgreSQL: the failure rule's mean and its four UPDATEs (about 0.3 s each), and the
-joined read of 333,000 failures (about 1.2 s); the rest is Python and the 33,000-row work set."""
+NOTES_POSTGRES_INGEST = """Where PostgreSQL's time goes (its log of statements over 1.5 s in these runs): rows go
+in by COPY (annotation/services/bulk_sql.py), no batch's statement took over 1.5 s, and the client's CPU
+is lower than on SQLite; but the final COMMIT took 22.4, 29.9 and 25.5 s of the three ingests (60.6, 70.6 and
+63.3 s), about 40 %: without it PostgreSQL would be level with SQLite. Django declares foreign keys
+DEFERRABLE INITIALLY DEFERRED, so PostgreSQL checks the example and model of each of the 1,000,000 new
+predictions (and the dataset of each of the 100,000 examples) one row at a time, by trigger, when the
+transaction commits; SQLite checks them as rows go in, in its own B-tree. Taking that out would mean dropping
+and re-adding the constraints around a large ingest (an exclusive lock on the tables; re-adding validates in
+one join), which was not done. `sample_failures` commits its 33,360-row work set the same way (up to 1.9 s of
+COMMIT); otherwise no statement was slow on PostgreSQL: the failure rule's mean and its four UPDATEs (about
+0.3 s each), and the joined read of 333,000 failures (1.2-1.5 s); the rest is Python."""
 NOTES_INGEST_FLOOR = """\
 Before: 2.54 end to end, against a floor that wrote empty content keys; the floor now writes the keys
 ingest stores (hashed before its clock starts), which is the same tuples.

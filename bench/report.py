@@ -49,12 +49,12 @@ def write_section(key: str, title: str, body: str, *, path: Path = BENCHMARKS, p
 
 
 def code_version() -> str:
-    """The commit the benchmark ran (short id; "+changes" when the work tree differed from it)."""
+    """The commit the benchmark ran (short id; "+changes" when the code outside bench/ differed from it)."""
     root = BENCHMARKS.parents[1]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                             check=False).stdout.strip() or "unknown"
-    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"], cwd=root,
-                             capture_output=True, text=True, check=False).stdout.strip()
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py", ":!bench"],
+                             cwd=root, capture_output=True, text=True, check=False).stdout.strip()
     return commit + ("+changes" if changed else "")
 
 

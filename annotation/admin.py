@@ -43,7 +43,7 @@ class WorkSetFailureInline(admin.TabularInline[models.WorkSetFailure, models.Wor
 @admin.register(models.WorkSet)
 class WorkSetAdmin(admin.ModelAdmin[models.WorkSet]):
     list_display = ("name", "ratio", "seed", "created_at")
-    inlines = [WorkSetFailureInline]
+    inlines = (WorkSetFailureInline,)
 
 
 @admin.register(models.StageRun)

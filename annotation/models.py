@@ -35,9 +35,9 @@ class Example(models.Model):
     reference = models.TextField(blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["dataset", "example_id"], name="unique_example")
-        ]
+        constraints = (
+            models.UniqueConstraint(fields=["dataset", "example_id"], name="unique_example"),
+        )
 
     def __str__(self) -> str:
         return f"{self.dataset.name}:{self.example_id}"
@@ -59,9 +59,9 @@ class Prediction(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["example", "model"], name="unique_prediction")
-        ]
+        constraints = (
+            models.UniqueConstraint(fields=["example", "model"], name="unique_prediction"),
+        )
 
     def __str__(self) -> str:
         return f"{self.example} / {self.model.name}"
@@ -87,9 +87,9 @@ class WorkSetFailure(models.Model):
     prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="+")
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["work_set", "prediction"], name="unique_work_set_failure")
-        ]
+        constraints = (
+            models.UniqueConstraint(fields=["work_set", "prediction"], name="unique_work_set_failure"),
+        )
 
 
 class ChangeCounter(models.Model):
@@ -256,13 +256,13 @@ class Label(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
+        constraints = (
             models.UniqueConstraint(
                 fields=["prediction", "taxonomy_version", "source", "annotator", "category"],
                 name="unique_label",
-            )
-        ]
-        indexes = [models.Index(fields=["taxonomy_version", "source"])]
+            ),
+        )
+        indexes = (models.Index(fields=["taxonomy_version", "source"]),)
 
 
 class LabelStudioProject(models.Model):
@@ -306,9 +306,9 @@ class LabelStudioTask(models.Model):
     assisted = models.BooleanField(null=True, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "prediction"], name="unique_labelstudio_task")
-        ]
+        constraints = (
+            models.UniqueConstraint(fields=["project", "prediction"], name="unique_labelstudio_task"),
+        )
 
 
 class LabelStudioAnnotation(models.Model):
@@ -347,9 +347,9 @@ class AdjudicationItem(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["prediction", "taxonomy_version"], name="unique_adjudication_item")
-        ]
+        constraints = (
+            models.UniqueConstraint(fields=["prediction", "taxonomy_version"], name="unique_adjudication_item"),
+        )
 
 
 class AdjudicationDecision(models.Model):
@@ -377,7 +377,7 @@ class AdjudicationDecision(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["prediction", "taxonomy_version", "superseded"])]
+        indexes = (models.Index(fields=["prediction", "taxonomy_version", "superseded"]),)
 
 
 class JudgeRefinement(models.Model):
@@ -402,4 +402,4 @@ class JudgeRefinement(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["taxonomy", "judge", "model_name", "accepted"])]
+        indexes = (models.Index(fields=["taxonomy", "judge", "model_name", "accepted"]),)

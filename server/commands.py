@@ -24,7 +24,7 @@ class ErrorMapCommand(BaseCommand):
     """Subclasses implement `run(**options)` instead of `handle`."""
 
     # The checks run once at deploy and in the test suite; every command paying ~0.7 s for them is waste.
-    requires_system_checks: list[str] = []
+    requires_system_checks: tuple[str, ...] = ()
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

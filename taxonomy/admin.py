@@ -22,7 +22,7 @@ class TaxonomyAdmin(admin.ModelAdmin[models.Taxonomy]):
 class TaxonomyVersionAdmin(admin.ModelAdmin[models.TaxonomyVersion]):
     list_display = ("__str__", "origin", "previous", "created_at")
     list_filter = ("taxonomy", "origin")
-    inlines = [CategoryInline]
+    inlines = (CategoryInline,)
 
 
 @admin.register(models.Category)

@@ -1,6 +1,8 @@
 """Taxonomies, their versions, the category tree of each version and version-to-version mappings."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import models
 
 from taxonomy.core.paths import CATEGORY_NAME_MAX_LENGTH, CATEGORY_PATH_MAX_LENGTH
@@ -17,7 +19,7 @@ class Taxonomy(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def current_version(self) -> "TaxonomyVersion | None":
+    def current_version(self) -> TaxonomyVersion | None:
         return self.versions.order_by("-number").first()
 
 
@@ -39,10 +41,10 @@ class TaxonomyVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["taxonomy", "number"], name="unique_taxonomy_version")
-        ]
-        ordering = ["taxonomy", "number"]
+        constraints = (
+            models.UniqueConstraint(fields=["taxonomy", "number"], name="unique_taxonomy_version"),
+        )
+        ordering: ClassVar[list[str]] = ["taxonomy", "number"]
 
     def __str__(self) -> str:
         return f"{self.taxonomy.name}@{self.number}"
@@ -62,10 +64,10 @@ class Category(models.Model):
 
     class Meta:
         verbose_name_plural = "categories"
-        constraints = [
-            models.UniqueConstraint(fields=["version", "path"], name="unique_category_path")
-        ]
-        ordering = ["version", "path"]
+        constraints = (
+            models.UniqueConstraint(fields=["version", "path"], name="unique_category_path"),
+        )
+        ordering: ClassVar[list[str]] = ["version", "path"]
 
     def __str__(self) -> str:
         return self.path
@@ -88,9 +90,9 @@ class CategoryMapping(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["source", "target"], name="unique_category_mapping")
-        ]
+        constraints = (
+            models.UniqueConstraint(fields=["source", "target"], name="unique_category_mapping"),
+        )
 
 
 class TaxonomyProposal(models.Model):
@@ -128,8 +130,8 @@ class TaxonomyProposal(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["version", "key"], name="unique_taxonomy_proposal")]
-        ordering = ["version", "id"]
+        constraints = (models.UniqueConstraint(fields=["version", "key"], name="unique_taxonomy_proposal"),)
+        ordering: ClassVar[list[str]] = ["version", "id"]
 
     def __str__(self) -> str:
         return f"{self.version} #{self.pk} {self.kind}"

@@ -12,7 +12,7 @@ import random
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import openai
 from openai import AsyncOpenAI
@@ -307,7 +307,7 @@ class OpenAIJudge:
         if self._client is not None:
             await self._client.close()
 
-    def __enter__(self) -> OpenAIJudge:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -210,8 +210,8 @@ def _datasheet(records: list[dict[str, Any]], version: TaxonomyVersion, data_nam
         "- `gold_categories`: category paths (' / ' between levels)",
         "- `annotator_labels`, `judge_labels`: each annotator's / judge's categories on the item",
         "- `item_agreement`: share of annotator pairs on the item with identical categories",
-        *(["- `annotator_notes`, `proposed_categories` (`--with-notes`): each human annotator's notes "
-            "(distinct notes joined by ' | ') and the new categories they proposed (untrusted text)"]
+        *([("- `annotator_notes`, `proposed_categories` (`--with-notes`): each human annotator's notes "
+             "(distinct notes joined by ' | ') and the new categories they proposed (untrusted text)")]
           if records and "annotator_notes" in records[0] else []),
         ("- `provenance`: decided_by, method (auto_rule, adjudicator, or import: gold read from a file by "
         "`import_labels --source gold`), rule, reason, decided_at; it always describes the gold categories "

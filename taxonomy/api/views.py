@@ -89,7 +89,7 @@ class ProposalsView(APIView):
 
 
 class AcceptProposalsView(APIView):
-    permission_classes = [IsAdminUser]  # staff only: accepting changes the taxonomy everyone labels with
+    permission_classes = (IsAdminUser,)  # staff only: accepting changes the taxonomy everyone labels with
 
     @extend_schema(request=AcceptProposalsSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:

@@ -77,8 +77,8 @@ def test_a_database_password_with_any_characters_reaches_the_driver_unchanged(tm
     password = "p@ss:w/rd#?%20'\"\\ $HOME"
     env = clean_env(tmp_path / "var", DATABASE_URL="postgres://errormap@db.example:5432/errormap",
                     DATABASE_PASSWORD=password)
-    shown = manage(["shell", "-c", "from django.conf import settings; d = settings.DATABASES['default'];"
-                    " print(repr((d['USER'], d['PASSWORD'], d['HOST'], d['NAME'])))"], env)
+    shown = manage(["shell", "-c", ("from django.conf import settings; d = settings.DATABASES['default'];"
+                                    " print(repr((d['USER'], d['PASSWORD'], d['HOST'], d['NAME'])))")], env)
     assert shown.stdout.strip().splitlines()[-1] == repr(("errormap", password, "db.example", "errormap")), (
         shown.stdout + shown.stderr)
 
@@ -87,7 +87,10 @@ def test_var_files_holding_data_and_secrets_are_private(tmp_path):
     var = tmp_path / "var"
     done = manage(["migrate", "-v0"], clean_env(var))
     assert done.returncode == 0, done.stderr
-    mode = lambda path: stat.S_IMODE(path.stat().st_mode)  # noqa: E731
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
     assert mode(var) == 0o700  # made private; an existing folder keeps at most a traverse bit for others
     assert mode(var / "errormap.sqlite3") == 0o600
     assert mode(var / "secret_key") == 0o600

@@ -31,8 +31,8 @@ from annotation.services.labelstudio.sync import sync_labelstudio
 from taxonomy.core.verdicts import NON_ERROR_VERDICTS
 from taxonomy.models import Category, CategoryMapping
 from taxonomy.services.versions import CategorySpec, create_version
-from tests.integration.conftest_labelstudio import settle
 from tests.factories import make_work_set
+from tests.integration.conftest_labelstudio import settle
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.django_db(transaction=True)]
 

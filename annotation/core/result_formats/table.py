@@ -36,9 +36,9 @@ OPTIONAL_COLUMNS = ("correct_answer", "dataset")
 
 def checked_score(path: Path, line: int, raw: object) -> float:
     """A score as a float: a number, finite, and within MAX_ABS_SCORE (so every mean stays finite)."""
+    if isinstance(raw, bool):  # a JSON true is no score, though float() takes it
+        raise InputError(str(path), line, f"score {shown(raw)} is not a number")
     try:
-        if isinstance(raw, bool):
-            raise ValueError
         score = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         raise InputError(str(path), line, f"score {shown(raw)} is not a number") from None
@@ -142,11 +142,12 @@ def read_jsonl_rows(path: Path, dataset: str | None, limits: InputLimits = DEFAU
 def parquet_file(path: Path, limits: InputLimits = DEFAULT_LIMITS) -> tuple[Any, list[str]]:
     """The open Parquet file and the ErrorMap columns it has; refused when its data would expand past
     `limits.max_decompressed_bytes` (a few KB of compressed repeats can hold gigabytes)."""
-    import pyarrow.parquet as pq  # imported here: only Parquet users pay for it
+    import pyarrow as pa  # imported here: only Parquet users pay for it
+    import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for unreadable files
+    except (OSError, ValueError, pa.ArrowException) as exc:  # pyarrow's errors for unreadable files
         raise InputError(str(path), None, f"not a readable Parquet file ({exc})") from None
     columns = parquet.schema_arrow.names
     if len(columns) > limits.max_columns:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
+from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -18,6 +20,7 @@ from annotation.models import (
     LabelStudioProject,
     LabelStudioTask,
 )
+from annotation.services.bulk_sql import batches, bulk_cursor, insert_rows
 from annotation.services.labels import LabelEntry, LabelSet, LabelWriteReport, replace_label_sets
 from annotation.services.labelstudio.config import (
     CATEGORY_CONTROL,
@@ -34,15 +37,22 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 AnnotatorLookup = Callable[[int], Annotator]
 
 
+class MirroredAnnotation(NamedTuple):
+    """A mirror row a read changed (or marked deleted): what the label sets and the reports need of it."""
+
+    labelstudio_id: int
+    task_id: int
+    annotator_id: int
+    labelstudio_updated_at: datetime | None
+
+
 @dataclass
 class MirrorChanges:
     """What one read of Label Studio changed in the mirror."""
 
     seen: int = 0
-    changed: list[LabelStudioAnnotation] = field(
-        default_factory=list
-    )  # created, changed or revived
-    deleted: list[LabelStudioAnnotation] = field(default_factory=list)  # newly marked deleted
+    changed: list[MirroredAnnotation] = field(default_factory=list)  # created, changed or revived
+    deleted: list[MirroredAnnotation] = field(default_factory=list)  # newly marked deleted
 
     @property
     def groups(self) -> set[tuple[int, int]]:
@@ -81,6 +91,7 @@ def human_annotator(user_id: int, users: dict[int, dict] | None = None) -> Annot
     return annotator
 
 
+# A mirror row's state as Label Studio gives it, in this order (the `id` and `synced_at` are ours).
 MIRRORED_FIELDS = (
     "project_id",
     "task_id",
@@ -92,48 +103,19 @@ MIRRORED_FIELDS = (
 )
 
 
-def mirror_row(
-    project: LabelStudioProject,
-    task: LabelStudioTask,
-    annotation: dict,
-    annotator: Annotator,
-    row: LabelStudioAnnotation | None,
-    *,
-    keep_newer: bool = False,
-) -> tuple[LabelStudioAnnotation, bool]:
-    """The mirror row of an annotation as Label Studio holds it now, not yet written: (row, changed),
-    `row.pk` None when new. A tombstone comes back to life: Label Studio still has the annotation, and it
-    is the truth. With `keep_newer`, a state older (by Label Studio's own updated_at) than the one held
-    is skipped: two reads racing."""
+def mirror_state(
+    project: LabelStudioProject, task_id: int, annotation: dict[str, Any], annotator_id: int
+) -> tuple[Any, ...]:
+    """The MIRRORED_FIELDS values of an annotation as Label Studio holds it now (it is live: not deleted)."""
     updated_at = annotation.get("updated_at")
     updated = parse_datetime(updated_at) if isinstance(updated_at, str) else updated_at
-    values = {
-        "project_id": project.pk,
-        "task_id": task.pk,
-        "annotator_id": annotator.pk,
-        "result": annotation.get("result") or [],
-        "was_cancelled": bool(annotation.get("was_cancelled")),
-        "labelstudio_updated_at": updated,
-        "deleted": False,
-    }
-    if row is None:
-        return LabelStudioAnnotation(labelstudio_id=annotation["id"], **values), True
-    if (
-        keep_newer
-        and row.labelstudio_updated_at
-        and updated
-        and updated < row.labelstudio_updated_at
-    ):
-        return row, False
-    changed = any(getattr(row, k) != v for k, v in values.items())
-    for k, v in values.items():
-        setattr(row, k, v)
-    return row, changed
+    return (project.pk, task_id, annotator_id, annotation.get("result") or [],
+            bool(annotation.get("was_cancelled")), updated, False)
 
 
 def mirror_tasks(
     project: LabelStudioProject,
-    exported: list[dict],
+    exported: list[dict[str, Any]],
     *,
     annotator_of: AnnotatorLookup,
     read_at: datetime,
@@ -143,7 +125,12 @@ def mirror_tasks(
     """Make the mirror rows of the exported tasks (Label Studio's export format) what Label Studio holds:
     annotations written or revived, and rows of those tasks that Label Studio no longer has marked
     deleted, except rows written after `read_at` (the moment the export was asked for: it could not
-    have seen them). `only_tasks` (Label Studio task ids) limits the deletions to the tasks read."""
+    have seen them). `only_tasks` (Label Studio task ids) limits the deletions to the tasks read.
+
+    A tombstone comes back to life: Label Studio still has the annotation, and it is the truth. With
+    `keep_newer`, a state older (by Label Studio's own updated_at) than the one held is skipped: two reads
+    racing. Rows are compared and written as plain tuples in bulk (a sync of thousands of annotations is
+    a few statements, and no model objects)."""
     task_rows = project.tasks.all()
     existing_rows = LabelStudioAnnotation.objects.filter(project=project)
     if only_tasks is not None:
@@ -151,49 +138,78 @@ def mirror_tasks(
         existing_rows = LabelStudioAnnotation.objects.filter(
             labelstudio_id__in=[a["id"] for item in exported for a in item.get("annotations") or []]
         )
-    tasks = {t.labelstudio_id: t for t in task_rows}
-    existing = {row.labelstudio_id: row for row in existing_rows}
+    tasks = dict(task_rows.values_list("labelstudio_id", "pk"))
+    existing = {
+        labelstudio_id: (pk, tuple(state))
+        for labelstudio_id, pk, *state in existing_rows.values_list("labelstudio_id", "pk", *MIRRORED_FIELDS)
+    }
     changes = MirrorChanges()
     live: set[int] = set()
-    annotators: dict[int, Annotator] = {}
+    annotators: dict[int, int] = {}
+    new_rows: list[tuple[Any, ...]] = []
+    updated_rows: list[tuple[Any, ...]] = []
     for item in exported:
-        task = tasks.get(item.get("id"))
-        if task is None:
+        task_id = tasks.get(item.get("id"))
+        if task_id is None:
             continue  # not ours (added by hand in Label Studio)
         for annotation in item.get("annotations") or []:
             user_id = parse_user_id(annotation.get("completed_by"))
             if user_id is None:
                 continue
             changes.seen += 1
-            live.add(annotation["id"])
+            labelstudio_id = annotation["id"]
+            live.add(labelstudio_id)
             if user_id not in annotators:
-                annotators[user_id] = annotator_of(user_id)
-            row, changed = mirror_row(
-                project,
-                task,
-                annotation,
-                annotators[user_id],
-                existing.get(annotation["id"]),
-                keep_newer=keep_newer,
-            )
-            if changed:
-                changes.changed.append(row)
-    # Written in bulk: a sync of thousands of annotations is a few statements, not one per row.
-    now = timezone.now()
-    new = [row for row in changes.changed if row.pk is None]
-    updated = [row for row in changes.changed if row.pk is not None]
-    for row in changes.changed:
-        row.synced_at = now
-    LabelStudioAnnotation.objects.bulk_create(new, batch_size=500)
-    LabelStudioAnnotation.objects.bulk_update(updated, [*MIRRORED_FIELDS, "synced_at"], batch_size=500)
+                annotators[user_id] = annotator_of(user_id).pk
+            state = mirror_state(project, task_id, annotation, annotators[user_id])
+            held = existing.get(labelstudio_id)
+            if held is not None:
+                held_updated, updated = held[1][5], state[5]
+                if held[1] == state or (keep_newer and held_updated and updated and updated < held_updated):
+                    continue
+                updated_rows.append((held[0], state))
+            else:
+                new_rows.append((labelstudio_id, state))
+            changes.changed.append(MirroredAnnotation(labelstudio_id, task_id, state[2], state[5]))
+    _write_mirror_rows(new_rows, updated_rows)
     gone = LabelStudioAnnotation.objects.filter(project=project, deleted=False, synced_at__lt=read_at)
     if only_tasks is not None:
         gone = gone.filter(task__labelstudio_id__in=only_tasks)
-    changes.deleted = [row for row in gone if row.labelstudio_id not in live]
-    ids = [row.pk for row in changes.deleted]
+    changes.deleted = [
+        MirroredAnnotation(*row)
+        for row in gone.values_list("labelstudio_id", "task_id", "annotator_id", "labelstudio_updated_at")
+        if row[0] not in live
+    ]
+    ids = [row.labelstudio_id for row in changes.deleted]
     for start in range(0, len(ids), 500):
-        LabelStudioAnnotation.objects.filter(pk__in=ids[start : start + 500]).update(deleted=True)
+        LabelStudioAnnotation.objects.filter(labelstudio_id__in=ids[start : start + 500]).update(deleted=True)
     return changes
+
+
+def _write_mirror_rows(
+    new_rows: list[tuple[int, tuple[Any, ...]]], updated_rows: list[tuple[int, tuple[Any, ...]]]
+) -> None:
+    """Insert (labelstudio id, state) rows and update (pk, state) rows, stamped now."""
+    if not new_rows and not updated_rows:
+        return
+    ops = connection.ops
+    now = ops.adapt_datetimefield_value(timezone.now())
+
+    def adapted(state: tuple[Any, ...]) -> tuple[Any, ...]:
+        project_id, task_id, annotator_id, result, was_cancelled, updated, deleted = state
+        return (project_id, task_id, annotator_id, ops.adapt_json_value(result, None), was_cancelled,
+                ops.adapt_datetimefield_value(updated), deleted, now)
+
+    table = connection.ops.quote_name(LabelStudioAnnotation._meta.db_table)
+    columns = [LabelStudioAnnotation._meta.get_field(name).column for name in MIRRORED_FIELDS]
+    with bulk_cursor() as cursor:
+        for batch in batches(new_rows, 500):
+            insert_rows(cursor, table, ("labelstudio_id", *columns, "synced_at"),
+                        [(labelstudio_id, *adapted(state)) for labelstudio_id, state in batch])
+        assignments = ", ".join(f"{column} = %s" for column in (*columns, "synced_at"))
+        for batch in batches(updated_rows, 500):
+            cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s",
+                               [(*adapted(state), pk) for pk, state in batch])
 
 
 def parse_result(result: list, resolver: CategoryResolver) -> tuple[list[Category], str, str]:
@@ -232,15 +248,16 @@ def rebuild_label_sets(
         return replace_label_sets([])
     resolver = CategoryResolver(project.taxonomy_version, other_description=OTHER_DESCRIPTION)
     task_ids = {t for t, _ in groups}
-    tasks = {t.pk: t for t in LabelStudioTask.objects.filter(pk__in=task_ids)}
-    mirror: dict[tuple[int, int], list[LabelStudioAnnotation]] = {}
-    for row in LabelStudioAnnotation.objects.filter(
+    prediction_of = dict(LabelStudioTask.objects.filter(pk__in=task_ids).values_list("pk", "prediction_id"))
+    # (task, annotator) -> (updated at, Label Studio id, result) of each live annotation: plain values.
+    mirror: dict[tuple[int, int], list[tuple[datetime, int, list[Any]]]] = {}
+    for task_id, annotator_id, updated, labelstudio_id, result in LabelStudioAnnotation.objects.filter(
         task_id__in=task_ids, deleted=False, was_cancelled=False
-    ):
-        mirror.setdefault((row.task_id, row.annotator_id), []).append(row)
+    ).values_list("task_id", "annotator_id", "labelstudio_updated_at", "labelstudio_id", "result"):
+        mirror.setdefault((task_id, annotator_id), []).append((updated or EPOCH, labelstudio_id, result))
     held_versions: dict[tuple[int, int], set[int]] = {}
     for prediction_id, annotator_id, version_id in Label.objects.filter(
-        prediction_id__in={t.prediction_id for t in tasks.values()},
+        prediction_id__in=set(prediction_of.values()),
         annotator_id__in={a for _, a in groups},
         source=Label.Source.HUMAN,
         external_id__startswith=EXTERNAL_PREFIX,
@@ -248,15 +265,12 @@ def rebuild_label_sets(
         held_versions.setdefault((prediction_id, annotator_id), set()).add(version_id)
     sets: list[LabelSet] = []
     for task_id, annotator_id in groups:
-        prediction_id = tasks[task_id].prediction_id
+        prediction_id = prediction_of[task_id]
         wanted: dict[int, list[LabelEntry]] = {}
-        rows = sorted(
-            mirror.get((task_id, annotator_id), []),
-            key=lambda r: (r.labelstudio_updated_at or EPOCH, r.labelstudio_id),
-        )
+        rows = mirror.get((task_id, annotator_id))
         if rows:
-            latest = rows[-1]
-            categories, proposal, note = parse_result(latest.result, resolver)
+            _, latest_id, latest_result = max(rows, key=lambda r: (r[0], r[1]))
+            categories, proposal, note = parse_result(latest_result, resolver)
             for category in categories:
                 wanted.setdefault(category.version_id, []).append(
                     LabelEntry(
@@ -264,7 +278,7 @@ def rebuild_label_sets(
                         details={
                             "note": note,
                             "proposed_category": proposal,
-                            "external_id": f"{EXTERNAL_PREFIX}{latest.labelstudio_id}",
+                            "external_id": f"{EXTERNAL_PREFIX}{latest_id}",
                         },
                     )
                 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -253,11 +254,29 @@ def import_tasks(
 ) -> list[LabelStudioTask]:
     """Import one batch of tasks (one per prediction, in order) and record them with their mixed-mode
     draw."""
+    sent = send_tasks(client, project.labelstudio_id, payload)
+    return record_tasks(client, project, prediction_ids, sent, assisted=assisted)
+
+
+def send_tasks(client: LabelStudio, labelstudio_project_id: int, payload: list[dict]) -> list[int] | None:
+    """Import one batch of tasks into Label Studio (no database work: it may run in another thread).
+    -> the new task ids in order, or None when the server does not return them."""
     with labelstudio_errors(client_url(client)):
         response = client.projects.import_tasks(
-            id=project.labelstudio_id, request=payload, return_task_ids=True
+            id=labelstudio_project_id, request=payload, return_task_ids=True
         )
-    task_ids = getattr(response, "task_ids", None) or (response.model_extra or {}).get("task_ids")
+    return getattr(response, "task_ids", None) or (response.model_extra or {}).get("task_ids")
+
+
+def record_tasks(
+    client: LabelStudio,
+    project: LabelStudioProject,
+    prediction_ids: list[int],
+    task_ids: list[int] | None,
+    *,
+    assisted: dict[int, bool] | None = None,
+) -> list[LabelStudioTask]:
+    """Record the tasks send_tasks made for these predictions, with their mixed-mode draw."""
     if not task_ids or len(task_ids) != len(prediction_ids):
         # Older servers do not return ids: list them (still keyed by the prediction id in data).
         listed = task_ids_by_prediction(list_task_data(client, project.labelstudio_id))
@@ -513,7 +532,8 @@ def push_labelstudio(
             assisted.update(
                 project.tasks.exclude(assisted=None).values_list("prediction_id", "assisted")
             )
-        remote_data = list_task_data(client, project.labelstudio_id)
+        # A project made by this push holds no tasks yet: one listing request less.
+        remote_data = {} if created else list_task_data(client, project.labelstudio_id)
         done, recovered = adopt_remote_tasks(
             project, remote_data, expected=set(work_set_ids), assisted=assisted
         )
@@ -529,15 +549,25 @@ def push_labelstudio(
         total = len(work_set_ids)
         imported = predictions_imported = 0
         batches = range(0, len(todo), batch_size)
-        for start in progress(batches, total=len(batches), desc="push", unit="batch"):
-            batch = todo[start : start + batch_size]
-            payload = label_tasks(batch, version=version, mode=mode, assisted=assisted)
-            import_tasks(client, project, [p.pk for p in batch], payload, assisted=assisted)
-            imported += len(batch)
-            predictions_imported += sum(len(task.get("predictions", [])) for task in payload)
-            model_versions.update(
-                p["model_version"] for task in payload for p in task.get("predictions", [])
-            )
+        # Label Studio imports one batch (in a sender thread, no database work there) while this thread
+        # builds the next batch's tasks and records the previous one's: a push that stops between the
+        # two keeps what it sent, and the next push adopts those tasks.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-send") as sender:
+            sending: tuple[list[int], Future[list[int] | None]] | None = None
+            for start in progress(batches, total=len(batches), desc="push", unit="batch"):
+                batch = todo[start : start + batch_size]
+                payload = label_tasks(batch, version=version, mode=mode, assisted=assisted)
+                sent = sender.submit(send_tasks, client, project.labelstudio_id, payload)
+                if sending is not None:
+                    record_tasks(client, project, sending[0], sending[1].result(), assisted=assisted)
+                sending = ([p.pk for p in batch], sent)
+                imported += len(batch)
+                predictions_imported += sum(len(task.get("predictions", [])) for task in payload)
+                model_versions.update(
+                    p["model_version"] for task in payload for p in task.get("predictions", [])
+                )
+            if sending is not None:
+                record_tasks(client, project, sending[0], sending[1].result(), assisted=assisted)
         ensure_model_version(client, project, model_versions)
         if config_updated:
             # Annotations mirrored under the previous version are re-read under the new one.

@@ -6,6 +6,7 @@ human label sets, adjudication projects give decisions."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,13 +110,16 @@ def _read_back(
     client: LabelStudio,
     project: LabelStudioProject,
     *,
-    users: dict[int, dict[str, Any]] | None,
+    users: dict[int, dict[str, Any]] | Future[dict[int, dict[str, Any]]] | None,
     task_ids: set[int] | None = None,
 ) -> tuple[MirrorChanges, dict[str, int], datetime]:
     """Read the project's tasks (all, or these Label Studio task ids) back from Label Studio in one
-    export, mirror them and apply the changes by mode. -> (changes, counts, when the export was asked)."""
+    export, mirror them and apply the changes by mode. -> (changes, counts, when the export was asked).
+    `users` may still be on its way (a future): it is needed only after the export."""
     read_at = timezone.now()  # anything the mirror holds from after this, the export cannot show
     exported = export_annotations(client, project.labelstudio_id, task_ids=task_ids)
+    if isinstance(users, Future):
+        users = users.result()
     with transaction.atomic():
         changes = mirror_tasks(
             project,
@@ -147,11 +151,19 @@ def sync_labelstudio(
             raise ErrorMapError(f"work set {work_set!r} has not been pushed to Label Studio")
     if project_id is not None:
         projects = projects.filter(labelstudio_id=project_id)
-    client = client or labelstudio_client()
+    # Not checked up front: the users listing below is an authenticated request that fails with the same
+    # clear error, and it runs while the first export is being made (one round trip less).
+    client = client or labelstudio_client(check=False)
     totals = dict.fromkeys(SyncReport.__dataclass_fields__, 0)
     problems: list[str] = []
-    with stage_run("sync_labelstudio", {"work_set": work_set, "project_id": project_id}) as run:
-        users = list_users(client)
+    with (
+        stage_run("sync_labelstudio", {"work_set": work_set, "project_id": project_id}) as run,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-users") as reader,
+    ):
+        # The users are listed while Label Studio makes the first export (they are needed after it).
+        users = reader.submit(list_users, client)
+        if not projects:  # nothing to export: the listing alone checks the address and the token
+            users.result()
         for project in projects:
             changes, counts, read_at = _read_back(client, project, users=users)
             problem = _record_webhook_health(project, changes, read_at)

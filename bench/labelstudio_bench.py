@@ -1,10 +1,14 @@
-"""Benchmark: seconds to push 5,000 tasks with judge predictions to a real Label Studio, and to sync
-5,000 annotations back into human labels. Target: each under 60 s on the 2-core machine.
+"""Benchmark: Label Studio push and sync against what Label Studio itself costs, on a real Label Studio.
 
-Starts its own Label Studio (a copy of the tests' initialised data folder, on a free port) and uses a
-fresh SQLite database, so it touches neither var/errormap.sqlite3 nor a running Label Studio.
+- push: `push_labelstudio` of N tasks with judge predictions, against one raw SDK `import_tasks` of the very
+  same task payloads into a new project (the payloads built beforehand, outside the timing);
+- sync: `sync_labelstudio` of N annotations into human labels (from an empty label table), against Label
+  Studio's raw JSON export of the same project, read and parsed.
+Runs come in pairs, the order switching each pair; the ratio is the median of the per-pair ratios with a
+bootstrap interval (target: sync within 1.1x of the export). Starts its own Label Studio (a copy of the
+tests' initialised data folder, on a free port) and uses a fresh SQLite database.
 
-    .venv/bin/python bench/labelstudio_bench.py [--tasks 5000] [--repeats 3]
+    .venv/bin/python bench/labelstudio_bench.py [--tasks 2000] [--pairs 7]
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=5000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--pairs", type=int, default=7, help="alternated pairs of runs (ours, Label Studio's own)")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
 
@@ -41,11 +45,14 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
+    from bench.report import machine_load
+    from bench.timing import paired_ratio
     from tests.integration import conftest_labelstudio as ls
 
     call_command("migrate", verbosity=0)
     if not (ls.VENV / "bin" / "label-studio").exists():
         sys.exit("Label Studio is not installed: run scripts/labelstudio install")
+    load_before = machine_load()
     ls._ensure_cache()
     shutil.copytree(ls.CACHE / "run" / "data", workdir / "run" / "data")
     shutil.copy(ls.CACHE / "labelstudio.env", workdir / "labelstudio.env")
@@ -56,53 +63,60 @@ def main() -> None:
         values = ls._read_env_file(workdir / "labelstudio.env")
         settings.LABEL_STUDIO_URL = f"http://127.0.0.1:{port}"
         settings.LABEL_STUDIO_API_KEY = values["LABEL_STUDIO_API_KEY"]
-        push_times, sync_times, export_times, counts = run(args.tasks, args.repeats)
+        t = run(args.tasks, args.pairs)
     finally:
         ls._run_script("stop", env)
         shutil.rmtree(workdir, ignore_errors=True)
+    load_after = machine_load()
 
-    push_med, sync_med = statistics.median(push_times), statistics.median(sync_times)
-    export_med = statistics.median(export_times)
-    print(
-        f"push {args.tasks} tasks with predictions: runs {fmt(push_times)} -> median {push_med:.1f} s"
-    )
-    print(
-        f"sync {args.tasks} annotations: runs {fmt(sync_times)} -> median {sync_med:.2f} s ({counts})"
-    )
-    print(
-        f"raw JSON export of the same project: runs {fmt(export_times)} -> median {export_med:.2f} s;"
-        f" sync / export = {sync_med / export_med:.2f}"
-    )
+    push = paired_ratio(t["push"], t["raw_import"])
+    sync = paired_ratio(t["sync"], t["export"])
+    med = {k: statistics.median(v) for k, v in t.items()}
+    print(f"push {args.tasks} tasks: ours {fmt(t['push'])}; raw import_tasks {fmt(t['raw_import'])}; "
+          f"ratio {push.median:.2f} ({push.low:.2f}-{push.high:.2f})")
+    print(f"sync {args.tasks} annotations: ours {fmt(t['sync'])}; raw export {fmt(t['export'])}; "
+          f"ratio {sync.median:.2f} ({sync.low:.2f}-{sync.high:.2f})")
+    print(f"inside the sync: export {fmt(t['sync_export'])}, the rest {fmt(t['sync_rest'])}")
     if args.no_write:
         return
     from bench.report import write_section
 
-    verdict = lambda s: "yes" if s < 60 else "**no**"
-    table_rows = "\n".join([
-        (f"| push {args.tasks:,} tasks with judge predictions (assisted mode, batches of "
-        f"{settings.LABEL_STUDIO_IMPORT_BATCH}) | {fmt(push_times)} | {push_med:.1f} | "
-        f"{args.tasks / push_med:,.0f} | {verdict(push_med)} |"),
-        (f"| sync {args.tasks:,} annotations into human labels (from an empty label table) | "
-        f"{fmt(sync_times)} | {sync_med:.2f} | {args.tasks / sync_med:,.0f} | {verdict(sync_med)} |"),
-        (f"| alternative: Label Studio's raw JSON export of the same project, parsed | {fmt(export_times)} | "
-        f"{export_med:.2f} | {args.tasks / export_med:,.0f} | |"),
-    ])
+    n = f"{args.tasks:,}"
+    labels = {
+        "push": f"ours: `push_labelstudio`, {n} tasks with judge predictions (assisted, batches of "
+                f"{settings.LABEL_STUDIO_IMPORT_BATCH})",
+        "raw_import": f"alternative: one raw SDK `import_tasks` of the same {n} task payloads into a new project",
+        "sync": f"ours: `sync_labelstudio`, {n} annotations into human labels (empty label table)",
+        "export": "alternative: Label Studio's raw JSON export of the same project, read and parsed",
+        "sync_export": "inside our sync: its export request",
+        "sync_rest": "inside our sync: everything else (users, mirror rows, label sets, run row)",
+    }
+    rows = "\n".join(f"| {label} | {fmt(t[key])} | {med[key]:.2f} |" for key, label in labels.items())
     body = f"""
 Against a real Label Studio 1.23.2 (its own venv, SQLite, started on loopback by the benchmark) and the
-platform on SQLite; median of {args.repeats} runs, each on a new work set and project. Target: < 60 s each.
+platform on SQLite. {args.pairs} pairs of runs, each pair on a new work set and new projects, the order of
+ours and the alternative switching each pair. The ratio is the median of the per-pair ratios, with a
+bootstrap 95 % interval of that median.
 
-| operation | runs (s) | median s | per second | under 60 s |
-|---|---|---:|---:|---|
-{table_rows}
+| operation | runs (s) | median s |
+|---|---|---:|
+{rows}
 
-Sync / raw export = **{sync_med / export_med:.2f}** (target 1.1; medians of alternated runs, on a 2-core
-machine shared with other work). The sync's mirror rows and label sets are written in bulk (bulk_create /
-bulk_update), not one INSERT per annotation.
+| ratio | per pair | median of pairs |
+|---|---|---|
+| sync / raw export | {fmt(sync.ratios)} | {sync.summary(1.1)} |
+| push / raw import_tasks | {fmt(push.ratios)} | {push.summary(1.1)} |
 
-Push = create the project, list existing tasks, import in batches with predictions, record the task ids.
-Sync = one JSON export of the project, users list, mirror rows, label sets written.
+Push = create the project, import in batches with predictions (the next batch's tasks are built and the
+previous batch's recorded while Label Studio imports), record the task ids, set the model version; its
+task payloads are built from the database inside the timing (the raw import gets them ready-made).
+Sync = one JSON export of the project (the users are listed while it is made), mirror rows and label sets
+written in bulk as plain tuples.
 
-Reproduce: `.venv/bin/python bench/labelstudio_bench.py --tasks {args.tasks} --repeats {args.repeats}`
+Load average of the machine (1, 5, 15 min) at the start: {load_before}; at the end: {load_after} (2 cores
+shared with other work: wall times of single runs swing, hence the pairs).
+
+Reproduce: `.venv/bin/python bench/labelstudio_bench.py --tasks {args.tasks} --pairs {args.pairs}`
 """
     write_section("labelstudio", "Label Studio push and sync", body)
     print("wrote the labelstudio section of docs/benchmarks.md")
@@ -161,12 +175,14 @@ def make_work_set(name: str, size: int):
     return version, predictions, categories
 
 
-def run(size: int, repeats: int) -> tuple[list[float], list[float], list[float], str]:
+def run(size: int, pairs: int) -> dict[str, list[float]]:
     from django.conf import settings
     from label_studio_sdk import LabelStudio
 
     from annotation.models import Label, LabelStudioAnnotation
-    from annotation.services.labelstudio.push import push_labelstudio
+    from annotation.services.labelstudio import sync as sync_module
+    from annotation.services.labelstudio.config import build_label_config
+    from annotation.services.labelstudio.push import label_tasks, push_labelstudio
     from annotation.services.labelstudio.sync import sync_labelstudio
 
     admin = LabelStudio(
@@ -180,24 +196,46 @@ def run(size: int, repeats: int) -> tuple[list[float], list[float], list[float],
             if found
             else admin.users.create(email=f"{name}@example.org", username=name).id
         )
+    # The export inside our sync, timed on its own (the rest of the sync is our overhead).
+    export_inside: list[float] = []
+    export_annotations = sync_module.export_annotations
 
-    push_times, sync_times, export_times = [], [], []
-    counts = ""
-    for run_no in range(repeats):
-        name = f"bench-{run_no}-{int(time.time())}"
-        version, predictions, categories = make_work_set(name, size)
+    def timed_export(*args, **kwargs):
         started = time.perf_counter()
-        report = push_labelstudio(work_set=name, taxonomy=str(version), mode="assisted")
-        push_times.append(time.perf_counter() - started)
-        assert report.tasks_imported == size and report.predictions_imported == size, report
+        try:
+            return export_annotations(*args, **kwargs)
+        finally:
+            export_inside.append(time.perf_counter() - started)
 
-        # 5,000 annotations by two users: a blind project of the same work set whose tasks were imported
+    sync_module.export_annotations = timed_export
+    t: dict[str, list[float]] = {k: [] for k in ("push", "raw_import", "sync", "export", "sync_export", "sync_rest")}
+    for pair in range(pairs):
+        name = f"bench-{pair}-{int(time.time())}"
+        version, predictions, categories = make_work_set(name, size)
+        payload = label_tasks(predictions, version=version, mode="assisted")
+
+        def ours_push(name: str = name, version=version) -> None:
+            started = time.perf_counter()
+            report = push_labelstudio(work_set=name, taxonomy=str(version), mode="assisted")
+            t["push"].append(time.perf_counter() - started)
+            assert report.tasks_imported == size and report.predictions_imported == size, report
+
+        def raw_import(name: str = name, version=version, payload: list = payload) -> None:
+            started = time.perf_counter()
+            project = admin.projects.create(
+                title=f"{name}-raw", label_config=build_label_config(version, mode="assisted"))
+            admin.projects.import_tasks(id=project.id, request=payload)
+            t["raw_import"].append(time.perf_counter() - started)
+
+        # Both sides switch order each pair, so neither always meets a warmer (or busier) server.
+        for side in (ours_push, raw_import) if pair % 2 == 0 else (raw_import, ours_push):
+            side()
+
+        # N annotations by two users: a blind project of the same work set whose tasks were imported
         # with annotations (not timed); push adopts it and records its tasks, then the sync is timed.
         sync_project = _annotated_project(admin, name, version, predictions, categories, users)
         adopted = push_labelstudio(work_set=name, taxonomy=str(version), mode="blind")
-        assert adopted.labelstudio_project_id == sync_project and adopted.tasks_recovered == size, (
-            adopted
-        )
+        assert adopted.labelstudio_project_id == sync_project and adopted.tasks_recovered == size, adopted
         assert adopted.tasks_refreshed == 0, adopted  # laid out as a push makes it: nothing to write
         Label.objects.filter(source=Label.Source.HUMAN).delete()
         LabelStudioAnnotation.objects.all().delete()
@@ -208,23 +246,26 @@ def run(size: int, repeats: int) -> tuple[list[float], list[float], list[float],
             body = b"".join(admin.projects.exports.download_sync(
                 sync_project, export_type="JSON", download_all_tasks=True))
             assert len(json.loads(body)) == size
-            export_times.append(time.perf_counter() - started)
+            t["export"].append(time.perf_counter() - started)
 
-        if run_no % 2 == 0:  # alternated, so neither side always runs on a warmer server
-            raw_export()
-        started = time.perf_counter()
-        sync = sync_labelstudio(project_id=sync_project)
-        sync_times.append(time.perf_counter() - started)
-        if run_no % 2 == 1:
-            raw_export()
-        assert sync.annotations_seen == size and sync.labels_created == size, sync
-        counts = f"{sync.annotations_seen} annotations -> {sync.labels_created} labels"
+        def ours_sync(sync_project: int = sync_project) -> None:
+            started = time.perf_counter()
+            report = sync_labelstudio(project_id=sync_project)
+            t["sync"].append(time.perf_counter() - started)
+            assert report.annotations_seen == size and report.labels_created == size, report
+            t["sync_export"].append(export_inside[-1])
+            t["sync_rest"].append(t["sync"][-1] - export_inside[-1])
+
+        for side in (raw_export, ours_sync) if pair % 2 == 0 else (ours_sync, raw_export):
+            side()
         print(
-            f"run {run_no + 1}: push {push_times[-1]:.2f} s, sync {sync_times[-1]:.2f} s,"
-            f" raw export {export_times[-1]:.2f} s",
+            f"pair {pair + 1}: push {t['push'][-1]:.2f} s vs raw import {t['raw_import'][-1]:.2f} s; sync "
+            f"{t['sync'][-1]:.2f} s (export {t['sync_export'][-1]:.2f} s inside) vs raw export "
+            f"{t['export'][-1]:.2f} s; load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
-    return push_times, sync_times, export_times, counts
+    sync_module.export_annotations = export_annotations
+    return t
 
 
 def _annotated_project(admin, name, version, predictions, categories, users) -> int:

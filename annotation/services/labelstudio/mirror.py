@@ -201,7 +201,7 @@ def _write_mirror_rows(
                 ops.adapt_datetimefield_value(updated), deleted, now)
 
     table = connection.ops.quote_name(LabelStudioAnnotation._meta.db_table)
-    columns = [LabelStudioAnnotation._meta.get_field(name).column for name in MIRRORED_FIELDS]
+    columns = MIRRORED_FIELDS  # their column names too (foreign keys by their `_id` attribute)
     with bulk_cursor() as cursor:
         for batch in batches(new_rows, 500):
             insert_rows(cursor, table, ("labelstudio_id", *columns, "synced_at"),

@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, cast
 
 from django.conf import settings
 from label_studio_sdk import LabelStudio
@@ -258,12 +259,15 @@ def import_tasks(
     return record_tasks(client, project, prediction_ids, sent, assisted=assisted)
 
 
-def send_tasks(client: LabelStudio, labelstudio_project_id: int, payload: list[dict]) -> list[int] | None:
+def send_tasks(
+    client: LabelStudio, labelstudio_project_id: int, payload: list[dict[str, Any]]
+) -> list[int] | None:
     """Import one batch of tasks into Label Studio (no database work: it may run in another thread).
     -> the new task ids in order, or None when the server does not return them."""
     with labelstudio_errors(client_url(client)):
         response = client.projects.import_tasks(
-            id=labelstudio_project_id, request=payload, return_task_ids=True
+            # Plain dicts: the SDK sends them as they are (its request models are only one way in).
+            id=labelstudio_project_id, request=cast(Any, payload), return_task_ids=True
         )
     return getattr(response, "task_ids", None) or (response.model_extra or {}).get("task_ids")
 

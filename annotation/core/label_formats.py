@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from annotation.core.label_sources import LabelSource
 from annotation.core.result_formats import arrow
@@ -17,6 +16,7 @@ from annotation.core.result_formats.io import (
     BATCH_ROWS,
     DEFAULT_LIMITS,
     NAME_MAX_LENGTH,
+    ColumnBatch,
     CsvSource,
     InputLimits,
     checked_fields,
@@ -53,14 +53,13 @@ class LabelRow:
     note: str = ""
 
 
-_BATCH_FIELDS = ("line", "dataset", "example_id", "model", "annotator", "category", "source", "title", "summary",
-                 "confidence", "note")
-
-
 @dataclass(slots=True)
-class LabelBatch:
-    """Consecutive label rows of one file, column by column (the columns have equal length)."""
+class LabelBatch(ColumnBatch):
+    """Consecutive label rows of one file, column by column."""
 
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "line", "dataset", "example_id", "model", "annotator", "category", "source", "title", "summary",
+        "confidence", "note")
     line: list[int]
     dataset: list[str]
     example_id: list[str]
@@ -73,22 +72,8 @@ class LabelBatch:
     confidence: list[float | None]
     note: list[str]
 
-    def __len__(self) -> int:
-        return len(self.line)
-
-    @classmethod
-    def of_rows(cls, rows: Sequence[LabelRow]) -> LabelBatch:
-        return cls(*([getattr(row, name) for row in rows] for name in _BATCH_FIELDS))
-
     def rows(self) -> Iterator[LabelRow]:
-        return (LabelRow(*values) for values in zip(*(getattr(self, name) for name in _BATCH_FIELDS)))
-
-
-def label_batches(rows: Iterable[LabelRow], size: int = BATCH_ROWS) -> Iterator[LabelBatch]:
-    """Rows gathered into batches of `size` (the last one shorter)."""
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
-        yield LabelBatch.of_rows(chunk)
+        return (LabelRow(*values) for values in zip(*self.columns()))
 
 
 def label_format(path: Path, fmt: str = "auto") -> str:
@@ -113,7 +98,7 @@ def read_label_batches(
     if not path.is_file():
         raise InputError(str(path), None, "no such file" if not path.exists() else "not a regular file")
     if label_format(path, fmt) != "csv":
-        return label_batches(read_labels(path, fmt=fmt, limits=limits), batch_rows)
+        return LabelBatch.batches(read_labels(path, fmt=fmt, limits=limits), batch_rows)
     return _csv_label_batches(path, limits, batch_rows)
 
 
@@ -122,7 +107,7 @@ def _csv_label_batches(path: Path, limits: InputLimits, batch_rows: int) -> Iter
     header = csv_header(path, csv.reader(source), source, limits)
     first_line = source.line + 1  # the line after the header
     exact = partial(read_labels, path, fmt="csv", limits=limits)
-    by_rows = partial(label_batches, size=batch_rows)
+    by_rows = partial(LabelBatch.batches, size=batch_rows)
     if (min(limits.max_line_bytes, limits.max_record_bytes) < arrow.ARROW_BLOCK_BYTES
             or any(c not in header for c in LABEL_COLUMNS)):
         # Arrow keeps to limits of at least a block; a missing column is the row reader's error.

@@ -10,8 +10,8 @@ import pytest
 
 from annotation.core import label_formats
 from annotation.core.label_formats import read_label_batches, read_labels
-from annotation.core.result_formats import arrow
 from annotation.errors import InputError
+from tests.csv_fuzz import FILE_DEFECTS, outcome, quoted_text, random_csv
 
 HEADER = "dataset,example_id,model,annotator,category,source,title,confidence,note\n"
 
@@ -24,27 +24,9 @@ def row_reader_rows(path: Path) -> list[tuple]:
     return [astuple(row) for row in read_labels(path)]
 
 
-def outcome(read, path: Path) -> list[tuple] | str:
-    """The rows, or the error message: the two readers must agree on one or the other."""
-    try:
-        return read(path)
-    except InputError as exc:
-        return f"InputError: {exc}"
-
-
-@pytest.fixture
-def small_blocks(monkeypatch):
-    """Blocks of a few rows, so one file crosses many blocks and a fallback starts mid-file."""
-    monkeypatch.setattr(arrow, "ARROW_BLOCK_BYTES", 512)
-
-
 def random_note(rnd: random.Random) -> str:
-    """A valid CSV field, often quoted, with commas, quotes, newlines and non-ASCII inside."""
-    pieces = ["a", "é", " ", ",", '"', "\n", "\r\n", "\t", "文", "0", ""]
-    text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 5)))
-    if any(c in text for c in ',"\n\r') or rnd.random() < 0.3:
-        return '"' + text.replace('"', '""') + '"'
-    return text
+    """A valid CSV field with commas, quotes, newlines and non-ASCII inside."""
+    return quoted_text(rnd, ["a", "é", " ", ",", '"', "\n", "\r\n", "\t", "文", "0", ""], 5)
 
 
 # One defect per file at a random row: errors, and things only the row reader decides (a line break
@@ -68,33 +50,17 @@ DEFECTS = {
 }
 
 
-def random_csv(rnd: random.Random, rows: int, defect: str) -> bytes:
-    at = rnd.randrange(rows)
-    lines = [HEADER]
-    for i in range(rows):
-        fields = {
-            "dataset": rnd.choice(["d", "d2"]), "example_id": f"e{i % 40}", "model": rnd.choice(["m1", "m2", '"m 3"']),
-            "annotator": rnd.choice(["ann", "bob", "文"]),
-            "category": rnd.choice(["Style", "Accuracy / Omission", "style"]),
-            "source": rnd.choice(["", "human", "judge", "gold"]), "title": rnd.choice(["", "t"]),
-            "confidence": rnd.choice(["", "0.5", "1", "0", "+.25", '"0.75"', "1e-3"]), "note": random_note(rnd),
-        }
-        if i == at and DEFECTS.get(defect):
-            column, value = DEFECTS[defect]
-            fields[column] = value
-        line = ",".join(fields.values())
-        if i == at and defect == "extra field":
-            line += ",extra"
-        ending = "\r" if i == at and defect == "lone carriage return" else rnd.choice(["\n", "\n", "\r\n", "\n\n"])
-        lines.append(line + ending)
-    data = "".join(lines).encode("utf-8")
-    if defect == "invalid UTF-8":
-        cut = rnd.randrange(len(HEADER) + 1, len(data))
-        data = data[:cut] + b"\xff" + data[cut:]
-    return data
+def random_labels_csv(rnd: random.Random, rows: int, defect: str) -> bytes:
+    return random_csv(rnd, HEADER, rows, lambda i: {
+        "dataset": rnd.choice(["d", "d2"]), "example_id": f"e{i % 40}", "model": rnd.choice(["m1", "m2", '"m 3"']),
+        "annotator": rnd.choice(["ann", "bob", "文"]),
+        "category": rnd.choice(["Style", "Accuracy / Omission", "style"]),
+        "source": rnd.choice(["", "human", "judge", "gold"]), "title": rnd.choice(["", "t"]),
+        "confidence": rnd.choice(["", "0.5", "1", "0", "+.25", '"0.75"', "1e-3"]), "note": random_note(rnd),
+    }, DEFECTS, defect)
 
 
-ALL_DEFECTS = [*DEFECTS, "extra field", "invalid UTF-8", "lone carriage return"]
+ALL_DEFECTS = [*DEFECTS, *FILE_DEFECTS]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -102,7 +68,7 @@ ALL_DEFECTS = [*DEFECTS, "extra field", "invalid UTF-8", "lone carriage return"]
 def test_fast_path_agrees_with_the_row_reader_on_fuzzed_csv(tmp_path, small_blocks, defect, seed):
     rnd = random.Random(f"{defect}-{seed}")
     path = tmp_path / "fuzz.csv"
-    path.write_bytes(random_csv(rnd, rows=rnd.randint(1, 80), defect=defect))
+    path.write_bytes(random_labels_csv(rnd, rows=rnd.randint(1, 80), defect=defect))
     assert outcome(fast_rows, path) == outcome(row_reader_rows, path)
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from annotation.core.result_formats import arrow, read_results, table
+from annotation.core.result_formats import read_results, table
 from annotation.core.result_formats.table import read_csv_rows, read_parquet_rows
 from annotation.errors import InputError
+from tests.csv_fuzz import FILE_DEFECTS, outcome, quoted_text, random_csv
 
 HEADER = "example_id,model,input_text,output_text,score,correct_answer,dataset\n"
 
@@ -23,27 +24,9 @@ def row_reader_rows(path: Path, dataset: str | None = None) -> list[tuple]:
     return [astuple(row) for row in read_csv_rows(path, dataset)]
 
 
-def outcome(read, path: Path, dataset: str | None = None) -> list[tuple] | str:
-    """The rows, or the error message: the two readers must agree on one or the other."""
-    try:
-        return read(path, dataset)
-    except InputError as exc:
-        return f"InputError: {exc}"
-
-
-@pytest.fixture
-def small_blocks(monkeypatch):
-    """Blocks of a few rows, so one file crosses many blocks and a fallback starts mid-file."""
-    monkeypatch.setattr(arrow, "ARROW_BLOCK_BYTES", 512)
-
-
 def random_field(rnd: random.Random) -> str:
-    """A valid CSV field, often quoted, with commas, quotes, newlines, tabs and non-ASCII inside."""
-    pieces = ["a", "b", "é", " ", ",", '"', "\n", "\r\n", "\t", "文", "0", ""]
-    text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 6)))
-    if any(c in text for c in ',"\n\r') or text.startswith(" ") or rnd.random() < 0.3:
-        return '"' + text.replace('"', '""') + '"'
-    return text
+    """A valid CSV field with commas, quotes, newlines, tabs and non-ASCII inside."""
+    return quoted_text(rnd, ["a", "b", "é", " ", ",", '"', "\n", "\r\n", "\t", "文", "0", ""], 6)
 
 
 # One defect per file at a random row: some are errors, some only the row reader accepts
@@ -63,32 +46,15 @@ DEFECTS = {
 }
 
 
-def random_csv(rnd: random.Random, rows: int, defect: str) -> bytes:
-    at = rnd.randrange(rows)
-    lines = [HEADER]
-    for i in range(rows):
-        fields = {
-            "example_id": f"e{i % 40}", "model": rnd.choice(["m1", "m2", '"m 3"']), "input_text": random_field(rnd),
-            "output_text": random_field(rnd), "score": rnd.choice(["1", "0", "0.5", "+.5", "1e-3", '"0.25"']),
-            "correct_answer": random_field(rnd), "dataset": rnd.choice(["d", "d2"]),
-        }
-        if i == at and DEFECTS.get(defect):
-            column, value = DEFECTS[defect]
-            fields[column] = value
-        line = ",".join(fields.values())
-        if i == at and defect == "extra field":
-            line += ",extra"
-        ending = "\r" if i == at and defect == "lone carriage return" else rnd.choice(["\n", "\n", "\r\n", "\n\n"])
-        lines.append(line + ending)
-    data = "".join(lines).encode("utf-8")
-    if defect == "invalid UTF-8":
-        cut = rnd.randrange(len(HEADER) + 1, len(data))
-        data = data[:cut] + b"\xff" + data[cut:]
-    return data
+def random_results_csv(rnd: random.Random, rows: int, defect: str) -> bytes:
+    return random_csv(rnd, HEADER, rows, lambda i: {
+        "example_id": f"e{i % 40}", "model": rnd.choice(["m1", "m2", '"m 3"']), "input_text": random_field(rnd),
+        "output_text": random_field(rnd), "score": rnd.choice(["1", "0", "0.5", "+.5", "1e-3", '"0.25"']),
+        "correct_answer": random_field(rnd), "dataset": rnd.choice(["d", "d2"]),
+    }, DEFECTS, defect)
 
 
-# Arrow ends a row at a lone carriage return; the csv module refuses it.
-ALL_DEFECTS = [*DEFECTS, "extra field", "invalid UTF-8", "lone carriage return"]
+ALL_DEFECTS = [*DEFECTS, *FILE_DEFECTS]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -96,7 +62,7 @@ ALL_DEFECTS = [*DEFECTS, "extra field", "invalid UTF-8", "lone carriage return"]
 def test_fast_path_agrees_with_the_row_reader_on_fuzzed_csv(tmp_path, small_blocks, defect, seed):
     rnd = random.Random(f"{defect}-{seed}")
     path = tmp_path / "fuzz.csv"
-    path.write_bytes(random_csv(rnd, rows=rnd.randint(1, 80), defect=defect))
+    path.write_bytes(random_results_csv(rnd, rows=rnd.randint(1, 80), defect=defect))
     dataset = rnd.choice([None, "fallback"])
     expected = outcome(row_reader_rows, path, dataset)
     assert outcome(fast_rows, path, dataset) == expected

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from annotation.errors import InputError
 
@@ -86,13 +86,37 @@ class ResultRow:
     reference: str
 
 
-_BATCH_FIELDS = ("dataset", "example_id", "model", "input_text", "output_text", "score", "reference")
+class ColumnBatch:
+    """Consecutive rows of one file, column by column: FIELDS names the columns (lists of equal length),
+    in the order of a row's fields."""
+
+    __slots__ = ()
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __len__(self) -> int:
+        return len(getattr(self, self.FIELDS[0]))
+
+    def columns(self) -> list[list[Any]]:
+        return [getattr(self, name) for name in self.FIELDS]
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[Any]) -> Self:
+        return cls(*([getattr(row, name) for row in rows] for name in cls.FIELDS))
+
+    @classmethod
+    def batches(cls, rows: Iterable[Any], size: int) -> Iterator[Self]:
+        """Rows gathered into batches of `size` (the last one shorter)."""
+        iterator = iter(rows)
+        while chunk := list(islice(iterator, size)):
+            yield cls.of_rows(chunk)
 
 
 @dataclass(slots=True)
-class ResultBatch:
-    """Consecutive rows of one file, column by column (the columns have equal length)."""
+class ResultBatch(ColumnBatch):
+    """Consecutive result rows of one file, column by column."""
 
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "dataset", "example_id", "model", "input_text", "output_text", "score", "reference")
     dataset: list[str]
     example_id: list[str]
     model: list[str]
@@ -101,23 +125,14 @@ class ResultBatch:
     score: list[float]
     reference: list[str]
 
-    def __len__(self) -> int:
-        return len(self.example_id)
-
-    @classmethod
-    def of_rows(cls, rows: Sequence[ResultRow]) -> ResultBatch:
-        return cls(*([getattr(row, name) for row in rows] for name in _BATCH_FIELDS))
-
     def rows(self) -> Iterator[tuple]:
         """(dataset, example_id, model, input_text, output_text, score, reference) per row."""
-        return zip(*(getattr(self, name) for name in _BATCH_FIELDS))
+        return zip(*self.columns())
 
 
 def batched(rows: Iterable[ResultRow], size: int) -> Iterator[ResultBatch]:
-    """Rows gathered into batches of `size` (the last one shorter)."""
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
-        yield ResultBatch.of_rows(chunk)
+    """Result rows gathered into batches of `size` (the last one shorter)."""
+    return ResultBatch.batches(rows, size)
 
 
 def text_lines(path: Path, limits: InputLimits = DEFAULT_LIMITS) -> Iterator[str]:

@@ -212,7 +212,8 @@ annotator it {offline['judge_effect_on_alpha']} alpha ({offline['alpha_humans']}
 Per-category precision / recall / F1 against the majority (largest categories) and calibration:
 
 ```json
-{json.dumps({'per_category': dict(top_categories), 'calibration': majority['calibration']}, indent=2, ensure_ascii=False)}
+{json.dumps({'per_category': dict(top_categories), 'calibration': majority['calibration']},
+           indent=2, ensure_ascii=False)}
 ```
 
 ## Adjudication and the gold set

@@ -42,7 +42,8 @@ def main() -> None:
         case("binary, small gold set", rng, 8, 120, 0.2, 0.2, False),
         case("fractional shares", rng, 50, 500, 0.4, 0.15, True),
     ]
-    OUT.write_text(json.dumps({"package": f"ppi-python {ppi_py.__version__ if hasattr(ppi_py, '__version__') else '0.2.3'}",
+    version = ppi_py.__version__ if hasattr(ppi_py, "__version__") else "0.2.3"
+    OUT.write_text(json.dumps({"package": f"ppi-python {version}",
                                "function": "ppi_mean_ci(Y, Yhat, Yhat_unlabeled, alpha=0.05, lam=...)",
                                "cases": cases}) + "\n")
 

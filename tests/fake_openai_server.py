@@ -178,14 +178,16 @@ class FakeOpenAIServer:
                 fmt = (body.get("response_format") or {}).get("type")
                 if fmt in server.reject_response_formats:
                     return self._send(
-                        400, {"error": {"message": f"response_format {fmt} is not supported", "type": "invalid_request_error"}}
+                        400, {"error": {"message": f"response_format {fmt} is not supported",
+                                        "type": "invalid_request_error"}}
                     )
                 if reply is None:
                     reply = server.responder(body)
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.status != 200:
-                    return self._send(reply.status, {"error": {"message": reply.error or "scripted error"}}, reply.headers)
+                    return self._send(reply.status, {"error": {"message": reply.error or "scripted error"}},
+                                      reply.headers)
                 data = reply.raw_body if reply.raw_body is not None else json.dumps(
                     completion(body.get("model", "fake"), reply.content or "")).encode()
                 self._send(200, data, reply.headers, content_type=reply.content_type, drip=reply.drip)

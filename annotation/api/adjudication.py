@@ -47,7 +47,8 @@ def _queued(pk: str) -> AdjudicationItem:
 
 
 class ResolveAdjudicationView(APIView):
-    @extend_schema(request=ResolveSerializer, responses={201: inline_serializer("AdjudicationDecision", DECISION_FIELDS)})
+    @extend_schema(request=ResolveSerializer,
+                   responses={201: inline_serializer("AdjudicationDecision", DECISION_FIELDS)})
     def post(self, request: Request, pk: str) -> Response:
         """Decide an item's gold categories, with the reason; you (the authenticated user) are who decided.
         A newer decision supersedes the older one (every decision is kept)."""

@@ -87,7 +87,8 @@ def label_format(path: Path, fmt: str = "auto") -> str:
         return "csv"
     if name.endswith((".jsonl", ".json")):
         return "jsonl"
-    raise InputError(str(path), None, f"cannot tell the format from the name; pass --format ({', '.join(LABEL_FORMATS[1:])})")
+    raise InputError(str(path), None,
+                     f"cannot tell the format from the name; pass --format ({', '.join(LABEL_FORMATS[1:])})")
 
 
 def read_label_batches(

@@ -281,7 +281,8 @@ def detect_answer_missing_or_format(r: AnalysisRequest) -> Finding | None:
 def detect_final_number_differs(r: AnalysisRequest) -> Finding | None:
     if not _is_number(r.reference):
         return None
-    answer = final_answer(r.output_text) or r.output_text.strip().splitlines()[-1:] and r.output_text.strip().splitlines()[-1]
+    lines = r.output_text.strip().splitlines()
+    answer = final_answer(r.output_text) or lines[-1:] and lines[-1]
     got, want = _as_float(last_number(answer or "")), _as_float(r.reference.strip().replace(",", ""))
     if got is None or want is None or abs(got - want) < 1e-9:
         return None
@@ -462,7 +463,8 @@ class OfflineJudge:
     def usage(self) -> Usage:
         return self._usage
 
-    def complete_json(self, stage: str, prompt: str, schema: dict[str, Any], *, system: str | None = None) -> dict[str, Any]:
+    def complete_json(self, stage: str, prompt: str, schema: dict[str, Any], *,
+                      system: str | None = None) -> dict[str, Any]:
         raise JudgeUnsupported("the offline judge answers stage 1 only; induction clusters offline instead")
 
     def analyze(self, requests: list[AnalysisRequest]) -> list[AnalysisResult]:

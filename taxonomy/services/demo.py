@@ -60,7 +60,8 @@ def run_demo(
     ingest = ingest_results(paths=[DATA_DIR])
     step(f"ingested {ingest.rows} predictions from {len(ingest.files)} files into {len(ingest.datasets)} datasets")
     labels = import_labels(path=MQM_RATINGS)
-    step(f"imported {labels.rows} WMT23 MQM ratings as {labels.label_sets} human label sets ({labels.taxonomy_version})")
+    step(f"imported {labels.rows} WMT23 MQM ratings as {labels.label_sets} human label sets "
+         f"({labels.taxonomy_version})")
     sample = _demo_work_set(datasets=ingest.datasets, ratio=ratio, seed=seed)
     step(f"work set {sample.work_set!r}: {sample.sampled} failures of the bundled datasets "
          f"({'sampled now' if sample.created else 'as drawn before'}; ratio {sample.ratio}, seed {sample.seed})")

@@ -100,7 +100,8 @@ ERROR_COLUMNS = [
 TAIL_COLUMNS = ["confidence", "error_title", "error_summary", "analysis_id", "prompt_version"]
 
 
-def error_rows(version: TaxonomyVersion, *, source: str = "judge", annotator: str | None = None) -> tuple[list[str], list[list[str]]]:
+def error_rows(version: TaxonomyVersion, *, source: str = "judge",
+               annotator: str | None = None) -> tuple[list[str], list[list[str]]]:
     """(header, rows): one row per label, with its category at every depth (level_1 … level_D)."""
     depth = max((c.depth for c in version.categories.all()), default=1)
     header = ERROR_COLUMNS + [f"level_{i}" for i in range(1, depth + 1)] + TAIL_COLUMNS

@@ -428,7 +428,8 @@ def _prelabel(*, version: TaxonomyVersion, work_set, backend, prompts, relabel) 
         counts = _write_labels(label_sets(), len(items), desc="prelabel: labels", run=run)
         via_gold = sum(1 for _, _, via in chosen if via == "gold")
         to_other = sum(1 for index, _, _ in chosen if index == other) if other is not None else 0
-        run.counts = {"failures": n_failures, "analysed": len(items), "kept": kept, "via_gold": via_gold, "to_other": to_other,
+        run.counts = {"failures": n_failures, "analysed": len(items), "kept": kept, "via_gold": via_gold,
+                      "to_other": to_other,
                       **counts, **_usage(backend)}
     return PrelabelReport(
         taxonomy=version.taxonomy.name,

@@ -217,7 +217,8 @@ def accept_proposals(*, taxonomy: str, ids: list[int], by: str, reason: str = ""
     with stage_run("accept_proposals", config) as run, transaction.atomic():
         version = derive_version(
             base=base, added=added, changes=changes, origin=TaxonomyVersion.Origin.REFINED,
-            note=f"proposals {', '.join(f'#{i}' for i in sorted(ids))} accepted by {by}" + (f": {reason}" if reason else ""),
+            note=(f"proposals {', '.join(f'#{i}' for i in sorted(ids))} accepted by {by}"
+                  + (f": {reason}" if reason else "")),
             config={"accepted_proposals": sorted(ids), "by": by, "reason": reason})
         TaxonomyProposal.objects.filter(pk__in=ids).update(
             status=TaxonomyProposal.Status.ACCEPTED, accepted_in=version, decided_by=by, reason=reason)

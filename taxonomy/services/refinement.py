@@ -83,7 +83,8 @@ def with_gold_examples(template: PromptTemplate, examples: dict[str, str], rules
                           user=user)
 
 
-def gold_examples(titles: Sequence[str], gold: Sequence[str], judged: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+def gold_examples(titles: Sequence[str], gold: Sequence[str], judged: Sequence[str]) -> tuple[dict[str, str],
+                                                                                              list[str]]:
     """Up to EXAMPLES_PER_CATEGORY (title -> gold category) per category, titles the judge got wrong
     first; and rules for the commonest confusions ("titles like T are G, not J")."""
     chosen: dict[str, str] = {}
@@ -238,7 +239,8 @@ def _openai_inputs(version: TaxonomyVersion, gold: GoldSet, backend: JudgeBacken
     titles = [core.normalise_title(analyses[pid].error_title) for pid in gold.prediction_ids]
     defs = [core.CategoryDef(c.path, c.description) for c in leaf_categories(version)]
     paths = {d.name for d in defs}
-    current = classify_template(version.taxonomy, backend.model_name) or core.load_induction_prompts()["induce_classify"]
+    current = classify_template(version.taxonomy,
+                                backend.model_name) or core.load_induction_prompts()["induce_classify"]
     return titles, [_one_path(item, paths) for item in gold.items], defs, current
 
 
@@ -286,7 +288,8 @@ def judge_learning_curve(*, taxonomy: str, judge: str = "offline", model: str | 
             backend = backend or get_judge_backend("openai", model=model)
         try:
             for n in progress(sizes, desc=f"learning curve ({judge})", unit="point"):
-                judged = (offline_judgements(gold, plan, train_limit=n, config=offline_classifier_config(version.taxonomy))
+                judged = (offline_judgements(gold, plan, train_limit=n,
+                                             config=offline_classifier_config(version.taxonomy))
                           if judge == "offline" else _openai_with_examples(version, gold, plan, backend, n))
                 scores = agreement_scores(reference, judged)
                 points.append({"n_gold": n, "kappa": scores["kappa"],

@@ -218,7 +218,8 @@ def version_in_use(version: TaxonomyVersion) -> bool:
     at `version`: from then on its categories are fixed, and a change is a derived version."""
     for relation in version._meta.related_objects:
         model = relation.related_model
-        if model._meta.app_label != "taxonomy" and model._base_manager.filter(**{relation.field.name: version}).exists():
+        if (model._meta.app_label != "taxonomy"
+                and model._base_manager.filter(**{relation.field.name: version}).exists()):
             return True
     return False
 

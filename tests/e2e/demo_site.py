@@ -108,7 +108,8 @@ def build(var_dir: Path) -> None:
     manage(var_dir, "ingest_results", str(ROOT / "data" / "big-bench-mistake"), str(ROOT / "data" / "wmt23-mqm-ende"),
            str(probe))
     manage(var_dir, "import_labels", str(MQM))
-    manage(var_dir, "shell", "-c", f"from tests.e2e.demo_site import write_label_files; write_label_files({str(var_dir)!r})")
+    manage(var_dir, "shell", "-c",
+           f"from tests.e2e.demo_site import write_label_files; write_label_files({str(var_dir)!r})")
     for source in ("judge", "human", "gold"):
         manage(var_dir, "import_labels", str(var_dir / f"{source}.csv"), "--source", source, "--taxonomy", "default")
     manage(var_dir, "create_demo_user", "--username", USER, "--password", PASSWORD)

@@ -80,9 +80,11 @@ def test_corrected_signature_of_every_mqm_system_matches_a_computation_from_the_
             c = share["category"]
             judge_k = float(sum(w.get(c, 0) for w in judge_rows.values()))
             assert share["judge"]["share"] == pytest.approx(judge_k / len(items))
-            assert [share["judge"]["ci_low"], share["judge"]["ci_high"]] == pytest.approx(wilson_by_hand(judge_k, len(items)))
+            assert [share["judge"]["ci_low"], share["judge"]["ci_high"]] == pytest.approx(
+                wilson_by_hand(judge_k, len(items)))
             gold_k = float(sum(w.get(c, 0) for w in gold_rows.values()))
-            assert [share["gold"]["ci_low"], share["gold"]["ci_high"]] == pytest.approx(wilson_by_hand(gold_k, len(labelled)))
+            assert [share["gold"]["ci_low"], share["gold"]["ci_high"]] == pytest.approx(
+                wilson_by_hand(gold_k, len(labelled)))
             # PPI++ by hand (Angelopoulos et al. 2023; lam tuned, clipped to [0, 1]).
             y = np.array([float(gold_rows[s].get(c, 0)) for s in labelled])
             yhat = np.array([float(judge_rows[s].get(c, 0)) for s in labelled])

@@ -105,7 +105,8 @@ def test_the_loop_on_mqm_proposals_accepted_and_version_two_read_through_the_map
     judged_v1 = set(Label.objects.filter(taxonomy_version__number=1, source="judge").values_list(
         "prediction_id", flat=True))
     split_items = set(Label.objects.filter(taxonomy_version__number=1, source="judge",
-                                           category__path=split["categories"][0]).values_list("prediction_id", flat=True))
+                                           category__path=split["categories"][0]).values_list("prediction_id",
+                                                                                              flat=True))
     assert audit["judges"]["judge:offline"]["n_items_judged"] == len(judged_v1 - split_items)
     adjudicated = run("adjudicate", "--taxonomy", "wmt23-mqm@2", "--rule", "two-thirds")
     assert adjudicated["taxonomy_version"] == "wmt23-mqm@2" and adjudicated["auto_gold"] > 300

@@ -137,7 +137,8 @@ def test_unknown_categories_make_a_new_version_once_labels_point_at_the_old_one(
     v1_labels = sorted(Label.objects.values_list("pk", "prediction_id", "category_id", "taxonomy_version_id"))
     report = import_labels(path=write_labels(tmp_path / "b.csv", [("e2", "bob", "Accuracy / Addition"),
                                                                   ("e3", "bob", "Style")]), taxonomy="t")
-    assert (report.taxonomy_version, report.derived_from, report.new_categories) == ("t@2", "t@1", ["Accuracy / Addition"])
+    assert (report.taxonomy_version, report.derived_from, report.new_categories) == ("t@2", "t@1",
+                                                                                     ["Accuracy / Addition"])
     # @1 is exactly as it was; @2 holds its categories and the new one, each old one mapped as kept.
     assert sorted(v1.categories.values_list("pk", "path", "parent_id", "description")) == v1_tree
     assert sorted(Label.objects.filter(taxonomy_version=v1).values_list(

@@ -199,7 +199,8 @@ json_values = st.recursive(
     max_leaves=10,
 )
 deliveries = st.fixed_dictionaries({}, optional={
-    "action": st.one_of(st.sampled_from(["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]), json_values),
+    "action": st.one_of(st.sampled_from(["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]),
+                        json_values),
     "project": json_values, "task": json_values, "annotation": json_values, "annotations": json_values,
 })
 

@@ -144,15 +144,25 @@ def test_a_changed_score_moves_the_threshold_and_flags_flip_both_ways(tmp_path):
 # --- bad input: exit non-zero, name file + line + problem, write nothing from that file --------------
 
 BAD_INPUTS = [
-    ("missing_column.csv", "example_id,model,input_text,score,dataset\n1,m,q,1,d\n", r"missing_column\.csv:1: missing column\(s\) output_text"),
+    ("missing_column.csv", "example_id,model,input_text,score,dataset\n1,m,q,1,d\n",
+     r"missing_column\.csv:1: missing column\(s\) output_text"),
     ("bad_score.csv", HEADER + "1,m,q,o,1,r,d\n2,m,q,o,high,r,d\n", r"bad_score\.csv:3: score 'high' is not a number"),
     ("nan_score.csv", HEADER + "1,m,q,o,nan,r,d\n", r"nan_score\.csv:2: score 'nan' is not a finite number"),
-    ("broken.jsonl", '{"example_id": "1", "model": "m", "input_text": "q", "output_text": "o", "score": 1, "dataset": "d"}\n{"example_id": 2,\n', r"broken\.jsonl:2: broken JSON"),
-    ("no_dataset.csv", "example_id,model,input_text,output_text,score\n1,m,q,o,1\n", r"no_dataset\.csv:1: no 'dataset' column"),
-    ("latin1.csv", (HEADER + "1,m,q,o,1,r,d\n2,m,caf\xe9,o,1,r,d\n").encode("latin-1"), r"latin1\.csv:3: not valid UTF-8"),
-    ("latin1.jsonl", b'{"example_id": "1", "model": "m", "input_text": "q", "output_text": "o", "score": 1, "dataset": "d"}\n{"example_id": "2", "model": "m", "input_text": "caf\xe9", "output_text": "o", "score": 1, "dataset": "d"}\n', r"latin1\.jsonl:2: not valid UTF-8"),
-    ("extra_field.csv", HEADER + "1,m,q,o,1,r,d,extra\n", r"extra_field\.csv:2: more fields than the header has \(8 vs 7\)"),
-    ("missing_key.jsonl", '{"example_id": "1", "model": "m", "input_text": "q", "score": 1, "dataset": "d"}\n', r"missing_key\.jsonl:1: missing column\(s\) output_text"),
+    ("broken.jsonl",
+     ('{"example_id": "1", "model": "m", "input_text": "q", "output_text": "o", "score": 1, "dataset": "d"}\n'
+      '{"example_id": 2,\n'), r"broken\.jsonl:2: broken JSON"),
+    ("no_dataset.csv", "example_id,model,input_text,output_text,score\n1,m,q,o,1\n",
+     r"no_dataset\.csv:1: no 'dataset' column"),
+    ("latin1.csv", (HEADER + "1,m,q,o,1,r,d\n2,m,caf\xe9,o,1,r,d\n").encode("latin-1"),
+     r"latin1\.csv:3: not valid UTF-8"),
+    ("latin1.jsonl",
+     (b'{"example_id": "1", "model": "m", "input_text": "q", "output_text": "o", "score": 1, "dataset": "d"}\n'
+      b'{"example_id": "2", "model": "m", "input_text": "caf\xe9", "output_text": "o", "score": 1, "dataset": "d"}\n'),
+     r"latin1\.jsonl:2: not valid UTF-8"),
+    ("extra_field.csv", HEADER + "1,m,q,o,1,r,d,extra\n",
+     r"extra_field\.csv:2: more fields than the header has \(8 vs 7\)"),
+    ("missing_key.jsonl", '{"example_id": "1", "model": "m", "input_text": "q", "score": 1, "dataset": "d"}\n',
+     r"missing_key\.jsonl:1: missing column\(s\) output_text"),
 ]
 
 

@@ -141,7 +141,8 @@ def test_schema_invalid_answers_end_in_a_recorded_failed_analysis_without_stoppi
 
 def test_429_and_500_responses_are_retried_with_backoff_then_succeed(server):
     make_failures(1)
-    server.queue(Reply(status=429, error="slow down", headers={"Retry-After": "0"}), Reply(status=500), Reply(status=503))
+    server.queue(Reply(status=429, error="slow down", headers={"Retry-After": "0"}), Reply(status=500),
+                 Reply(status=503))
     report = analyze_failures(backend=judge(server))
     assert (report.analysed, report.failed, server.count) == (1, 0, 4)
     assert report.usage["http_retries"] == 3

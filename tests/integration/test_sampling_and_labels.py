@@ -78,7 +78,8 @@ def test_mqm_ratings_import_as_three_raters_per_item_and_reimport_changes_nothin
     assert report.label_sets == len(sets) == 3120
     assert Label.objects.count() == sum(len(v) for v in sets.values())
     per_item = defaultdict(set)
-    for model, example_id, annotator in Label.objects.values_list("prediction__model__name", "prediction__example__example_id", "annotator__name"):
+    for model, example_id, annotator in Label.objects.values_list("prediction__model__name",
+                                                                  "prediction__example__example_id", "annotator__name"):
         per_item[(model, example_id)].add(annotator)
     assert {len(a) for a in per_item.values()} == {3}
     accuracy = Category.objects.get(version__taxonomy__name="wmt23-mqm", path="Accuracy")
@@ -90,7 +91,8 @@ def test_mqm_ratings_import_as_three_raters_per_item_and_reimport_changes_nothin
 
 
 def write_labels(path: Path, rows: list[dict]) -> Path:
-    columns = ["dataset", "example_id", "model", "annotator", "category", "source", "title", "summary", "confidence", "note"]
+    columns = ["dataset", "example_id", "model", "annotator", "category", "source", "title", "summary", "confidence",
+               "note"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -171,14 +173,19 @@ def test_label_import_matches_the_staged_rows_in_one_join_not_a_subquery_per_row
         assert len([d for d in plan if d.startswith("SEARCH") and "USING" in d and "INDEX" in d]) == 4, plan
 
 @pytest.mark.parametrize("rows,message", [
-    ([{"dataset": "bbm_word_sorting", "example_id": "nope", "model": "PaLM 2", "annotator": "a", "category": "X"}], r"l\.csv:2: no prediction for .*example_id='nope'"),
-    ([{"dataset": "bbm_word_sorting", "example_id": "word_sorting-00001", "model": "PaLM 2", "annotator": "a", "category": ""}], r"l\.csv:2: missing or empty column\(s\) category"),
-    ([{"dataset": "bbm_word_sorting", "example_id": "word_sorting-00001", "model": "PaLM 2", "annotator": "a", "category": "X", "confidence": "sure"}], r"l\.csv:2: confidence 'sure' is not a number"),
-    ([{"dataset": "bbm_word_sorting", "example_id": "word_sorting-00001", "model": "PaLM 2", "annotator": "a", "category": "X", "source": "robot"}], r"l\.csv:2: source 'robot' is not one of"),
+    ([{"dataset": "bbm_word_sorting", "example_id": "nope", "model": "PaLM 2", "annotator": "a", "category": "X"}],
+     r"l\.csv:2: no prediction for .*example_id='nope'"),
+    ([{"dataset": "bbm_word_sorting", "example_id": "word_sorting-00001", "model": "PaLM 2", "annotator": "a",
+       "category": ""}], r"l\.csv:2: missing or empty column\(s\) category"),
+    ([{"dataset": "bbm_word_sorting", "example_id": "word_sorting-00001", "model": "PaLM 2", "annotator": "a",
+       "category": "X", "confidence": "sure"}], r"l\.csv:2: confidence 'sure' is not a number"),
+    ([{"dataset": "bbm_word_sorting", "example_id": "word_sorting-00001", "model": "PaLM 2", "annotator": "a",
+       "category": "X", "source": "robot"}], r"l\.csv:2: source 'robot' is not one of"),
 ])
 def test_bad_label_rows_name_the_line_and_write_nothing(tmp_path, rows, message):
     ingest_results(paths=[BBM / "word_sorting.jsonl"])
-    good = {"dataset": "bbm_word_sorting", "example_id": "word_sorting-00002", "model": "PaLM 2", "annotator": "a", "category": "Y"}
+    good = {"dataset": "bbm_word_sorting", "example_id": "word_sorting-00002", "model": "PaLM 2", "annotator": "a",
+            "category": "Y"}
     path = write_labels(tmp_path / "l.csv", rows + [good])
     with pytest.raises(CommandError, match=message):
         call_command("import_labels", str(path))

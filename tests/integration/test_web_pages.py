@@ -140,7 +140,8 @@ def test_resolving_needs_staff_a_post_and_the_csrf_token(queue):
     staff = _client("lead", staff=True)
     assert staff.get(f"/adjudication/{split.pk}/resolve/").status_code == 405
     assert staff.post("/adjudication/999999999/resolve/", form, follow=True).status_code == 200  # says so
-    assert _client("csrf-lead", staff=True, csrf=True).post(f"/adjudication/{split.pk}/resolve/", form).status_code == 403
+    assert _client("csrf-lead", staff=True, csrf=True).post(f"/adjudication/{split.pk}/resolve/",
+                                                            form).status_code == 403
     assert Client().post(f"/adjudication/{split.pk}/resolve/", form).status_code == 302  # to the login page
     split.refresh_from_db()
     assert split.status == "open" and AdjudicationDecision.objects.count() == 0 and _gold(split) == []

@@ -68,7 +68,8 @@ def test_csv_values_a_database_cannot_hold_are_refused_at_their_line(tmp_path, l
 @pytest.mark.parametrize("record,message", [
     (GOOD_JSON.replace('"o"', '"\\ud800"'), r"r\.jsonl:2: output_text holds a lone surrogate '\\ud800'"),
     (GOOD_JSON.replace('"q"', '"a\\u0000b"'), r"r\.jsonl:2: input_text holds a NUL byte"),
-    (GOOD_JSON.replace('"score": 1', '"score": ' + "1" * 5000), r"r\.jsonl:2: broken JSON \(a number of 5,000 digits\)"),
+    (GOOD_JSON.replace('"score": 1', '"score": ' + "1" * 5000),
+     r"r\.jsonl:2: broken JSON \(a number of 5,000 digits\)"),
     (GOOD_JSON.replace('"score": 1', '"score": 1e999'), r"r\.jsonl:2: score inf is not a finite number"),
     ("[" * 100_000 + "]" * 100_000, r"r\.jsonl:2: JSON nested too deeply"),
     (GOOD_JSON.replace('"model": "m"', '"model": "m", "model": "other"'), r"r\.jsonl:2: key 'model' appears twice"),

@@ -58,10 +58,12 @@ def test_match_is_case_insensitive_and_unknown_names_become_other():
 
 def test_vague_and_duplicate_categories_are_dropped_and_lengths_trimmed():
     defs = [CategoryDef("Other", "x"), CategoryDef("General"), CategoryDef("Arithmetic slip", "d"),
-            CategoryDef("ARITHMETIC SLIP", "dup"), CategoryDef("A very long name with too many words", " ".join(["w"] * 40)),
+            CategoryDef("ARITHMETIC SLIP", "dup"), CategoryDef("A very long name with too many words",
+                                                               " ".join(["w"] * 40)),
             CategoryDef("Units/Conversions"), CategoryDef("Hard to Analyze")]
     kept = ind.clean_categories(defs, limit=10)
-    assert [c.name for c in kept] == ["Arithmetic slip", "A very long name with", "Units-Conversions", "Hard to Analyze"]
+    assert [c.name for c in kept] == ["Arithmetic slip", "A very long name with", "Units-Conversions",
+                                      "Hard to Analyze"]
     assert len(kept[1].description.split()) == ind.MAX_DESCRIPTION_WORDS
     assert len(ind.clean_categories(defs, limit=2)) == 2
 
@@ -120,7 +122,8 @@ class ScriptedLLM:
 def test_llm_inducer_generates_on_first_batch_updates_on_the_rest_reviews_then_classifies_by_50():
     titles = [(f"arith {i}", 1) for i in range(700)] + [(f"read {i}", 1) for i in range(500)]
     llm = ScriptedLLM([{"name": "Arithmetic", "description": "calc"}, {"name": "Reading", "description": "r"}],
-                      lambda t: "ARITHMETIC" if t.startswith("arith") else ("reading" if int(t.split()[1]) % 2 else "?"))
+                      lambda t: "ARITHMETIC" if t.startswith("arith")
+                      else ("reading" if int(t.split()[1]) % 2 else "?"))
     cats, assigned = ind.LLMInducer(llm).induce(titles, {}, limit=25, parent=None, seed=0)
     stages = Counter(s for s, _ in llm.calls)
     # 1,200 titles -> batches 500/500/200: 1 generate, 2 updates, 1 review; 1,200 / 50 = 24 classify calls
@@ -190,7 +193,8 @@ def test_recursion_splits_only_categories_with_more_than_five_distinct_titles_do
 # --- offline clustering -------------------------------------------------------------------------
 
 THEMES = {
-    "arithmetic": ["Arithmetic carry error", "Arithmetic sign error in subtraction", "Arithmetic slip in multiplication"],
+    "arithmetic": ["Arithmetic carry error", "Arithmetic sign error in subtraction",
+                   "Arithmetic slip in multiplication"],
     "brackets": ["Bracket closing order mistake", "Unclosed bracket in sequence", "Extra closing bracket"],
     "tracking": ["Lost track of object swaps", "Object swap tracking lost", "Swapped objects tracked wrongly"],
 }

@@ -186,7 +186,8 @@ def test_language_mismatch():
     assert finding.title == "Answer in the wrong language" and "de" in finding.summary
     assert oj.detect_language_mismatch(req("Der Hund ist nicht in dem Haus, und die Katze ist auf dem Dach.",
                                            reference)) is None
-    assert oj.detect_language_mismatch(req("Собака не в доме, а кошка на крыше с мышью.", reference)).summary.startswith(
+    assert oj.detect_language_mismatch(req("Собака не в доме, а кошка на крыше с мышью.",
+                                           reference)).summary.startswith(
         "The output is in CYRILLIC")
 
 

@@ -126,12 +126,14 @@ def test_parquet_text_columns_take_the_fast_path(tmp_path, monkeypatch):
     frame.to_parquet(path)
     expected = [astuple(row) for row in read_parquet_rows(path, None)]
     monkeypatch.setattr(table, "read_parquet_rows", lambda *_: pytest.fail("the row reader was used"))
-    assert fast_rows(path) == expected == [("d", "a", "m", "q1", "o1", 0.5, "r1"), ("d", "b", "m", "q2", "o2", 1.0, "r2")]
+    assert fast_rows(path) == expected == [("d", "a", "m", "q1", "o1", 0.5, "r1"), ("d", "b", "m", "q2", "o2", 1.0,
+                                                                                    "r2")]
 
 
 def test_parquet_bool_score_is_refused_with_its_row(tmp_path):
     frame = pd.DataFrame({
-        "example_id": ["a"], "model": ["m"], "input_text": ["q"], "output_text": ["o"], "score": [True], "dataset": ["d"],
+        "example_id": ["a"], "model": ["m"], "input_text": ["q"], "output_text": ["o"], "score": [True],
+                          "dataset": ["d"],
     })
     path = tmp_path / "bool.parquet"
     frame.to_parquet(path)

@@ -22,7 +22,8 @@ def test_failure_is_strictly_below_the_threshold():
     assert is_failure(0.49, 0.5) and not is_failure(0.5, 0.5)
 
 
-@pytest.mark.parametrize("n,ratio,expected", [(0, 0.1, 0), (1, 0.1, 1), (10, 0.1, 1), (11, 0.1, 2), (255, 0.1, 26), (7, 1.0, 7)])
+@pytest.mark.parametrize("n,ratio,expected",
+                         [(0, 0.1, 0), (1, 0.1, 1), (10, 0.1, 1), (11, 0.1, 2), (255, 0.1, 26), (7, 1.0, 7)])
 def test_sample_size_is_ceiling_of_ratio_and_at_least_one(n, ratio, expected):
     assert sample_size(n, ratio) == expected
 
@@ -44,4 +45,5 @@ def test_sampling_is_reproducible_and_independent_of_input_order():
 def test_adding_a_stratum_leaves_the_others_unchanged():
     base = {("d", "m1"): [str(i) for i in range(40)]}
     wider = {**base, ("d", "m0"): [str(i) for i in range(40)]}
-    assert stratified_sample(base, ratio=0.25, seed=1)[("d", "m1")] == stratified_sample(wider, ratio=0.25, seed=1)[("d", "m1")]
+    assert stratified_sample(base, ratio=0.25, seed=1)[("d", "m1")] == stratified_sample(wider, ratio=0.25,
+                                                                                         seed=1)[("d", "m1")]

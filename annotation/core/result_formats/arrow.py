@@ -119,7 +119,8 @@ def checked_columns(block: Any, default_dataset: str | None) -> ResultBatch:
 
     raw_score = block.column("score")
     if raw_score.null_count or not (
-        pa.types.is_string(raw_score.type) or pa.types.is_integer(raw_score.type) or pa.types.is_floating(raw_score.type)
+        pa.types.is_string(raw_score.type) or pa.types.is_integer(raw_score.type)
+        or pa.types.is_floating(raw_score.type)
     ):
         raise Unvouched("score")
     score = pc.cast(raw_score, pa.float64())  # ArrowInvalid on text that is not a number

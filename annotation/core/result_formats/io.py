@@ -254,10 +254,12 @@ def csv_header(path: Path, reader: Any, source: CsvSource, limits: InputLimits =
         raise InputError(str(path), 1, f"broken CSV header: {exc}") from None
     source.record_done()
     if len(header) > limits.max_columns:
-        raise InputError(str(path), 1, f"{len(header):,} columns (at most {limits.max_columns:,}; ERRORMAP_MAX_COLUMNS)")
+        raise InputError(str(path), 1,
+                         f"{len(header):,} columns (at most {limits.max_columns:,}; ERRORMAP_MAX_COLUMNS)")
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
-        raise InputError(str(path), 1, f"column(s) {', '.join(map(shown, repeated))} appear more than once in the header")
+        raise InputError(str(path), 1,
+                         f"column(s) {', '.join(map(shown, repeated))} appear more than once in the header")
     return header
 
 

@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from annotation.core.result_formats.io import (
     DEFAULT_LIMITS,
@@ -154,7 +155,11 @@ def read_wmt23_mqm(path: Path, dataset: str | None, limits: InputLimits = DEFAUL
         penalty = item["penalty"]
         penalty[rating.rater] = penalty.get(rating.rater, 0.0) + mqm_weight(rating.category, rating.severity)
     references = {seg: item["target"] for (system, seg), item in items.items() if system == WMT23_REFERENCE_SYSTEM}
-    for (system, segment), item in sorted(items.items(), key=lambda kv: (kv[0][0], int(kv[0][1]) if kv[0][1].isdigit() else kv[0][1])):
+    def order(kv: tuple[tuple[str, str], Any]) -> tuple[str, int | str]:  # by system, then segment number
+        (system, segment), _ = kv
+        return system, int(segment) if segment.isdigit() else segment
+
+    for (system, segment), item in sorted(items.items(), key=order):
         penalties = item["penalty"].values()
         yield ResultRow(
             dataset=dataset,

@@ -121,7 +121,8 @@ def read_csv_rows(path: Path, dataset: str | None, limits: InputLimits = DEFAULT
             if not fields:
                 continue  # a blank line
             more_or_fewer = "more" if len(fields) > width else "fewer"
-            raise InputError(str(path), line, f"{more_or_fewer} fields than the header has ({len(fields):,} vs {width})")
+            raise InputError(str(path), line,
+                             f"{more_or_fewer} fields than the header has ({len(fields):,} vs {width})")
         score = checked_score(path, line, fields[i_score])
         example_id, model = fields[i_example].strip(), fields[i_model].strip()
         if not example_id or not model:
@@ -130,7 +131,8 @@ def read_csv_rows(path: Path, dataset: str | None, limits: InputLimits = DEFAULT
         if not row_dataset:
             raise InputError(str(path), line, "no dataset: fill the 'dataset' column or pass --dataset")
         reference = fields[i_reference] if i_reference is not None else ""
-        yield checked_row(path, line, row_dataset, example_id, model, fields[i_input], fields[i_output], score, reference)
+        yield checked_row(path, line, row_dataset, example_id, model, fields[i_input], fields[i_output], score,
+                          reference)
 
 
 def read_jsonl_rows(path: Path, dataset: str | None, limits: InputLimits = DEFAULT_LIMITS) -> Iterator[ResultRow]:
@@ -151,7 +153,8 @@ def parquet_file(path: Path, limits: InputLimits = DEFAULT_LIMITS) -> tuple[Any,
         raise InputError(str(path), None, f"not a readable Parquet file ({exc})") from None
     columns = parquet.schema_arrow.names
     if len(columns) > limits.max_columns:
-        raise InputError(str(path), None, f"{len(columns):,} columns (at most {limits.max_columns:,}; ERRORMAP_MAX_COLUMNS)")
+        raise InputError(str(path), None,
+                         f"{len(columns):,} columns (at most {limits.max_columns:,}; ERRORMAP_MAX_COLUMNS)")
     metadata = parquet.metadata
     expanded = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
     if expanded > limits.max_decompressed_bytes:

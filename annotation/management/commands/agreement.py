@@ -20,7 +20,8 @@ class Command(ErrorMapCommand):
         parser.add_argument("--source", action="append", default=[],
                             help="label source(s) to compare (default human; repeatable)")
         parser.add_argument("--annotator", action="append", default=[], help="repeatable")
-        parser.add_argument("--taxonomy", help="NAME[@VERSION] (default: the version with the most matching labels; printed)")
+        parser.add_argument("--taxonomy",
+                            help="NAME[@VERSION] (default: the version with the most matching labels; printed)")
         parser.add_argument("--depth", type=int, help="cut category paths to this depth first")
         parser.add_argument("--reps", type=int, default=1000, help="bootstrap resamples (default 1000)")
         parser.add_argument("--seed", type=int, default=0)

@@ -10,7 +10,8 @@ from server.commands import ErrorMapCommand
 
 
 class Command(ErrorMapCommand):
-    help = "Import labels: columns dataset, example_id, model, annotator, category [, source, title, summary, confidence, note]."
+    help = ("Import labels: columns dataset, example_id, model, annotator, category "
+            "[, source, title, summary, confidence, note].")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path)

@@ -30,6 +30,7 @@ def summary_text(r: dict[str, Any]) -> str:
     ci = r["difference"]["ci95"] or [None, None]
     verdict = ("ACCEPTED: it is now the judge's default for this taxonomy" if r["accepted"]
                else "rejected: the interval of the difference does not exclude 0 (or the candidate is not better)")
-    return "\n".join([f"{r['taxonomy']}, judge {r['judge']}, {r['folds']} held-out folds over {r['n_items']} gold items",
+    return "\n".join([(f"{r['taxonomy']}, judge {r['judge']}, {r['folds']} held-out folds over {r['n_items']} "
+                       "gold items"),
                       line("current"), line("candidate"),
                       f"  difference in kappa {fmt(r['difference']['kappa'])} [{fmt(ci[0])}, {fmt(ci[1])}]: {verdict}"])

@@ -29,10 +29,12 @@ class Command(ErrorMapCommand):
                             help="judge, human (all annotators pooled) or gold")
         parser.add_argument("--taxonomy", default=None, help="NAME or NAME@N (default: the one with most labels)")
         parser.add_argument("--depth", type=int, default=1)
-        parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="test which categories differ between A and B")
+        parser.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                            help="test which categories differ between A and B")
         parser.add_argument("--correct-with", choices=["gold"], default=None,
                             help="with --source judge: correct each share for the judge's errors using the gold "
-                                 "subset (prediction-powered inference), shown beside the raw judge and gold-only shares")
+                                 "subset (prediction-powered inference), shown beside the raw judge and gold-only "
+                                 "shares")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(self, *args: Any, **o: Any) -> None:
@@ -49,8 +51,8 @@ class Command(ErrorMapCommand):
             if o["json"]:
                 self.stdout.write(json.dumps(comparison_to_dict(comparison), indent=2))
                 return
-            self.stdout.write(f"{comparison.group_a} (n={comparison.n_a}) vs {comparison.group_b} (n={comparison.n_b}); "
-                              f"{comparison.method}")
+            self.stdout.write(f"{comparison.group_a} (n={comparison.n_a}) vs {comparison.group_b} "
+                              f"(n={comparison.n_b}); {comparison.method}")
             if comparison.omnibus_p is not None:
                 self.stdout.write(f"omnibus chi-square = {comparison.omnibus_chi2:.2f}, df = {comparison.omnibus_df}, "
                                   f"p = {comparison.omnibus_p:.3g}")
@@ -81,7 +83,8 @@ class Command(ErrorMapCommand):
         if as_json:
             self.stdout.write(json.dumps(data, indent=2))
             return
-        self.stdout.write(f"{data['taxonomy_version']}, judge corrected with gold, by {data['by']}, depth {data['depth']}")
+        self.stdout.write(f"{data['taxonomy_version']}, judge corrected with gold, by {data['by']}, "
+                          f"depth {data['depth']}")
         self.stdout.write(f"corrected: {data['interval_method']['corrected']}")
         for signature in data["signatures"]:
             self.stdout.write(f"\n{signature['group']}  ({signature['n_judged']} judged errors, {signature['n_gold']} "

@@ -1,5 +1,6 @@
-"""Timing shared by the benchmarks: one child process's wall time, CPU time and peak memory, runs of
-several contenders alternated so a drifting machine hits them alike, and their medians."""
+"""Timing shared by the benchmarks: one child process's wall time, CPU time and peak memory, or one call
+in this process (a page request), runs of several contenders alternated so a drifting machine hits them
+alike, their medians and paired ratios."""
 from __future__ import annotations
 
 import os
@@ -37,6 +38,16 @@ def run_child(args: list[str], *, env: Mapping[str, str] | None = None, capture:
     if status != 0:
         raise SystemExit(f"{' '.join(args[:2])} failed with status {status}")
     return Run(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, output)
+
+
+def run_in_process(call: Callable[[], object], *, before: Callable[[], object] | None = None) -> Run:
+    """Time one call in this process (wall and CPU seconds); `before` runs first, untimed (clearing a
+    cache, say)."""
+    if before is not None:
+        before()
+    start, start_cpu = time.perf_counter(), time.process_time()
+    call()
+    return Run(time.perf_counter() - start, time.process_time() - start_cpu)
 
 
 def alternated(contenders: Mapping[str, Callable[[], Run]], repeats: int) -> dict[str, list[Run]]:

@@ -18,6 +18,7 @@ from annotation.selectors import (
     failure_labels,
     filter_choices,
     label_values,
+    shared_label_reads,
 )
 from taxonomy.charts import heatmap_grid, learning_curve, share_bars
 from taxonomy.core.signatures import TreeNode
@@ -66,7 +67,13 @@ def _query(params) -> dict[str, Any]:
     }
 
 
-def signatures_context(params) -> dict[str, Any]:
+def signatures_context(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Failure signatures and, with gold, their corrected form: both read the judge's labels once."""
+    with shared_label_reads():
+        return _signatures_context(params)
+
+
+def _signatures_context(params: Mapping[str, Any]) -> dict[str, Any]:
     q = _query(params)
     context = {"q": q, **_choices()}
     try:

@@ -20,6 +20,7 @@ from annotation.selectors import (
     cached_by_labels,
     default_version,
     label_values,
+    shared_read,
 )
 from taxonomy.core.paths import at_depth
 from taxonomy.core.prediction_powered import (
@@ -131,10 +132,13 @@ def pick_version(label_filter: LabelFilter, taxonomy: str | TaxonomyVersion | No
 def _columns(label_filter: LabelFilter, version: TaxonomyVersion) -> dict[str, np.ndarray[Any, Any]]:
     """Label columns as integer arrays (model, dataset, item, annotator, category ids)."""
     # Read through the mapping: on a derived version, the earlier version's labels count as mapped.
-    rows = label_values(label_filter, version, "prediction__model_id", "prediction__example__dataset_id",
-                        "prediction_id", "annotator_id", "category_id")
-    array = np.array(rows, dtype=np.int64).reshape(-1, 5)
-    return {name: array[:, i] for i, name in enumerate(("model", "dataset", "item", "annotator", "category"))}
+    # Inside shared_label_reads (the signatures page) read once for the signatures and their corrected form.
+    def read() -> dict[str, np.ndarray[Any, Any]]:
+        rows = label_values(label_filter, version, "prediction__model_id", "prediction__example__dataset_id",
+                            "prediction_id", "annotator_id", "category_id")
+        array = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        return {name: array[:, i] for i, name in enumerate(("model", "dataset", "item", "annotator", "category"))}
+    return shared_read(("signature columns", version.pk, replace(label_filter, taxonomy=None)), read)
 
 
 def _ancestor_ids(version: TaxonomyVersion, depth: int | None) -> tuple[dict[int, int], dict[int, str]]:

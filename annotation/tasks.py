@@ -26,7 +26,9 @@ from annotation.services.labelstudio.sync import (
 
 def report_fields(report: Any) -> dict[str, Any]:
     """A stage report as plain data (what a task returns when its result is kept)."""
-    return dataclasses.asdict(report) if dataclasses.is_dataclass(report) else {"report": report}
+    if dataclasses.is_dataclass(report) and not isinstance(report, type):
+        return dataclasses.asdict(report)
+    return {"report": report}
 
 
 # How long a queued read-back keeps later deliveries of its project out of the queue, at most (its

@@ -4,6 +4,9 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
+
+T = TypeVar("T", bound=Hashable)  # a stratum member: an example id
 
 
 def sample_size(n: int, ratio: float) -> int:
@@ -16,14 +19,14 @@ def sample_size(n: int, ratio: float) -> int:
 
 
 def stratified_sample(
-    strata: Mapping[tuple[str, str], Sequence[Hashable]], *, ratio: float, seed: int
-) -> dict[tuple[str, str], list[Hashable]]:
+    strata: Mapping[tuple[str, str], Sequence[T]], *, ratio: float, seed: int
+) -> dict[tuple[str, str], list[T]]:
     """Sample each stratum independently with a generator seeded by (seed, stratum).
 
     Keys are sorted first, so the result depends only on the keys, the ratio and the seed,
     never on database order; adding a new stratum does not change the others' samples.
     """
-    sampled: dict[tuple[str, str], list[Hashable]] = {}
+    sampled: dict[tuple[str, str], list[T]] = {}
     for stratum in sorted(strata):
         keys = sorted(strata[stratum], key=str)
         rng = random.Random(f"{seed}|{stratum[0]}|{stratum[1]}")

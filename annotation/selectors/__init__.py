@@ -173,7 +173,7 @@ def _rows_through_mapping(label_filter: LabelFilter, version: TaxonomyVersion,
     for row in _rows_through_mapping(label_filter, previous, extra):
         if row[:3] not in have:
             earlier.setdefault(row[:3], []).append(row)
-    carried = []
+    carried: list[tuple[Any, ...]] = []
     for group in earlier.values():
         if any(len(targets.get(row[3], [])) > 1 for row in group):
             continue  # split: which side is unknown until someone labels it again
@@ -464,7 +464,7 @@ def labelstudio_progress() -> list[ProjectProgress]:
                 labelstudio_id=project.labelstudio_id,
                 title=project.title,
                 mode=project.mode,
-                work_set=project.work_set.name if project.work_set_id else "",
+                work_set=project.work_set.name if project.work_set is not None else "",
                 taxonomy_version=str(project.taxonomy_version),
                 overlap=project.overlap,
                 tasks=tasks.count(),

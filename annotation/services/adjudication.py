@@ -32,8 +32,9 @@ from annotation.services.labels import (
     replace_label_sets,
 )
 from annotation.services.runs import stage_run
+from taxonomy.core.paths import join_path, split_path
 from taxonomy.models import Category, TaxonomyVersion
-from taxonomy.services.versions import category_index, join_path, resolve_version, split_path
+from taxonomy.services.versions import category_index, resolve_version
 
 AUTO_GOLD_ANNOTATOR = "auto-gold"
 IDS_PER_QUERY = 900  # ids in one IN list or one bulk insert (SQLite caps a statement's parameters)

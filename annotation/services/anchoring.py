@@ -31,10 +31,10 @@ def _sets(version: TaxonomyVersion, source: str, prediction_ids: list[int]) -> d
 def mixed_projects(work_set: str, taxonomy: str | None = None) -> list[LabelStudioProject]:
     """The work set's mixed projects (under one taxonomy version), or a clear error."""
     ws = work_set_named(work_set)
-    projects = LabelStudioProject.objects.filter(work_set=ws, mode=MIXED).select_related("taxonomy_version__taxonomy")
+    found = LabelStudioProject.objects.filter(work_set=ws, mode=MIXED).select_related("taxonomy_version__taxonomy")
     if taxonomy:
-        projects = projects.filter(taxonomy_version=resolve_version(taxonomy))
-    projects = list(projects.order_by("pk"))
+        found = found.filter(taxonomy_version=resolve_version(taxonomy))
+    projects = list(found.order_by("pk"))
     if not projects:
         raise ErrorMapError(f"work set {work_set!r} has no mixed Label Studio project"
                             f"{' under ' + taxonomy if taxonomy else ''}: push it with --mode mixed first")

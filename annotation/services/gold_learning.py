@@ -60,7 +60,7 @@ def load_gold_set(version: TaxonomyVersion) -> GoldSet:
             text=gold_words(title, summary, rationale, category.name, a_title or "", a_summary or ""),
         ))
         content[pid] = content_key
-    representative = {}
+    representative: dict[str, int] = {}
     for pid in sorted(by_item):
         representative.setdefault(content[pid], pid)
     requests = {r.content_key: r for r in build_requests(list(representative), representative, k_correct=1)}

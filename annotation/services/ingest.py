@@ -232,7 +232,7 @@ class _BatchWriter:
     ) -> None:
         # An example created in this batch has no predictions yet: only older ones need a look-up.
         example_ids = sorted({example_pk for example_pk, _ in keyed} - new_example_pks)
-        existing: dict[tuple[int, int], tuple[int, str]] = {}
+        existing: dict[tuple[int, int], tuple[int, str, float]] = {}
         with bulk_cursor() as cursor:
             for part in batches(example_ids, 900):
                 marks = ",".join(["%s"] * len(part))

@@ -65,7 +65,7 @@ class LabelWriteReport:
                                 self.deleted + other.deleted, self.unchanged + other.unchanged)
 
 
-def get_annotator(name: str, *, kind: str = Annotator.Kind.HUMAN, **fields) -> Annotator:
+def get_annotator(name: str, *, kind: str = Annotator.Kind.HUMAN, **fields: Any) -> Annotator:
     """The annotator of that name, created on first use."""
     annotator, _ = Annotator.objects.get_or_create(name=name, defaults={"kind": kind, **fields})
     return annotator
@@ -84,7 +84,9 @@ def replace_label_sets(label_sets: Iterable[LabelSet], *, batch_size: int = 500)
     created = updated = deleted = unchanged = 0
     sets = list({s.key: s for s in label_sets}.values())  # the last set given for a key wins
     table = connection.ops.quote_name(Label._meta.db_table)
-    columns = [Label._meta.get_field(name).column for name in (*_KEY_FIELDS, *LABEL_DETAIL_FIELDS)]
+    column_of = {name: field.column for field in Label._meta.concrete_fields if field.column is not None
+                 for name in (field.name, field.attname)}  # a foreign key by its name or its attname
+    columns = [column_of[name] for name in (*_KEY_FIELDS, *LABEL_DETAIL_FIELDS)]
     assignments = ", ".join(f"{column} = %s" for column in columns[len(_KEY_FIELDS):])
     # Adapted once: the driver would otherwise format the same timestamp for every row.
     now = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -99,7 +101,9 @@ def replace_label_sets(label_sets: Iterable[LabelSet], *, batch_size: int = 500)
             for pk, prediction_id, version_id, source, annotator_id, category_id, *details in rows:
                 existing.setdefault((prediction_id, version_id, source, annotator_id), {})[category_id] = (
                     pk, tuple(details))
-            to_create, to_update, to_delete = [], [], []
+            to_create: list[tuple[Any, ...]] = []
+            to_update: list[tuple[Any, ...]] = []
+            to_delete: list[int] = []
             for label_set in batch:
                 current = existing.get(label_set.key, {})
                 wanted = {entry.category_id: entry for entry in label_set.entries}

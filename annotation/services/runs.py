@@ -88,17 +88,18 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class _Progress(tqdm):
+class _Progress(tqdm):  # type: ignore[misc]  # tqdm ships no type information (stub gap)
     """tqdm that keeps the current stage run's heartbeat while items flow."""
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         for item in super().__iter__():
             heartbeat()
             yield item
 
     def update(self, n: float | None = 1) -> bool | None:
         heartbeat()
-        return super().update(n)
+        shown: bool | None = super().update(n)
+        return shown
 
 
 def progress(items: Iterable[T] | None, *, total: int | None = None, desc: str, unit: str = "it") -> tqdm:

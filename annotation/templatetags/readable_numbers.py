@@ -8,6 +8,7 @@ with a floor. Pages put the full value in a title= beside the short one.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from django import template
 
@@ -16,7 +17,7 @@ register = template.Library()
 MISSING = "n/a"
 
 
-def _number(value) -> float | None:
+def _number(value: Any) -> float | None:
     if value is None or value == "" or isinstance(value, bool):
         return None
     try:
@@ -27,7 +28,7 @@ def _number(value) -> float | None:
 
 
 @register.filter
-def count(value) -> str:
+def count(value: Any) -> str:
     """A count: 52 -> '52', 52.0 -> '52', 1234 -> '1,234'; a weighted count keeps one decimal
     (12.5), or two significant digits under 1 (0.33)."""
     number = _number(value)
@@ -41,7 +42,7 @@ def count(value) -> str:
 
 
 @register.filter
-def percent(value) -> str:
+def percent(value: Any) -> str:
     """A share (0..1) as a percentage with 2-3 significant digits: 0.4567 -> '46%', 0.034 -> '3.4%',
     0.0012 -> '0.12%', 0 -> '0%', 1 -> '100%'."""
     number = _number(value)
@@ -58,7 +59,7 @@ def percent(value) -> str:
 
 
 @register.filter
-def points(value) -> str:
+def points(value: Any) -> str:
     """A difference of two shares in percentage points, signed: 0.032 -> '+3.2 pp', -0.25 -> '-25 pp'."""
     number = _number(value)
     if number is None:
@@ -68,7 +69,7 @@ def points(value) -> str:
 
 
 @register.filter
-def significant(value, digits: int = 3) -> str:
+def significant(value: Any, digits: int = 3) -> str:
     """A statistic to `digits` significant digits, never in exponent form: 0.62345 -> '0.623',
     -0.051234 -> '-0.0512', 12.345 -> '12.3', 1234.5 -> '1,235'."""
     number = _number(value)
@@ -83,7 +84,7 @@ def significant(value, digits: int = 3) -> str:
 
 
 @register.filter
-def pvalue(value) -> str:
+def pvalue(value: Any) -> str:
     """A p-value: two significant digits, '< 0.001' below that."""
     number = _number(value)
     if number is None:
@@ -94,7 +95,7 @@ def pvalue(value) -> str:
 
 
 @register.filter
-def readable(value) -> str:
+def readable(value: Any) -> str:
     """Any value of a run's counts: an int as a count, a float to 3 significant digits, the rest as is."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "" if value is None else str(value)
@@ -102,7 +103,7 @@ def readable(value) -> str:
 
 
 @register.filter
-def full(value) -> str:
+def full(value: Any) -> str:
     """The full value for a title= (what a short form rounds): repr of a float, else the value."""
     number = _number(value)
     if number is None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from taxonomy.core.signatures import Heatmap
 
 LABEL_WIDTH = 260
 BAR_AREA = 360
@@ -53,7 +56,7 @@ COLUMN_LABEL_ANGLE = 55
 CHAR_WIDTH = 6.6
 
 
-def heatmap_grid(grid, *, max_rows: int = 60, max_columns: int = 30) -> dict[str, Any]:
+def heatmap_grid(grid: Heatmap, *, max_rows: int = 60, max_columns: int = 30) -> dict[str, Any]:
     """Cells of a groups x categories heatmap (core.signatures.Heatmap), largest categories first."""
     cell_w, cell_h, left = 34, 20, 230
     columns = list(grid.categories)[:max_columns]
@@ -97,14 +100,15 @@ def learning_curve(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     span_x = max(len(xs) - 1, 1)
     lows = [p["ci95"][0] for p in points if p.get("ci95")] + [p["kappa"] for p in points if p["kappa"] is not None]
     highs = [p["ci95"][1] for p in points if p.get("ci95")] + [p["kappa"] for p in points if p["kappa"] is not None]
-    y_min, y_max = min(lows + [0.0]), max(highs + [0.1])
+    y_min: float = min(lows + [0.0])
+    y_max: float = max(highs + [0.1])
     inner_w, inner_h = CURVE_WIDTH - 2 * CURVE_MARGIN, CURVE_HEIGHT - 2 * CURVE_MARGIN
 
     def x(i: int) -> float:
         return round(CURVE_MARGIN + inner_w * i / span_x, 2)
 
     def y(v: float) -> float:
-        return round(CURVE_MARGIN + inner_h * (y_max - v) / ((y_max - y_min) or 1), 2)
+        return round(CURVE_MARGIN + inner_h * (y_max - v) / ((y_max - y_min) or 1.0), 2)
 
     marks = [{"x": x(i), "y": y(p["kappa"]), "lo": y(p["ci95"][0]) if p.get("ci95") else None,
               "hi": y(p["ci95"][1]) if p.get("ci95") else None, "n": p["n_gold"], "kappa": p["kappa"]}
@@ -122,7 +126,7 @@ def _ticks(low: float, high: float) -> list[float]:
     return [v for v in values if low - 1e-9 <= v <= high + 1e-9]
 
 
-def learning_curve_png(points: Sequence[dict[str, Any]], path, *, title: str) -> None:
+def learning_curve_png(points: Sequence[dict[str, Any]], path: Path, *, title: str) -> None:
     """The learning curve as a PNG file (Pillow): kappa with 95% interval whiskers against n gold labels."""
     from PIL import Image, ImageDraw
 

@@ -38,12 +38,12 @@ from taxonomy.services.versions import resolve_version
 EXAMPLES_PER_PAGE = 20
 
 
-def _int(value, default: int, low: int = 1, high: int = 10) -> int:
+def _int(value: Any, default: int, low: int = 1, high: int = 10) -> int:
     number = query_number(value, int)
     return default if number is None else min(max(int(number), low), high)
 
 
-def _float(value, default: float) -> float:
+def _float(value: Any, default: float) -> float:
     number = query_number(value, float)
     return float(number) if number is not None and 0 <= number <= 1 else default
 
@@ -52,7 +52,7 @@ def _choices() -> dict[str, Any]:
     return {**filter_choices(), "sources": SOURCES}
 
 
-def _query(params) -> dict[str, Any]:
+def _query(params: Mapping[str, Any]) -> dict[str, Any]:
     source = params.get("source") if params.get("source") in SOURCES else Label.Source.JUDGE
     return {
         "taxonomy": params.get("taxonomy") or None,
@@ -111,7 +111,7 @@ def prune(node: TreeNode, *, depth: int, min_share: float) -> TreeNode:
     return replace(node, children=children)
 
 
-def atlas_context(params) -> dict[str, Any]:
+def atlas_context(params: Mapping[str, Any]) -> dict[str, Any]:
     q = _query(params)
     q["depth"] = _int(params.get("depth"), 3)
     context = {"q": q, **_choices()}
@@ -165,8 +165,9 @@ def atlas_examples_context(params: Mapping[str, Any]) -> dict[str, Any]:
 def atlas_versions_context(params: Mapping[str, Any]) -> dict[str, Any]:
     """Two taxonomy versions side by side, with the mapping between them."""
     q = _query(params)
-    context = {"q": q, **_choices(), "left_spec": params.get("left", ""), "right_spec": params.get("right", "")}
-    sides = []
+    context: dict[str, Any] = {"q": q, **_choices(), "left_spec": params.get("left", ""),
+                               "right_spec": params.get("right", "")}
+    sides: list[dict[str, Any]] = []
     for key in ("left", "right"):
         spec = params.get(key)
         if not spec:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from annotation.core.planning import Candidate, CategoryNeed, Pick, PlanSettings, plan
 from annotation.errors import ErrorMapError
@@ -73,7 +74,7 @@ def _version(ws: WorkSet, taxonomy: str | None) -> TaxonomyVersion:
     return TaxonomyVersion.objects.select_related("taxonomy").get(pk=ids[0])
 
 
-def _sets(labels) -> dict[int, dict[str, frozenset[str]]]:
+def _sets(labels: QuerySet[Label]) -> dict[int, dict[str, frozenset[str]]]:
     grouped: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for prediction_id, annotator, path in labels.values_list("prediction_id", "annotator__name",
                                                               "category__path").iterator(chunk_size=10_000):
@@ -101,7 +102,8 @@ def plan_annotation(*, work_set: str, budget: int, taxonomy: str | None = None, 
         confidence: dict[int, float] = {}
         for prediction_id, value in (judge_labels.filter(prediction_id__in=members, confidence__isnull=False)
                                      .values_list("prediction_id", "confidence")):
-            confidence[prediction_id] = min(value, confidence.get(prediction_id, value))
+            if value is not None:  # (the filter leaves none)
+                confidence[prediction_id] = min(value, confidence.get(prediction_id, value))
         pending = set(LabelStudioTask.objects.filter(project__taxonomy_version=version, prediction_id__in=members)
                       .exclude(project__mode=LabelStudioProject.Mode.ADJUDICATION)
                       .values_list("prediction_id", flat=True))

@@ -26,7 +26,7 @@ class ReportFiles:
     skipped: list[str] = field(default_factory=list)
 
 
-def _params(**values) -> QueryDict:
+def _params(**values: Any) -> QueryDict:
     query = QueryDict(mutable=True)
     for key, value in values.items():
         if value not in (None, ""):

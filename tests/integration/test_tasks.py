@@ -197,21 +197,28 @@ CONCURRENCY = 4
 OPEN_FOR = 80  # answered before the judge holds every request: one batch of 64 committed, then the kill
 
 
-def test_a_worker_killed_mid_analyze_leaves_the_task_to_another_that_finishes_it_exactly(
-    broker, workers, tmp_path
-):
+def failures_to_analyze(tmp_path: Path) -> None:
+    """N_ITEMS failing predictions, each its own content, all in the work set `everything`."""
     results = tmp_path / "results.csv"
     write_arithmetic_results(results, N_ITEMS)
     ingest_results(paths=[results])
     sample_failures(ratio=1, name="everything")
+
+
+def worker_judge_env(server: FakeOpenAIServer, **extra: str) -> dict[str, str]:
+    """A worker's judge: the local chat-completions server, CONCURRENCY requests at a time."""
+    return {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "test-key",
+            "ERRORMAP_JUDGE_CONCURRENCY": str(CONCURRENCY), "ERRORMAP_JUDGE_TIMEOUT": "60", **extra}
+
+def test_a_worker_killed_mid_analyze_leaves_the_task_to_another_that_finishes_it_exactly(
+    broker, workers, tmp_path
+):
+    failures_to_analyze(tmp_path)
     responder = HeldAfter(OPEN_FOR, delay=0.01)
     with FakeOpenAIServer(responder=responder) as server:
-        judge_env = {
-            "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "test-key",
-            "ERRORMAP_JUDGE_CONCURRENCY": str(CONCURRENCY), "ERRORMAP_JUDGE_TIMEOUT": "60",
-            # a task whose worker is gone is handed out again after 10 s
-            "ERRORMAP_TASK_VISIBILITY_TIMEOUT": "10", "ERRORMAP_TASK_RESTORE_INTERVAL": "1",
-        }
+        # a task whose worker is gone is handed out again after 10 s
+        judge_env = worker_judge_env(server, ERRORMAP_TASK_VISIBILITY_TIMEOUT="10",
+                                     ERRORMAP_TASK_RESTORE_INTERVAL="1")
         analyze_task.delay(work_set="everything", judge="openai", model="fake-judge")
         first = workers("first", **judge_env)
         wait_until(lambda: server.count == OPEN_FOR + CONCURRENCY, "the judge's slots filled up", first)
@@ -262,16 +269,10 @@ def test_a_pool_process_killed_mid_analyze_is_redelivered_and_finished_with_noth
     acks_late and reject_on_worker_lost the main process requeues the task at once (the broker's
     visibility timeout stays at its 6 hours default, so waiting for it would fail this test), a new
     pool child runs it, and the analyses committed before the kill stay exactly as they were."""
-    results = tmp_path / "results.csv"
-    write_arithmetic_results(results, N_ITEMS)
-    ingest_results(paths=[results])
-    sample_failures(ratio=1, name="everything")
+    failures_to_analyze(tmp_path)
     responder = HeldAfter(OPEN_FOR, delay=0.01)
     with FakeOpenAIServer(responder=responder) as server:
-        judge_env = {
-            "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "test-key",
-            "ERRORMAP_JUDGE_CONCURRENCY": str(CONCURRENCY), "ERRORMAP_JUDGE_TIMEOUT": "60",
-        }
+        judge_env = worker_judge_env(server)
         analyze_task.delay(work_set="everything", judge="openai", model="fake-judge")
         worker = workers("pool", **judge_env)
         wait_until(lambda: server.count == OPEN_FOR + CONCURRENCY, "the judge's slots filled up", worker)

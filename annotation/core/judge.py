@@ -104,6 +104,16 @@ class JudgeBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class PipelinedBackend(Protocol):
+    """A backend that can start a batch's requests in the background and collect them later, so the
+    next batch is in flight while the last one is stored."""
+
+    def start_analysis(self, requests: list[AnalysisRequest]) -> Any: ...
+
+    def finish_analysis(self, pending: Any) -> list[AnalysisResult]: ...
+
+
 class ResponseStore(Protocol):
     """Where a backend keeps answers it paid for, keyed by a hash of everything that shapes them."""
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from annotation.core.crossfit import text_key
@@ -15,6 +17,7 @@ from annotation.core.judge import (
     AnalysisResult,
     JudgeBackend,
     JudgeError,
+    PipelinedBackend,
     Usage,
     stable_hash,
 )
@@ -108,7 +111,7 @@ def get_judge_backend(
     raise ErrorMapError(f"unknown judge {judge!r}: choose one of {', '.join(JUDGES)}")
 
 
-def json_completion(backend: JudgeBackend):
+def json_completion(backend: JudgeBackend) -> Callable[[str, list[dict[str, str]], dict[str, Any]], Any]:
     """(stage, messages, schema) -> JSON answer, on the backend's complete_json (retries, cache)."""
 
     def complete(stage: str, messages: list[dict[str, str]], schema: dict[str, Any]) -> Any:
@@ -247,7 +250,7 @@ def resolve_work_set(work_set: WorkSet | str | None) -> WorkSet | None:
     return WorkSet.objects.order_by("-created_at", "-id").first()
 
 
-def failures_in_scope(work_set: WorkSet | None):
+def failures_in_scope(work_set: WorkSet | None) -> QuerySet[Prediction]:
     """The failures a stage works on: the work set's, or every failure when there is no work set."""
     if work_set is None:
         return Prediction.objects.filter(is_failure=True)
@@ -346,21 +349,21 @@ def analyze_failures(
 
         # A backend that can ask in the background gets the next batch started before this one is
         # stored, so its requests never wait for the database (at most two batches in flight).
-        pipelined = hasattr(backend, "start_analysis")
+        pipeline = backend if isinstance(backend, PipelinedBackend) else None
         waiting = None
         try:
             for start in range(0, len(todo), size):
                 chunk = todo[start : start + size]
                 requests = build_requests(chunk, representative, k_correct)
-                if not pipelined:
+                if pipeline is None:
                     store(chunk, backend.analyze(requests))
                     continue
-                started = (chunk, backend.start_analysis(requests))
+                started = (chunk, pipeline.start_analysis(requests))
                 if waiting is not None:
-                    store(waiting[0], backend.finish_analysis(waiting[1]))
+                    store(waiting[0], pipeline.finish_analysis(waiting[1]))
                 waiting = started
-            if waiting is not None:
-                store(waiting[0], backend.finish_analysis(waiting[1]))
+            if waiting is not None and pipeline is not None:
+                store(waiting[0], pipeline.finish_analysis(waiting[1]))
         except JudgeError as exc:
             raise ErrorMapError(f"analyze stopped: {exc}") from exc
         finally:
@@ -479,7 +482,7 @@ def _store_results(
 
 
 def analyses_for_predictions(
-    predictions, *, judge: str = "offline", model: str = "", status: str = "ok"
+    predictions: QuerySet[Prediction], *, judge: str = "offline", model: str = "", status: str = "ok"
 ) -> dict[int, Analysis]:
     """prediction id -> its latest analysis by this judge (backend name and model), for later stages."""
     pairs = list(predictions.values_list("id", "content_key"))

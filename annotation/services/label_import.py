@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from annotation.core.label_formats import LabelBatch, read_label_batches
 from annotation.errors import ErrorMapError, InputError
@@ -179,7 +180,7 @@ def match_predictions_sql() -> str:
     )
 
 
-def _match_predictions(cursor, path: Path) -> None:
+def _match_predictions(cursor: CursorWrapper, path: Path) -> None:
     """Give each staged row its prediction's id; the first row with no prediction is an InputError at
     its line."""
     # The staging table is new: without statistics the planner guesses its size and spread.
@@ -282,13 +283,14 @@ def _version_for(
 
 
 def _annotator(name: str, source: str) -> Annotator:
-    kind = {Label.Source.JUDGE: Annotator.Kind.JUDGE,
-            Label.Source.GOLD: Annotator.Kind.ADJUDICATOR}.get(source, Annotator.Kind.HUMAN)
+    kinds: dict[str, str] = {Label.Source.JUDGE: Annotator.Kind.JUDGE, Label.Source.GOLD: Annotator.Kind.ADJUDICATOR}
+    kind = kinds.get(source, Annotator.Kind.HUMAN)
     return get_annotator(name, kind=kind)
 
 
 def _gold_set_chunks(
-    cursor, version_id: int, category_ids: dict[str, int], annotator_ids: dict[str, int], external_id: str
+    cursor: CursorWrapper, version_id: int, category_ids: dict[str, int], annotator_ids: dict[str, int],
+    external_id: str
 ) -> Iterator[list[LabelSet]]:
     """The staged gold rows as label sets, a chunk of whole items at a time, in item order (keyset pages
     on prediction id: no cursor stays open while the chunk is written). Repeats are already folded."""

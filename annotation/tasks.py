@@ -31,10 +31,11 @@ def report_fields(report: Any) -> dict[str, Any]:
     return {"report": report}
 
 
-# How long a queued read-back keeps later deliveries of its project out of the queue, at most (its
-# task clears the mark when it starts), and how long unread ids are kept in Redis.
-PENDING_SECONDS = 600
-PENDING_IDS_SECONDS = 86_400
+# How long a project's mark (a read-back queued or reading) keeps later deliveries out of the queue
+# without being renewed: the reader renews it at each read, so only a reader that died lets it lapse.
+PENDING_SECONDS = 300
+PENDING_IDS_SECONDS = 86_400  # how long unread ids are kept in Redis
+READS_PER_TASK = 20  # then the project is handed to a fresh task, so no task runs without end
 
 
 # One Redis command each (a script runs atomically): a pipeline object costs the view more CPU to
@@ -51,18 +52,22 @@ if redis.call('SET', KEYS[3], 1, 'NX', 'EX', ARGV[2]) then return 1 end
 return 0
 """
 _TAKE_IDS = """
-redis.call('DEL', KEYS[3])
 local annotations = redis.call('SMEMBERS', KEYS[1])
 local tasks = redis.call('SMEMBERS', KEYS[2])
+if #annotations == 0 and #tasks == 0 then
+  redis.call('DEL', KEYS[3])
+  return {{}, {}}
+end
 redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SET', KEYS[3], 1, 'EX', ARGV[1])
 return {annotations, tasks}
 """
 
 
 class _PendingWebhookIds:
     """Ids named by deliveries that no worker has read back yet, per Label Studio project, in Redis,
-    and a mark while a read-back of the project waits in the queue: a burst of deliveries becomes one
-    task that reads all their tasks from Label Studio at once."""
+    and a mark while a read-back of the project is queued or reading: deliveries meanwhile only add
+    their ids, and the one reader of the project reads them all in its next Label Studio export."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -82,9 +87,10 @@ class _PendingWebhookIds:
         self.client.delete(self._keys(project_id)[2])
 
     def take(self, project_id: int | None) -> tuple[set[int], set[int]]:
-        """Clear the mark and take every pending id of the project in one step: each id is taken
-        once, and ids added from now on queue a new read-back."""
-        annotations, tasks = _script(self.client, _TAKE_IDS)(keys=self._keys(project_id), args=[], client=self.client)
+        """Take every pending id of the project in one step (each id is taken once), renewing the
+        mark; with none left, clear the mark instead, so the next delivery queues a new read-back."""
+        annotations, tasks = _script(self.client, _TAKE_IDS)(
+            keys=self._keys(project_id), args=[PENDING_SECONDS], client=self.client)
         return {int(i) for i in annotations}, {int(i) for i in tasks}
 
 
@@ -109,13 +115,13 @@ def _pending_webhook_ids() -> _PendingWebhookIds | None:
 
 
 def queue_webhook_delivery(delivery: WebhookDelivery) -> bool:
-    """Hand a delivery's ids to a worker; True when this queued a task, False when a task already
-    waiting for the project will read them.
+    """Hand a delivery's ids to a worker; True when this queued a task, False when the project's
+    read-back (queued or reading) will read them.
 
-    The ids join the project's pending set and, in the same round trip, the project is marked unless
-    a read-back waits already; only the delivery that set the mark queues one. The task clears the
-    mark as it takes the set, so ids added once it has started queue a new task and nothing is
-    missed; a delivery is only a hint, so reading a task once for many is enough."""
+    The ids join the project's pending set and, in the same step, the project is marked unless a
+    read-back holds it already; only the delivery that set the mark queues one. The reader takes
+    the set again after each read and clears the mark only when the set is empty (atomically), so
+    nothing added meanwhile is missed; a delivery is only a hint, so one read serves many."""
     pending = _pending_webhook_ids()
     if pending is None:
         handle_labelstudio_webhook_task.delay(project_id=delivery.project_id,
@@ -132,29 +138,37 @@ def queue_webhook_delivery(delivery: WebhookDelivery) -> bool:
     return True
 
 
+def _read_back(project_id: int | None, annotations: set[int], tasks: set[int]) -> dict[str, Any]:
+    delivery = WebhookDelivery(action=COALESCED_ACTION, project_id=project_id,
+                               annotation_ids=tuple(sorted(annotations)), task_ids=tuple(sorted(tasks)))
+    return report_fields(handle_webhook(delivery))
+
+
 # A delivery is a hint (the periodic sync is the safety net), so a failed read-back is tried a few
 # times, then left to the sync.
 @shared_task(autoretry_for=(Exception,), max_retries=3, retry_backoff=2, retry_jitter=True)
 def handle_labelstudio_webhook_task(
     *, project_id: int | None, annotation_ids: list[int] | None = None, task_ids: list[int] | None = None
 ) -> dict[str, Any]:
-    """Read back from Label Studio, in one request, the tasks of every annotation that deliveries for
-    this project named since the last such task (the view answered at once)."""
-    annotations, tasks = set(annotation_ids or ()), set(task_ids or ())
+    """The project's reader: read back from Label Studio, one export per round, the tasks of every
+    annotation that deliveries named, until none is pending (the view answered each at once).
+    Without Redis, read back the ids this message carries."""
     pending = _pending_webhook_ids()
-    if pending is not None:
-        taken = pending.take(project_id)
-        annotations, tasks = annotations | taken[0], tasks | taken[1]
-    if not annotations and not tasks:
-        return {"detail": "nothing pending (read by an earlier task)"}
-    delivery = WebhookDelivery(action=COALESCED_ACTION, project_id=project_id,
-                               annotation_ids=tuple(sorted(annotations)), task_ids=tuple(sorted(tasks)))
-    try:
-        return report_fields(handle_webhook(delivery))
-    except Exception:
-        if pending is not None:  # back to the set for the retry (or a later task) to read
+    if pending is None:
+        return {"reads": 1, "last": _read_back(project_id, set(annotation_ids or ()), set(task_ids or ()))}
+    reports: list[dict[str, Any]] = []
+    for _ in range(READS_PER_TASK):
+        annotations, tasks = pending.take(project_id)
+        if not annotations and not tasks:
+            break
+        try:
+            reports.append(_read_back(project_id, annotations, tasks))
+        except Exception:  # back to the set; the retry is the project's reader (the mark stays)
             pending.add(project_id, annotations, tasks)
-        raise
+            raise
+    else:  # still reading after READS_PER_TASK rounds: a fresh task goes on (the mark stays set)
+        handle_labelstudio_webhook_task.delay(project_id=project_id)
+    return {"reads": len(reports), "last": reports[-1] if reports else None}
 
 
 @shared_task

@@ -156,6 +156,8 @@ def handle_labelstudio_webhook_task(
     pending = _pending_webhook_ids()
     if pending is None:
         return {"reads": 1, "last": _read_back(project_id, set(annotation_ids or ()), set(task_ids or ()))}
+    if annotation_ids or task_ids:  # a message that carried ids: they join the set this reader reads
+        pending.add(project_id, annotation_ids or (), task_ids or ())
     reports: list[dict[str, Any]] = []
     for _ in range(READS_PER_TASK):
         annotations, tasks = pending.take(project_id)

@@ -18,7 +18,7 @@ from annotation.core.judge import JudgeBackend, JudgeError, stable_hash
 from annotation.core.offline_labelling import ClassifierConfig
 from annotation.core.prompts import PromptTemplate
 from annotation.errors import ErrorMapError
-from annotation.models import Analysis, Annotator, Label, PromptVersion
+from annotation.models import Analysis, Annotator, Label, PromptVersion, StageRun
 from annotation.services.judging import (
     analyses_for_predictions,
     failures_in_scope,
@@ -171,7 +171,8 @@ def induce_taxonomy(
         _close(backend, owned)
 
 
-def _induce(*, name, work_set, backend, max_depth, max_categories, rare_freq, seed, prompts) -> InduceReport:
+def _induce(*, name: str, work_set: str | None, backend: JudgeBackend, max_depth: int, max_categories: int | None,
+            rare_freq: float, seed: int, prompts: dict[str, PromptTemplate] | None) -> InduceReport:
     ws, n_failures, analyses = _scope(work_set, backend)
     if not analyses:
         raise ErrorMapError(
@@ -218,7 +219,7 @@ def _induce(*, name, work_set, backend, max_depth, max_categories, rare_freq, se
             if backend.name == "offline":
                 inducer: core.Inducer = core.ClusterInducer()
             else:
-                inducer = core.LLMInducer(json_completion(backend), prompts=prompts)
+                inducer = core.LLMInducer(json_completion(backend), prompts=prompts or core.load_induction_prompts())
             try:
                 result = core.build_tree(
                     records, inducer, max_depth=max_depth, max_categories=max_categories,
@@ -300,7 +301,7 @@ def _judge_label_set(prediction_id: int, analysis: Analysis, *, version: Taxonom
     )
 
 
-def _write_labels(sets: Iterable[LabelSet], total: int, *, desc: str, run) -> dict[str, int]:
+def _write_labels(sets: Iterable[LabelSet], total: int, *, desc: str, run: StageRun) -> dict[str, int]:
     """Write label sets in committed batches (a stopped run keeps what it wrote), with a progress bar."""
     counts = {"created": 0, "updated": 0, "deleted": 0, "unchanged": 0}
     batch: list[LabelSet] = []
@@ -349,7 +350,8 @@ def prelabel_failures(
         _close(backend, owned)
 
 
-def _prelabel(*, version: TaxonomyVersion, work_set, backend, prompts, relabel) -> PrelabelReport:
+def _prelabel(*, version: TaxonomyVersion, work_set: str | None, backend: JudgeBackend,
+              prompts: dict[str, PromptTemplate] | None, relabel: bool) -> PrelabelReport:
     ws, n_failures, analyses = _scope(work_set, backend)
     if not analyses:
         raise ErrorMapError(
@@ -385,8 +387,8 @@ def _prelabel(*, version: TaxonomyVersion, work_set, backend, prompts, relabel) 
         settings = offline_classifier_config(version.taxonomy)
         fallback = other
         if settings.majority_fallback and gold:
-            counts = Counter(g[1] for g in gold)
-            fallback = min(counts, key=lambda i: (-counts[i], i))
+            votes = Counter(g[1] for g in gold)
+            fallback = min(votes, key=lambda i: (-votes[i], i))
         choices = nearest_categories(
             queries, category_texts, gold_texts=[g[0] for g in gold], gold_categories=[g[1] for g in gold],
             fallback=fallback, gold_folds=[fold_of[g[2]] for g in gold],

@@ -20,7 +20,7 @@ from annotation.core.judge_audit import (
 from annotation.core.offline_labelling import ClassifierConfig, GoldItem
 from annotation.core.prompts import PromptTemplate
 from annotation.errors import ErrorMapError
-from annotation.models import JudgeRefinement, Prediction
+from annotation.models import JudgeRefinement, Prediction, PromptVersion
 from annotation.services.gold_learning import GoldSet, fold_plan, load_gold_set, offline_judgements
 from annotation.services.judging import (
     analyses_for_predictions,
@@ -152,7 +152,8 @@ def refine_judge(*, taxonomy: str, judge: str = "offline", model: str | None = N
     return report
 
 
-def _gold_run(taxonomy: str, judge: str, model: str | None, folds: int, reps: int):
+def _gold_run(taxonomy: str, judge: str, model: str | None, folds: int,
+              reps: int) -> tuple[TaxonomyVersion, GoldSet, FoldPlan, dict[str, Any]]:
     """What a run learning from gold starts from: the version, its gold, the folds and the run config
     (clear errors for an unknown judge or taxonomy, no gold yet, too few gold items for K folds)."""
     if judge not in JUDGES:
@@ -168,26 +169,28 @@ def _scored(scores: dict[str, Any], ci95: list[float] | None) -> dict[str, Any]:
     return {"kappa": scores["kappa"], "ci95": ci95, "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
 
-def _name(prompt) -> str:
+def _name(prompt: PromptTemplate | PromptVersion) -> str:
     return f"{prompt.name}@{prompt.sha256[:12]}"
 
 
 Labels = list[frozenset[str]]
+Judged = tuple[PromptTemplate, Labels]  # what judged, and its labels of the gold items
+Arms = tuple[Judged, Judged, dict[str, Any], str]  # current, candidate, the candidate's spec, the model
 
 
-def _offline(version: TaxonomyVersion, gold: GoldSet, plan: FoldPlan):
+def _offline(version: TaxonomyVersion, gold: GoldSet, plan: FoldPlan) -> Arms:
     """Current and candidate classifier settings, each judging every item from the other folds' gold."""
     current = offline_classifier_config(version.taxonomy)
     candidate = next(c for c in (ClassifierConfig(5, True), ClassifierConfig(9, True), ClassifierConfig(3, False))
                      if c != current)
-    results = []
+    results: list[Judged] = []
     for config in progress([current, candidate], desc="refine_judge (offline)", unit="judge"):
         results.append((offline_template(config), offline_judgements(gold, plan, config=config)))
     return results[0], results[1], {"config": {"gold_neighbours": candidate.gold_neighbours,
                                                "majority_fallback": candidate.majority_fallback}}, ""
 
 
-def _openai(version: TaxonomyVersion, gold: GoldSet, plan: FoldPlan, backend: JudgeBackend):
+def _openai(version: TaxonomyVersion, gold: GoldSet, plan: FoldPlan, backend: JudgeBackend) -> Arms:
     """Current and candidate classification prompts on each held-out fold (the candidate built from
     the other folds' gold); the stored candidate is built from all gold the same way."""
     titles, golds, defs, current = _openai_inputs(version, gold, backend)
@@ -227,7 +230,8 @@ def _as_sets(paths: list[str]) -> list[frozenset[str]]:
     return [frozenset({p}) for p in paths]
 
 
-def _openai_inputs(version: TaxonomyVersion, gold: GoldSet, backend: JudgeBackend):
+def _openai_inputs(version: TaxonomyVersion, gold: GoldSet, backend: JudgeBackend
+                   ) -> tuple[list[str], list[str], list[core.CategoryDef], PromptTemplate]:
     """The judge's title of each gold item, its gold category (one path), the categories and the
     current classification prompt; a clear error when gold items were never analysed."""
     analyses = analyses_for_predictions(Prediction.objects.filter(pk__in=gold.prediction_ids),
@@ -286,19 +290,21 @@ def judge_learning_curve(*, taxonomy: str, judge: str = "offline", model: str | 
         owned = judge == "openai" and backend is None
         if judge == "openai":
             backend = backend or get_judge_backend("openai", model=model)
+        model_name = backend.model_name if backend is not None else ""
         try:
             for n in progress(sizes, desc=f"learning curve ({judge})", unit="point"):
                 judged = (offline_judgements(gold, plan, train_limit=n,
                                              config=offline_classifier_config(version.taxonomy))
-                          if judge == "offline" else _openai_with_examples(version, gold, plan, backend, n))
+                          if judge == "offline" or backend is None
+                          else _openai_with_examples(version, gold, plan, backend, n))
                 scores = agreement_scores(reference, judged)
                 points.append({"n_gold": n, "kappa": scores["kappa"],
                                "ci95": kappa_interval(reference, judged, reps=reps),
                                "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]})
         finally:
-            if owned and hasattr(backend, "close"):
+            if owned and backend is not None and hasattr(backend, "close"):
                 backend.close()
-        report = {"taxonomy": str(version), "judge": judge + (f":{backend.model_name}" if judge == "openai" else ""),
+        report = {"taxonomy": str(version), "judge": judge + (f":{model_name}" if judge == "openai" else ""),
                   "folds": folds, "n_items": len(gold.items), "fold_plan": plan.describe(gold.keys),
                   "note": ("each point: every gold item judged by the judge learning from at most n_gold gold "
                            "items, none from its own fold (cross-fitted); kappa with a 95% bootstrap interval"),
@@ -313,7 +319,7 @@ def latest_learning_curve(taxonomy: str | None = None) -> dict[str, Any] | None:
 
     runs = StageRun.objects.filter(stage="judge_learning_curve", status=StageRun.Status.SUCCEEDED).order_by("-pk")
     for run in runs[:200]:
-        curve = run.counts.get("curve")
+        curve: dict[str, Any] | None = run.counts.get("curve")
         if curve and (not taxonomy or curve["taxonomy"] == taxonomy or curve["taxonomy"].partition("@")[0] == taxonomy):
             return curve
     return None

@@ -207,7 +207,7 @@ def derive_version(
             mappings.append(CategoryMapping(source=category, target=index[category.path.lower()],
                                             kind=CategoryMapping.Kind.KEPT))
             continue
-        targets = [index[join_path(split_path(t)).lower()] for t in change.targets]
+        targets: list[Category | None] = [index[join_path(split_path(t)).lower()] for t in change.targets]
         mappings.extend(CategoryMapping(source=category, target=t, kind=change.kind) for t in targets or [None])
     CategoryMapping.objects.bulk_create(mappings, batch_size=500)
     return version
@@ -295,9 +295,10 @@ class CategoryResolver:
             targets = list(
                 CategoryMapping.objects.filter(source=category, target__isnull=False).select_related("target")
             )
-            if len(targets) != 1:
+            target = targets[0].target if len(targets) == 1 else None
+            if target is None:
                 return category  # split, retired or unmapped: keep the older version's category
-            category = targets[0].target
+            category = target
         return category
 
     def other(self) -> Category:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -26,7 +26,7 @@ from taxonomy.core.paths import OTHER, join_path, split_path
 from taxonomy.core.verdicts import is_non_error_verdict
 
 KINDS = ("add", "merge", "split", "rewrite", "retire")
-Item = Hashable
+Item = int  # an item: the prediction id of a labelled failure
 
 
 @dataclass(frozen=True)

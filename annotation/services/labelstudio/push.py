@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from django.conf import settings
+from django.db import connection, transaction
 from label_studio_sdk import LabelStudio
 
 from annotation.core.assignment import draw_assisted
@@ -26,6 +27,7 @@ from annotation.models import (
     WorkSet,
 )
 from annotation.selectors import work_set_named
+from annotation.services.bulk_sql import bulk_cursor, insert_rows
 from annotation.services.labelstudio.client import (
     ProjectPush,
     client_url,
@@ -252,11 +254,11 @@ def import_tasks(
     payload: list[dict],
     *,
     assisted: dict[int, bool] | None = None,
-) -> list[LabelStudioTask]:
+) -> None:
     """Import one batch of tasks (one per prediction, in order) and record them with their mixed-mode
     draw."""
     sent = send_tasks(client, project.labelstudio_id, payload)
-    return record_tasks(client, project, prediction_ids, sent, assisted=assisted)
+    record_tasks(client, project, prediction_ids, sent, assisted=assisted)
 
 
 def send_tasks(
@@ -279,21 +281,18 @@ def record_tasks(
     task_ids: list[int] | None,
     *,
     assisted: dict[int, bool] | None = None,
-) -> list[LabelStudioTask]:
-    """Record the tasks send_tasks made for these predictions, with their mixed-mode draw."""
+) -> None:
+    """Record the tasks send_tasks made for these predictions, with their mixed-mode draw (plain tuples
+    in one bulk INSERT: the ORM's per-object path was most of this)."""
     if not task_ids or len(task_ids) != len(prediction_ids):
         # Older servers do not return ids: list them (still keyed by the prediction id in data).
         listed = task_ids_by_prediction(list_task_data(client, project.labelstudio_id))
         task_ids = [listed[pid] for pid in prediction_ids]
     assisted = assisted or {}
-    return LabelStudioTask.objects.bulk_create(
-        [
-            LabelStudioTask(
-                project=project, prediction_id=pid, labelstudio_id=tid, assisted=assisted.get(pid)
-            )
-            for pid, tid in zip(prediction_ids, task_ids)
-        ]
-    )
+    rows = [(project.pk, pid, tid, assisted.get(pid)) for pid, tid in zip(prediction_ids, task_ids, strict=True)]
+    with transaction.atomic(savepoint=False), bulk_cursor() as cursor:
+        insert_rows(cursor, connection.ops.quote_name(LabelStudioTask._meta.db_table),
+                    ("project_id", "prediction_id", "labelstudio_id", "assisted"), rows)
 
 
 # --- keeping tasks up to date ---------------------------------------------------------------------

@@ -551,14 +551,17 @@ def push_labelstudio(
         )
         total = len(work_set_ids)
         imported = predictions_imported = 0
-        batches = range(0, len(todo), batch_size)
         # Label Studio imports one batch (in a sender thread, no database work there) while this thread
         # builds the next batch's tasks and records the previous one's: a push that stops between the
-        # two keeps what it sent, and the next push adopts those tasks.
+        # two keeps what it sent, and the next push adopts those tasks. The first batch is a quarter
+        # size, so Label Studio starts working sooner.
+        first = max(1, batch_size // 4)
+        bounds = [0, *range(min(first, len(todo)), len(todo), batch_size), len(todo)] if todo else []
+        batches = list(zip(bounds, bounds[1:]))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-send") as sender:
             sending: tuple[list[int], Future[list[int] | None]] | None = None
-            for start in progress(batches, total=len(batches), desc="push", unit="batch"):
-                batch = todo[start : start + batch_size]
+            for start, end in progress(batches, total=len(batches), desc="push", unit="batch"):
+                batch = todo[start:end]
                 payload = label_tasks(batch, version=version, mode=mode, assisted=assisted)
                 sent = sender.submit(send_tasks, client, project.labelstudio_id, payload)
                 if sending is not None:
@@ -571,7 +574,10 @@ def push_labelstudio(
                 )
             if sending is not None:
                 record_tasks(client, project, sending[0], sending[1].result(), assisted=assisted)
-        ensure_model_version(client, project, model_versions)
+        # Label Studio takes a new project's model version from its first import: with one judge version
+        # there is nothing to check (one request less).
+        if not (created and len(model_versions) <= 1):
+            ensure_model_version(client, project, model_versions)
         if config_updated:
             # Annotations mirrored under the previous version are re-read under the new one.
             rebuild_label_sets(groups_under_other_versions(project), project)

@@ -5,6 +5,7 @@ the tasks already there up to date."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -557,7 +558,7 @@ def push_labelstudio(
         # size, so Label Studio starts working sooner.
         first = max(1, batch_size // 4)
         bounds = [0, *range(min(first, len(todo)), len(todo), batch_size), len(todo)] if todo else []
-        batches = list(zip(bounds, bounds[1:]))
+        batches = list(itertools.pairwise(bounds))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-send") as sender:
             sending: tuple[list[int], Future[list[int] | None]] | None = None
             for start, end in progress(batches, total=len(batches), desc="push", unit="batch"):

@@ -1,48 +1,66 @@
 """Change markers: cheap cache keys for what is computed from predictions or labels.
 
-Every insert raises a table's row count or last id and every delete lowers the count (ids are never
-reused), so (count, last id) sees those without a scan. What they miss is a row changed in place: a
-failure flag flipped by re-ingest or sampling, a score rewritten, a label's details or an admin edit.
-Each writer that changes rows in place bumps the table's ChangeCounter row, in its own transaction;
-a row saved through the ORM one at a time (the admin, a shell) bumps it from the post_save signal.
+Writes are recorded in an append-only log (ChangeLogEntry): an insert per write never waits for another
+writer's, unlike the one counter row it replaced, which every writer locked until it committed. On
+PostgreSQL statement-level triggers (migration 0015) log every INSERT, UPDATE, DELETE or TRUNCATE of the
+two tables, cascades and raw SQL included, so the log alone is the marker and no table is counted. On
+SQLite writers that change rows in place call `bump_changes` (a row saved one at a time through the ORM,
+as the admin does, bumps from the post_save signal); inserts and deletes show in the table's row count
+and last id (ids are never reused), which SQLite counts from its smallest index in milliseconds.
+
+Log ids come from a sequence, so on PostgreSQL a writer can commit an id below one already visible. The
+marker therefore also counts the entries among the last LOG_WINDOW ids: that writer's commit fills a gap
+and changes the count even though the largest id stays. Readers take the marker before reading the data,
+so an entry is never stored under a marker newer than what it was computed from.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db import connection
+from django.db.models import Max
 from django.db.models.signals import post_save
 
-from annotation.models import ChangeCounter, Label, Prediction
+from annotation.models import ChangeLogEntry, Label, Prediction
 
 PREDICTIONS = "predictions"
 LABELS = "labels"
 _TABLES: dict[str, type[Prediction | Label]] = {PREDICTIONS: Prediction, LABELS: Label}
+# Log ids looked back over for entries committed late; a writer still open after this many later
+# writes by others commit would go unseen until the next write.
+LOG_WINDOW = 4096
+
+
+def logged_by_triggers() -> bool:
+    """Whether the database logs every write itself (PostgreSQL's triggers)."""
+    return connection.vendor == "postgresql"
 
 
 def bump_changes(name: str) -> None:
-    """Count one in-place change of `name` (PREDICTIONS or LABELS)."""
+    """Log one in-place change of `name` (PREDICTIONS or LABELS), in the caller's transaction."""
     if name not in _TABLES:
-        raise ValueError(f"unknown change counter {name!r}")
-    if ChangeCounter.objects.filter(name=name).update(value=F("value") + 1):
-        return
-    try:
-        with transaction.atomic():
-            ChangeCounter.objects.create(name=name, value=1)
-    except IntegrityError:  # created by a concurrent writer in between
-        ChangeCounter.objects.filter(name=name).update(value=F("value") + 1)
+        raise ValueError(f"unknown change log table {name!r}")
+    if not logged_by_triggers():
+        ChangeLogEntry.objects.create(name=name)
 
 
-def change_marker(name: str) -> tuple[int, int, int]:
-    """(in-place changes, rows, last id) of `name`'s table: different after any write to it.
+def change_marker(name: str) -> tuple[int, ...]:
+    """A key of `name`'s table that differs after any committed write to it.
 
-    Three index look-ups: SQLite counts a table's rows from its smallest index's pages (about 30 ms
-    at a million rows); the last id is one step down the primary key.
+    (last log id, log entries in the window below it) from one index range read; on SQLite also the
+    table's rows and last id.
     """
     table = _TABLES[name]
-    counted = ChangeCounter.objects.filter(name=name).values_list("value", flat=True).first() or 0
-    return counted, table.objects.count(), table.objects.aggregate(last=Max("pk"))["last"] or 0
+    log = connection.ops.quote_name(ChangeLogEntry._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT MAX(id), COUNT(*) FROM {log} WHERE name = %s "
+            f"AND id > (SELECT COALESCE(MAX(id), 0) FROM {log} WHERE name = %s) - %s",
+            [name, name, LOG_WINDOW])
+        last, entries = cursor.fetchone()
+    if logged_by_triggers():
+        return last or 0, entries
+    return last or 0, entries, table.objects.count(), table.objects.aggregate(last=Max("pk"))["last"] or 0
 
 
 def _saved(sender: type, **_: Any) -> None:
@@ -50,6 +68,6 @@ def _saved(sender: type, **_: Any) -> None:
 
 
 def connect_signals() -> None:
-    """Count single-row saves of predictions and labels (called once, when the app is ready)."""
+    """Log single-row saves of predictions and labels (called once, when the app is ready)."""
     for table in _TABLES.values():
         post_save.connect(_saved, sender=table, dispatch_uid=f"errormap-changes-{table.__name__}")

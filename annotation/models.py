@@ -92,12 +92,15 @@ class WorkSetFailure(models.Model):
         )
 
 
-class ChangeCounter(models.Model):
-    """How often a kind of data was changed in place (see annotation/changes.py): with the table's row count
-    and last id it is a cache key that costs no scan of the table."""
+class ChangeLogEntry(models.Model):
+    """One write to the predictions or labels table (see annotation/changes.py): append-only, so writers never
+    wait for each other; the newest entries of a table make its cache key."""
 
-    name = models.CharField(max_length=50, primary_key=True)
-    value = models.BigIntegerField(default=0)
+    id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=20)  # annotation.changes.PREDICTIONS or LABELS
+
+    class Meta:
+        indexes = (models.Index(fields=["name", "id"], name="change_log_name_id"),)
 
 
 class StageRun(models.Model):

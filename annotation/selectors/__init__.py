@@ -228,8 +228,7 @@ def _with_sources(label_filter: LabelFilter, sources: tuple[str, ...]) -> LabelF
 def label_fingerprint(filters: Sequence[LabelFilter], version: TaxonomyVersion, *parts: Any) -> str:
     """Changes whenever anything a read of these filters' labels depends on does (a cache key).
 
-    The label table's change marker (in-place changes, rows, last id: see services/changes.py) moves
-    with every label write, and the prediction table's when a filter reads only failures (re-ingest and
+    The label table's change marker (see annotation/changes.py) moves with every label write, and the prediction table's when a filter reads only failures (re-ingest and
     sampling flip flags in place). Category paths and descriptions, annotator, dataset and model names
     are read whole (small tables): renames change what a report shows. Inside `shared_label_reads`
     all of it is read once per request.
@@ -395,7 +394,7 @@ class ProjectProgress:
 
 def prediction_counts() -> dict[int, tuple[int, int]]:
     """dataset id -> (predictions, failures), from one grouped pass over the prediction table, cached
-    under the table's change marker: a repeat costs three index look-ups, not the pass."""
+    under the table's change marker: a repeat costs a few index look-ups, not the pass."""
     return _cached_by_marker("prediction-counts", PREDICTIONS, lambda: {
         dataset: (n, failures) for dataset, n, failures in
         Prediction.objects.values("example__dataset_id")

@@ -228,10 +228,10 @@ def _with_sources(label_filter: LabelFilter, sources: tuple[str, ...]) -> LabelF
 def label_fingerprint(filters: Sequence[LabelFilter], version: TaxonomyVersion, *parts: Any) -> str:
     """Changes whenever anything a read of these filters' labels depends on does (a cache key).
 
-    The label table's change marker (see annotation/changes.py) moves with every label write, and the prediction table's when a filter reads only failures (re-ingest and
-    sampling flip flags in place). Category paths and descriptions, annotator, dataset and model names
-    are read whole (small tables): renames change what a report shows. Inside `shared_label_reads`
-    all of it is read once per request.
+    The label table's change marker (see annotation/changes.py) moves with every label write, and the
+    prediction table's when a filter reads only failures (re-ingest and sampling flip flags in place).
+    Category paths and descriptions, annotator, dataset and model names are read whole (small tables):
+    renames change what a report shows. Inside `shared_label_reads` all of it is read once per request.
     """
     marks = shared_read("label marks", lambda: change_marker(LABELS))
     failures = (shared_read("prediction marks", lambda: change_marker(PREDICTIONS))

@@ -2,9 +2,9 @@
 the markers; on PostgreSQL writers logging changes never wait for each other and no table is counted."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pytest
 from django.db import connection, transaction
@@ -14,6 +14,7 @@ from annotation.changes import LABELS, PREDICTIONS, bump_changes, change_marker
 from annotation.models import ChangeLogEntry, Label, Prediction
 from tests.integration.agreement_factories import add_label, make_prediction, make_version
 
+T = TypeVar("T")
 on_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only (its pass runs it)")
 
 
@@ -51,23 +52,15 @@ def test_an_entry_committed_below_the_last_id_changes_the_marker():
     assert change_marker(LABELS) != before
 
 
-def in_other_connection(work: Callable[[], Any]) -> Any:
-    """`work`'s result (or exception) in a thread, which Django gives its own database connection."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
+def in_other_connection(work: Callable[[], T]) -> T:
+    """`work`'s result in a thread, which Django gives its own database connection (its errors re-raised)."""
+    def run() -> T:
         try:
-            outcome["result"] = work()
-        except Exception as error:  # re-raised in the caller
-            outcome["error"] = error
+            return work()
         finally:
             connection.close()
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=30)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("result")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result(timeout=30)
 
 
 def flip(prediction_id: int, *, lock_timeout: bool = False) -> None:

@@ -18,6 +18,17 @@ T = TypeVar("T")
 on_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only (its pass runs it)")
 
 
+def postgres_committed(test: Callable[..., None]) -> Callable[..., None]:
+    """A PostgreSQL test whose data is committed, so other connections see it."""
+    return on_postgres(pytest.mark.postgres(pytest.mark.django_db(transaction=True)(test)))
+
+
+@pytest.fixture
+def other(labelled: Prediction) -> Prediction:
+    """The prediction beside `labelled`."""
+    return Prediction.objects.exclude(pk=labelled.pk).get()
+
+
 def markers() -> tuple[tuple[int, ...], tuple[int, ...]]:
     return change_marker(PREDICTIONS), change_marker(LABELS)
 
@@ -73,22 +84,16 @@ def flip(prediction_id: int, *, lock_timeout: bool = False) -> None:
         bump_changes(PREDICTIONS)
 
 
-@on_postgres
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_writers_logging_changes_do_not_wait_for_each_other(labelled):
-    other = Prediction.objects.exclude(pk=labelled.pk).get()
+@postgres_committed
+def test_writers_logging_changes_do_not_wait_for_each_other(labelled, other):
     with transaction.atomic():
         flip(labelled.pk)  # logged, not committed yet
         # Before the change log both bumped one counter row: this one waited for the lock and failed.
         in_other_connection(lambda: flip(other.pk, lock_timeout=True))
 
 
-@on_postgres
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_writer_committing_after_a_later_one_changes_the_marker(labelled):
-    other = Prediction.objects.exclude(pk=labelled.pk).get()
+@postgres_committed
+def test_a_writer_committing_after_a_later_one_changes_the_marker(labelled, other):
     with transaction.atomic():
         flip(labelled.pk)  # takes the lower log id
         in_other_connection(lambda: flip(other.pk))  # takes a higher one and commits first

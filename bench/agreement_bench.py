@@ -10,32 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from annotation.core.agreement import RatingTable, agreement_report
 from bench.report import write_section
-
-
-def synthetic_table(n_items: int, n_annotators: int, n_categories: int, *, sets: bool,
-                    seed: int = 0) -> RatingTable:
-    """Annotators copy a latent true category with probability 0.7, else pick at random.
-
-    Categories form a two-level tree (4 parents) so the per-depth figures have work to do; with
-    `sets`, a fifth of the ratings carry a second category.
-    """
-    rng = np.random.default_rng(seed)
-    names = [f"Parent {i % 4} / Child {i:02d}" for i in range(n_categories)]
-    truth = rng.integers(0, n_categories, n_items)
-    copy = rng.random((n_items, n_annotators)) < 0.7
-    codes = np.where(copy, truth[:, None], rng.integers(0, n_categories, (n_items, n_annotators)))
-    extra = rng.integers(0, n_categories, (n_items, n_annotators))
-    add = (rng.random((n_items, n_annotators)) < 0.2) if sets else np.zeros_like(copy)
-    singles = [frozenset([n]) for n in names]
-    cells = [[frozenset([names[c], names[e]]) if a else singles[c] for c, e, a in zip(row, xrow, arow)]
-             for row, xrow, arow in zip(codes.tolist(), extra.tolist(), add.tolist())]
-    return RatingTable(list(range(n_items)), [f"annotator {j}" for j in range(n_annotators)], cells)
+from bench.synthetic import synthetic_table
 
 
 def time_report(table: RatingTable, *, reps: int, ci_method: str, repeats: int
@@ -49,7 +28,6 @@ def time_report(table: RatingTable, *, reps: int, ci_method: str, repeats: int
         cpu.append(time.process_time() - start_cpu)
     return times, cpu, report
 
-
 def time_command_end_to_end(table: RatingTable, *, reps: int, repeats: int) -> tuple[list[float], dict]:
     """Load the table into a throw-away SQLite database as Label rows, then time `manage.py agreement --json`."""
     import tempfile
@@ -59,7 +37,6 @@ def time_command_end_to_end(table: RatingTable, *, reps: int, repeats: int) -> t
     setup_django(Path(tempfile.mkdtemp(prefix="agreement-bench-")) / "db.sqlite3")
     load_labels(table)
     return time_command(["--reps", str(reps)], repeats)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -124,7 +101,6 @@ def main() -> None:
     print(body)
     if not args.no_write:
         write_section("agreement", "Agreement statistics (100,000 items, bootstrap included)", body)
-
 
 if __name__ == "__main__":
     main()

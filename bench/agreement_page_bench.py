@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from annotation.core.agreement import RatingTable
-from bench.agreement_bench import synthetic_table
 from bench.databases import add_database_url_argument, analyze_postgres, is_postgres, sqlite_url
 from bench.report import code_version, machine_load, write_section
+from bench.synthetic import synthetic_table
 from bench.timing import PairedRatio, Run, alternated, paired_ratio, run_in_process
 
 PER_ITEM = 3  # annotators labelling each item

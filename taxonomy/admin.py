@@ -2,6 +2,7 @@
 from django.apps import apps
 from django.contrib import admin
 
+from server.admin_base import CountingDeleteAdmin
 from taxonomy import models
 
 
@@ -13,27 +14,27 @@ class CategoryInline(admin.TabularInline[models.Category, models.TaxonomyVersion
 
 
 @admin.register(models.Taxonomy)
-class TaxonomyAdmin(admin.ModelAdmin[models.Taxonomy]):
+class TaxonomyAdmin(CountingDeleteAdmin[models.Taxonomy]):
     list_display = ("name", "created_at")
     search_fields = ("name",)
 
 
 @admin.register(models.TaxonomyVersion)
-class TaxonomyVersionAdmin(admin.ModelAdmin[models.TaxonomyVersion]):
+class TaxonomyVersionAdmin(CountingDeleteAdmin[models.TaxonomyVersion]):
     list_display = ("__str__", "origin", "previous", "created_at")
     list_filter = ("taxonomy", "origin")
     inlines = (CategoryInline,)
 
 
 @admin.register(models.Category)
-class CategoryAdmin(admin.ModelAdmin[models.Category]):
+class CategoryAdmin(CountingDeleteAdmin[models.Category]):
     list_display = ("path", "version", "depth")
     list_filter = ("version",)
     search_fields = ("path", "description")
 
 
 @admin.register(models.CategoryMapping)
-class CategoryMappingAdmin(admin.ModelAdmin[models.CategoryMapping]):
+class CategoryMappingAdmin(CountingDeleteAdmin[models.CategoryMapping]):
     list_display = ("source", "target", "kind")
     list_filter = ("kind",)
 
@@ -41,4 +42,4 @@ class CategoryMappingAdmin(admin.ModelAdmin[models.CategoryMapping]):
 # Models added later get a plain admin until they need more: every model stays reachable.
 for _model in apps.get_app_config("taxonomy").get_models():
     if not admin.site.is_registered(_model):
-        admin.site.register(_model)
+        admin.site.register(_model, CountingDeleteAdmin)

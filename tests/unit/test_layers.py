@@ -34,6 +34,7 @@ ROOMS: dict[str, int] = {
     "server.commands": MIDDLE,
     "server.api_errors": MIDDLE,
     "server.web": MIDDLE,  # the page view both apps' web pages are made with
+    "server.admin_base": MIDDLE,  # the admin base of both apps (delete confirmation by counts)
     "annotation.pages": TOP,
     "annotation.web": TOP,
     "annotation.api": TOP,

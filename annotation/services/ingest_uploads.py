@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -26,10 +27,24 @@ def uploads_folder() -> Path:
     return folder
 
 
+# An upload streams within one request; a file this old in incoming/ is left by a request that died
+# mid-way (its process killed), which no `finally` could remove.
+STALE_INCOMING_SECONDS = 6 * 3600
+
+
 def incoming_folder() -> Path:
-    """Where a request streams its upload before the upload is accepted (same filesystem: a rename)."""
+    """Where a request streams its upload before the upload is accepted (same filesystem: a rename).
+
+    Files left there by requests that died are removed on the way."""
     folder = uploads_folder() / "incoming"
     folder.mkdir(mode=0o700, exist_ok=True)
+    cutoff = time.time() - STALE_INCOMING_SECONDS
+    for left in folder.iterdir():
+        try:
+            if left.stat().st_mtime < cutoff:
+                left.unlink()
+        except FileNotFoundError:  # accepted or removed by its own request meanwhile
+            pass
     return folder
 
 

@@ -4,6 +4,9 @@ with no broker): 202 with a URL to poll, the same upload twice is one upload, an
 the same with a real worker, where the web process does not ingest at all."""
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -108,3 +111,16 @@ def test_upload_status_needs_a_user_and_an_existing_upload(client):
     assert APIClient().get(accepted["url"]).status_code in (401, 403)
     assert APIClient().post("/api/ingest/", {"file": SimpleUploadedFile("a.csv", GOOD)},
                             format="multipart").status_code in (401, 403)
+
+
+def test_files_left_in_incoming_by_a_request_that_died_are_removed_by_the_next_upload(client, tmp_path):
+    incoming = tmp_path / "uploads" / "incoming"
+    incoming.mkdir(parents=True)
+    stale, recent = incoming / "stale.part", incoming / "recent.part"
+    stale.write_bytes(b"half an upload")
+    recent.write_bytes(b"an upload still streaming")
+    day_ago = time.time() - 24 * 3600
+    os.utime(stale, (day_ago, day_ago))
+
+    assert post(client, "good.csv", GOOD, dataset="d").status_code == 202
+    assert sorted(p.name for p in incoming.iterdir()) == ["recent.part"]

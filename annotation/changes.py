@@ -63,6 +63,19 @@ def change_marker(name: str) -> tuple[int, ...]:
     return last or 0, entries, table.objects.count(), table.objects.aggregate(last=Max("pk"))["last"] or 0
 
 
+def prune_change_log() -> int:
+    """Delete the log entries no marker can see any more; the number deleted.
+
+    A table's marker looks only at its entries within LOG_WINDOW ids of its newest one, and that newest
+    id only grows, so older entries never count again: deleting them leaves every marker as it was."""
+    deleted = 0
+    for name in _TABLES:
+        newest = ChangeLogEntry.objects.filter(name=name).aggregate(last=Max("id"))["last"]
+        if newest is not None:
+            deleted += ChangeLogEntry.objects.filter(name=name, id__lte=newest - LOG_WINDOW).delete()[0]
+    return deleted
+
+
 def _saved(sender: type, **_: Any) -> None:
     bump_changes(PREDICTIONS if sender is Prediction else LABELS)
 

@@ -12,6 +12,7 @@ from celery import shared_task
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
+from annotation.changes import prune_change_log
 from annotation.services.ingest_uploads import ingest_upload
 from annotation.services.judging import analyze_failures
 from annotation.services.labelstudio.adjudication import push_adjudication
@@ -202,3 +203,9 @@ def push_adjudication_task(**options: Any) -> dict[str, Any]:
 def sync_labelstudio_task(**options: Any) -> dict[str, Any]:
     """`sync_labelstudio`: reconcile the label table with Label Studio (also run by beat)."""
     return report_fields(sync_labelstudio(**options))
+
+
+@shared_task
+def prune_change_log_task() -> int:
+    """The periodic trim of the change log (beat), which otherwise gains a row per write."""
+    return prune_change_log()

@@ -269,6 +269,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 ERRORMAP_SYNC_INTERVAL = env.float("ERRORMAP_SYNC_INTERVAL", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     "sync-labelstudio": {"task": "annotation.tasks.sync_labelstudio_task", "schedule": ERRORMAP_SYNC_INTERVAL},
+    "prune-change-log": {"task": "annotation.tasks.prune_change_log_task", "schedule": 3600.0},
 }
 
 # A shared cache (agreement and signature reports) when Redis is there; per process otherwise.

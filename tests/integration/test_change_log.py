@@ -119,3 +119,23 @@ def test_postgres_markers_count_no_table_and_see_raw_deletes(labelled):
     assert len(marker_sql) == 2
     assert not [q["sql"] for q in queries.captured_queries
                 if "COUNT" in q["sql"].upper() and "changelogentry" not in q["sql"]]
+
+
+@pytest.mark.django_db
+def test_pruning_the_log_keeps_every_marker_and_only_the_entries_a_marker_can_see(monkeypatch):
+    from annotation import changes
+
+    monkeypatch.setattr(changes, "LOG_WINDOW", 5)
+    ChangeLogEntry.objects.bulk_create(
+        [ChangeLogEntry(name=PREDICTIONS if i % 3 else LABELS) for i in range(30)])
+    before = {name: change_marker(name) for name in (PREDICTIONS, LABELS)}
+    logged = set(ChangeLogEntry.objects.values_list("id", "name"))
+    newest = {name: max(i for i, n in logged if n == name) for name in (PREDICTIONS, LABELS)}
+
+    deleted = changes.prune_change_log()
+
+    assert {name: change_marker(name) for name in (PREDICTIONS, LABELS)} == before
+    kept = set(ChangeLogEntry.objects.values_list("id", "name"))
+    assert kept == {(i, n) for i, n in logged if i > newest[n] - 5}
+    assert deleted == len(logged) - len(kept) > 0
+    assert changes.prune_change_log() == 0  # nothing more to trim

@@ -350,7 +350,8 @@ def main() -> None:
     lines = [
         f"`GET /agreement/` (Django test Client, logged in) on SQLite holding about {args.labels:,} human label",
         f"rows per kind of data ({PER_ITEM} annotators per item, {N_CATEGORIES} categories in a two-level tree, items",
-        f"spread over {args.models} models and {args.datasets} datasets), beside `manage.py agreement --json --reps {PAGE_REPS}`",
+        (f"spread over {args.models} models and {args.datasets} datasets), beside "
+         f"`manage.py agreement --json --reps {PAGE_REPS}`"),
         f"(the page's resamples) on the same rows. Median of {args.repeats} requests after a first one.",
         "*Computed*: Django's cache cleared before each request, so the labels are read and every statistic",
         "computed; *cached*: the report reused under the label fingerprint. Target: under 5 s.",

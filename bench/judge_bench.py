@@ -189,7 +189,8 @@ def main() -> None:
         (f"| judged failures per second, fresh (one request each) | {', '.join(f'{x:.0f}' for x in fresh)} | "
          f"{med_fresh:.0f} | 100 | {'yes' if med_fresh >= 100 else 'no'} |"),
         "",
-        f"Overhead against the floor: the same {args.failures:,} request bodies (captured from our judge) sent by a bare",
+        (f"Overhead against the floor: the same {args.failures:,} request bodies (captured from our judge) "
+         "sent by a bare"),
         f"AsyncOpenAI loop (semaphore of {args.concurrency}, nothing stored) to the same server, in pairs with our",
         "runs (the order switching each pair). The ratio is the median of the per-pair ratios, with a bootstrap",
         "95 % interval of that median:",
@@ -199,7 +200,8 @@ def main() -> None:
         f"| ours: `analyze_failures`, fresh | {', '.join(f'{x:.2f}' for x in fresh_runs)} | {ours_s:.2f} |",
         f"| bare AsyncOpenAI loop, same bodies | {', '.join(f'{x:.2f}' for x in bare_runs)} | {bare_s:.2f} |",
         f"| ratio ours / bare (per pair) | {', '.join(f'{x:.2f}' for x in wall.ratios)} | {wall.summary(1.1)} |",
-        (f"| CPU seconds of this process, ours / bare | {', '.join(f'{o:.2f}/{b:.2f}' for o, b in zip(fresh_cpu, bare_cpu))}"
+        (f"| CPU seconds of this process, ours / bare | "
+         f"{', '.join(f'{o:.2f}/{b:.2f}' for o, b in zip(fresh_cpu, bare_cpu))}"
          f" | {cpu.median:.2f} ({cpu.low:.2f}-{cpu.high:.2f}) |"),
         (f"| of which the calling thread (CPU s: database reads and writes, prompts, keys) | "
          f"{', '.join(f'{x:.2f}' for x in calling_cpu)} | {statistics.median(calling_cpu):.2f} |"),

@@ -338,7 +338,8 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     write_section("anchoring", "Anchoring on a simulated annotator population",
-                  anchoring_section(40 if quick else 200) + "\n\nReproduce: `.venv/bin/python bench/measurement_sim.py`",
+                  anchoring_section(40 if quick else 200)
+                  + "\n\nReproduce: `.venv/bin/python bench/measurement_sim.py`",
                   path=DOC)
     write_section("ppi", "Coverage of judge signatures corrected with gold",
                   ppi_section(100 if quick else 500) + "\n\nReproduce: `.venv/bin/python bench/measurement_sim.py`",

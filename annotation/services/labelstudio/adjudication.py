@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -52,14 +53,12 @@ from annotation.services.labelstudio.config import (
 from annotation.services.labelstudio.mirror import EPOCH, EXTERNAL_PREFIX
 from annotation.services.labelstudio.push import adopt_remote_tasks, import_tasks, short_title
 from annotation.services.runs import stage_run
-from taxonomy.core.paths import PATH_SEPARATOR
+from taxonomy.core.paths import PATH_SEPARATOR, join_path, split_path
 from taxonomy.models import TaxonomyVersion
 from taxonomy.services.versions import (
     category_index,
     ensure_verdict_categories,
-    join_path,
     resolve_version,
-    split_path,
 )
 
 logger = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ def labels_text(version: TaxonomyVersion, prediction_ids: list[int]) -> dict[int
     }
 
 
-def adjudication_task(item: AdjudicationItem, labels: tuple[str, str]) -> dict:
+def adjudication_task(item: AdjudicationItem, labels: tuple[str, str]) -> dict[str, Any]:
     """One adjudication task: the item, why it is disputed, and everyone's labels as text."""
     prediction = item.prediction
     example = prediction.example
@@ -167,7 +166,7 @@ def adjudication_task(item: AdjudicationItem, labels: tuple[str, str]) -> dict:
 # --- who decides ---------------------------------------------------------------------------------
 
 
-def adjudicator_for(user_id: int, users: dict[int, dict] | None = None) -> Annotator:
+def adjudicator_for(user_id: int, users: dict[int, dict[str, Any]] | None = None) -> Annotator:
     """The adjudicator (an Annotator of kind adjudicator) for a Label Studio user, created on first sight.
 
     A webhook names only the user id, so a first sight there is named 'labelstudio-user-N' until a sync
@@ -328,7 +327,7 @@ def refresh_adjudication_tasks(
     *,
     items: QuerySet[AdjudicationItem],
     version: TaxonomyVersion,
-    remote_data: dict[int, dict],
+    remote_data: dict[int, dict[str, Any]],
     batch_size: int,
 ) -> set[int]:
     """Give the tasks of open items already in the project what the item shows now (every annotator's
@@ -340,7 +339,7 @@ def refresh_adjudication_tasks(
         .select_related("prediction__example__dataset", "prediction__model")
         .order_by("pk")
     )
-    wanted: dict[int, dict] = {}
+    wanted: dict[int, dict[str, Any]] = {}
     for start in range(0, len(shown), batch_size):
         batch = shown[start : start + batch_size]
         texts = labels_text(version, [q.prediction_id for q in batch])
@@ -352,7 +351,7 @@ def refresh_adjudication_tasks(
 # --- annotations -> decisions --------------------------------------------------------------------
 
 
-def parse_decision(result: list) -> tuple[list[str], str]:
+def parse_decision(result: list[dict[str, Any]]) -> tuple[list[str], str]:
     """(category paths, reason) from an adjudication annotation's result list."""
     paths: list[str] = []
     reasons: list[str] = []
@@ -407,6 +406,7 @@ def reconcile_decisions(project: LabelStudioProject, task_ids: Iterable[int]) ->
         lost = active is not None and active.external_id in dead
         if not live:
             if lost:
+                assert active is not None  # `lost` implies it
                 withdraw_decision(decision=active)
                 withdrawn += 1
             continue
@@ -450,6 +450,7 @@ def reconcile_decisions(project: LabelStudioProject, task_ids: Iterable[int]) ->
                 exc,
             )
             if lost:
+                assert active is not None  # `lost` implies it
                 withdraw_decision(decision=active)
                 withdrawn += 1
             continue

@@ -44,7 +44,7 @@ def generate_password(length: int = 20) -> str:
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
 
 
-def _local_labelstudio() -> tuple[Path, dict] | None:
+def _local_labelstudio() -> tuple[Path, dict[str, str]] | None:
     """(label-studio executable, environment) of the local Label Studio, when its data folder is here."""
     executable = Path(settings.LABEL_STUDIO_VENV) / "bin" / "label-studio"
     data_dir = Path(settings.LABEL_STUDIO_DATA_DIR)
@@ -60,7 +60,7 @@ def _local_labelstudio() -> tuple[Path, dict] | None:
     return executable, env
 
 
-def _run_local(command: list[str], env: dict, stdin: str = "") -> str:
+def _run_local(command: list[str], env: dict[str, str], stdin: str = "") -> str:
     result = subprocess.run(
         command,
         env=env,
@@ -78,7 +78,7 @@ def _run_local(command: list[str], env: dict, stdin: str = "") -> str:
     return result.stdout
 
 
-def _local_token(local: tuple[Path, dict], email: str) -> str:
+def _local_token(local: tuple[Path, dict[str, str]], email: str) -> str:
     executable, env = local
     out = _run_local([str(executable), "user", "--username", email], env)
     if "=> User info:" not in out:
@@ -87,7 +87,7 @@ def _local_token(local: tuple[Path, dict], email: str) -> str:
     return str(info.get("token") or "")
 
 
-def _local_set_password(local: tuple[Path, dict], email: str, password: str) -> None:
+def _local_set_password(local: tuple[Path, dict[str, str]], email: str, password: str) -> None:
     # The password goes by stdin (Label Studio asks for it when not given): never on a command line.
     executable, env = local
     _run_local([str(executable), "reset_password", "--username", email], env, stdin=password + "\n")
@@ -119,6 +119,7 @@ def add_labelstudio_annotators(
                 username = email.split("@", 1)[0][:30] or email
                 user = client.users.create(email=email, username=username)
                 client.users.update(id=user.id, active_organization=organization)
+            assert user is not None  # found in the listing or just created
             password = ""
             if created and local is not None:
                 password = generate_password()

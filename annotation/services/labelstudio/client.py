@@ -10,12 +10,14 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from django.conf import settings
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
+from label_studio_sdk.core.request_options import RequestOptions
+from label_studio_sdk.types import AllRolesProjectList, RoleBasedTask
 
 from annotation.errors import ErrorMapError
 from annotation.models import LabelStudioProject
@@ -49,7 +51,9 @@ def labelstudio_client(
             "no Label Studio API token: set LABEL_STUDIO_API_KEY or run `scripts/labelstudio start`,"
             " which writes var/labelstudio.env"
         )
-    client = LabelStudio(base_url=url, api_key=api_key, timeout=120, max_retries=1)
+    client = LabelStudio(  # type: ignore[no-untyped-call]  # the SDK's LabelStudio.__init__ is unannotated
+        base_url=url, api_key=api_key, timeout=120, max_retries=1
+    )
     client.errormap_url = url  # type: ignore[attr-defined]
     if check:
         with labelstudio_errors(url):
@@ -59,7 +63,7 @@ def labelstudio_client(
 
 def client_url(client: LabelStudio) -> str:
     """The base URL a client talks to (for messages and links)."""
-    return getattr(client, "errormap_url", settings.LABEL_STUDIO_URL)
+    return cast(str, getattr(client, "errormap_url", settings.LABEL_STUDIO_URL))
 
 
 @contextlib.contextmanager
@@ -88,16 +92,19 @@ def labelstudio_errors(url: str) -> Iterator[None]:
 # --- listings ------------------------------------------------------------------------------------
 
 
-def list_task_data(client: LabelStudio, project_id: int) -> dict[int, dict]:
+def list_task_data(client: LabelStudio, project_id: int) -> dict[int, dict[str, Any]]:
     """Label Studio task id -> task data, for every task in the project."""
+    # The SDK's extended list() returns SyncPagerExt[T] with T unbound: the base client's item type.
+    tasks = cast(
+        "Iterable[RoleBasedTask]",
+        client.tasks.list(project=project_id, fields="task_only", page_size=1000),
+    )
     with labelstudio_errors(client_url(client)):
-        return {
-            task.id: task.data or {}
-            for task in client.tasks.list(project=project_id, fields="task_only", page_size=1000)
-        }
+        # The SDK types `id` Optional (for requests); a listed task always has one.
+        return {task.id: task.data or {} for task in tasks}  # type: ignore[misc]
 
 
-def task_ids_by_prediction(task_data: dict[int, dict]) -> dict[int, int]:
+def task_ids_by_prediction(task_data: dict[int, dict[str, Any]]) -> dict[int, int]:
     """prediction id -> Label Studio task id (the first if there are several), from task data."""
     found: dict[int, int] = {}
     for task_id, data in sorted(task_data.items()):
@@ -107,7 +114,7 @@ def task_ids_by_prediction(task_data: dict[int, dict]) -> dict[int, int]:
     return found
 
 
-def list_users(client: LabelStudio) -> dict[int, dict]:
+def list_users(client: LabelStudio) -> dict[int, dict[str, Any]]:
     """Label Studio user id -> {"email", "username"}, for every user the token can see."""
     with labelstudio_errors(client_url(client)):
         return {
@@ -118,10 +125,10 @@ def list_users(client: LabelStudio) -> dict[int, dict]:
 
 def export_annotations(
     client: LabelStudio, project_id: int, *, task_ids: Iterable[int] | None = None
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Every task of the project (or only these Label Studio task ids) with its annotations, as Label
     Studio holds them now, in one request."""
-    options = None
+    options: RequestOptions | None = None
     if task_ids is not None:
         # Label Studio reads the subset from `ids[]`; the SDK's own `ids` argument is sent as `ids`.
         options = {"additional_query_parameters": {"ids[]": [str(t) for t in sorted(task_ids)]}}
@@ -131,11 +138,11 @@ def export_annotations(
                 project_id, export_type="JSON", download_all_tasks=True, request_options=options
             )
         )
-    return json.loads(body)
+    return cast("list[dict[str, Any]]", json.loads(body))
 
 
 def refresh_task_data(
-    client: LabelStudio, *, wanted: dict[int, dict], remote: dict[int, dict]
+    client: LabelStudio, *, wanted: dict[int, dict[str, Any]], remote: dict[int, dict[str, Any]]
 ) -> set[int]:
     """Give tasks (Label Studio task id -> data) the data they should show where Label Studio holds
     something else; annotations and predictions are not touched. -> the task ids updated."""
@@ -150,7 +157,12 @@ def refresh_task_data(
 
 
 def find_or_create_project(
-    client: LabelStudio, *, local: LabelStudioProject | None, title: str, create: dict, record: dict
+    client: LabelStudio,
+    *,
+    local: LabelStudioProject | None,
+    title: str,
+    create: dict[str, Any],
+    record: dict[str, Any],
 ) -> tuple[LabelStudioProject, bool]:
     """The platform's project if Label Studio still has it; else one adopted by `title` (a push interrupted
     right after creating it), else a new one made with `create`; the local row gets `record`."""
@@ -168,12 +180,17 @@ def find_or_create_project(
             )
             local.delete()
     with labelstudio_errors(url):
-        existing = [p for p in client.projects.list(title=title, page_size=100) if p.title == title]
+        # As in list_task_data: the extended list() loses the item type.
+        listed = cast("Iterable[AllRolesProjectList]", client.projects.list(title=title, page_size=100))
+        existing = [p for p in listed if p.title == title]
         if existing:
             remote_id, created = existing[0].id, False
         else:
             remote_id, created = client.projects.create(title=title, **create).id, True
-    local = LabelStudioProject.objects.create(labelstudio_id=remote_id, title=title, **record)
+    # A listed or created project always has an id (the SDK types it Optional, for requests).
+    local = LabelStudioProject.objects.create(
+        labelstudio_id=remote_id, title=title, **record  # type: ignore[misc]
+    )
     return local, created
 
 

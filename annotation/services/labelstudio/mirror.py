@@ -60,14 +60,14 @@ class MirrorChanges:
         return {(r.task_id, r.annotator_id) for r in [*self.changed, *self.deleted]}
 
 
-def parse_user_id(value) -> int | None:
+def parse_user_id(value: Any) -> int | None:
     """A Label Studio user id from `completed_by` (an id, or a dict with one)."""
     if isinstance(value, dict):
         value = value.get("id")
     return int(value) if value is not None else None
 
 
-def human_annotator(user_id: int, users: dict[int, dict] | None = None) -> Annotator:
+def human_annotator(user_id: int, users: dict[int, dict[str, Any]] | None = None) -> Annotator:
     """The platform annotator for a Label Studio user, created on first sight (named after the user's
     email when `users` knows it, which a later sync fills in)."""
     annotator = Annotator.objects.filter(labelstudio_user_id=user_id).first()
@@ -138,7 +138,8 @@ def mirror_tasks(
         existing_rows = LabelStudioAnnotation.objects.filter(
             labelstudio_id__in=[a["id"] for item in exported for a in item.get("annotations") or []]
         )
-    tasks = dict(task_rows.values_list("labelstudio_id", "pk"))
+    # Keyed by Label Studio task id; looked up with the export's "id", which may be missing.
+    tasks: dict[int | None, int] = dict(task_rows.values_list("labelstudio_id", "pk"))
     existing = {
         labelstudio_id: (pk, tuple(state))
         for labelstudio_id, pk, *state in existing_rows.values_list("labelstudio_id", "pk", *MIRRORED_FIELDS)
@@ -212,7 +213,7 @@ def _write_mirror_rows(
                                [(*adapted(state), pk) for pk, state in batch])
 
 
-def parse_result(result: list, resolver: CategoryResolver) -> tuple[list[Category], str, str]:
+def parse_result(result: list[dict[str, Any]], resolver: CategoryResolver) -> tuple[list[Category], str, str]:
     """(categories, proposal, note) from an annotation's result list."""
     categories: list[Category] = []
     proposals: list[str] = []

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from label_studio_sdk import LabelStudio
 
 from annotation.core.assignment import draw_assisted
@@ -140,7 +141,7 @@ def label_task(
     judge_labels: list[Label],
     analysis: Analysis | None,
     assisted: bool | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """One task: the failure's texts; in assisted mode (and on a mixed project's assisted tasks) the
     judge's analysis and predictions. Blind and mixed projects name neither the model nor its score
     (the platform keeps them): either could sway an annotator, and a mixed project's two arms must
@@ -156,7 +157,7 @@ def label_task(
         "reference": example.reference or "(no reference)",
         "output": prediction.output_text,
     }
-    task: dict = {"data": data}
+    task: dict[str, Any] = {"data": data}
     if mode == LabelStudioProject.Mode.MIXED and not assisted:
         data["judge_analysis"] = NO_JUDGE_SHOWN
     if not shows_judge(mode, assisted):
@@ -174,7 +175,7 @@ def label_task(
     predictions = []
     for model_version, labels in by_model_version.items():
         confidences = [label.confidence for label in labels if label.confidence is not None]
-        prediction_json = {
+        prediction_json: dict[str, Any] = {
             "model_version": model_version,
             "result": [
                 {
@@ -201,7 +202,7 @@ def label_tasks(
     version: TaxonomyVersion,
     mode: str,
     assisted: dict[int, bool] | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The tasks (data; the judge's predictions where shown) of these predictions, in order;
     `assisted` is a mixed project's draw (prediction id -> shows the judge)."""
     assisted = assisted or {}
@@ -222,7 +223,7 @@ def label_tasks(
 
 def adopt_remote_tasks(
     project: LabelStudioProject,
-    remote_data: dict[int, dict],
+    remote_data: dict[int, dict[str, Any]],
     *,
     expected: set[int],
     assisted: dict[int, bool] | None = None,
@@ -252,7 +253,7 @@ def import_tasks(
     client: LabelStudio,
     project: LabelStudioProject,
     prediction_ids: list[int],
-    payload: list[dict],
+    payload: list[dict[str, Any]],
     *,
     assisted: dict[int, bool] | None = None,
 ) -> None:
@@ -304,7 +305,7 @@ def is_judge_prediction(model_version: str, judges: list[str]) -> bool:
     return any(model_version == name or model_version.startswith(f"{name}+") for name in judges)
 
 
-def prediction_state(result: list, score: float | None) -> tuple:
+def prediction_state(result: list[dict[str, Any]], score: float | None) -> tuple[Any, ...]:
     """What a prediction shows, comparable between Label Studio's copy and the wanted one."""
     regions = [
         (
@@ -319,7 +320,7 @@ def prediction_state(result: list, score: float | None) -> tuple:
 
 
 def refresh_judge_predictions(
-    client: LabelStudio, project: LabelStudioProject, wanted: dict[int, list[dict]]
+    client: LabelStudio, project: LabelStudioProject, wanted: dict[int, list[dict[str, Any]]]
 ) -> tuple[set[int], int]:
     """Make the judge's predictions on these tasks (Label Studio task id -> prediction dicts)
     exactly `wanted`: one prediction per model version, updated in place when its result or score
@@ -334,7 +335,7 @@ def refresh_judge_predictions(
     changed: set[int] = set()
     written = 0
     with labelstudio_errors(client_url(client)):
-        held: dict[int, list] = {}
+        held: dict[int, list[Any]] = {}
         for prediction in client.predictions.list(task_project=project.labelstudio_id):
             ours = is_judge_prediction(prediction.model_version or "", judges)
             if ours and prediction.task in wanted:
@@ -363,7 +364,7 @@ def refresh_judge_predictions(
     return changed, written
 
 
-def ensure_model_version(client: LabelStudio, project: LabelStudioProject, wanted: Counter) -> bool:
+def ensure_model_version(client: LabelStudio, project: LabelStudioProject, wanted: Counter[str]) -> bool:
     """Label Studio pre-fills the labeling view only with predictions of the project's model_version
     (set on the first import): when the judge's predictions now carry another one, point it at the
     most common of them. A model version chosen among the current ones is kept. -> changed?"""
@@ -380,11 +381,11 @@ def ensure_model_version(client: LabelStudio, project: LabelStudioProject, wante
 def refresh_label_tasks(
     client: LabelStudio,
     project: LabelStudioProject,
-    remote_data: dict[int, dict],
+    remote_data: dict[int, dict[str, Any]],
     *,
     version: TaxonomyVersion,
     batch_size: int,
-) -> tuple[set[int], int, Counter]:
+) -> tuple[set[int], int, Counter[str]]:
     """Bring the tasks already in the project up to date with its taxonomy version: their data (the
     judge's analysis in assisted mode) and the judge's predictions. Nothing is written where Label
     Studio already holds the same. -> (task ids changed, predictions written, model versions)."""
@@ -395,8 +396,8 @@ def refresh_label_tasks(
         .iterator(chunk_size=2000)
         if t.labelstudio_id in remote_data  # a task deleted in Label Studio stays deleted
     ]
-    data: dict[int, dict] = {}
-    predictions: dict[int, list[dict]] = {}
+    data: dict[int, dict[str, Any]] = {}
+    predictions: dict[int, list[dict[str, Any]]] = {}
     for start in range(0, len(tasks), batch_size):
         batch = tasks[start : start + batch_size]
         payloads = label_tasks(
@@ -422,7 +423,7 @@ def update_project(
     with labelstudio_errors(client_url(client)):
         remote = client.projects.get(id=project.labelstudio_id)
         wanted = build_label_config(version, mode=project.mode)
-        updates = {}
+        updates: dict[str, Any] = {}
         if (remote.label_config or "").strip() != wanted.strip():
             updates["label_config"] = wanted
         if remote.maximum_annotations != overlap:
@@ -531,10 +532,14 @@ def push_labelstudio(
         if mode == LabelStudioProject.Mode.MIXED:
             # Drawn over the whole work set (frozen), so an interrupted push draws the same; tasks
             # already recorded keep what they were given.
-            drawn = draw_assisted(work_set_ids, share=assisted_share, seed=seed)
-            assisted = {pid: pid in drawn for pid in work_set_ids}
+            assert assisted_share is not None and seed is not None  # defaulted above for mixed mode
+            assisted_ids = draw_assisted(work_set_ids, share=assisted_share, seed=seed)
+            assisted = {pid: pid in assisted_ids for pid in work_set_ids}
             assisted.update(
-                project.tasks.exclude(assisted=None).values_list("prediction_id", "assisted")
+                cast(
+                    "QuerySet[LabelStudioTask, tuple[int, bool]]",  # assisted=None excluded
+                    project.tasks.exclude(assisted=None).values_list("prediction_id", "assisted"),
+                )
             )
         # A project made by this push holds no tasks yet: one listing request less.
         remote_data = {} if created else list_task_data(client, project.labelstudio_id)

@@ -5,7 +5,7 @@ human label sets, adjudication projects give decisions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -16,7 +16,7 @@ from django.utils import timezone
 from label_studio_sdk import LabelStudio
 
 from annotation.errors import ErrorMapError
-from annotation.models import LabelStudioAnnotation, LabelStudioProject
+from annotation.models import Annotator, LabelStudioAnnotation, LabelStudioProject
 from annotation.services.labelstudio.adjudication import adjudicator_for, reconcile_decisions
 from annotation.services.labelstudio.client import (
     WEBHOOK_ACTIONS,
@@ -133,7 +133,9 @@ def _read_back(
     return changes, counts, read_at
 
 
-def _annotator_lookup(project: LabelStudioProject, users: dict[int, dict] | None):
+def _annotator_lookup(
+    project: LabelStudioProject, users: dict[int, dict[str, Any]] | None
+) -> Callable[[int], Annotator]:
     if project.mode == LabelStudioProject.Mode.ADJUDICATION:
         return lambda user_id: adjudicator_for(user_id, users)
     return lambda user_id: human_annotator(user_id, users)
@@ -154,7 +156,7 @@ def sync_labelstudio(
     # Not checked up front: the users listing below is an authenticated request that fails with the same
     # clear error, and it runs while the first export is being made (one round trip less).
     client = client or labelstudio_client(check=False)
-    totals = dict.fromkeys(SyncReport.__dataclass_fields__, 0)
+    totals: dict[str, Any] = dict.fromkeys(SyncReport.__dataclass_fields__, 0)
     problems: list[str] = []
     with (
         stage_run("sync_labelstudio", {"work_set": work_set, "project_id": project_id}) as run,
@@ -182,7 +184,7 @@ def sync_labelstudio(
     return report
 
 
-def _record_webhook_health(project: LabelStudioProject, changes: MirrorChanges, read_at) -> str:
+def _record_webhook_health(project: LabelStudioProject, changes: MirrorChanges, read_at: datetime) -> str:
     """Count what this sync brought that a delivery should have (changes older than the grace period,
     and deletions), keep it on the project, and say so when deliveries are failing."""
     missed = len(changes.deleted) + sum(
@@ -213,7 +215,7 @@ def _record_webhook_health(project: LabelStudioProject, changes: MirrorChanges, 
 # --- webhooks ------------------------------------------------------------------------------------
 
 
-def _int(value) -> int | None:
+def _int(value: Any) -> int | None:
     if isinstance(value, dict):
         value = value.get("id")
     if isinstance(value, bool):
@@ -225,7 +227,7 @@ def _int(value) -> int | None:
     return None
 
 
-def parse_webhook_delivery(payload: dict) -> WebhookDelivery:
+def parse_webhook_delivery(payload: dict[str, Any]) -> WebhookDelivery:
     """The action, project and annotation/task ids of a delivery; anything else in it is ignored."""
     action = payload.get("action")
     action = action if isinstance(action, str) else ""

@@ -3,6 +3,7 @@ report and the API (views only parse the request and render these)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from typing import Any
 
 from annotation import selectors
@@ -10,7 +11,7 @@ from annotation.errors import ErrorMapError
 from annotation.models import AdjudicationItem, Label, Prediction
 from annotation.selectors import LabelFilter, default_version, shared_label_reads
 from annotation.selectors.agreement import Disagreements, compute_agreement
-from annotation.selectors.judge_audit import JudgeAudit, audit_judge
+from annotation.selectors.judge_audit import Comparison, JudgeAudit, NoComparison, NoGold, audit_judge
 from annotation.services.adjudication import decision_history, item_key
 from annotation.services.anchoring import anchoring_reports
 from annotation.services.runs import run_state
@@ -92,9 +93,9 @@ def _agreement_context(params: Mapping[str, Any], sources: tuple[str, ...]) -> d
              "value_x": 305 + max(0, round((v or 0) * 300))} for i, (n, v) in enumerate(per_category)]
     vs_gold = report.per_annotator_vs_gold
     context.update(report=report, stats=stats, per_category=bars, chart_height=18 * len(bars) + 10,
-                   per_annotator=[{"name": name, **numbers, "vs_gold": vs_gold.get(name) or {}}
+                   per_annotator=[{"name": name, "numbers": numbers, "vs_gold": vs_gold.get(name)}
                                   for name, numbers in sorted(report.per_annotator.items())],
-                   vs_gold=any((a or {}).get("n_items") for a in vs_gold.values()),
+                   vs_gold=any(a.n_items for a in vs_gold.values()),
                    disagreements=_disagreement_table(report.disagreements),
                    per_depth=sorted(report.per_depth.items()),
                    pairwise=report.pairwise_cohen_kappa)
@@ -140,17 +141,18 @@ def _judge_context(params: Mapping[str, Any]) -> dict[str, Any]:
 def _judge_view(name: str, part: JudgeAudit) -> dict[str, Any]:
     """A judge's audit shaped for the page: each comparison's confusion matrix as shaded rows over one
     column order, its per-category scores as rows, and its calibration as a reliability diagram."""
-    shaped = part.to_dict()
-    for key in ("vs_human_majority", "vs_gold"):
-        shaped[key] = {**shaped[key], **_comparison_tables(shaped[key])}
-    return {"name": name, **shaped}
+    return {"name": name, **part.to_dict(),
+            "vs_human_majority": _comparison_view(part.vs_human_majority),
+            "vs_gold": _comparison_view(part.vs_gold)}
 
 
-def _comparison_tables(comparison: dict[str, Any]) -> dict[str, Any]:
-    confusion = comparison.get("confusion") or {}
-    columns = sorted({c for row in confusion.values() for c in row})
+def _comparison_view(comparison: Comparison | NoComparison | NoGold) -> dict[str, Any]:
+    view = comparison.to_dict()
+    if not isinstance(comparison, Comparison):
+        return view  # the page shows only why there is nothing to compare
+    columns = sorted({c for row in comparison.confusion.values() for c in row})
     rows = []
-    for reference, row in confusion.items():
+    for reference, row in comparison.confusion.items():
         total = sum(row.values())
         cells = []
         for column in columns:
@@ -159,13 +161,13 @@ def _comparison_tables(comparison: dict[str, Any]) -> dict[str, Any]:
             cells.append({"n": n, "column": column, "diagonal": column == reference,
                           "fill": _shade(share) if n else "#fff", "dark": share > 0.5})
         rows.append({"reference": reference, "cells": cells, "total": total})
-    calibration = comparison.get("calibration") or {}
     return {
+        **view,
         "confusion_columns": columns,
         "confusion_rows": rows,
-        "per_category_rows": [{"name": category, **scores}
-                              for category, scores in (comparison.get("per_category") or {}).items()],
-        "reliability": reliability_chart(calibration.get("bins") or []),
+        "per_category_rows": [{"name": category, **asdict(scores)}
+                              for category, scores in comparison.per_category.items()],
+        "reliability": reliability_chart([asdict(b) for b in comparison.calibration.bins]),
     }
 
 

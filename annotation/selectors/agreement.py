@@ -120,6 +120,38 @@ class Disagreements:
 
 
 @dataclass(frozen=True)
+class Bootstrap:
+    """How the intervals were resampled."""
+
+    reps: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class AnnotatorAgreement:
+    """One annotator against the others: items, pairs, mean agreement and kappa, and alpha without them
+    (None where undefined; the reason is in the report's `undefined`)."""
+
+    n_items: int
+    n_pairs_with_others: int
+    agreement_with_others: float | None
+    mean_cohen_kappa: float | None
+    alpha_without: float | None
+    alpha_change_from_annotator: float | None  # positive: alpha is higher with this annotator
+
+
+@dataclass(frozen=True)
+class AccuracyVsGold:
+    """One annotator against gold on the items both have: exact-match accuracy and Cohen's kappa (None,
+    with the reason, where undefined)."""
+
+    n_items: int
+    accuracy: float | None
+    cohen_kappa: float | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class AgreementReport:
     """Agreement among the filtered annotators (the `agreement --json` object, field for field, in order).
 
@@ -136,7 +168,7 @@ class AgreementReport:
     alpha_computed_by: str
     ci95: list[float] | None
     ci_method: str
-    bootstrap: Mapping[str, int]
+    bootstrap: Bootstrap
     confidence_intervals: Mapping[str, list[float] | None]
     fleiss_kappa: float | None
     gwet_ac1: float | None
@@ -149,11 +181,11 @@ class AgreementReport:
     n_categories: int
     n_categories_for_chance: int
     per_category: Mapping[str, float | None]
-    per_annotator: Mapping[str, Mapping[str, Any]]
+    per_annotator: Mapping[str, AnnotatorAgreement]
     pairwise_cohen_kappa: Mapping[str, float | None]
     per_depth: Mapping[str, float | None]
     undefined: Mapping[str, str]
-    per_annotator_vs_gold: Mapping[str, Mapping[str, Any]]
+    per_annotator_vs_gold: Mapping[str, AccuracyVsGold]
     per_annotator_vs_gold_note: str
     disagreements: Disagreements
 
@@ -189,8 +221,14 @@ def compute_agreement(
         taxonomy_version=str(version),
         filters={**label_filter.as_config(), "depth": depth},
         annotation_mode=annotation_mode(label_filter, version),
-        **{**statistics, "disagreements": Disagreements(
-            **{**disagreements, "items": tuple(DisagreeingItem(**item) for item in disagreements["items"])})},
+        **{**statistics,
+           "bootstrap": Bootstrap(**statistics["bootstrap"]),
+           "per_annotator": {name: AnnotatorAgreement(**part)
+                             for name, part in statistics["per_annotator"].items()},
+           "per_annotator_vs_gold": {name: AccuracyVsGold(**part)
+                                     for name, part in statistics["per_annotator_vs_gold"].items()},
+           "disagreements": Disagreements(
+               **{**disagreements, "items": tuple(DisagreeingItem(**item) for item in disagreements["items"])})},
     )
 
 

@@ -35,23 +35,188 @@ OFFLINE_JUDGE = "judge:offline"
 NO_HUMAN_LABELS = "no human labels"
 
 
+@dataclass(frozen=True)
+class CategoryScores:
+    """One category's precision, recall and F1 (None where undefined), its support and how often it was
+    predicted."""
+
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    support: int
+    predicted: int
+
+
+@dataclass(frozen=True)
+class CalibrationBin:
+    """One confidence bin of a reliability diagram (mean confidence and accuracy None when empty)."""
+
+    bin: str  # "[0.0, 0.2)"
+    low: float
+    high: float
+    n: int
+    mean_confidence: float | None
+    accuracy: float | None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Accuracy per confidence bin, and the expected calibration error (None without confidences)."""
+
+    bins: tuple[CalibrationBin, ...]
+    n_with_confidence: int
+    n_without_confidence: int
+    expected_calibration_error: float | None
+
+    @classmethod
+    def from_dict(cls, part: Mapping[str, Any]) -> Calibration:
+        return cls(**{**part, "bins": tuple(CalibrationBin(**b) for b in part["bins"])})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Comparison:
+    """Labels against a reference on the items both have: accuracy, Cohen's kappa, per-category P/R/F1,
+    the confusion matrix (reference set -> judged set -> items) and calibration."""
+
+    n_items: int
+    accuracy: float
+    accuracy_note: str
+    cohen_kappa: float | None
+    cohen_kappa_reason: str | None
+    per_category: Mapping[str, CategoryScores]
+    confusion: Mapping[str, Mapping[str, int]]
+    calibration: Calibration
+
+    @staticmethod
+    def parts(report: Mapping[str, Any]) -> dict[str, Any]:
+        """A classification report's fields, its nested parts as dataclasses."""
+        return {**report, "per_category": {name: CategoryScores(**scores)
+                                           for name, scores in report["per_category"].items()},
+                "calibration": Calibration.from_dict(report["calibration"])}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoComparison:
+    """No item has both labels and a reference: nothing to compare, and why."""
+
+    n_items: int  # 0
+    accuracy: None = None
+    cohen_kappa: None = None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MajorityComparison(Comparison):
+    """Against the human majority (categories chosen by more than half of an item's annotators)."""
+
+    n_items_without_human_majority: int
+    reference_note: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoMajorityComparison(NoComparison):
+    """Against the human majority, where no judged item has one."""
+
+    n_items_without_human_majority: int
+    reference_note: str
+
+
+def majority_comparison(part: Mapping[str, Any]) -> MajorityComparison | NoMajorityComparison:
+    """The comparison with the human majority, from its JSON form."""
+    if part["n_items"]:
+        return MajorityComparison(**Comparison.parts(part))
+    return NoMajorityComparison(**part)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrossFitted:
+    """The offline judge re-judging the gold items, each learning only from the other folds' gold."""
+
+    folds: int
+    seed: int
+    grouping: str
+    items_per_fold: list[int]
+    texts_per_fold: list[int]
+    note: str
+    n_items: int
+    accuracy: float | None
+    cohen_kappa: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotCrossFitted:
+    """The offline judge could not be cross-fitted (too few distinct gold texts for the folds)."""
+
+    folds: int
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExamplesLeftOut:
+    """A judge that does not learn from gold: no folds; the items whose own gold was one of its
+    prompt's examples are left out."""
+
+    folds: None = None
+    excluded_as_examples: int
+    note: str
+
+
+def cross_fitting_of(part: Mapping[str, Any]) -> CrossFitted | NotCrossFitted | ExamplesLeftOut:
+    """How a comparison with gold was kept free of leaks, from its JSON form."""
+    if part["folds"] is None:
+        return ExamplesLeftOut(**part)
+    return NotCrossFitted(**part) if "reason" in part else CrossFitted(**part)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoGold:
+    """No judged item has gold yet."""
+
+    n_items: int  # 0
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GoldComparison(Comparison):
+    """Against gold, with how it was kept free of leaks."""
+
+    cross_fitting: CrossFitted | NotCrossFitted | ExamplesLeftOut
+
+
+def gold_comparison(part: Mapping[str, Any]) -> GoldComparison | NoGold:
+    """The comparison with gold, from its JSON form."""
+    if part["n_items"]:
+        return GoldComparison(**{**Comparison.parts(part), "cross_fitting": cross_fitting_of(part["cross_fitting"])})
+    return NoGold(**part)
+
+
 @dataclass(frozen=True, kw_only=True)
 class JudgeAudit:
-    """One audited judge (or person): against the human majority and gold, and its effect on alpha.
-
-    `vs_human_majority` and `vs_gold` are classification reports (accuracy, Cohen's kappa, per-category
-    P/R/F1, confusion, calibration; `vs_gold` also says how its cross-fitting was done).
-    """
+    """One audited judge (or person): against the human majority and gold, and its effect on alpha."""
 
     kind: str  # judge or human
     n_items_judged: int
-    vs_human_majority: Mapping[str, Any]
-    vs_gold: Mapping[str, Any]
+    vs_human_majority: MajorityComparison | NoMajorityComparison
+    vs_gold: GoldComparison | NoGold
     alpha_humans: float | None
     alpha_with_judge: float | None
     alpha_change: float | None = None
     judge_effect_on_alpha: str  # raises, lowers, unchanged or undefined
     alpha_reason: str | None
+
+    @classmethod
+    def from_dict(cls, part: Mapping[str, Any]) -> JudgeAudit:
+        return cls(**{**part, "vs_human_majority": majority_comparison(part["vs_human_majority"]),
+                      "vs_gold": gold_comparison(part["vs_gold"])})
 
     def to_dict(self) -> dict[str, Any]:
         part = asdict(self)
@@ -242,7 +407,7 @@ def audit_judge(*, label_filter: LabelFilter, judges: tuple[str, ...] = (), fold
     mode = annotation_mode(humans, version) if report["n_items_with_human_labels"] else "unknown"
     return JudgeAuditReport(**{
         **report, "human_annotation_mode": mode,
-        "judges": {name: JudgeAudit(**part) for name, part in report["judges"].items()}})
+        "judges": {name: JudgeAudit.from_dict(part) for name, part in report["judges"].items()}})
 
 
 def _audit(choice: VersionChoice, judge_filter: LabelFilter, humans: LabelFilter, gold_filter: LabelFilter,

@@ -120,8 +120,8 @@ def _judge_audit_in_the_humans_taxonomy(version: str, *, ratio: float, seed: int
     audit = audit_judge(label_filter=LabelFilter(taxonomy=version))
     for judge, part in audit.judges.items():
         vs = part.vs_human_majority
-        step(f"judge audit in {version}: {judge} against the raters' majority on {vs.get('n_items', 0)} items: "
-             f"accuracy {_figure(vs.get('accuracy'))}, Cohen's kappa {_figure(vs.get('cohen_kappa'))}; "
+        step(f"judge audit in {version}: {judge} against the raters' majority on {vs.n_items} items: "
+             f"accuracy {_figure(vs.accuracy)}, Cohen's kappa {_figure(vs.cohen_kappa)}; "
              f"alpha of the raters {_figure(part.alpha_humans)}, with the judge "
              f"{_figure(part.alpha_with_judge)}")
     return audit

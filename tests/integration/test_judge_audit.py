@@ -106,3 +106,41 @@ def test_a_human_annotator_is_audited_like_a_judge_against_gold_and_the_others(l
 def test_auditing_an_unknown_name_is_a_clear_error(labelled):
     with pytest.raises(CommandError, match="no annotator or judge named 'nobody'"):
         audit("--judge", "nobody")
+
+
+def test_the_selectors_return_frozen_parts_all_the_way_down(labelled):
+    """Reads hand out records, not mutable dicts: every nested part is a frozen dataclass, and an
+    absent comparison is its own class saying why."""
+    import dataclasses
+
+    from annotation.selectors import LabelFilter
+    from annotation.selectors.agreement import AccuracyVsGold, AnnotatorAgreement, compute_agreement
+    from annotation.selectors.judge_audit import (
+        CalibrationBin,
+        CategoryScores,
+        ExamplesLeftOut,
+        GoldComparison,
+        MajorityComparison,
+        NoGold,
+        audit_judge,
+    )
+
+    judge = audit_judge(label_filter=LabelFilter()).judges["judge-v1"]
+    assert isinstance(judge.vs_human_majority, MajorityComparison)
+    assert isinstance(judge.vs_gold, GoldComparison) and isinstance(judge.vs_gold.cross_fitting, ExamplesLeftOut)
+    assert judge.vs_gold.cross_fitting.excluded_as_examples == 0
+    assert judge.vs_human_majority.per_category["R / Logic"] == CategoryScores(
+        precision=1.0, recall=0.5, f1=pytest.approx(2 / 3, abs=1e-6), support=2, predicted=1)
+    assert all(isinstance(b, CalibrationBin) for b in judge.vs_human_majority.calibration.bins)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        judge.vs_gold.n_items = 0  # type: ignore[misc]
+    agreement = compute_agreement(label_filter=LabelFilter(), reps=20)
+    assert isinstance(agreement.per_annotator["h0"], AnnotatorAgreement)
+    assert agreement.per_annotator["h0"].n_items == 6
+    assert agreement.per_annotator_vs_gold["h0"] == AccuracyVsGold(n_items=2, accuracy=1.0, cohen_kappa=1.0,
+                                                                   reason=None)
+    assert (agreement.bootstrap.reps, agreement.bootstrap.seed) == (20, 0)
+    # Before gold exists, the gold comparison says why there is none.
+    from annotation.models import Label
+    Label.objects.filter(source="gold").delete()
+    assert isinstance(audit_judge(label_filter=LabelFilter()).judges["judge-v1"].vs_gold, NoGold)

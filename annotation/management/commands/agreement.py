@@ -62,13 +62,13 @@ def summary_text(report: AgreementReport) -> str:
     ]
     lines += [f"  {fmt(v):>7}  {name}" for name, v in report.per_category.items()]
     lines.append("per annotator (agreement with others, alpha without them):")
-    lines += [f"  {name}: {a['n_items']} items, {fmt(a['agreement_with_others'])},"
-              f" alpha without {fmt(a['alpha_without'])}"
+    lines += [f"  {name}: {a.n_items} items, {fmt(a.agreement_with_others)},"
+              f" alpha without {fmt(a.alpha_without)}"
               for name, a in report.per_annotator.items()]
-    vs_gold = {name: a for name, a in report.per_annotator_vs_gold.items() if a["n_items"]}
+    vs_gold = {name: a for name, a in report.per_annotator_vs_gold.items() if a.n_items}
     if vs_gold:
         lines.append("per annotator against gold (exact-match accuracy, Cohen's kappa):")
-        lines += [f"  {name}: {a['n_items']} items, accuracy {fmt(a['accuracy'])}, kappa {fmt(a['cohen_kappa'])}"
+        lines += [f"  {name}: {a.n_items} items, accuracy {fmt(a.accuracy)}, kappa {fmt(a.cohen_kappa)}"
                   for name, a in vs_gold.items()]
     disagreements = report.disagreements
     lines.append(f"annotators disagree on {disagreements.n_items} items"

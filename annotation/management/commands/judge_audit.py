@@ -5,7 +5,14 @@ from django.core.management.base import CommandParser
 
 from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.selectors import LabelFilter
-from annotation.selectors.judge_audit import JudgeAuditReport, audit_judge
+from annotation.selectors.judge_audit import (
+    Comparison,
+    CrossFitted,
+    GoldComparison,
+    JudgeAuditReport,
+    NotCrossFitted,
+    audit_judge,
+)
 from annotation.services.runs import stage_run
 from server.commands import ErrorMapCommand
 from server.commands import format_statistic as fmt
@@ -47,18 +54,18 @@ def summary_text(report: JudgeAuditReport) -> str:
     for judge, audit in report.judges.items():
         lines.append(f"{audit.kind} {judge}: {audit.n_items_judged} items labelled")
         for name, part in (("vs_human_majority", audit.vs_human_majority), ("vs_gold", audit.vs_gold)):
-            if part.get("accuracy") is None:
-                lines.append(f"  {name}: {part.get('reason', 'n/a')}")
+            if not isinstance(part, Comparison):
+                lines.append(f"  {name}: {part.reason}")
                 continue
-            lines.append(f"  {name}: {part['n_items']} items, accuracy {fmt(part['accuracy'])},"
-                         f" Cohen's kappa {fmt(part['cohen_kappa'])},"
-                         f" ECE {fmt(part['calibration']['expected_calibration_error'])}")
-            crossfit = part.get("cross_fitting")
-            if crossfit and crossfit.get("folds") and crossfit.get("accuracy") is not None:
-                lines.append(f"    cross-fitted over {crossfit['folds']} folds {crossfit['items_per_fold']}:"
-                             f" accuracy {fmt(crossfit['accuracy'])}, Cohen's kappa {fmt(crossfit['cohen_kappa'])}")
-            elif crossfit and crossfit.get("reason"):
-                lines.append(f"    cross-fitted: {crossfit['reason']}")
+            lines.append(f"  {name}: {part.n_items} items, accuracy {fmt(part.accuracy)},"
+                         f" Cohen's kappa {fmt(part.cohen_kappa)},"
+                         f" ECE {fmt(part.calibration.expected_calibration_error)}")
+            crossfit = part.cross_fitting if isinstance(part, GoldComparison) else None
+            if isinstance(crossfit, CrossFitted) and crossfit.accuracy is not None:
+                lines.append(f"    cross-fitted over {crossfit.folds} folds {crossfit.items_per_fold}:"
+                             f" accuracy {fmt(crossfit.accuracy)}, Cohen's kappa {fmt(crossfit.cohen_kappa)}")
+            elif isinstance(crossfit, NotCrossFitted):
+                lines.append(f"    cross-fitted: {crossfit.reason}")
         others = "the other humans" if audit.kind == "human" else "humans"
         lines.append(f"  alpha {others} {fmt(audit.alpha_humans)} -> with {judge}"
                      f" {fmt(audit.alpha_with_judge)}: {audit.judge_effect_on_alpha} alpha")

@@ -157,6 +157,7 @@ class FakeOpenAIServer:
         self.responder = responder or (lambda body: Reply(content=valid_analysis()))
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.raw_requests: list[bytes] = []  # the bodies as sent, byte for byte
         self._lock = threading.Lock()
         self.reject_response_formats: set[str] = set()  # e.g. {"json_schema"}: answer 400 to those
         server = self
@@ -169,11 +170,13 @@ class FakeOpenAIServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                body = json.loads(raw or b"{}")
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 with server._lock:
                     server.requests.append(body)
+                    server.raw_requests.append(raw)
                     reply = server.script.popleft() if server.script else None
                 fmt = (body.get("response_format") or {}).get("type")
                 if fmt in server.reject_response_formats:

@@ -3,13 +3,16 @@ talking to a local chat-completions server, and the offline judge on the bundled
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from openai import AsyncOpenAI
 
 from annotation.core.judge import JudgeError
+from annotation.core.openai_judge import OpenAIJudge
 from annotation.errors import ErrorMapError
 from annotation.models import (
     Analysis,
@@ -191,6 +194,41 @@ def test_unsupported_structured_output_steps_down_to_json_mode(server):
     report = analyze_failures(backend=judge(server))
     assert report.analysed == 1
     assert [(b.get("response_format") or {}).get("type") for b in server.requests] == ["json_schema", "json_object"]
+
+
+@pytest.mark.parametrize("response_format", ["json_schema", "json_object", "none"])
+def test_the_judge_sends_the_very_bytes_chat_completions_create_sends(server, response_format):
+    # The judge posts through the client's generic `post`; the body must be what `create` would send.
+    make_failures(1)
+    with OpenAIJudge(model="fake-judge", base_url=server.base_url, api_key="test-key",
+                     response_format=response_format, max_tokens=300) as backend:
+        analyze_failures(backend=backend)
+    (ours,) = server.raw_requests
+
+    async def by_create() -> None:
+        client = AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+        await client.chat.completions.create(**server.requests[0])
+        await client.close()
+
+    asyncio.run(by_create())
+    assert server.raw_requests[1] == ours
+    assert json.loads(ours)["max_tokens"] == 300
+
+
+def test_an_answer_without_usage_counts_no_tokens_and_is_still_used(server):
+    make_failures(1)
+    answer = {"choices": [{"message": {"content": valid_analysis("No usage")}}]}  # no "usage" key
+    server.queue(Reply(raw_body=json.dumps(answer).encode()))
+    report = analyze_failures(backend=judge(server))
+    assert (report.analysed, report.usage["prompt_tokens"], report.usage["completion_tokens"]) == (1, 0, 0)
+    assert Analysis.objects.get().error_title == "No usage"
+
+
+def test_an_answer_with_null_content_is_an_invalid_answer_retried_with_the_problem(server):
+    make_failures(1)
+    server.queue(Reply(raw_body=json.dumps({"choices": [{"message": {"content": None}}]}).encode()))
+    report = analyze_failures(backend=judge(server))
+    assert (report.analysed, report.usage["invalid_retries"], server.count) == (1, 1, 2)
 
 
 def test_prose_and_fenced_answers_are_parsed_tolerantly(server):

@@ -17,7 +17,7 @@ import krippendorff
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from taxonomy.core.paths import PATH_SEPARATOR
 
@@ -76,13 +76,19 @@ class BootstrapResult:
 
 
 
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    # Found once: looking the loaded libraries up took 30 ms a call.
+    return ThreadpoolController()
+
+
 def _one_blas_thread(function: F) -> F:
     """Run `function` with BLAS on one thread. Every product here is small (resamples x patterns, values x
     values): OpenBLAS's extra threads only spin on them, which doubled the CPU of a MASI report on two
     busy cores. The results are the same bits (checked on the benchmark tables)."""
     @functools.wraps(function)
     def limited(*args: Any, **kwargs: Any) -> Any:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _thread_pools().limit(limits=1, user_api="blas"):
             return function(*args, **kwargs)
     return cast(F, limited)
 
@@ -565,15 +571,19 @@ def _unit_weights(pat: _Patterns, reps: int, rng: np.random.Generator) -> Iterat
         for start in range(0, reps, chunk):
             yield rng.multinomial(n_items, p, size=min(chunk, reps - start)).astype(np.float64)
         return
-    # Item i of the sorted order belongs to pattern searchsorted(cumulative counts, i).
-    item_pattern = np.repeat(np.arange(n_patterns, dtype=np.int32), pat.counts)
+    # Items in pattern order: pattern k is items edges[k] to edges[k + 1] - 1. Each drawn item is
+    # counted, and a pattern's count is the running total's rise over its items (cheaper than looking
+    # up every draw's pattern; the draws are the same, so the counts are too).
+    edges = np.r_[0, np.cumsum(pat.counts)]
     chunk = max(1, min(reps, 16))
     for start in range(0, reps, chunk):
         size = min(chunk, reps - start)
-        drawn = item_pattern[rng.integers(0, n_items, (size, n_items), dtype=np.int32)]
-        offsets = (np.arange(size, dtype=np.int64) * n_patterns)[:, None]
-        yield np.bincount((drawn + offsets).ravel(), minlength=size * n_patterns
-                          ).reshape(size, n_patterns).astype(np.float64)
+        drawn = rng.integers(0, n_items, (size, n_items), dtype=np.int32)
+        weights = np.empty((size, n_patterns))
+        for row in range(size):
+            running = np.r_[0, np.cumsum(np.bincount(drawn[row], minlength=n_items))]
+            weights[row] = np.diff(running[edges])
+        yield weights
 
 
 def _units_bootstrap(pat: _Patterns, sums: _Sums, distance: np.ndarray | None, reps: int, seed: int,

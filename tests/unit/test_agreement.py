@@ -320,3 +320,23 @@ def test_both_item_resampling_paths_give_the_same_bootstrap_distribution() -> No
     # Every resample has all 2000 items; each pattern's mean count is its count in the data.
     assert (index_draws.sum(axis=1) == 2000).all()
     assert np.abs(index_draws.mean(axis=0) - multinomial.mean(axis=0)).max() < 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_resampled_pattern_counts_are_the_drawn_items_patterns_counted(seed) -> None:
+    from annotation.core.agreement import _patterns, _unit_weights
+
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-1, 30, (1500, 3))  # some items unrated or rated once, most patterns once
+    pat = _patterns(codes, 30)
+    assert len(pat.counts) * 20 > pat.counts.sum() and (pat.counts == 1).any() and (pat.counts > 1).any()
+    n_items = int(pat.counts.sum())
+    got = np.concatenate(list(_unit_weights(pat, 37, np.random.default_rng(seed))))  # 37: a short last chunk
+    # Straightforward: the same draws (chunks of 16 resamples), each drawn item's pattern looked up and counted.
+    item_pattern = np.repeat(np.arange(len(pat.counts)), pat.counts)
+    draws = np.random.default_rng(seed)
+    expected = np.concatenate([
+        [np.bincount(item_pattern[row], minlength=len(pat.counts))
+         for row in draws.integers(0, n_items, (min(16, 37 - start), n_items), dtype=np.int32)]
+        for start in range(0, 37, 16)])
+    assert got.shape == (37, len(pat.counts)) and np.array_equal(got, expected)

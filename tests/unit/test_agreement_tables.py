@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from annotation.core import agreement
 from annotation.core.agreement import RatingTable, agreement_report, table_alpha, table_from_labels
 
 
@@ -81,3 +82,83 @@ def test_item_ids_spread_too_wide_for_a_presence_array_give_the_same_table():
     wide = table_from_labels(items * 10**12, annotators, categories, annotator_names=names, category_paths=paths)
     assert np.array_equal(wide.items, close.items * 10**12)
     assert np.array_equal(wide.codes, close.codes) and wide.values == close.values
+
+
+def random_sets(seed: int, *, n_items: int, n_annotators: int, n_categories: int, rated: float,
+                empty: float) -> RatingTable:
+    """Each annotator rates each item with probability `rated` (so some items have one rating or none and
+    some annotator pairs share few items); a share `empty` of the ratings are the empty set, others one or
+    two of few categories (many ties)."""
+    rng = np.random.default_rng(seed)
+    names = [f"P{c % 2} / C{c}" for c in range(n_categories)]
+    cells: list[list[frozenset[str] | None]] = []
+    for _ in range(n_items):
+        row: list[frozenset[str] | None] = []
+        for _ in range(n_annotators):
+            if rng.random() >= rated:
+                row.append(None)
+            elif rng.random() < empty:
+                row.append(frozenset())
+            else:
+                row.append(frozenset(rng.choice(names, rng.integers(1, 3)).tolist()))
+        cells.append(row)
+    return RatingTable(list(range(n_items)), [f"a{j:02d}" for j in range(n_annotators)], cells)
+
+
+CASES = [  # (seed, items, annotators, categories, rated, empty)
+    (0, 300, 3, 3, 0.9, 0.1),  # dense, few categories: many equal sets
+    (1, 400, 12, 6, 0.25, 0.05),  # sparse: items rated once or not at all, pairs sharing few items
+    (2, 200, 5, 2, 0.6, 0.3),  # mostly empty or tied sets
+    (3, 150, 4, 1, 0.7, 0.0),  # one category: nominal, and no variation without some annotators
+    (4, 120, 9, 40, 0.95, 0.1),  # wide rows of many distinct sets: the keys would overflow
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_alpha_without_each_annotator_is_the_same_bits_as_deleting_their_column(case):
+    from annotation.core.agreement import _alpha_estimate, _alphas_without_each, _encode_table, _entries, _is_nominal
+
+    seed, n_items, n_annotators, n_categories, rated, empty = case
+    table = random_sets(seed, n_items=n_items, n_annotators=n_annotators, n_categories=n_categories,
+                        rated=rated, empty=empty)
+    coded = _encode_table(table)
+    level = "nominal" if _is_nominal(coded) else "masi"
+    distance = None if level == "nominal" else agreement._masi_matrix(coded.values)
+    units, coders, values = _entries(coded.codes)
+    got = _alphas_without_each(coded, units, values, [np.flatnonzero(coders == j) for j in range(n_annotators)],
+                               distance)
+    for j in range(n_annotators):
+        # Straightforward: the table with column j deleted, its alpha from scratch (same value numbering).
+        rest = agreement._Coded(np.delete(coded.codes, j, axis=1), coded.values)
+        assert got[j] == _alpha_estimate(rest, level), j  # value and reason, exactly
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_grouped_coder_pairs_are_each_pair_of_columns_on_their_shared_items(case):
+    from annotation.core.agreement import _coder_pairs, _encode_table
+
+    seed, n_items, n_annotators, n_categories, rated, empty = case
+    coded = _encode_table(random_sets(seed, n_items=n_items, n_annotators=n_annotators,
+                                      n_categories=n_categories, rated=rated, empty=empty))
+    got = [(i, j, a.tolist(), b.tolist()) for i, j, a, b in _coder_pairs(coded)]
+    expected = []
+    for i in range(n_annotators):
+        for j in range(i + 1, n_annotators):
+            both = (coded.codes[:, i] >= 0) & (coded.codes[:, j] >= 0)
+            expected.append((i, j, coded.codes[both, i].tolist(), coded.codes[both, j].tolist()))
+    assert got == expected
+
+
+def test_taking_one_value_out_of_sorted_rows_is_list_removal():
+    from annotation.core.agreement import _without_one
+
+    rng = np.random.default_rng(9)
+    lists = [sorted(rng.integers(0, 4, rng.integers(1, 6)).tolist()) for _ in range(500)]  # repeats: ties
+    rows = np.array([row + [-1] * (5 - len(row)) for row in lists])
+    values = np.array([row[rng.integers(len(row))] for row in lists])
+    expected = []
+    for row, value in zip(lists, values.tolist()):
+        row = list(row)
+        row.remove(value)
+        expected.append(row + [-1] * (5 - len(row)))
+    assert _without_one(rows, values).tolist() == expected

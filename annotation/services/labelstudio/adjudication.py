@@ -33,13 +33,11 @@ from annotation.services.adjudication import (
 )
 from annotation.services.labelstudio.client import (
     ProjectPush,
+    ProjectSpec,
     client_url,
-    ensure_webhook,
-    find_or_create_project,
     labelstudio_client,
-    labelstudio_errors,
-    list_task_data,
     list_users,
+    open_project,
     project_push_fields,
     refresh_task_data,
 )
@@ -51,7 +49,7 @@ from annotation.services.labelstudio.config import (
     build_adjudication_config,
 )
 from annotation.services.labelstudio.mirror import EPOCH, EXTERNAL_PREFIX
-from annotation.services.labelstudio.push import adopt_remote_tasks, import_tasks, short_title
+from annotation.services.labelstudio.push import import_tasks, short_title
 from annotation.services.runs import stage_run
 from taxonomy.core.paths import PATH_SEPARATOR, join_path, split_path
 from taxonomy.models import TaxonomyVersion
@@ -246,48 +244,41 @@ def push_adjudication(
             mode=LabelStudioProject.Mode.ADJUDICATION, taxonomy_version=version, work_set=ws
         ).first()
         scope = f"work set {ws.name}" if ws else "the whole queue"
-        project, created = find_or_create_project(
-            client,
-            local=local,
-            title=adjudication_project_title(version, ws),
-            create={
-                "description": f"Adjudication of disputed items, taxonomy {version}, {scope} (ErrorMap Studio)",
-                "label_config": build_adjudication_config(version),
-                "maximum_annotations": 1,
-                "show_collab_predictions": False,
-            },
-            record={
-                "work_set": ws,
-                "taxonomy_version": version,
-                "mode": LabelStudioProject.Mode.ADJUDICATION,
-                "overlap": 1,
-            },
-        )
-        config_updated = False
-        if not created:
-            with labelstudio_errors(url):
-                remote = client.projects.get(id=project.labelstudio_id)
-                wanted = build_adjudication_config(version)
-                if (remote.label_config or "").strip() != wanted.strip():
-                    client.projects.update(id=project.labelstudio_id, label_config=wanted)
-                    config_updated = True
-        webhook = ensure_webhook(client, project, secret=webhook_secret, url=webhook_url)
-
         items = AdjudicationItem.objects.filter(
             taxonomy_version=version, status=AdjudicationItem.Status.OPEN
         )
         if ws is not None:
             items = items.filter(prediction__work_sets=ws)
-        remote_data = list_task_data(client, project.labelstudio_id)
-        done, recovered = adopt_remote_tasks(
-            project, remote_data, expected=set(items.values_list("prediction_id", flat=True))
+        opened = open_project(
+            client,
+            ProjectSpec(
+                local=local,
+                title=adjudication_project_title(version, ws),
+                create={
+                    "description": f"Adjudication of disputed items, taxonomy {version}, {scope} (ErrorMap Studio)",
+                    "label_config": build_adjudication_config(version),
+                    "maximum_annotations": 1,
+                    "show_collab_predictions": False,
+                },
+                record={
+                    "work_set": ws,
+                    "taxonomy_version": version,
+                    "mode": LabelStudioProject.Mode.ADJUDICATION,
+                    "overlap": 1,
+                },
+                keep=("label_config",),
+            ),
+            expected=set(items.values_list("prediction_id", flat=True)),
+            webhook_secret=webhook_secret,
+            webhook_url=webhook_url,
         )
+        project, done = opened.project, opened.done
         refreshed = refresh_adjudication_tasks(
             client,
             project,
             items=items,
             version=version,
-            remote_data=remote_data,
+            remote_data=opened.remote_tasks,
             batch_size=batch_size,
         )
         open_items = items.count()
@@ -306,16 +297,15 @@ def push_adjudication(
         run.counts = {
             "open_items": open_items,
             "tasks_imported": imported,
-            "tasks_recovered": recovered,
+            "tasks_recovered": opened.recovered,
             "tasks_refreshed": len(refreshed),
         }
     return AdjudicationPushReport(
-        **project_push_fields(project, base_url=url, created=created, config_updated=config_updated,
-                              webhook=webhook),
+        **project_push_fields(opened, base_url=url, config_updated="label_config" in opened.settings_updated),
         taxonomy_version=str(version),
         open_items=open_items,
         tasks_imported=imported,
-        tasks_recovered=recovered,
+        tasks_recovered=opened.recovered,
         adjudicators=mapped,
         tasks_refreshed=len(refreshed),
     )

@@ -1,6 +1,6 @@
 """The connection to Label Studio: the checked SDK client, transport and API errors turned into clear
-messages, the listings the platform reads (tasks, users, the annotation export), the project lookup
-and the webhook registration."""
+messages, the listings the platform reads (tasks, users, the annotation export), the project lookup,
+the webhook registration, and `open_project`: the one way a push finds or makes its project."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -20,7 +20,7 @@ from label_studio_sdk.core.request_options import RequestOptions
 from label_studio_sdk.types import AllRolesProjectList, RoleBasedTask
 
 from annotation.errors import ErrorMapError
-from annotation.models import LabelStudioProject
+from annotation.models import LabelStudioProject, LabelStudioTask
 from annotation.services.labelstudio.config import PREDICTION_KEY
 
 logger = logging.getLogger(__name__)
@@ -156,17 +156,24 @@ def refresh_task_data(
 # --- projects and webhooks -----------------------------------------------------------------------
 
 
-def find_or_create_project(
-    client: LabelStudio,
-    *,
-    local: LabelStudioProject | None,
-    title: str,
-    create: dict[str, Any],
-    record: dict[str, Any],
-) -> tuple[LabelStudioProject, bool]:
-    """The platform's project if Label Studio still has it; else one adopted by `title` (a push interrupted
-    right after creating it), else a new one made with `create`; the local row gets `record`."""
-    url = client_url(client)
+@dataclass(frozen=True)
+class ProjectSpec:
+    """The project a push wants: the platform's row for it (None before the first push), the title it is
+    adopted by, the settings it is made with (`create`) and those of them kept in step on a project that
+    already exists (`keep`), and the fields of a new local row (`record`)."""
+
+    local: LabelStudioProject | None
+    title: str
+    create: dict[str, Any]
+    record: dict[str, Any]
+    keep: tuple[str, ...] = ()
+
+
+def find_or_create_project(client: LabelStudio, spec: ProjectSpec) -> tuple[LabelStudioProject, bool]:
+    """The platform's project if Label Studio still has it; else one adopted by `spec.title` (a push
+    interrupted right after creating it), else a new one made with `spec.create`; a new local row gets
+    `spec.record`. -> (the local row, made in Label Studio now)."""
+    local, title, url = spec.local, spec.title, client_url(client)
     if local is not None:
         try:
             with labelstudio_errors(url):
@@ -186,10 +193,10 @@ def find_or_create_project(
         if existing:
             remote_id, created = existing[0].id, False
         else:
-            remote_id, created = client.projects.create(title=title, **create).id, True
+            remote_id, created = client.projects.create(title=title, **spec.create).id, True
     # A listed or created project always has an id (the SDK types it Optional, for requests).
     local = LabelStudioProject.objects.create(
-        labelstudio_id=remote_id, title=title, **record  # type: ignore[misc]
+        labelstudio_id=remote_id, title=title, **spec.record  # type: ignore[misc]
     )
     return local, created
 
@@ -219,6 +226,91 @@ class WebhookState:
     warning: str = ""
 
 
+def update_remote_settings(
+    client: LabelStudio, project: LabelStudioProject, wanted: Mapping[str, Any]
+) -> frozenset[str]:
+    """Bring the remote project's settings (`label_config`, `maximum_annotations`, ...) in step with
+    `wanted` where Label Studio holds something else (a config compared without its outer white
+    space). -> the names of the settings updated."""
+    with labelstudio_errors(client_url(client)):
+        remote = client.projects.get(id=project.labelstudio_id)
+        updates: dict[str, Any] = {}
+        for name, value in wanted.items():
+            held = getattr(remote, name)
+            same = (held or "").strip() == value.strip() if name == "label_config" else held == value
+            if not same:
+                updates[name] = value
+        if updates:
+            client.projects.update(id=project.labelstudio_id, **updates)
+    return frozenset(updates)
+
+
+def adopt_remote_tasks(
+    project: LabelStudioProject,
+    remote_data: dict[int, dict[str, Any]],
+    *,
+    expected: set[int],
+    assisted: Mapping[int, bool] | None = None,
+) -> tuple[set[int], int]:
+    """Record tasks that Label Studio holds but the platform does not (a push stopped between import and
+    record), with their mixed-mode draw. Only tasks of `expected` predictions (what this push may hold)
+    are adopted: a project adopted by title can hold tasks of another database's predictions, whose ids
+    mean nothing here. -> (prediction ids with a task, tasks adopted)."""
+    remote = task_ids_by_prediction(remote_data)
+    known = set(project.tasks.values_list("prediction_id", flat=True))
+    assisted = assisted or {}
+    recovered = [
+        LabelStudioTask(
+            project=project, prediction_id=pid, labelstudio_id=tid, assisted=assisted.get(pid)
+        )
+        for pid, tid in remote.items()
+        if pid not in known and pid in expected
+    ]
+    LabelStudioTask.objects.filter(
+        labelstudio_id__in=[t.labelstudio_id for t in recovered]
+    ).delete()
+    LabelStudioTask.objects.bulk_create(recovered, batch_size=1000)
+    return known | {t.prediction_id for t in recovered}, len(recovered)
+
+
+@dataclass(frozen=True)
+class OpenProject:
+    """A push's project, ready for its tasks: found, adopted by title or made; its settings and webhook
+    in step; the tasks Label Studio already holds recorded."""
+
+    project: LabelStudioProject
+    created: bool  # made by this push (so it holds no tasks yet)
+    settings_updated: frozenset[str]  # remote settings brought in step (none on a project just made)
+    webhook: WebhookState
+    remote_tasks: dict[int, dict[str, Any]]  # Label Studio task id -> data, as listed before the push
+    done: frozenset[int]  # prediction ids that have a task in the project
+    recovered: int  # tasks Label Studio held that the platform had not recorded (now recorded)
+
+
+def open_project(
+    client: LabelStudio,
+    spec: ProjectSpec,
+    *,
+    expected: set[int],
+    assisted: Mapping[int, bool] | None = None,
+    webhook_secret: str | None = None,
+    webhook_url: str | None = None,
+) -> OpenProject:
+    """The one way a push opens its project: find or create it (find_or_create_project); on one that
+    already existed, bring the `spec.keep` settings in step; make sure of its webhook (ensure_webhook);
+    list its tasks and record those of `expected` predictions that a stopped push left unrecorded, with
+    their mixed-mode draw from `assisted` (adopt_remote_tasks)."""
+    project, created = find_or_create_project(client, spec)
+    settings_updated = (
+        frozenset() if created else update_remote_settings(client, project, {k: spec.create[k] for k in spec.keep})
+    )
+    webhook = ensure_webhook(client, project, secret=webhook_secret, url=webhook_url)
+    # A project made by this push holds no tasks yet: one listing request less.
+    remote_tasks = {} if created else list_task_data(client, project.labelstudio_id)
+    done, recovered = adopt_remote_tasks(project, remote_tasks, expected=expected, assisted=assisted)
+    return OpenProject(project, created, settings_updated, webhook, remote_tasks, frozenset(done), recovered)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProjectPush:
     """What every push says about its Label Studio project (the push reports add their own counts)."""
@@ -233,18 +325,17 @@ class ProjectPush:
     webhook_warning: str = ""
 
 
-def project_push_fields(
-    project: LabelStudioProject, *, base_url: str, created: bool, config_updated: bool, webhook: WebhookState
-) -> dict[str, Any]:
-    """The ProjectPush fields of a push report on `project` (spread into its constructor)."""
+def project_push_fields(opened: OpenProject, *, base_url: str, config_updated: bool) -> dict[str, Any]:
+    """The ProjectPush fields of a push report on an opened project (spread into its constructor)."""
+    project = opened.project
     return {
         "project_id": project.pk,
         "labelstudio_project_id": project.labelstudio_id,
         "url": f"{base_url}/projects/{project.labelstudio_id}/data",
-        "created_project": created,
+        "created_project": opened.created,
         "config_updated": config_updated,
-        "webhook_url": webhook.url,
-        "webhook_warning": webhook.warning,
+        "webhook_url": opened.webhook.url,
+        "webhook_warning": opened.webhook.warning,
     }
 
 

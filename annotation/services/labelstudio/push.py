@@ -32,12 +32,12 @@ from annotation.selectors import work_set_named
 from annotation.services.bulk_sql import bulk_cursor, insert_rows
 from annotation.services.labelstudio.client import (
     ProjectPush,
+    ProjectSpec,
     client_url,
-    ensure_webhook,
-    find_or_create_project,
     labelstudio_client,
     labelstudio_errors,
     list_task_data,
+    open_project,
     project_push_fields,
     refresh_task_data,
     task_ids_by_prediction,
@@ -221,34 +221,6 @@ def label_tasks(
     ]
 
 
-def adopt_remote_tasks(
-    project: LabelStudioProject,
-    remote_data: dict[int, dict[str, Any]],
-    *,
-    expected: set[int],
-    assisted: dict[int, bool] | None = None,
-) -> tuple[set[int], int]:
-    """Record tasks that Label Studio holds but the platform does not (a push stopped between import and
-    record), with their mixed-mode draw. Only tasks of `expected` predictions (what this push may hold)
-    are adopted: a project adopted by title can hold tasks of another database's predictions, whose ids
-    mean nothing here. -> (prediction ids with a task, tasks adopted)."""
-    remote = task_ids_by_prediction(remote_data)
-    known = set(project.tasks.values_list("prediction_id", flat=True))
-    assisted = assisted or {}
-    recovered = [
-        LabelStudioTask(
-            project=project, prediction_id=pid, labelstudio_id=tid, assisted=assisted.get(pid)
-        )
-        for pid, tid in remote.items()
-        if pid not in known and pid in expected
-    ]
-    LabelStudioTask.objects.filter(
-        labelstudio_id__in=[t.labelstudio_id for t in recovered]
-    ).delete()
-    LabelStudioTask.objects.bulk_create(recovered, batch_size=1000)
-    return known | {t.prediction_id for t in recovered}, len(recovered)
-
-
 def import_tasks(
     client: LabelStudio,
     project: LabelStudioProject,
@@ -415,28 +387,6 @@ def refresh_label_tasks(
     return changed | with_predictions, written, model_versions
 
 
-def update_project(
-    client: LabelStudio, project: LabelStudioProject, *, version: TaxonomyVersion, overlap: int
-) -> bool:
-    """Bring the remote config in step with the taxonomy version and overlap; True if the version changed."""
-    changed_version = project.taxonomy_version_id != version.pk
-    with labelstudio_errors(client_url(client)):
-        remote = client.projects.get(id=project.labelstudio_id)
-        wanted = build_label_config(version, mode=project.mode)
-        updates: dict[str, Any] = {}
-        if (remote.label_config or "").strip() != wanted.strip():
-            updates["label_config"] = wanted
-        if remote.maximum_annotations != overlap:
-            updates["maximum_annotations"] = overlap
-        if updates:
-            client.projects.update(id=project.labelstudio_id, **updates)
-    if changed_version or project.overlap != overlap:
-        project.taxonomy_version = version
-        project.overlap = overlap
-        project.save(update_fields=["taxonomy_version", "overlap"])
-    return changed_version
-
-
 # --- the stage -----------------------------------------------------------------------------------
 
 
@@ -502,50 +452,57 @@ def push_labelstudio(
                     f" {drawn[0]} and seed {drawn[1]}; its draw is kept: push it with those"
                     " (or use another work set for another draw)"
                 )
-        project, created = find_or_create_project(
-            client,
-            local=local,
-            title=project_title(ws, version, mode),
-            create={
-                "description": f"Work set {ws.name}, taxonomy {version}, {mode} mode (ErrorMap Studio)",
-                "label_config": build_label_config(version, mode=mode),
-                "maximum_annotations": overlap,
-                "overlap_cohort_percentage": 100,
-                "show_collab_predictions": mode != LabelStudioProject.Mode.BLIND,
-            },
-            record={
-                "work_set": ws,
-                "taxonomy_version": version,
-                "mode": mode,
-                "overlap": overlap,
-                "assisted_share": assisted_share,
-                "assignment_seed": seed,
-            },
-        )
-        config_updated = False
-        if not created:
-            config_updated = update_project(client, project, version=version, overlap=overlap)
-        webhook = ensure_webhook(client, project, secret=webhook_secret, url=webhook_url)
-
         work_set_ids = list(Prediction.objects.filter(work_sets=ws).values_list("pk", flat=True))
         assisted: dict[int, bool] = {}
         if mode == LabelStudioProject.Mode.MIXED:
             # Drawn over the whole work set (frozen), so an interrupted push draws the same; tasks
-            # already recorded keep what they were given.
+            # already recorded keep what they were given (below).
             assert assisted_share is not None and seed is not None  # defaulted above for mixed mode
             assisted_ids = draw_assisted(work_set_ids, share=assisted_share, seed=seed)
             assisted = {pid: pid in assisted_ids for pid in work_set_ids}
+        opened = open_project(
+            client,
+            ProjectSpec(
+                local=local,
+                title=project_title(ws, version, mode),
+                create={
+                    "description": f"Work set {ws.name}, taxonomy {version}, {mode} mode (ErrorMap Studio)",
+                    "label_config": build_label_config(version, mode=mode),
+                    "maximum_annotations": overlap,
+                    "overlap_cohort_percentage": 100,
+                    "show_collab_predictions": mode != LabelStudioProject.Mode.BLIND,
+                },
+                record={
+                    "work_set": ws,
+                    "taxonomy_version": version,
+                    "mode": mode,
+                    "overlap": overlap,
+                    "assisted_share": assisted_share,
+                    "assignment_seed": seed,
+                },
+                keep=("label_config", "maximum_annotations"),
+            ),
+            expected=set(work_set_ids),
+            assisted=assisted,
+            webhook_secret=webhook_secret,
+            webhook_url=webhook_url,
+        )
+        project, created, remote_data = opened.project, opened.created, opened.remote_tasks
+        done, recovered = opened.done, opened.recovered
+        # A new taxonomy version (the remote config is already in step): annotations mirrored under the
+        # previous one are re-read under it once the tasks are pushed.
+        config_updated = project.taxonomy_version_id != version.pk
+        if config_updated or project.overlap != overlap:
+            project.taxonomy_version = version
+            project.overlap = overlap
+            project.save(update_fields=["taxonomy_version", "overlap"])
+        if mode == LabelStudioProject.Mode.MIXED:
             assisted.update(
                 cast(
                     "QuerySet[LabelStudioTask, tuple[int, bool]]",  # assisted=None excluded
                     project.tasks.exclude(assisted=None).values_list("prediction_id", "assisted"),
                 )
             )
-        # A project made by this push holds no tasks yet: one listing request less.
-        remote_data = {} if created else list_task_data(client, project.labelstudio_id)
-        done, recovered = adopt_remote_tasks(
-            project, remote_data, expected=set(work_set_ids), assisted=assisted
-        )
         refreshed, predictions_refreshed, model_versions = refresh_label_tasks(
             client, project, remote_data, version=version, batch_size=batch_size
         )
@@ -596,8 +553,7 @@ def push_labelstudio(
             "predictions_refreshed": predictions_refreshed,
         }
     return PushReport(
-        **project_push_fields(project, base_url=url, created=created, config_updated=config_updated,
-                              webhook=webhook),
+        **project_push_fields(opened, base_url=url, config_updated=config_updated),
         tasks_total=total,
         tasks_imported=imported,
         tasks_recovered=recovered,

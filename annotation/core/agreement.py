@@ -117,6 +117,17 @@ class _Coded(Generic[V]):
     codes: np.ndarray
     values: Sequence[V]
 
+    @functools.cached_property
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ratings as (unit, coder, code) arrays, row by row (found once: the report needs them thrice)."""
+        return _entries(self.codes)
+
+    @functools.cached_property
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each rated unit's codes in ascending order, -1 padded, and the unit of each row."""
+        units, _, values = self.entries
+        return _sorted_rows(units, values)
+
 
 def _encode(reliability_data: Sequence[Sequence[Any]]) -> _Coded:
     """Coders x units with None for missing -> units x coders integer codes."""
@@ -213,24 +224,30 @@ def _entries(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _patterns(codes: np.ndarray, n_values: int) -> _Patterns:
-    units, _, values = _entries(codes)
-    return _patterns_of_rows(_sorted_rows(units, values, n_values)[0], n_values)
+    return _patterns_of_rows(_Coded(codes, range(n_values)).rows[0], n_values)
 
 
-def _sorted_rows(units: np.ndarray, values: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarray]:
+def _sorted_rows(units: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ratings given as (unit, value code) entries -> each rated unit's codes in ascending order,
     -1 padded, and the unit of each row.
 
     Works on the ratings alone, never on units x coders: with many annotators and few ratings per
-    item, that matrix is mostly empty.
+    item, that matrix is mostly empty. Entries come grouped by unit (as `_entries` gives them), so
+    only each row is sorted, which is 5x cheaper than sorting every entry.
     """
     if len(units) == 0:
         return np.zeros((0, 0), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    units, values = np.divmod(np.sort(units.astype(np.int64) * n_values + values), n_values)
+    units = units.astype(np.int64)
+    if (units[1:] < units[:-1]).any():
+        order = np.argsort(units, kind="stable")
+        units, values = units[order], values[order]
     starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]])
     m = np.diff(np.r_[starts, len(units)])
-    rows = np.full((len(starts), int(m.max())), -1, dtype=np.int64)
+    missing = np.iinfo(np.int64).max  # sorts after every code, then becomes the -1 padding
+    rows = np.full((len(starts), int(m.max())), missing, dtype=np.int64)
     rows[np.repeat(np.arange(len(starts)), m), np.arange(len(units)) - np.repeat(starts, m)] = values
+    rows.sort(axis=1)
+    rows[rows == missing] = -1
     return rows, units[starts]
 
 
@@ -409,7 +426,7 @@ def _prepare(reliability_data: Sequence[Sequence[Any]] | _Coded, level: str
              ) -> tuple[_Coded, _Patterns, np.ndarray | None, _Sums]:
     coded = reliability_data if isinstance(reliability_data, _Coded) else _encode(reliability_data)
     distance = None if level == "nominal" else _masi_matrix(coded.values)
-    pat = _patterns(coded.codes, len(coded.values))
+    pat = _patterns_of_rows(coded.rows[0], len(coded.values))
     return coded, pat, distance, _sums(pat, distance)
 
 
@@ -875,12 +892,27 @@ def _encode_table(table: RatingTable | CodedTable) -> _Coded[frozenset[str]]:
     return _Coded(codes, list(lookup))
 
 
-def _recode(coded: _Coded[V], mapping: Mapping[V, W]) -> _Coded[W]:
-    """Map every distinct value through `mapping`, merging values that become equal."""
+def _recoding(values: Sequence[V], mapping: Mapping[V, W]) -> tuple[np.ndarray, list[W]]:
+    """Every distinct value mapped through `mapping`, values that become equal merged: old code -> new
+    code (with a trailing -1, so -1 maps to -1), and the new values."""
     lookup: dict[W, int] = {}
-    remap = np.array([lookup.setdefault(mapping[v], len(lookup)) for v in coded.values] + [-1],
-                     dtype=np.int64)
-    return _Coded(remap[coded.codes], list(lookup))  # -1 indexes the trailing -1
+    remap = np.array([lookup.setdefault(mapping[v], len(lookup)) for v in values] + [-1], dtype=np.int64)
+    return remap, list(lookup)
+
+
+def _recoded_patterns(pat: _Patterns, remap: np.ndarray, n_values: int) -> _Patterns | None:
+    """The patterns of the items after recoding their values, from the patterns alone: items with equal
+    patterns stay equal, so each pattern is recoded once and counted as often as it occurred. The same
+    patterns in the same order as from the recoded items (None when the rows are too wide for keys)."""
+    width = pat.packed.shape[1]
+    if not _keys_fit(width, n_values):
+        return None
+    missing = np.iinfo(np.int64).max
+    rows = remap[pat.packed]
+    rows[rows < 0] = missing
+    rows.sort(axis=1)
+    rows[rows == missing] = -1
+    return _patterns_of_keys(_row_keys(rows, n_values), pat.counts, width, n_values)
 
 
 def _is_nominal(coded: _Coded[frozenset[str]]) -> bool:
@@ -901,7 +933,7 @@ def per_category_alpha(table: RatingTable | CodedTable) -> dict[str, Estimate]:
 
 
 def _per_category(coded: _Coded, pat: _Patterns | None = None) -> dict[str, Estimate]:
-    pat = pat if pat is not None else _patterns(coded.codes, len(coded.values))
+    pat = pat if pat is not None else _patterns_of_rows(coded.rows[0], len(coded.values))
     member, elements = _membership(coded.values)
     counts = _value_counts(pat)
     m = pat.n_ratings.astype(float)
@@ -931,8 +963,9 @@ def alpha_by_depth(table: RatingTable | CodedTable,
 
 
 def _alpha_by_depth(coded: _Coded[frozenset[str]], separator: str,
-                    uncut: Estimate | None = None) -> dict[int, Estimate]:
-    """`uncut`: the table's own alpha from pattern sums, reused at depths that cut no path."""
+                    uncut: Estimate | None = None, pat: _Patterns | None = None) -> dict[int, Estimate]:
+    """`uncut`: the table's own alpha from pattern sums, reused at depths that cut no path; `pat`: the
+    table's patterns, when already found."""
     max_depth = max((_depth_of(v, separator) for v in coded.values), default=0)
     out = {}
     for depth in range(1, max_depth + 1):
@@ -940,8 +973,14 @@ def _alpha_by_depth(coded: _Coded[frozenset[str]], separator: str,
         if uncut is not None and all(cut == v for v, cut in mapping.items()):
             out[depth] = uncut  # the same codes, so the same computation
             continue
-        cut = _recode(coded, mapping)
-        out[depth] = _alpha_estimate(cut, "nominal" if _is_nominal(cut) else "masi")
+        remap, values = _recoding(coded.values, mapping)
+        if pat is None:
+            pat = _patterns_of_rows(coded.rows[0], len(coded.values))
+        cut = _recoded_patterns(pat, remap, len(values))
+        if cut is None:
+            cut = _patterns_of_rows(_Coded(remap[coded.codes], values).rows[0], len(values))
+        distance = None if all(len(v) == 1 for v in values) else _masi_matrix(values)
+        out[depth] = _alpha_of(cut, _sums(cut, distance), distance)
     return out
 
 
@@ -1021,7 +1060,7 @@ def agreement_report(
     }
     report["per_depth"] = {
         str(d): _value(est, f"per_depth[{d}]", undefined)
-        for d, est in _alpha_by_depth(coded, separator, pattern_alpha).items()
+        for d, est in _alpha_by_depth(coded, separator, pattern_alpha, pat).items()
     }
     report["undefined"] = undefined
     return report
@@ -1035,7 +1074,7 @@ def _coder_pairs(coded: _Coded) -> Iterator[tuple[int, int, np.ndarray, np.ndarr
     follows the rating pairs, never items x coders^2; with 30 coders the pairs of columns took 0.3 s.
     """
     n_coders = coded.codes.shape[1]
-    units, coders, values = _entries(coded.codes)  # row by row: coders ascend within an item
+    units, coders, values = coded.entries  # row by row: coders ascend within an item
     starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]]) if len(units) else np.zeros(0, dtype=np.int64)
     m = np.diff(np.r_[starts, len(units)])
     first, second = [], []
@@ -1083,11 +1122,11 @@ def _per_annotator(annotators: list[str], coded: _Coded, alpha: Estimate,
                    distance: np.ndarray | None, pairs: dict[tuple[int, int], _PairStatistic],
                    undefined: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Each annotator against the others: items, pair agreement, mean Cohen's kappa, alpha without."""
-    units, coders, values = _entries(coded.codes)
+    _, coders, _ = coded.entries
     by_coder = np.argsort(coders, kind="stable")
     bounds = np.searchsorted(coders[by_coder], np.arange(len(annotators) + 1))
-    withouts = (_alphas_without_each(coded, units, values, [by_coder[bounds[j]:bounds[j + 1]]
-                                                            for j in range(len(annotators))], distance)
+    withouts = (_alphas_without_each(coded, [by_coder[bounds[j]:bounds[j + 1]] for j in range(len(annotators))],
+                                     distance)
                 if len(annotators) > 2 else [Estimate.undefined("only two annotators")] * len(annotators))
     out = {}
     for j, name in enumerate(annotators):
@@ -1116,10 +1155,10 @@ def _per_annotator(annotators: list[str], coded: _Coded, alpha: Estimate,
     return out
 
 
-def _alphas_without_each(coded: _Coded, units: np.ndarray, values: np.ndarray,
-                         entries_of: list[np.ndarray], distance: np.ndarray | None) -> list[Estimate]:
+def _alphas_without_each(coded: _Coded, entries_of: list[np.ndarray],
+                         distance: np.ndarray | None) -> list[Estimate]:
     """Alpha of the table without each coder's column; `entries_of[j]` indexes coder j's ratings in
-    (units, values).
+    `coded.entries`.
 
     Deleting a column only changes the items that coder rated: each loses one value. So every rating's
     item is reduced once, the full and reduced rows are numbered together as pattern keys, each distinct
@@ -1128,7 +1167,8 @@ def _alphas_without_each(coded: _Coded, units: np.ndarray, values: np.ndarray,
     the same order as for the table without the column, so the alphas are the same bits.
     """
     n_values = len(coded.values)
-    rows, row_units = _sorted_rows(units, values, n_values)
+    units, _, values = coded.entries
+    rows, row_units = coded.rows
     row_of_unit = np.full(coded.codes.shape[0], -1, dtype=np.int64)
     row_of_unit[row_units] = np.arange(len(row_units))
     entry_rows = row_of_unit[units]

@@ -116,7 +116,7 @@ CASES = [  # (seed, items, annotators, categories, rated, empty)
 
 @pytest.mark.parametrize("case", CASES)
 def test_alpha_without_each_annotator_is_the_same_bits_as_deleting_their_column(case):
-    from annotation.core.agreement import _alpha_estimate, _alphas_without_each, _encode_table, _entries, _is_nominal
+    from annotation.core.agreement import _alpha_estimate, _alphas_without_each, _encode_table, _is_nominal
 
     seed, n_items, n_annotators, n_categories, rated, empty = case
     table = random_sets(seed, n_items=n_items, n_annotators=n_annotators, n_categories=n_categories,
@@ -124,8 +124,8 @@ def test_alpha_without_each_annotator_is_the_same_bits_as_deleting_their_column(
     coded = _encode_table(table)
     level = "nominal" if _is_nominal(coded) else "masi"
     distance = None if level == "nominal" else agreement._masi_matrix(coded.values)
-    units, coders, values = _entries(coded.codes)
-    got = _alphas_without_each(coded, units, values, [np.flatnonzero(coders == j) for j in range(n_annotators)],
+    coders = coded.entries[1]
+    got = _alphas_without_each(coded, [np.flatnonzero(coders == j) for j in range(n_annotators)],
                                distance)
     for j in range(n_annotators):
         # Straightforward: the table with column j deleted, its alpha from scratch (same value numbering).
@@ -162,3 +162,34 @@ def test_taking_one_value_out_of_sorted_rows_is_list_removal():
         row.remove(value)
         expected.append(row + [-1] * (5 - len(row)))
     assert _without_one(rows, values).tolist() == expected
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_patterns_recoded_from_patterns_are_the_recoded_items_patterns(case):
+    from annotation.core.agreement import _Coded, _encode_table, _patterns, _recoded_patterns, _recoding
+
+    seed, n_items, n_annotators, n_categories, rated, empty = case
+    coded = _encode_table(random_sets(seed, n_items=n_items, n_annotators=n_annotators,
+                                      n_categories=n_categories, rated=rated, empty=empty))
+    pat = _patterns(coded.codes, len(coded.values))
+    # Cut to the parent, and merge every set into its size: many patterns become one.
+    for mapping in ({v: frozenset(c.split(" / ")[0] for c in v) for v in coded.values},
+                    {v: len(v) for v in coded.values}):
+        remap, values = _recoding(coded.values, mapping)
+        got = _recoded_patterns(pat, remap, len(values))
+        expected = _patterns(_Coded(remap[coded.codes], values).codes, len(values))  # straightforward
+        if got is None:  # rows too wide for keys: the caller recodes the items
+            assert not agreement._keys_fit(pat.packed.shape[1], len(values))
+            continue
+        assert np.array_equal(got.packed, expected.packed) and np.array_equal(got.counts, expected.counts)
+
+
+def test_rows_of_entries_not_grouped_by_unit_are_sorted_the_same():
+    from annotation.core.agreement import _sorted_rows
+
+    rng = np.random.default_rng(3)
+    units, values = rng.integers(0, 50, 400), rng.integers(0, 7, 400)
+    rows, row_units = _sorted_rows(units, values)
+    expected = {u: sorted(values[units == u].tolist()) for u in np.unique(units).tolist()}
+    assert row_units.tolist() == sorted(expected)
+    assert [[v for v in row if v >= 0] for row in rows.tolist()] == list(expected.values())

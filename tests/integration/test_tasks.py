@@ -359,3 +359,52 @@ def test_an_api_upload_waits_privately_for_a_worker_that_ingests_it_and_reports_
     assert sorted(run.status for run in runs) == ["failed", "succeeded"]
     assert all(run.pid != os.getpid() for run in runs)
     assert not stored.exists()
+
+
+BURST = 12  # annotations made in Label Studio before any worker runs
+
+
+@pytest.mark.labelstudio
+def test_a_burst_of_label_studio_deliveries_is_read_back_in_one_export_and_mirrors_every_annotation(
+    broker, workers, labelstudio, labelstudio_users, live_server
+):
+    from annotation.models import LabelStudioAnnotation, LabelStudioTask
+    from annotation.services.labelstudio.push import push_labelstudio
+    from tests.integration.conftest_labelstudio import settle
+    from tests.factories import make_work_set
+    from tests.integration.test_labelstudio import human_labels, make_taxonomy, taxonomy_result
+
+    make_taxonomy("errors-burst")
+    _, predictions = make_work_set("ws-burst", BURST)
+    # Label Studio delivers to this process's live server, whose view queues on Redis like a web process.
+    report = push_labelstudio(work_set="ws-burst", taxonomy="errors-burst", webhook_url=live_server.url)
+    project_id = report.labelstudio_project_id
+    task_of = dict(LabelStudioTask.objects.values_list("prediction_id", "labelstudio_id"))
+    alice_id, alice = labelstudio_users["alice"]
+    paths = ("Accuracy / Mistranslation", "Accuracy / Omission", "Fluency / Grammar")
+    made = [alice.annotations.create(id=task_of[p.pk], result=taxonomy_result(paths[i % 3]))
+            for i, p in enumerate(predictions)]
+
+    # Every delivery was answered at once; their ids wait for one read-back of the project.
+    settle(lambda: pending_ids(project_id)[0] == {a.id for a in made})
+    assert pending_ids(project_id)[0] == {a.id for a in made}
+    (message,) = queued()
+    assert message["decoded_body"][1] == {"project_id": project_id}
+    assert not LabelStudioAnnotation.objects.exists()  # nothing applied by the web side
+
+    worker = workers("burst", LABEL_STUDIO_URL=labelstudio.url, LABEL_STUDIO_API_KEY=labelstudio.api_key,
+                     LABEL_STUDIO_WEBHOOK_SECRET=labelstudio.webhook_secret)
+    wait_until(lambda: not queued() and "succeeded" in worker.log.read_text(), "the worker read the burst back",
+               worker)
+    log = worker.log.read_text()
+    # One task, one Label Studio export for all the deliveries.
+    assert log.count("handle_labelstudio_webhook_task") and log.count("succeeded") == 1
+    assert "'reads': 1" in log
+    assert pending_ids(project_id) == (set(), set())
+
+    version = "errors-burst@1"
+    expected = {(p.pk, alice_id, version, paths[i % 3], "", "", f"ls:{a.id}")
+                for i, (p, a) in enumerate(zip(predictions, made, strict=True))}
+    assert human_labels() == expected  # each annotation once, nothing dropped or doubled
+    assert sorted(LabelStudioAnnotation.objects.values_list("labelstudio_id", flat=True)) == sorted(
+        a.id for a in made)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from django.core.cache import cache
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from annotation.changes import LABELS, PREDICTIONS, change_marker
@@ -337,7 +338,12 @@ def label_rows(label_filter: LabelFilter, version: TaxonomyVersion) -> LabelRows
 
 def _read_source(label_filter: LabelFilter, version: TaxonomyVersion, source: str) -> LabelRows:
     one = replace(label_filter, sources=(source,), annotators=())
+    code = ALL_SOURCES.index(source)
     if derived_from(version) is None:
+        packed = _read_packed(select_labels(one, version))
+        if packed is not None:
+            ids, confidence = packed
+            return LabelRows(ids, np.full(len(ids), code, dtype=np.int8), confidence)
         query = select_labels(one, version).values_list(*_ROW_FIELDS)
         sql, params = query.query.sql_with_params()
         with connections[query.db].cursor() as cursor:
@@ -347,8 +353,76 @@ def _read_source(label_filter: LabelFilter, version: TaxonomyVersion, source: st
         fetched = label_values(one, version, *_ROW_FIELDS)
     # One flat pass into float64 (ids stay exact below 2**53; NULL confidence becomes NaN).
     flat = np.fromiter(chain.from_iterable(fetched), dtype=np.float64, count=4 * len(fetched)).reshape(-1, 4)
-    code = ALL_SOURCES.index(source)
     return LabelRows(flat[:, :3].astype(np.int64), np.full(len(flat), code, dtype=np.int8), flat[:, 3])
+
+
+
+# A confidence c with |c| < 2 whose bits all lie within 62 binary places after the point (any c >= 2**-9,
+# and every value a judge writes) times this is an integer exactly, and that integer times 2**-62 is c again.
+_CONFIDENCE_SCALE = 2**62
+_INEXACT = "?"  # in the confidence text: a value the scaled integer cannot hold exactly
+_SCALED = f"r.confidence * {_CONFIDENCE_SCALE}"  # an integer literal: SQLite multiplies by exactly 2**62
+
+
+def _read_packed(labels: QuerySet[Label]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
+    """The rows' (prediction, annotator, category) ids (n x 3) and confidences (NaN where none) from SQLite
+    in one statement: each row's ids packed into one integer (times two, plus one when it has a
+    confidence), the rows' integers joined by SQLite into one text that numpy parses in C, the confidences
+    likewise as exact integers times 2**-62. A million rows then never become Python tuples (most of the
+    judge page's read). The id bounds the packing uses are read by the same statement, so they hold for
+    its rows without a transaction (SQLite's would take the write lock).
+
+    None when this does not apply (another database, ids too large to pack into 63 bits, a confidence
+    that is not exact as an integer times 2**-62, a text past SQLite's length limit): the caller reads the
+    rows through the cursor instead.
+    """
+    connection = connections[labels.db]
+    if connection.vendor != "sqlite":
+        return None
+    rows, params = labels.values_list(*_ROW_FIELDS).query.sql_with_params()
+    predictions, annotators, categories = (connection.ops.quote_name(model._meta.db_table)
+                                           for model in (Prediction, Annotator, Category))
+    sql = (
+        "SELECT group_concat(((r.prediction_id * b.a + r.annotator_id) * b.c + r.category_id) * 2 "
+        "+ (r.confidence IS NOT NULL), ' '), "
+        f"group_concat(CASE WHEN r.confidence IS NULL THEN NULL WHEN abs(r.confidence) < 2 "
+        f"AND {_SCALED} = CAST({_SCALED} AS INTEGER) THEN CAST({_SCALED} AS INTEGER) ELSE '{_INEXACT}' END, ' '), "
+        f"b.p, b.a, b.c FROM ({rows}) AS r, (SELECT (SELECT max(id) FROM {predictions}) + 1 AS p, "
+        f"(SELECT max(id) FROM {annotators}) + 1 AS a, (SELECT max(id) FROM {categories}) + 1 AS c) AS b")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            keys_text, confidence_text, n_predictions, n_annotators, n_categories = cursor.fetchone()
+    except DatabaseError:  # "string or blob too big": past SQLite's text limit
+        return None
+    if keys_text and n_predictions * n_annotators * n_categories * 2 >= 2**63:
+        return None  # SQLite turned the packed ids into reals
+    keys = _parsed(keys_text, np.int64)
+    if keys is None or _INEXACT in (confidence_text or ""):
+        return None
+    has_confidence = (keys & 1).astype(bool)
+    keys >>= 1
+    if len(keys):
+        keys, category = np.divmod(keys, n_categories)
+        prediction, annotator = np.divmod(keys, n_annotators)
+    else:
+        prediction = annotator = category = keys
+    confidence = np.full(len(keys), np.nan)
+    scaled = _parsed(confidence_text, np.int64)
+    if scaled is None or len(scaled) != int(has_confidence.sum()):
+        return None
+    confidence[has_confidence] = scaled.astype(np.float64) * (1.0 / _CONFIDENCE_SCALE)
+    return np.stack([prediction, annotator, category], axis=1), confidence
+
+
+def _parsed(text: str | None, dtype: type[np.generic]) -> np.ndarray[Any, Any] | None:
+    """Space-separated numbers as an array (empty for no rows); None unless every number parsed."""
+    if not text:
+        return np.zeros(0, dtype=dtype)
+    with warnings.catch_warnings():  # text that is not all numbers: told by the count below
+        warnings.simplefilter("ignore", DeprecationWarning)
+        values = np.fromstring(text, dtype=dtype, sep=" ")
+    return values if len(values) == text.count(" ") + 1 else None
 
 
 LABEL_CACHE_SECONDS = 3600  # keys carry a fingerprint of everything read, so a hit is never stale

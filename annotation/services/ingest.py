@@ -23,7 +23,7 @@ from annotation.core.failure_rules import failure_threshold
 from annotation.core.result_formats import InputLimits, ResultBatch, detect_format, read_results
 from annotation.errors import InputError
 from annotation.models import Dataset, EvaluatedModel, Example, Prediction
-from annotation.services.bulk_sql import batches, bulk_cursor, insert_rows
+from annotation.services.bulk_sql import batches, bulk_cursor, insert_rows, paused_gc
 from annotation.services.runs import progress, stage_run
 
 # Scores are summed scaled down by an exact power of two, so the mean is bit for bit the plain one
@@ -97,7 +97,7 @@ def _ingest_file(path: Path, *, dataset: str | None, fmt: str) -> tuple[FileRepo
     resolved_fmt = detect_format(path) if fmt == "auto" else fmt
     result_batches = read_results(path, fmt=resolved_fmt, dataset=dataset, limits=input_limits())
     writer = _BatchWriter()
-    with progress(None, desc=path.name, unit="rows") as bar, transaction.atomic():
+    with progress(None, desc=path.name, unit="rows") as bar, transaction.atomic(), paused_gc():
         for batch in result_batches:
             writer.write(batch)
             bar.update(len(batch))
@@ -145,9 +145,10 @@ class _BatchWriter:
         examples = dict(zip(example_keys, zip(batch.input_text, batch.reference)))
         example_pks, new_example_pks = self._upsert_examples(examples)
         failing = self._provisional_failures(batch, dataset_ids)
+        row_example_pks = list(map(example_pks.__getitem__, example_keys))
         # (example pk, model pk) -> the batch's last row of it
-        keyed = dict(zip(zip(map(example_pks.__getitem__, example_keys), model_ids), range(len(batch))))
-        self._upsert_predictions(batch, failing, keyed, new_example_pks)
+        keyed = dict(zip(zip(row_example_pks, model_ids), range(len(batch))))
+        self._upsert_predictions(batch, failing, keyed, new_example_pks, (row_example_pks, model_ids))
 
     def _provisional_failures(self, batch: ResultBatch, dataset_ids: list[int]) -> list[bool]:
         """Failure flags by the failure rule with this batch's mean score standing in for the dataset's.
@@ -228,8 +229,11 @@ class _BatchWriter:
         return pks, created
 
     def _upsert_predictions(
-        self, batch: ResultBatch, failing: list[bool], keyed: dict[tuple[int, int], int], new_example_pks: set[int]
+        self, batch: ResultBatch, failing: list[bool], keyed: dict[tuple[int, int], int], new_example_pks: set[int],
+        row_keys: tuple[list[int], list[int]],
     ) -> None:
+        """Insert the batch's new predictions and update changed ones; `row_keys` holds each row's example
+        and model pks, `keyed` the last row of each (example, model)."""
         # An example created in this batch has no predictions yet: only older ones need a look-up.
         example_ids = sorted({example_pk for example_pk, _ in keyed} - new_example_pks)
         existing: dict[tuple[int, int], tuple[int, str, float]] = {}
@@ -256,9 +260,13 @@ class _BatchWriter:
                     if old[1:] != (contents[i], scores[i]):
                         # Same content and score means an unchanged row: nothing is written.
                         changed.append((outputs[i], scores[i], failing[i], contents[i], now, old[0]))
-            rows = list(fresh.values())
-            new = list(zip(*zip(*fresh), *(_picked(column, rows) for column in (outputs, scores, failing, contents)),
-                           repeat(now)))
+            if fresh is keyed and len(keyed) == len(batch):
+                # Every row new and none repeated (a first ingest): the columns as they are, no picking.
+                new = list(zip(*row_keys, outputs, scores, failing, contents, repeat(now)))
+            else:
+                rows = list(fresh.values())
+                picked = (_picked(column, rows) for column in (outputs, scores, failing, contents))
+                new = list(zip(*zip(*fresh), *picked, repeat(now)))
             if new:
                 insert_rows(
                     cursor,

@@ -219,3 +219,26 @@ def test_bad_mqm_archive_line_is_reported(tmp_path):
     path = write(tmp_path, "short.tsv.tar.gz", buffer.getvalue())
     with pytest.raises(CommandError, match=r"short\.tsv\.tar\.gz:2: expected at least 9 tab-separated fields, got 7"):
         call_command("ingest_results", str(path))
+
+
+def stored_rows() -> list[tuple]:
+    """Every prediction column in id order, ids counted from the first (so two ingests compare)."""
+    rows = list(Prediction.objects.order_by("pk").values_list(
+        "pk", "example__dataset__name", "example__example_id", "model__name", "output_text", "score",
+        "is_failure", "content_key"))
+    return [(pk - rows[0][0], *values) for pk, *values in rows]
+
+
+def test_a_batch_without_repeats_stores_what_the_row_picking_path_stores(tmp_path):
+    # A first ingest without repeated rows takes the columns as they are; a repeat (here an earlier
+    # version of row 7, just before it) sends the batch through picking each key's last row. The
+    # stored rows, their ids and content keys must be the same either way.
+    lines = [f"e{i // 3},m{i % 3},q{i // 3},o{i},{(i % 4) / 3},r{i // 3},d{i % 2}\n" for i in range(30)]
+    ingest_results(paths=[write(tmp_path, "plain.csv", HEADER + "".join(lines))])
+    plain = stored_rows()
+    Dataset.objects.all().delete()
+    repeated = [*lines[:7], "e2,m1,q2,stale,0.5,r2,d1\n", *lines[7:]]
+    report = ingest_results(paths=[write(tmp_path, "repeated.csv", HEADER + "".join(repeated))])
+    assert report.rows == 31 and report.files[0].created == 30
+    assert stored_rows() == plain
+    assert len(plain) == 30 and {row[4] for row in plain} == {f"o{i}" for i in range(30)}

@@ -567,6 +567,17 @@ def test_wrong_token_gives_a_clear_error(labelstudio, settings):
         call_command("sync_labelstudio")
 
 
+def test_push_with_a_wrong_token_gives_the_clear_error_and_records_no_project(labelstudio, settings):
+    # The push does not check the token up front: opening the project is the first authenticated request.
+    make_taxonomy("errors-token")
+    make_work_set("ws-token", 2)
+    settings.LABEL_STUDIO_API_KEY = "0" * 40
+    with pytest.raises(CommandError, match=r"refused the API token \(HTTP 401\)"):
+        call_command("push_labelstudio", "--work-set", "ws-token", "--taxonomy", "errors-token")
+    assert not LabelStudioProject.objects.filter(work_set__name="ws-token").exists()
+    assert not LabelStudioTask.objects.filter(prediction__work_sets__name="ws-token").exists()
+
+
 def test_verdict_choices_are_offered_and_mirrored_like_categories(labelstudio, labelstudio_users, settings):
     settings.ERRORMAP_PUBLIC_URL = "http://127.0.0.1:9"  # no receiver: the sync reads the annotations
     version = make_taxonomy("errors-verdicts")

@@ -93,7 +93,7 @@ def judge_labels_by_prediction(
         Label.objects.filter(
             taxonomy_version=version, source=Label.Source.JUDGE, prediction_id__in=prediction_ids
         )
-        .select_related("category", "annotator", "prompt_version", "analysis")
+        .select_related("category", "annotator", "prompt_version")  # what label_task reads
         .order_by("prediction_id", "annotator_id", "category__path")
     )
     for label in labels:
@@ -105,9 +105,11 @@ def latest_analyses(predictions: list[Prediction]) -> dict[str, Analysis]:
     """content key -> the latest successful judge analysis of it."""
     keys = {p.content_key for p in predictions}
     found: dict[str, Analysis] = {}
-    for analysis in Analysis.objects.filter(
-        content_key__in=keys, status=Analysis.Status.OK
-    ).order_by("created_at"):
+    for analysis in (
+        Analysis.objects.filter(content_key__in=keys, status=Analysis.Status.OK)
+        .only("content_key", "error_title", "error_summary")  # what label_task reads
+        .order_by("created_at")
+    ):
         found[analysis.content_key] = analysis  # the latest wins
     return found
 
@@ -432,7 +434,9 @@ def push_labelstudio(
     ws = work_set_named(work_set)
     version = resolve_version(taxonomy)
     batch_size = batch_size or settings.LABEL_STUDIO_IMPORT_BATCH
-    client = client or labelstudio_client()
+    # Not checked up front: opening the project is an authenticated request that fails with the same
+    # clear error (one round trip less).
+    client = client or labelstudio_client(check=False)
     url = client_url(client)
     config = {"work_set": work_set, "taxonomy": str(version), "mode": mode, "overlap": overlap}
     if mode == LabelStudioProject.Mode.MIXED:
@@ -506,12 +510,9 @@ def push_labelstudio(
         refreshed, predictions_refreshed, model_versions = refresh_label_tasks(
             client, project, remote_data, version=version, batch_size=batch_size
         )
-        todo = list(
-            Prediction.objects.filter(work_sets=ws)
-            .exclude(pk__in=done)
-            .select_related("example__dataset", "model")
-            .order_by("pk")
-        )
+        # Ids only here; each batch's rows are read when it is built, so the first batch goes out
+        # without waiting for every prediction of the work set to be read.
+        todo = sorted(set(work_set_ids) - done)
         total = len(work_set_ids)
         imported = predictions_imported = 0
         # Label Studio imports one batch (in a sender thread, no database work there) while this thread
@@ -524,7 +525,11 @@ def push_labelstudio(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-send") as sender:
             sending: tuple[list[int], Future[list[int] | None]] | None = None
             for start, end in progress(batches, total=len(batches), desc="push", unit="batch"):
-                batch = todo[start:end]
+                batch = list(
+                    Prediction.objects.filter(pk__in=todo[start:end])
+                    .select_related("example__dataset", "model")
+                    .order_by("pk")
+                )
                 payload = label_tasks(batch, version=version, mode=mode, assisted=assisted)
                 sent = sender.submit(send_tasks, client, project.labelstudio_id, payload)
                 if sending is not None:

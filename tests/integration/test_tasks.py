@@ -370,8 +370,8 @@ def test_a_burst_of_label_studio_deliveries_is_read_back_in_one_export_and_mirro
 ):
     from annotation.models import LabelStudioAnnotation, LabelStudioTask
     from annotation.services.labelstudio.push import push_labelstudio
-    from tests.integration.conftest_labelstudio import settle
     from tests.factories import make_work_set
+    from tests.integration.conftest_labelstudio import settle
     from tests.integration.test_labelstudio import human_labels, make_taxonomy, taxonomy_result
 
     make_taxonomy("errors-burst")

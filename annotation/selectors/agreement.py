@@ -19,10 +19,12 @@ from annotation.core.agreement import (
     disagreeing_items,
     table_from_labels,
 )
+from annotation.core.coded_tables import joined_by_column
 from annotation.errors import ErrorMapError
 from annotation.models import Annotator, Label, LabelStudioProject, LabelStudioTask, Prediction
 from annotation.selectors import (
     LabelFilter,
+    LabelRows,
     cached_by_labels,
     default_version,
     label_rows,
@@ -44,10 +46,31 @@ def label_table(label_filter: LabelFilter, version: TaxonomyVersion,
 
     Label rows are read as bare ids straight from the cursor and grouped in numpy: model
     instances, joins and a Python set per (item, annotator) are what made a million labels slow.
-    Inside `shared_label_reads` a table is built once per filter and depth.
+    Inside `shared_label_reads` a table is built once per filter and depth, and a table of several
+    sources is joined from each source's own table (which the judge audit reads alone), so each
+    label row goes into one table.
     """
     return shared_read(("table", version.pk, replace(label_filter, taxonomy=None), depth),
-                       lambda: table_of(label_rows(label_filter, version).ids, version, depth))
+                       lambda: _table(label_filter, version, depth))
+
+
+def _table(label_filter: LabelFilter, version: TaxonomyVersion, depth: int | None) -> CodedTable:
+    if len(label_filter.sources) < 2:
+        return table_of(label_rows(label_filter, version).ids, version, depth)
+    one = [replace(label_filter, sources=(source,)) for source in label_filter.sources]
+    rows = [label_rows(part, version) for part in one]
+    annotators = [np.unique(part.ids[:, 1]) for part in rows]
+    if len(np.unique(np.concatenate(annotators))) < sum(map(len, annotators)):
+        # An annotator with labels from two sources: one cell holds the union of their sets.
+        return table_of(LabelRows.joined(rows).ids, version, depth)
+    return joined_by_column([_source_table(part, part_rows, version, depth) for part, part_rows in zip(one, rows)])
+
+
+def _source_table(label_filter: LabelFilter, rows: LabelRows, version: TaxonomyVersion,
+                  depth: int | None) -> CodedTable:
+    """One source's table (from its rows, already read), shared as `label_table` of that filter."""
+    return shared_read(("table", version.pk, replace(label_filter, taxonomy=None), depth),
+                       lambda: table_of(rows.ids, version, depth))
 
 
 def table_of(ids: np.ndarray[Any, Any], version: TaxonomyVersion, depth: int | None = None) -> CodedTable:
@@ -242,8 +265,7 @@ def _statistics(label_filter: LabelFilter, version: TaxonomyVersion, depth: int 
                               n_categories=_n_categories(version, depth, observed))
     gold_filter = LabelFilter(datasets=label_filter.datasets, models=label_filter.models,
                               sources=(Label.Source.GOLD,))
-    gold = {item: frozenset().union(*by.values())
-            for item, by in label_sets(gold_filter, version, depth).items()}
+    gold = _union_per_item(label_table(gold_filter, version, depth))
     report["per_annotator_vs_gold"] = accuracy_against_reference(table, gold)
     report["per_annotator_vs_gold_note"] = (
         "each annotator's category set against the gold set on the items both have: accuracy = exact "
@@ -251,6 +273,13 @@ def _statistics(label_filter: LabelFilter, version: TaxonomyVersion, depth: int 
         "annotator whose labels settled an item by the auto rule agrees with it by construction)")
     report["disagreements"] = _disagreements(table)
     return report
+
+
+def _union_per_item(table: CodedTable) -> dict[Item, frozenset[str]]:
+    """item -> the union of its annotators' sets (gold: the adjudicators' decisions on it together)."""
+    values = table.values
+    return {item: frozenset().union(*(values[c] for c in row if c >= 0))
+            for item, row in zip(table.items.tolist(), table.codes.tolist())}
 
 
 def _disagreements(table: CodedTable) -> dict[str, Any]:

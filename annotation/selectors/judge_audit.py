@@ -14,6 +14,7 @@ import numpy as np
 from django.db.models import Count, Max
 
 from annotation.core.agreement import CodedTable, Estimate, table_alpha
+from annotation.core.coded_tables import renumbered
 from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.core.judge_audit import JudgedItem, classification_report, coded_classification_report
 from annotation.errors import ErrorMapError
@@ -325,18 +326,6 @@ class _Sets:
         return member
 
 
-def _renumbered(items: np.ndarray[Any, Any], annotators: list[str], codes: np.ndarray[Any, Any],
-                values: list[frozenset[str]]) -> CodedTable:
-    """A CodedTable whose sets are numbered by first appearance reading row by row (as `table_from_labels`
-    and a RatingTable's encoding number them, so every statistic adds up in the same order)."""
-    flat = codes.reshape(-1)
-    distinct, first = np.unique(flat[flat >= 0], return_index=True)
-    order = distinct[np.argsort(first, kind="stable")]
-    remap = np.full(len(values) + 1, -1, dtype=np.int64)
-    remap[order] = np.arange(len(order))
-    return CodedTable(items, annotators, remap[codes], [values[v] for v in order.tolist()])
-
-
 def _distinct_rows(matrix: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """`np.unique(matrix, axis=0, return_inverse=True)` of a boolean matrix: rows packed into one integer
     each (first column highest, so the order is the same) when they fit, which is far faster than
@@ -447,7 +436,7 @@ def _audit(choice: VersionChoice, judge_filter: LabelFilter, humans: LabelFilter
             h_names, h_codes = [h_names[k] for k in keep], h_codes[:, keep]
             rows = (h_codes >= 0).any(axis=1)
             h_items, h_codes = h_items[rows], h_codes[rows]
-        table = _renumbered(h_items, h_names, h_codes, sets.values) if len(h_items) else None
+        table = renumbered(h_items, h_names, h_codes, sets.values) if len(h_items) else None
         alpha_humans = table_alpha(table) if table else None
         # Human majority: categories chosen by more than half of the item's annotators.
         with_humans, rows = _positions(h_items, items)
@@ -483,7 +472,7 @@ def _audit(choice: VersionChoice, judge_filter: LabelFilter, humans: LabelFilter
         if table is not None:
             column = np.full((len(h_items), 1), -1, dtype=np.int64)
             column[rows, 0] = codes[with_humans]
-            with_judge = _renumbered(h_items, [*h_names, f"judge:{judge}"], np.hstack([h_codes, column]),
+            with_judge = renumbered(h_items, [*h_names, f"judge:{judge}"], np.hstack([h_codes, column]),
                                      sets.values)
         report["judges"][judge] = {
             "kind": "human" if is_person else "judge",

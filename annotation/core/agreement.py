@@ -757,14 +757,21 @@ class CodedTable:
         for item, row in zip(self.items.tolist(), self.codes.tolist()):
             yield item, {self.annotators[j]: self.values[c] for j, c in enumerate(row) if c >= 0}
 
+    @functools.cached_property
+    def coded(self) -> _Coded[frozenset[str]]:
+        """The codes as the statistics take them, kept so that the report and the disagreement list
+        find the ratings and each item's sorted row once."""
+        return _Coded(self.codes, self.values)
+
 
 def disagreeing_items(table: CodedTable) -> np.ndarray:
     """Items (in table order) that at least two annotators labelled with different category sets."""
     if not len(table.items):
         return table.items
-    rated = table.codes >= 0
-    lowest = np.where(rated, table.codes, np.iinfo(np.int64).max).min(axis=1)
-    disagreeing: np.ndarray = table.items[(rated.sum(axis=1) >= 2) & (lowest != table.codes.max(axis=1))]
+    rows, row_units = table.coded.rows  # each item's set codes in ascending order, -1 padded
+    n_rated = (rows >= 0).sum(axis=1)
+    highest = rows[np.arange(len(rows)), n_rated - 1]
+    disagreeing: np.ndarray = table.items[row_units[(n_rated >= 2) & (rows[:, 0] != highest)]]
     return disagreeing
 
 
@@ -772,8 +779,11 @@ def accuracy_against_reference(table: CodedTable, reference: Mapping[Any, frozen
                                ) -> dict[str, dict[str, Any]]:
     """Per annotator, on the items they labelled that have a reference (gold): how many, the share whose
     set equals the reference exactly, and Cohen's kappa of their sets against it (sets as labels)."""
-    position = {item: i for i, item in enumerate(table.items.tolist())}
-    shared = [(position[item], value) for item, value in reference.items() if item in position]
+    # Table items are sorted ids: each reference item is looked up, not every item put in a dict.
+    keys = list(reference)
+    found = np.searchsorted(table.items, keys).tolist() if keys else []
+    shared = [(i, reference[item]) for item, i in zip(keys, found)
+              if i < len(table.items) and table.items[i] == item]
     rows = np.array([i for i, _ in shared], dtype=np.int64)
     # Sets as codes over one numbering of their names (the table's sets first), so equal names are
     # equal codes and the comparison runs in numpy.
@@ -884,7 +894,7 @@ def _dense_by_name(ids: np.ndarray, name_of: Mapping[int, str]) -> tuple[np.ndar
 def _encode_table(table: RatingTable | CodedTable) -> _Coded[frozenset[str]]:
     """Items x annotators of category sets -> integer codes (one code per distinct set)."""
     if isinstance(table, CodedTable):
-        return _Coded(table.codes, table.values)
+        return table.coded
     lookup: dict[frozenset[str], int] = {}
     flat = [lookup.setdefault(cell, len(lookup)) if cell is not None else -1
             for row in table.cells for cell in row]
@@ -1075,19 +1085,19 @@ def _coder_pairs(coded: _Coded) -> Iterator[tuple[int, int, np.ndarray, np.ndarr
     """
     n_coders = coded.codes.shape[1]
     units, coders, values = coded.entries  # row by row: coders ascend within an item
-    starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]]) if len(units) else np.zeros(0, dtype=np.int64)
-    m = np.diff(np.r_[starts, len(units)])
-    first, second = [], []
-    for p in range(int(m.max()) if len(m) else 0):
-        for q in range(p + 1, int(m.max())):
-            at = starts[m > q]
-            first.append(at + p)
-            second.append(at + q)
-    a_entry = np.concatenate(first) if first else np.zeros(0, dtype=np.int64)
-    b_entry = np.concatenate(second) if second else np.zeros(0, dtype=np.int64)
+    if len(units):
+        starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]])
+        m = np.diff(np.r_[starts, len(units)])
+        # Entry e at place p of an item rated m times pairs with the m - 1 - p entries after it: all pairs in
+        # item order, then grouped by coder pair by a stable sort (radix on 16 bits when the ids fit).
+        after = np.repeat(m, m) - (np.arange(len(units)) - np.repeat(starts, m)) - 1
+        a_entry = np.repeat(np.arange(len(units)), after)
+        b_entry = a_entry + 1 + np.arange(len(a_entry)) - np.repeat(np.cumsum(after) - after, after)
+    else:
+        a_entry = b_entry = np.zeros(0, dtype=np.int64)
     pair = coders[a_entry].astype(np.int64) * n_coders + coders[b_entry]
-    # A coder pair rates an item at most once, so (pair, item) keys are distinct and the order is exact.
-    order = np.argsort(pair * max(int(units.max()) + 1 if len(units) else 1, 1) + units[a_entry])
+    order = np.argsort(pair.astype(np.int16) if n_coders * n_coders <= np.iinfo(np.int16).max else pair,
+                       kind="stable")
     pair, a_values, b_values = pair[order], values[a_entry[order]], values[b_entry[order]]
     bounds = np.searchsorted(pair, np.arange(n_coders * n_coders + 1))
     for i in range(n_coders):

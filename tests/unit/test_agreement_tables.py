@@ -193,3 +193,39 @@ def test_rows_of_entries_not_grouped_by_unit_are_sorted_the_same():
     expected = {u: sorted(values[units == u].tolist()) for u in np.unique(units).tolist()}
     assert row_units.tolist() == sorted(expected)
     assert [[v for v in row if v >= 0] for row in rows.tolist()] == list(expected.values())
+
+
+def coded_table(table: RatingTable) -> agreement.CodedTable:
+    coded = agreement._encode_table(table)
+    return agreement.CodedTable(np.array(table.items) * 3 + 5, table.annotators, coded.codes, list(coded.values))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_disagreeing_items_are_those_with_two_different_sets(case):
+    seed, n_items, n_annotators, n_categories, rated, empty = case
+    table = random_sets(seed, n_items=n_items, n_annotators=n_annotators, n_categories=n_categories,
+                        rated=rated, empty=empty)
+    expected = [item * 3 + 5 for item, row in zip(table.items, table.cells)
+                if len({cell for cell in row if cell is not None}) >= 2]
+    assert agreement.disagreeing_items(coded_table(table)).tolist() == expected
+
+
+def test_accuracy_against_a_reference_looks_up_only_the_reference_items():
+    table = random_sets(6, n_items=300, n_annotators=4, n_categories=3, rated=0.7, empty=0.1)
+    coded = coded_table(table)
+    rng = np.random.default_rng(6)
+    # Gold on some items, one item not in the table; gold sets drawn from the table's sets and one new set.
+    items = rng.choice(table.items, 120, replace=False).tolist()
+    reference = {item * 3 + 5: coded.values[rng.integers(len(coded.values))] for item in items}
+    reference[10**6] = frozenset({"P0 / C0"})
+    reference[items[0] * 3 + 5] = frozenset({"nowhere"})
+    got = agreement.accuracy_against_reference(coded, reference)
+    for j, name in enumerate(table.annotators):
+        pairs = [(table.cells[item][j], reference[item * 3 + 5]) for item in table.items
+                 if item * 3 + 5 in reference and table.cells[item][j] is not None]
+        assert got[name]["n_items"] == len(pairs)
+        assert got[name]["accuracy"] == round(sum(a == b for a, b in pairs) / len(pairs), 6)
+        labels = {v: k for k, v in enumerate({v for pair in pairs for v in pair})}
+        kappa = agreement.cohen_kappa_of_codes(np.array([labels[a] for a, _ in pairs]),
+                                               np.array([labels[b] for _, b in pairs]), len(labels))
+        assert got[name]["cohen_kappa"] == (None if kappa.value is None else round(kappa.value, 6))

@@ -786,12 +786,17 @@ def accuracy_against_reference(table: CodedTable, reference: Mapping[Any, frozen
               if i < len(table.items) and table.items[i] == item]
     rows = np.array([i for i, _ in shared], dtype=np.int64)
     # Sets as codes over one numbering of their names (the table's sets first), so equal names are
-    # equal codes and the comparison runs in numpy.
+    # equal codes and the comparison runs in numpy; each distinct set is named once.
     names: dict[str, int] = {}
-    table_code = np.array([names.setdefault(" + ".join(sorted(v)), len(names)) for v in table.values] + [-1],
-                          dtype=np.int64)
-    reference_code = np.array([names.setdefault(" + ".join(sorted(v)), len(names)) for _, v in shared],
-                              dtype=np.int64)
+    named: dict[frozenset[str], int] = {}
+
+    def name_code(value: frozenset[str]) -> int:
+        if value not in named:
+            named[value] = names.setdefault(" + ".join(sorted(value)), len(names))
+        return named[value]
+
+    table_code = np.array([name_code(v) for v in table.values] + [-1], dtype=np.int64)
+    reference_code = np.array([name_code(v) for _, v in shared], dtype=np.int64)
     sets = {v: k for k, v in enumerate(table.values)}  # exact match compares sets, not names
     same_set = np.array([sets.get(v, -2) for _, v in shared], dtype=np.int64)
     out: dict[str, dict[str, Any]] = {}

@@ -243,12 +243,18 @@ def _sorted_rows(units: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.
         units, values = units[order], values[order]
     starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]])
     m = np.diff(np.r_[starts, len(units)])
-    missing = np.iinfo(np.int64).max  # sorts after every code, then becomes the -1 padding
-    rows = np.full((len(starts), int(m.max())), missing, dtype=np.int64)
+    rows = np.full((len(starts), int(m.max())), -1, dtype=np.int64)
     rows[np.repeat(np.arange(len(starts)), m), np.arange(len(units)) - np.repeat(starts, m)] = values
+    return _sort_each_row(rows), units[starts]
+
+
+def _sort_each_row(rows: np.ndarray) -> np.ndarray:
+    """Rows of codes, -1 where none, sorted in place: codes ascending, then the -1 padding."""
+    missing = np.iinfo(np.int64).max  # sorts after every code
+    rows[rows < 0] = missing
     rows.sort(axis=1)
     rows[rows == missing] = -1
-    return rows, units[starts]
+    return rows
 
 
 def _without_one(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -922,11 +928,7 @@ def _recoded_patterns(pat: _Patterns, remap: np.ndarray, n_values: int) -> _Patt
     width = pat.packed.shape[1]
     if not _keys_fit(width, n_values):
         return None
-    missing = np.iinfo(np.int64).max
-    rows = remap[pat.packed]
-    rows[rows < 0] = missing
-    rows.sort(axis=1)
-    rows[rows == missing] = -1
+    rows = _sort_each_row(remap[pat.packed])
     return _patterns_of_keys(_row_keys(rows, n_values), pat.counts, width, n_values)
 
 

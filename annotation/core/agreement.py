@@ -786,10 +786,11 @@ def accuracy_against_reference(table: CodedTable, reference: Mapping[Any, frozen
     """Per annotator, on the items they labelled that have a reference (gold): how many, the share whose
     set equals the reference exactly, and Cohen's kappa of their sets against it (sets as labels)."""
     # Table items are sorted ids: each reference item is looked up, not every item put in a dict.
-    keys = list(reference)
-    found = np.searchsorted(table.items, keys).tolist() if keys else []
-    shared = [(i, reference[item]) for item, i in zip(keys, found)
-              if i < len(table.items) and table.items[i] == item]
+    keys = np.asarray(list(reference))
+    found = np.searchsorted(table.items, keys) if len(keys) else np.zeros(0, dtype=np.int64)
+    inside = found < len(table.items)
+    inside[inside] = table.items[found[inside]] == keys[inside]  # compared in numpy, not item by item
+    shared = [(i, value) for i, value, ok in zip(found.tolist(), reference.values(), inside.tolist()) if ok]
     rows = np.array([i for i, _ in shared], dtype=np.int64)
     # Sets as codes over one numbering of their names (the table's sets first), so equal names are
     # equal codes and the comparison runs in numpy; each distinct set is named once.

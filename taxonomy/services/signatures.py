@@ -19,7 +19,8 @@ from annotation.selectors import (
     LabelFilter,
     cached_by_labels,
     default_version,
-    label_values,
+    label_rows,
+    prediction_groups,
     shared_read,
 )
 from taxonomy.core.paths import at_depth
@@ -133,11 +134,17 @@ def _columns(label_filter: LabelFilter, version: TaxonomyVersion) -> dict[str, n
     """Label columns as integer arrays (model, dataset, item, annotator, category ids)."""
     # Read through the mapping: on a derived version, the earlier version's labels count as mapped.
     # Inside shared_label_reads (the signatures page) read once for the signatures and their corrected form.
+    # The labels are read alone (no join to predictions and examples, which visits the prediction table
+    # at random) and grouped by model and dataset through one ordered read of the predictions; a label
+    # whose prediction is filtered out (not a failure, another model or dataset) is dropped here.
     def read() -> dict[str, np.ndarray[Any, Any]]:
-        rows = label_values(label_filter, version, "prediction__model_id", "prediction__example__dataset_id",
-                            "prediction_id", "annotator_id", "category_id")
-        array = np.array(rows, dtype=np.int64).reshape(-1, 5)
-        return {name: array[:, i] for i, name in enumerate(("model", "dataset", "item", "annotator", "category"))}
+        rows = label_rows(replace(label_filter, datasets=(), models=(), failures_only=False), version)
+        groups = prediction_groups(failures_only=label_filter.failures_only, models=label_filter.models,
+                                   datasets=label_filter.datasets)
+        found, at = groups.locate(rows.ids[:, 0])
+        ids = rows.ids[found]
+        return {"model": groups.model[at], "dataset": groups.dataset[at], "item": ids[:, 0],
+                "annotator": ids[:, 1], "category": ids[:, 2]}
     return shared_read(("signature columns", version.pk, replace(label_filter, taxonomy=None)), read)
 
 

@@ -437,8 +437,18 @@ class PredictionGroups:
         """(a mask of the `predictions` found here, the positions here of those found, in their order)."""
         if not len(self.ids):
             return np.zeros(len(predictions), dtype=bool), np.zeros(0, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.ids, predictions), len(self.ids) - 1)
-        found = self.ids[at] == predictions
+        last = int(self.ids[-1])
+        if last >= 4 * len(self.ids) + 65_536:  # sparse ids: a binary search per row
+            at = np.minimum(np.searchsorted(self.ids, predictions), len(self.ids) - 1)
+            found = self.ids[at] == predictions
+            return found, at[found]
+        # Dense ids (the usual case): one table from id to position, read by direct indexing.
+        position = np.full(last + 1, -1, dtype=np.int64)
+        position[self.ids] = np.arange(len(self.ids))
+        inside = (predictions >= 0) & (predictions <= last)
+        at = np.full(len(predictions), -1, dtype=np.int64)
+        at[inside] = position[predictions[inside]]
+        found = at >= 0
         return found, at[found]
 
 
@@ -466,8 +476,11 @@ def _read_prediction_groups(failures_only: bool, models: tuple[str, ...],
                                          .values("pk"))
     # The example table is small and cached: joining it costs nothing beside the pass itself.
     ids, model, dataset = _int_columns(predictions.values_list("pk", "model_id", "example__dataset_id"), 3)
-    order = np.argsort(ids)  # no ORDER BY: PostgreSQL would sort or walk the primary key
-    return PredictionGroups(ids[order], model[order], dataset[order])
+    # No ORDER BY (PostgreSQL would sort or walk the primary key): SQLite reads in id order already.
+    if len(ids) and not bool(np.all(ids[1:] > ids[:-1])):
+        order = np.argsort(ids)
+        ids, model, dataset = ids[order], model[order], dataset[order]
+    return PredictionGroups(ids, model, dataset)
 
 
 def _int_columns(query: QuerySet[Any, Any], width: int) -> list[np.ndarray[Any, Any]]:

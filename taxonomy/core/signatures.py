@@ -188,6 +188,17 @@ def weighted_counts(
     Returns (group -> number of failures, group -> category at `depth` -> summed weight);
     depth None keeps full paths.
     """
+    if depth is None:
+        coded = _coded_weighted_counts(groups, items, annotators, paths)
+        if coded is not None:
+            return coded
+    return _frame_weighted_counts(groups, items, annotators, paths, depth)
+
+
+def _frame_weighted_counts(
+    groups: Column, items: Column, annotators: Column, paths: Column, depth: int | None
+) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """`weighted_counts` by grouping a frame of the columns (any values; categories cut at `depth`)."""
     frame = _weighted_frame(groups, items, annotators, paths)
     if frame.empty:
         return {}, {}
@@ -197,6 +208,77 @@ def weighted_counts(
     counts: dict[str, dict[str, float]] = defaultdict(dict)
     for (g, p), w in frame.groupby(["g", "p"])["w"].sum().items():
         counts[str(g)][p] = float(w)
+    return n_errors, dict(counts)
+
+
+@dataclass(frozen=True)
+class _CodedLabels:
+    """Distinct labels as integer codes (the first of each, in row order) with their weights. Codes of
+    groups, items and categories follow the sorted order of their values (`groups`, `items`, `categories`)."""
+
+    group: np.ndarray
+    item: np.ndarray
+    category: np.ndarray
+    weight: np.ndarray
+    labelled_items: np.ndarray  # group * len(items) + item, once per labelled failure
+    groups: list[Any]
+    items: list[Any]
+    categories: list[Any]
+
+
+def _coded_labels(groups: Column, items: Column, annotators: Column, paths: Column) -> _CodedLabels | None:
+    """`_weighted_frame` on packed integer keys and hash tables (pandas' factorize), several times faster
+    than grouping a frame by several columns at a million labels; None unless every column is integers or
+    strings (ids read in bulk, category paths) and the packed keys fit in 63 bits.
+
+    The same weights to the bit (the same integer division per label), and the labels in the same order:
+    a sum over them adds the same numbers in the same order as one over the frame."""
+    columns = [_plain_column(column) for column in (groups, items, annotators, paths)]
+    if any(column is None or not len(column) for column in columns):
+        return None
+    factorized = [pd.factorize(column, sort=True) for column in columns if column is not None]
+    sizes = [len(uniques) for _, uniques in factorized]
+    if math.prod(sizes) >= 2**62:
+        return None
+    g, i, a, p = (np.asarray(codes, dtype=np.int64) for codes, _ in factorized)
+    # One row per distinct label, the first of each in row order (as drop_duplicates keeps it).
+    first = ~pd.Series(((g * sizes[1] + i) * sizes[2] + a) * sizes[3] + p).duplicated().to_numpy()
+    g, i, a, p = g[first], i[first], a[first], p[first]
+    set_of_row, label_sets = pd.factorize((g * sizes[1] + i) * sizes[2] + a)
+    set_size = np.bincount(set_of_row)
+    item_of_set, labelled_items = pd.factorize(label_sets // sizes[2])
+    annotators_per_item = np.bincount(item_of_set)
+    weight = 1.0 / (set_size[set_of_row] * annotators_per_item[item_of_set[set_of_row]])
+    return _CodedLabels(g, i, p, weight, np.asarray(labelled_items, dtype=np.int64),
+                        *(uniques.tolist() for n, (_, uniques) in enumerate(factorized) if n != 2))
+
+
+def _plain_column(column: Column) -> np.ndarray | None:
+    """The column as an array of integers or of strings only (None for anything else: floats, missing
+    values, a mix of types, which the frame handles as it always has)."""
+    if isinstance(column, np.ndarray) and column.dtype.kind in "iu":
+        return column
+    values = np.asarray(column, dtype=object)
+    kind = pd.api.types.infer_dtype(values, skipna=False)
+    if kind == "integer":
+        return values.astype(np.int64)
+    return values if kind == "string" else None
+
+
+def _coded_weighted_counts(
+    groups: Column, items: Column, annotators: Column, paths: Column
+) -> tuple[dict[str, int], dict[str, dict[Any, float]]] | None:
+    """`weighted_counts` (depth None) through `_coded_labels`; None where that is None."""
+    coded = _coded_labels(groups, items, annotators, paths)
+    if coded is None:
+        return None
+    n_items, n_categories = len(coded.items), len(coded.categories)
+    n_per_group = np.bincount(coded.labelled_items // n_items, minlength=len(coded.groups))
+    n_errors = {str(coded.groups[k]): int(n) for k, n in enumerate(n_per_group.tolist()) if n}
+    counts: dict[str, dict[Any, float]] = defaultdict(dict)
+    # pandas' grouped sum over one integer key adds each group's weights in row order, as over two columns.
+    for key, total in pd.Series(coded.weight).groupby(coded.group * n_categories + coded.category).sum().items():
+        counts[str(coded.groups[int(key) // n_categories])][coded.categories[int(key) % n_categories]] = float(total)
     return n_errors, dict(counts)
 
 
@@ -216,12 +298,40 @@ def item_category_weights(
 ) -> dict[str, tuple[list, list, np.ndarray]]:
     """group -> (items, categories, items x categories weights): each failure's row sums to 1,
     weighted exactly as the signatures count it."""
+    coded = _coded_labels(groups, items, annotators, paths)
+    if coded is not None:
+        return _coded_item_category_weights(coded)
+    return _frame_item_category_weights(groups, items, annotators, paths)
+
+
+def _frame_item_category_weights(groups: Column, items: Column, annotators: Column,
+                                 paths: Column) -> dict[str, tuple[list, list, np.ndarray]]:
+    """`item_category_weights` by a pivot table per group of a frame of the columns (any values)."""
     frame = _weighted_frame(groups, items, annotators, paths)
     result: dict[str, tuple[list, list, np.ndarray]] = {}
     for group, part in frame.groupby("g", sort=True):
         table = part.pivot_table(index="i", columns="p", values="w", aggfunc="sum", fill_value=0.0)
         result[str(group)] = (table.index.tolist(), [str(c) for c in table.columns],
                               table.to_numpy(dtype=np.float64))
+    return result
+
+
+def _coded_item_category_weights(coded: _CodedLabels) -> dict[str, tuple[list, list, np.ndarray]]:
+    """`item_category_weights` from coded labels: each cell the same grouped sum (in row order) that the
+    frame's pivot table adds, rows and columns sorted as it sorts them."""
+    n_items, n_categories = len(coded.items), len(coded.categories)
+    sums = pd.Series(coded.weight).groupby((coded.group * n_items + coded.item) * n_categories
+                                           + coded.category).sum()
+    keys, values = sums.index.to_numpy(dtype=np.int64), sums.to_numpy(dtype=np.float64)
+    group_of_key = keys // (n_items * n_categories)
+    result: dict[str, tuple[list, list, np.ndarray]] = {}
+    for part in np.split(np.arange(len(keys)), np.flatnonzero(np.diff(group_of_key)) + 1):
+        rows, row_of = np.unique(keys[part] // n_categories % n_items, return_inverse=True)
+        columns, column_of = np.unique(keys[part] % n_categories, return_inverse=True)
+        matrix = np.zeros((len(rows), len(columns)), dtype=np.float64)
+        matrix[row_of, column_of] = values[part]
+        result[str(coded.groups[int(group_of_key[part[0]])])] = (
+            [coded.items[k] for k in rows.tolist()], [str(coded.categories[k]) for k in columns.tolist()], matrix)
     return result
 
 

@@ -193,10 +193,17 @@ def _verdict_mask(version: TaxonomyVersion, categories: np.ndarray[Any, Any]) ->
     return np.isin(categories, ids)
 
 
-def _false_failure_rates(columns: dict[str, np.ndarray[Any, Any]], group: np.ndarray[Any, Any], names: dict[str, Any],
+def _all_labels_counted(columns: dict[str, np.ndarray[Any, Any]],
+                        group: np.ndarray[Any, Any]) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """`weighted_counts` per group of every label, verdicts included (what false-failure rates count)."""
+    return weighted_counts(group, columns["item"], columns["annotator"], columns["category"], None)
+
+
+def _false_failure_rates(counted: tuple[dict[str, int], dict[str, dict[str, float]]], names: dict[str, Any],
                          paths: dict[int, str]) -> list[FalseFailureRate]:
-    """Per group: labelled failures (any label) and the weight of their verdicts, sorted by group name."""
-    n_by_id, counts_by_id = weighted_counts(group, columns["item"], columns["annotator"], columns["category"], None)
+    """Per group: labelled failures (any label) and the weight of their verdicts, sorted by group name
+    (`counted`: `_all_labels_counted`)."""
+    n_by_id, counts_by_id = counted
     return sorted((false_failure_rate(names[g], {paths[int(c)]: w for c, w in counts_by_id.get(g, {}).items()}, n)
                    for g, n in n_by_id.items()), key=lambda f: f.group)
 
@@ -212,8 +219,8 @@ def _signature_report(label_filter: LabelFilter, version: TaxonomyVersion, sourc
     ancestor, paths = _ancestor_ids(version, depth)
     names = dict((EvaluatedModel if by == "model" else Dataset).objects.values_list("pk", "name"))
     verdict = _verdict_mask(version, columns["category"])
-    false_failures = _false_failure_rates(columns, columns[by], {str(k): v for k, v in names.items()},
-                                          _ancestor_ids(version, None)[1])
+    false_failures = _false_failure_rates(_all_labels_counted(columns, columns[by]),
+                                          {str(k): v for k, v in names.items()}, _ancestor_ids(version, None)[1])
     columns = _errors_only(columns, verdict)
     categories = columns["category"]
     if len(categories):
@@ -361,13 +368,13 @@ def _atlas_report(label_filter: LabelFilter, version: TaxonomyVersion, source: s
     categories = [(pk, path, description) for pk, path, description in Category.objects.filter(
         version=version).values_list("pk", "path", "description") if path not in NON_ERROR_VERDICTS]
     paths = {pk: path for pk, path, _ in categories}
-    everything = np.zeros(len(columns["item"]), dtype=np.int64)
-    false_failures = _false_failure_rates(columns, everything, {"0": "all"}, _ancestor_ids(version, None)[1])
-    columns = _errors_only(columns, _verdict_mask(version, columns["category"]))
-    n = len(columns["item"])
-    n_errors, counts = weighted_counts(
-        np.zeros(n, dtype=np.int64), columns["item"], columns["annotator"], columns["category"], None
-    )
+    counted = _all_labels_counted(columns, np.zeros(len(columns["item"]), dtype=np.int64))
+    false_failures = _false_failure_rates(counted, {"0": "all"}, _ancestor_ids(version, None)[1])
+    verdict = _verdict_mask(version, columns["category"])
+    if verdict.any():  # else the errors are every label, counted just above
+        columns = _errors_only(columns, verdict)
+        counted = _all_labels_counted(columns, np.zeros(len(columns["item"]), dtype=np.int64))
+    n_errors, counts = counted
     total = n_errors.get("0", 0)
     tree = build_tree(
         {paths[int(c)]: w for c, w in counts.get("0", {}).items()},
@@ -404,7 +411,7 @@ def false_failures_by_dataset_and_model(*, taxonomy: str | None = None) -> dict[
         models = dict(EvaluatedModel.objects.values_list("pk", "name"))
         names = {str(n): f"{datasets[d]}\x1f{models[m]}" for (d, m), n in code.items()}
         rates = {tuple(r.group.split("\x1f")): r for r in
-                 _false_failure_rates(columns, group, names, _ancestor_ids(version, None)[1])}
+                 _false_failure_rates(_all_labels_counted(columns, group), names, _ancestor_ids(version, None)[1])}
         # A failure belongs to one (dataset, model), so a dataset's figures are sums over its models.
         per_dataset: dict[str, tuple[int, dict[str, float]]] = {}
         for (dataset, _), rate in sorted(rates.items()):

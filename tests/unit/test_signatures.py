@@ -1,4 +1,5 @@
 """Failure signature statistics: hand-checked arithmetic."""
+import numpy as np
 import pytest
 
 from taxonomy.core.signatures import (
@@ -11,10 +12,13 @@ from taxonomy.core.signatures import (
     failure_signatures,
     heatmap,
     holm,
+    item_category_weights,
     signature_from_counts,
     two_proportion_test,
+    weighted_counts,
     wilson_interval,
 )
+from taxonomy.core.signatures import _frame_item_category_weights, _frame_weighted_counts
 
 
 def test_wilson_interval_matches_hand_arithmetic():
@@ -107,3 +111,50 @@ def test_share_of_missing_category_is_zero_with_interval():
     sig = Signature("g", 1, 10, ())
     share = sig.share_of("nothing")
     assert share.share == 0 and share.ci_high == pytest.approx(wilson_interval(0, 10)[1])
+
+
+def _random_labels(seed: int) -> list[np.ndarray]:
+    """Label columns with repeats: groups, items, annotators and category ids (sets of 1 up to many)."""
+    rng = np.random.default_rng(seed)
+    n = 5000
+    return [rng.integers(0, 7, n) * 1000 + 3, rng.integers(0, 800, n) * 17, rng.integers(0, 5 + seed, n),
+            rng.integers(10**9, 10**9 + 23, n)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_coded_counts_equal_the_frames_to_the_bit(seed):
+    """Ids read in bulk are counted on packed integer keys; the frame grouped by columns is the reference:
+    the failures and every summed weight must be equal, not just close, and in the same order."""
+    columns = _random_labels(seed)
+    framed = _frame_weighted_counts(*columns, None)
+    for coded in (weighted_counts(*columns), weighted_counts(*(c.tolist() for c in columns))):
+        assert coded == framed
+        assert list(coded[0]) == list(framed[0])
+        assert [list(v) for v in coded[1].values()] == [list(v) for v in framed[1].values()]
+    groups, items = columns[0].tolist(), columns[1].tolist()
+    assert sum(framed[0].values()) == len(set(zip(groups, items, strict=True)))
+    # Paths as strings (as the corrected signatures pass them) take the coded way too.
+    paths = [f"top {c % 5} / leaf {c}" for c in columns[3].tolist()]
+    assert weighted_counts(groups, items, columns[2], paths) == _frame_weighted_counts(
+        groups, items, columns[2], paths, None)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_coded_item_weights_equal_the_pivot_tables_to_the_bit(seed):
+    columns = _random_labels(seed)
+    paths = [f"c{c}" for c in columns[3].tolist()]
+    coded = item_category_weights(columns[0], columns[1], columns[2], paths)
+    framed = _frame_item_category_weights(columns[0], columns[1], columns[2], paths)
+    assert list(coded) == list(framed)
+    for group, (items, categories, matrix) in framed.items():
+        assert coded[group][0] == items and coded[group][1] == categories
+        assert coded[group][2].dtype == matrix.dtype and np.array_equal(coded[group][2], matrix)
+
+
+def test_mixed_or_missing_values_stay_with_the_frame():
+    """1 and "1" are different items; a mix of types is never coerced to one (the frame keeps them apart)."""
+    groups, annotators, paths = ["g", "g", "g"], ["a", "b", "a"], ["x", "y", "y"]
+    items = [1, "1", 1]
+    assert weighted_counts(groups, items, annotators, paths) == ({"g": 2}, {"g": {"x": 0.5, "y": 1.5}})
+    assert weighted_counts(groups, [1.0, None, 1.0], annotators, paths) == _frame_weighted_counts(
+        groups, [1.0, None, 1.0], annotators, paths, None)

@@ -154,7 +154,8 @@ def test_the_signatures_page_reads_predictions_once_and_never_joins_labels_to_th
         context = signatures_context({"taxonomy": "errors@1"})
     assert "corrected" in context  # the judge's labels and gold were both read
     sqls = [q["sql"] for q in captured.captured_queries]
-    assert not [sql for sql in sqls if f'"{label_table}"' in sql and f'"{prediction_table}"' in sql]
+    assert not [sql for sql in sqls if f'"{label_table}"' in sql and f'JOIN "{prediction_table}"' in sql]
+    assert [sql for sql in sqls if f'"{label_table}"' in sql and '"category_id"' in sql]  # the labels were read
     # Row reads (not the change marker's count and last id), shared by the judge's and gold's labels.
     reads = [sql for sql in sqls if f'FROM "{prediction_table}"' in sql and '"example_id"' in sql]
     assert len(reads) == 1, reads

@@ -7,6 +7,8 @@ from taxonomy.core.signatures import (
     TEST_FISHER,
     LabelRecord,
     Signature,
+    _frame_item_category_weights,
+    _frame_weighted_counts,
     build_tree,
     compare_signatures,
     failure_signatures,
@@ -18,7 +20,6 @@ from taxonomy.core.signatures import (
     weighted_counts,
     wilson_interval,
 )
-from taxonomy.core.signatures import _frame_item_category_weights, _frame_weighted_counts
 
 
 def test_wilson_interval_matches_hand_arithmetic():

@@ -7,6 +7,7 @@ import io
 from collections import Counter
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
@@ -15,7 +16,13 @@ from django.test.utils import CaptureQueriesContext
 
 from annotation.changes import PREDICTIONS, bump_changes
 from annotation.models import Dataset, EvaluatedModel, Label, Prediction
-from annotation.selectors import label_values, prediction_groups, shared_label_reads
+from annotation.selectors import (
+    _int_columns,
+    _read_packed_predictions,
+    label_values,
+    prediction_groups,
+    shared_label_reads,
+)
 from taxonomy.core.signatures import LabelRecord
 from taxonomy.core.signatures import failure_signatures as core_signatures
 from taxonomy.models import Category, TaxonomyProposal
@@ -170,3 +177,24 @@ def test_prediction_groups_are_the_predictions_with_their_model_and_dataset(labe
                     .values_list("pk", "model_id", "example__dataset_id"))
     assert list(zip(groups.ids.tolist(), groups.model.tolist(), groups.dataset.tolist(), strict=True)) == expected
     assert expected
+
+
+def test_the_packed_prediction_read_equals_the_cursor_and_steps_aside_past_63_bits(labelled):
+    def query():
+        return Prediction.objects.filter(is_failure=True).values_list("pk", "model_id", "example__dataset_id")
+
+    packed = _read_packed_predictions(query())
+    assert (packed is not None) == (connection.vendor == "sqlite")
+    if packed is not None:
+        assert [c.tolist() for c in packed] == [c.tolist() for c in _int_columns(query(), 3)]
+    # An id near 2**60: packed with the model and dataset it would pass 63 bits, so the cursor reads it,
+    # and labels find it by binary search (a table from id to position would be too large).
+    huge = make_prediction("huge", dataset="ds1", model="m2")
+    Prediction.objects.filter(pk=huge.pk).update(id=2**60)
+    assert _read_packed_predictions(query()) is None
+    groups = prediction_groups(failures_only=True)
+    assert list(zip(groups.ids.tolist(), groups.model.tolist(), groups.dataset.tolist(), strict=True)) == list(
+        query().order_by("pk"))
+    found, at = groups.locate(np.array([2**60, 2**60 - 1, -5, *groups.ids[:3].tolist()], dtype=np.int64))
+    assert found.tolist() == [True, False, False, True, True, True]
+    assert groups.ids[at].tolist() == [2**60, *groups.ids[:3].tolist()]

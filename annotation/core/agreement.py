@@ -790,8 +790,9 @@ def accuracy_against_reference(table: CodedTable, reference: Mapping[Any, frozen
     found = np.searchsorted(table.items, keys) if len(keys) else np.zeros(0, dtype=np.int64)
     inside = found < len(table.items)
     inside[inside] = table.items[found[inside]] == keys[inside]  # compared in numpy, not item by item
-    shared = [(i, value) for i, value, ok in zip(found.tolist(), reference.values(), inside.tolist()) if ok]
-    rows = np.array([i for i, _ in shared], dtype=np.int64)
+    rows = found[inside].astype(np.int64)
+    values = list(reference.values())
+    shared = [values[k] for k in np.flatnonzero(inside).tolist()]  # the reference's sets on those rows
     # Sets as codes over one numbering of their names (the table's sets first), so equal names are
     # equal codes and the comparison runs in numpy; each distinct set is named once.
     names: dict[str, int] = {}
@@ -803,9 +804,9 @@ def accuracy_against_reference(table: CodedTable, reference: Mapping[Any, frozen
         return named[value]
 
     table_code = np.array([name_code(v) for v in table.values] + [-1], dtype=np.int64)
-    reference_code = np.array([name_code(v) for _, v in shared], dtype=np.int64)
+    reference_code = np.array([name_code(v) for v in shared], dtype=np.int64)
     sets = {v: k for k, v in enumerate(table.values)}  # exact match compares sets, not names
-    same_set = np.array([sets.get(v, -2) for _, v in shared], dtype=np.int64)
+    same_set = np.array([sets.get(v, -2) for v in shared], dtype=np.int64)
     out: dict[str, dict[str, Any]] = {}
     for j, annotator in enumerate(table.annotators):
         codes = table.codes[rows, j] if len(rows) else np.zeros(0, dtype=np.int64)

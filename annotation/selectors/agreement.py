@@ -277,9 +277,14 @@ def _statistics(label_filter: LabelFilter, version: TaxonomyVersion, depth: int 
 
 def _union_per_item(table: CodedTable) -> dict[Item, frozenset[str]]:
     """item -> the union of its annotators' sets (gold: the adjudicators' decisions on it together)."""
-    values = table.values
-    return {item: frozenset().union(*(values[c] for c in row if c >= 0))
-            for item, row in zip(table.items.tolist(), table.codes.tolist())}
+    if not len(table.items):
+        return {}
+    values, codes = table.values, table.codes
+    # One annotator on an item (the usual gold): their set itself, no new set object per item.
+    union = [values[c] for c in codes.max(axis=1).tolist()]
+    for i in np.flatnonzero((codes >= 0).sum(axis=1) > 1).tolist():
+        union[i] = frozenset().union(*(values[c] for c in codes[i].tolist() if c >= 0))
+    return dict(zip(table.items.tolist(), union))
 
 
 def _disagreements(table: CodedTable) -> dict[str, Any]:

@@ -93,7 +93,10 @@ def judge_labels_by_prediction(
         Label.objects.filter(
             taxonomy_version=version, source=Label.Source.JUDGE, prediction_id__in=prediction_ids
         )
-        .select_related("category", "annotator", "prompt_version")  # what label_task reads
+        .select_related("category", "annotator", "prompt_version")
+        # What label_task reads, and no more (a prompt version's template is kilobytes, once per label).
+        .only("prediction_id", "confidence", "error_title", "error_summary", "category__path",
+              "annotator__name", "prompt_version__name", "prompt_version__sha256")
         .order_by("prediction_id", "annotator_id", "category__path")
     )
     for label in labels:

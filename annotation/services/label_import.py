@@ -22,7 +22,7 @@ from annotation.core.label_formats import LabelBatch, read_label_batches
 from annotation.errors import ErrorMapError, InputError
 from annotation.models import Annotator, Dataset, EvaluatedModel, Example, Label, Prediction
 from annotation.services.adjudication import record_imported_gold
-from annotation.services.bulk_sql import bulk_cursor, insert_rows
+from annotation.services.bulk_sql import bulk_cursor, insert_rows, paused_gc
 from annotation.services.ingest import input_limits
 from annotation.services.labels import (
     LabelEntry,
@@ -96,7 +96,7 @@ def import_labels(
     config = {"path": str(path), "source": source, "taxonomy": taxonomy, "format": fmt}
     file_name = path.name[:FILE_NAME_CHARS]
     with stage_run("import_labels", config) as run, transaction.atomic(), bulk_cursor() as cursor:
-        with progress(None, desc=path.name, unit="rows") as bar:
+        with progress(None, desc=path.name, unit="rows") as bar, paused_gc():
             staged = _stage_rows(cursor, batches, default_source=source, bar=bar)
         if not staged.rows:
             raise InputError(str(path), None, "no label rows")

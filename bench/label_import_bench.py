@@ -119,14 +119,29 @@ set-wise in SQL (`replace_label_table`: one DELETE, UPDATE and INSERT ... SELECT
 through adjudication as a decision). The label table keeps three indexes of ten (the unique key,
 (version, source), source): no query used the other seven. Before this, 750k labels took 153 s and
 1.37 GiB, then (streamed, per-set Python writes, ten indexes) ~2.9k rows/s wall, ~23k rows/s of CPU.
+Since the last figures the staged rows go in as multi-row INSERTs (`insert_rows`, ~140 rows a
+statement) and the collector is paused while they are read (about 5 % of the CPU at 187,500 rows).
 
-Where the CPU goes now (150,000 rows, in-process, 1.87 s CPU: 80k rows/s): inserting the label rows
-0.35 s, staging the checked rows 0.25 s, matching them to predictions 0.19 s, the set-ordered copy
-with ids 0.19 s, index, folding, delete pass and drops about 0.25 s; reading and checking the CSV
-with Arrow and building the rows about 0.6 s. Process start-up (Django, Arrow) is about 1 s of CPU.
+Why wall is far below the CPU rate here: the machine's two cores were shared with 5-10 runnable
+processes, and the import waits for a core, not for the disk or a lock. While it ran, `vmstat` showed
+the cores 95-100 % busy with no I/O wait (wa 0) and 9-11 runnable; `/usr/bin/time -v` of a 750,000-row
+import counted 189 voluntary context switches (waits) against 3,250 involuntary ones (preemptions);
+`strace` of a 187,500-row import found 7 fsync/fdatasync calls in all (WAL with synchronous=NORMAL
+syncs at the checkpoint only); and every statement's wall time was its CPU time stretched by the same
+factor (about 7 at load 9), where a lock wait or I/O would stretch one of them. So on a quiet machine
+the wall rate is about the CPU rate (end to end, start-up included), and at load L on 2 cores it is
+about that times 2/L. Tried and left out: SQLite's temporary tables spill to a file (160 MB written
+for 187,500 rows), but holding them in memory (`temp_store=MEMORY`, or a 64 MiB temp cache) saved only
+0.27 s of system CPU there and made peak memory grow with the file (+40 to +58 MiB).
+
+Where the CPU goes now (750,000 rows, in-process, 8.5 s CPU: 88k rows/s; statement times from a
+wrapper on the cursor): inserting the label rows 1.95 s, matching staged rows to predictions 1.08 s,
+the set-ordered copy with ids 1.05 s, staging the checked rows 0.89 s, folding repeats 0.38 s, the
+order index 0.34 s, the delete pass 0.27 s, drops and counts about 0.6 s; reading and checking the CSV
+with Arrow and building the rows about 1.9 s. Process start-up (Django, Arrow) is about 1 s of CPU.
 
 Peak memory: Arrow's libraries and block reader add a fixed ~60 MiB over the streamed-Python
-version (172 MiB). Between the small and the large file it grew by about 50 MiB, which is within what
+version (172 MiB). Between the small and the large file it grows by about 50 MiB, which is within what
 SQLite's page cache may hold (64 MiB for the database; the staging tables spill to a temporary file);
 it levels off: one import of 1,500,000 rows the same way (`manage.py import_labels` under
 `/usr/bin/time`, load 11) peaked at 269 MiB, and used 17.9 s of CPU (84k rows/s)."""
@@ -139,8 +154,8 @@ def write_report(lines: list[str], rows: int, repeats: int) -> None:
         "holding the predictions, against `ingest_results` of a results CSV with as many rows into a",
         f"fresh database; each in a child process (start-up included), alternated, median of {repeats}.",
         "Target: >= 50,000 label rows/s, peak memory independent of the file's size.",
-        "The machine was shared with other work while this ran (2 cores, load average about 10): wall",
-        "times stretch with the load; the CPU seconds and the ratio are what to compare.",
+        "The machine was shared with other work while this ran (2 cores; the 1-minute load as each import",
+        "started is in the last column): wall times stretch with the load, CPU seconds much less.",
         "",
         *lines,
         "",

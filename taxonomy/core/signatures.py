@@ -214,7 +214,8 @@ def _frame_weighted_counts(
 @dataclass(frozen=True)
 class _CodedLabels:
     """Distinct labels as integer codes (the first of each, in row order) with their weights. Codes of
-    groups, items and categories follow the sorted order of their values (`groups`, `items`, `categories`)."""
+    groups and categories (items when sorted) follow the sorted order of their values (`groups`, `items`,
+    `categories`)."""
 
     group: np.ndarray
     item: np.ndarray
@@ -226,7 +227,8 @@ class _CodedLabels:
     categories: list[Any]
 
 
-def _coded_labels(groups: Column, items: Column, annotators: Column, paths: Column) -> _CodedLabels | None:
+def _coded_labels(groups: Column, items: Column, annotators: Column, paths: Column, *,
+                  sort_items: bool = False) -> _CodedLabels | None:
     """`_weighted_frame` on packed integer keys and hash tables (pandas' factorize), several times faster
     than grouping a frame by several columns at a million labels; None unless every column is integers or
     strings (ids read in bulk, category paths) and the packed keys fit in 63 bits.
@@ -236,7 +238,9 @@ def _coded_labels(groups: Column, items: Column, annotators: Column, paths: Colu
     columns = [_plain_column(column) for column in (groups, items, annotators, paths)]
     if any(column is None or not len(column) for column in columns):
         return None
-    factorized = [pd.factorize(column, sort=True) for column in columns if column is not None]
+    # Groups and categories (and items when asked) numbered in sorted order: results come out sorted.
+    factorized = [pd.factorize(column, sort=n != 2 and (n != 1 or sort_items))
+                  for n, column in enumerate(columns) if column is not None]
     sizes = [len(uniques) for _, uniques in factorized]
     if math.prod(sizes) >= 2**62:
         return None
@@ -298,7 +302,7 @@ def item_category_weights(
 ) -> dict[str, tuple[list, list, np.ndarray]]:
     """group -> (items, categories, items x categories weights): each failure's row sums to 1,
     weighted exactly as the signatures count it."""
-    coded = _coded_labels(groups, items, annotators, paths)
+    coded = _coded_labels(groups, items, annotators, paths, sort_items=True)
     if coded is not None:
         return _coded_item_category_weights(coded)
     return _frame_item_category_weights(groups, items, annotators, paths)

@@ -14,7 +14,7 @@ import numpy as np
 from django.db.models import Count, Max
 
 from annotation.core.agreement import CodedTable, Estimate, table_alpha
-from annotation.core.coded_tables import renumbered
+from annotation.core.coded_tables import renumbered, rows_of
 from annotation.core.crossfit import DEFAULT_FOLDS
 from annotation.core.judge_audit import JudgedItem, classification_report, coded_classification_report
 from annotation.errors import ErrorMapError
@@ -266,7 +266,7 @@ def _judged(label_filter: LabelFilter, version: TaxonomyVersion) -> _Judged:
         column = {name: j for j, name in enumerate(table.annotators)}
         column_of_id = np.array([column[names[a]] for a in annotator_ids.tolist()], dtype=np.int64)
         columns = column_of_id[np.searchsorted(annotator_ids, rows.ids[:, 1])]
-        np.fmax.at(confidence, (np.searchsorted(table.items, rows.ids[:, 0]), columns), rows.confidence)
+        np.fmax.at(confidence, (rows_of(table.items, rows.ids[:, 0])[1], columns), rows.confidence)
     return _Judged(table, confidence)
 
 
@@ -338,15 +338,6 @@ def _distinct_rows(matrix: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], 
     distinct_keys, inverse = np.unique(keys, return_inverse=True)
     distinct = ((distinct_keys[:, None] >> np.arange(width - 1, -1, -1, dtype=np.int64)) & 1).astype(bool)
     return distinct, inverse.reshape(-1)
-
-
-def _positions(within: np.ndarray[Any, Any], items: np.ndarray[Any, Any]
-               ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """For sorted `within`: which of `items` it holds, and their rows in it."""
-    pos = np.searchsorted(within, items)
-    found = pos < len(within)
-    found[found] = within[pos[found]] == items[found]
-    return found, pos[found]
 
 
 def _audited_sources(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -439,7 +430,7 @@ def _audit(choice: VersionChoice, judge_filter: LabelFilter, humans: LabelFilter
         table = renumbered(h_items, h_names, h_codes, sets.values) if len(h_items) else None
         alpha_humans = table_alpha(table) if table else None
         # Human majority: categories chosen by more than half of the item's annotators.
-        with_humans, rows = _positions(h_items, items)
+        with_humans, rows = rows_of(h_items, items)
         ratings = h_codes[rows]
         counts = sum(member[ratings[:, k]] for k in range(ratings.shape[1])) if ratings.shape[1] else (
             np.zeros((len(rows), member.shape[1]), dtype=np.int32))
@@ -456,7 +447,7 @@ def _audit(choice: VersionChoice, judge_filter: LabelFilter, humans: LabelFilter
             + (f" other than {judge}" if is_person else ""))
         # An item whose own gold was an example in the prompt that labelled it is left out.
         seen = examples_seen.get(judge, set())
-        with_gold, gold_rows = _positions(gold.items, items)
+        with_gold, gold_rows = rows_of(gold.items, items)
         shown = ~np.isin(items[with_gold], np.array(sorted(seen), dtype=np.int64))
         vs_gold = coded_classification_report(gold_codes[gold_rows][shown], codes[with_gold][shown], sets.values,
                                               confidence[with_gold][shown])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from annotation.core.agreement import CodedTable, agreement_report, table_from_labels
-from annotation.core.coded_tables import joined_by_column, renumbered
+from annotation.core.coded_tables import joined_by_column, renumbered, rows_of
 from tests.unit.test_agreement_tables import crowd, label_rows
 
 
@@ -63,3 +63,16 @@ def test_columns_cut_from_a_table_and_renumbered_are_the_table_of_their_rows():
     cut = renumbered(whole.items[rated], keep, whole.codes[rated][:, columns], whole.values)
     ids = [k for k, name in names.items() if name in keep]
     same(cut, table(rows, names, paths, np.isin(annotators, ids)))
+
+
+@pytest.mark.parametrize("spread", [1, 10**9])  # ids close together (a lookup array) or far apart (a search)
+def test_rows_of_finds_each_id_in_sorted_items_as_a_search_would(spread):
+    rng = np.random.default_rng(9)
+    items = np.unique(rng.integers(0, 5_000, 2_000)) * spread + 7
+    ids = np.concatenate([rng.choice(items, 3_000), rng.integers(-10, 6_000 * spread, 1_000)])
+    rng.shuffle(ids)
+    found, rows = rows_of(items, ids)
+    position = {item: k for k, item in enumerate(items.tolist())}
+    assert found.tolist() == [i in position for i in ids.tolist()]
+    assert rows.tolist() == [position[i] for i in ids.tolist() if i in position]
+    assert rows_of(items[:0], ids)[0].sum() == 0 and len(rows_of(items, ids[:0])[1]) == 0

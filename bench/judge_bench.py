@@ -65,31 +65,11 @@ def captured_bodies(analyze_failures, backend_for) -> list[dict]:
         return list(server.requests)
 
 
-def bare_loop(base_url: str, bodies: list[dict], concurrency: int) -> float:
-    """Seconds for a plain AsyncOpenAI loop to send `bodies` at `concurrency` and read each answer."""
-    from openai import AsyncOpenAI
-
-    async def run() -> None:
-        client = AsyncOpenAI(base_url=base_url, api_key="x", timeout=30, max_retries=0)
-        semaphore = asyncio.Semaphore(concurrency)
-
-        async def one(body: dict) -> str:
-            async with semaphore:
-                response = await client.chat.completions.create(**body)
-                return response.choices[0].message.content
-
-        answers = await asyncio.gather(*(one(b) for b in bodies))
-        assert all(answers)
-        await client.close()
-
-    start = time.perf_counter()
-    asyncio.run(run())
-    return time.perf_counter() - start
-
-
-def bare_post_loop(base_url: str, bodies: list[dict], concurrency: int) -> float:
-    """Seconds for the same loop on the transport path our judge takes: the client's generic `post` of
-    the body (the bytes `create` sends) and the decoded JSON's message content, no answer model."""
+def bare_loop(base_url: str, bodies: list[dict], concurrency: int, *, via: str = "create") -> float:
+    """Seconds for a plain AsyncOpenAI loop to send `bodies` at `concurrency` and read each answer's content:
+    through `chat.completions.create` (`via="create"`), or on the transport path our judge takes
+    (`via="post"`: the client's generic `post` of the body, the bytes `create` sends, and the decoded
+    JSON's message content, no answer model)."""
     import httpx2
     from openai import AsyncOpenAI
 
@@ -99,9 +79,12 @@ def bare_post_loop(base_url: str, bodies: list[dict], concurrency: int) -> float
 
         async def one(body: dict) -> str:
             async with semaphore:
-                response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response,
-                                             options={"security": {"bearer_auth": True}})
-                return json.loads(response.content)["choices"][0]["message"]["content"]
+                if via == "create":
+                    response = await client.chat.completions.create(**body)
+                    return response.choices[0].message.content
+                raw = await client.post("/chat/completions", body=body, cast_to=httpx2.Response,
+                                        options={"security": {"bearer_auth": True}})
+                return json.loads(raw.content)["choices"][0]["message"]["content"]
 
         answers = await asyncio.gather(*(one(b) for b in bodies))
         assert all(answers)
@@ -166,7 +149,7 @@ def main() -> None:
         bare_cpu.append(time.process_time() - cpu)
 
     def bare_post() -> None:
-        post_runs.append(bare_post_loop(base_url, bodies, args.concurrency))
+        post_runs.append(bare_loop(base_url, bodies, args.concurrency, via="post"))
 
     try:
         for pair in range(args.pairs):

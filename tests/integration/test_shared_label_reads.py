@@ -9,7 +9,8 @@ from django.test.utils import CaptureQueriesContext
 
 from annotation.models import Label
 from annotation.pages import judge_context
-from annotation.selectors import LabelFilter
+from annotation.selectors import LabelFilter, label_rows
+from annotation.selectors import agreement as agreement_selectors
 from annotation.selectors.agreement import compute_agreement
 from annotation.selectors.judge_audit import audit_judge
 from tests.integration.agreement_factories import add_label, make_prediction, make_version
@@ -58,3 +59,27 @@ def test_the_judge_page_reads_each_source_once_and_shows_what_separate_reads_giv
     assert context["report"].krippendorff_alpha == alone_agreement.krippendorff_alpha
     assert context["report"].per_annotator_vs_gold == alone_agreement.per_annotator_vs_gold
     assert context["report"].to_dict() == alone_agreement.to_dict()
+
+
+def test_the_judge_page_builds_each_label_row_into_one_table(labelled, monkeypatch):
+    # The judge-and-human table is joined from the judge's and the humans' own tables, which the audit
+    # reads too (before: the judge and human rows were built into tables twice).
+    built: list[int] = []
+    build = agreement_selectors.table_of
+
+    def counted(ids, version, depth=None):
+        built.append(len(ids))
+        return build(ids, version, depth)
+
+    monkeypatch.setattr(agreement_selectors, "table_of", counted)
+    context = judge_context({"taxonomy": "errors@1"})
+    assert sorted(built) == sorted(Label.objects.filter(source=s).count() for s in ("judge", "human", "gold"))
+    cache.clear()
+    monkeypatch.setattr(agreement_selectors, "table_of", build)
+    # The joined table gives what one table of all those rows gives.
+    whole = build(label_rows(LabelFilter(sources=("judge", "human"), taxonomy="errors@1"), labelled).ids, labelled)
+    assert context["report"].to_dict() == compute_agreement(
+        label_filter=LabelFilter(sources=("judge", "human"), taxonomy="errors@1"), reps=200).to_dict()
+    joined = agreement_selectors.label_table(LabelFilter(sources=("judge", "human"), taxonomy="errors@1"), labelled)
+    assert joined.annotators == whole.annotators and joined.values == whole.values
+    assert joined.items.tolist() == whole.items.tolist() and joined.codes.tolist() == whole.codes.tolist()

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from django.db.models import Max
 
 from annotation.errors import ErrorMapError
@@ -199,6 +200,16 @@ def _all_labels_counted(columns: dict[str, np.ndarray[Any, Any]],
     return weighted_counts(group, columns["item"], columns["annotator"], columns["category"], None)
 
 
+def _verdicts_counted(columns: dict[str, np.ndarray[Any, Any]], group: np.ndarray[Any, Any],
+                      verdict: np.ndarray[Any, Any]) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """What `_false_failure_rates` reads of `_all_labels_counted`: when no label is a verdict, every
+    verdict weight is 0 and only the labelled failures per group count, found without weighting."""
+    if verdict.any() or not len(group):
+        return _all_labels_counted(columns, group)
+    failures = pd.Series(columns["item"]).groupby(group).nunique()
+    return {str(g): int(n) for g, n in failures.items()}, {}
+
+
 def _false_failure_rates(counted: tuple[dict[str, int], dict[str, dict[str, float]]], names: dict[str, Any],
                          paths: dict[int, str]) -> list[FalseFailureRate]:
     """Per group: labelled failures (any label) and the weight of their verdicts, sorted by group name
@@ -219,7 +230,7 @@ def _signature_report(label_filter: LabelFilter, version: TaxonomyVersion, sourc
     ancestor, paths = _ancestor_ids(version, depth)
     names = dict((EvaluatedModel if by == "model" else Dataset).objects.values_list("pk", "name"))
     verdict = _verdict_mask(version, columns["category"])
-    false_failures = _false_failure_rates(_all_labels_counted(columns, columns[by]),
+    false_failures = _false_failure_rates(_verdicts_counted(columns, columns[by], verdict),
                                           {str(k): v for k, v in names.items()}, _ancestor_ids(version, None)[1])
     columns = _errors_only(columns, verdict)
     categories = columns["category"]
@@ -411,7 +422,8 @@ def false_failures_by_dataset_and_model(*, taxonomy: str | None = None) -> dict[
         models = dict(EvaluatedModel.objects.values_list("pk", "name"))
         names = {str(n): f"{datasets[d]}\x1f{models[m]}" for (d, m), n in code.items()}
         rates = {tuple(r.group.split("\x1f")): r for r in
-                 _false_failure_rates(_all_labels_counted(columns, group), names, _ancestor_ids(version, None)[1])}
+                 _false_failure_rates(_verdicts_counted(columns, group, _verdict_mask(version, columns["category"])),
+                                      names, _ancestor_ids(version, None)[1])}
         # A failure belongs to one (dataset, model), so a dataset's figures are sums over its models.
         per_dataset: dict[str, tuple[int, dict[str, float]]] = {}
         for (dataset, _), rate in sorted(rates.items()):

@@ -844,7 +844,7 @@ def table_from_labels(items: np.ndarray, annotators: np.ndarray, categories: np.
     items = np.asarray(items, dtype=np.int64)
     if len(items) == 0:
         return CodedTable(items, [], np.zeros((0, 0), dtype=np.int64), [])
-    item_ids, row = _dense_sorted(items)
+    item_ids, row = dense_sorted(items)
     column, names = _dense_by_name(np.asarray(annotators, dtype=np.int64), annotator_names)
     element, paths = _dense_by_name(np.asarray(categories, dtype=np.int64), category_paths)
     n_columns, n_elements = len(names), len(paths)
@@ -871,7 +871,7 @@ def table_from_labels(items: np.ndarray, annotators: np.ndarray, categories: np.
     return CodedTable(item_ids, names, codes.reshape(len(item_ids), n_columns), values)
 
 
-def _dense_sorted(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dense_sorted(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`np.unique(ids, return_inverse=True)` (non-negative ids): by a presence array over their span when
     it is small, as it is for database ids; by a sort otherwise."""
     low = int(ids.min())
@@ -897,7 +897,7 @@ def _distinct_sorted(keys: np.ndarray, span: int) -> np.ndarray:
 
 def _dense_by_name(ids: np.ndarray, name_of: Mapping[int, str]) -> tuple[np.ndarray, list[str]]:
     """ids -> indexes into the sorted distinct names they stand for."""
-    distinct, inverse = _dense_sorted(ids)
+    distinct, inverse = dense_sorted(ids)
     id_names = [name_of[int(i)] for i in distinct.tolist()]
     names = sorted(set(id_names))
     position = {name: k for k, name in enumerate(names)}

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from annotation.core.agreement import CodedTable
+from annotation.core.agreement import CodedTable, dense_sorted
 
 
 def renumbered(items: np.ndarray[Any, Any], annotators: list[str], codes: np.ndarray[Any, Any],
@@ -34,14 +34,16 @@ def joined_by_column(parts: Sequence[CodedTable]) -> CodedTable:
     annotators = sorted(name for part in parts for name in part.annotators)
     if len(set(annotators)) < len(annotators):
         raise ValueError("an annotator is in two of the tables: their cells would have to be merged")
-    items = _distinct(np.concatenate([part.items for part in parts]))
+    # Every part's items together: the distinct ones sorted, and each one's row among them.
+    items, row = dense_sorted(np.concatenate([part.items for part in parts]))
+    ends = np.cumsum([len(part.items) for part in parts]).tolist()
     column = {name: j for j, name in enumerate(annotators)}
     code: dict[frozenset[str], int] = {}
     codes = np.full((len(items), len(annotators)), -1, dtype=np.int64)
-    for part in parts:
+    for part, start, end in zip(parts, [0, *ends], ends):
         remap = np.array([code.setdefault(value, len(code)) for value in part.values] + [-1], dtype=np.int64)
         columns = np.array([column[name] for name in part.annotators], dtype=np.int64)
-        codes[np.ix_(rows_of(items, part.items)[1], columns)] = remap[part.codes]
+        codes[np.ix_(row[start:end], columns)] = remap[part.codes]
     return renumbered(items, annotators, codes, list(code))
 
 
@@ -50,34 +52,18 @@ def joined_by_column(parts: Sequence[CodedTable]) -> CodedTable:
 _SPAN_LIMIT = 1 << 22  # a 32 MB lookup array at most, beyond 4 x the ids
 
 
-def _small_span(ids: np.ndarray[Any, Any]) -> bool:
-    return bool(len(ids)) and int(ids.min()) >= 0 and int(ids.max()) - int(ids.min()) < max(_SPAN_LIMIT, 4 * len(ids))
-
-
-def _distinct(ids: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """`np.unique(ids)` of integer ids, by a presence array over their span when it is small."""
-    if not _small_span(ids):
-        unique: np.ndarray[Any, Any] = np.unique(ids)
-        return unique
-    low = int(ids.min())
-    present = np.zeros(int(ids.max()) - low + 1, dtype=bool)
-    present[ids - low] = True
-    distinct: np.ndarray[Any, Any] = np.flatnonzero(present) + low
-    return distinct
-
-
 def rows_of(items: np.ndarray[Any, Any], ids: np.ndarray[Any, Any]
             ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """For sorted distinct integer `items` (a table's): which of `ids` they hold (a mask over `ids`) and
     those ids' rows in `items`, in the order of `ids`."""
     if not len(items) or not len(ids):
         return np.zeros(len(ids), dtype=bool), np.zeros(0, dtype=np.int64)
-    if not _small_span(items):
+    low, high = int(items[0]), int(items[-1])
+    if low < 0 or high - low >= max(_SPAN_LIMIT, 4 * len(items)):
         pos = np.searchsorted(items, ids)
         found = pos < len(items)
         found[found] = items[pos[found]] == ids[found]
         return found, pos[found].astype(np.int64)
-    low, high = int(items[0]), int(items[-1])
     rank = np.full(high - low + 1, -1, dtype=np.int64)
     rank[items - low] = np.arange(len(items))
     row = np.full(len(ids), -1, dtype=np.int64)

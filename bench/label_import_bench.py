@@ -141,10 +141,11 @@ order index 0.34 s, the delete pass 0.27 s, drops and counts about 0.6 s; readin
 with Arrow and building the rows about 1.9 s. Process start-up (Django, Arrow) is about 1 s of CPU.
 
 Peak memory: Arrow's libraries and block reader add a fixed ~60 MiB over the streamed-Python
-version (172 MiB). Between the small and the large file it grows by about 50 MiB, which is within what
+version (172 MiB). Between the small and the large file it grows by about 60 MiB, which is within what
 SQLite's page cache may hold (64 MiB for the database; the staging tables spill to a temporary file);
-it levels off: one import of 1,500,000 rows the same way (`manage.py import_labels` under
-`/usr/bin/time`, load 11) peaked at 269 MiB, and used 17.9 s of CPU (84k rows/s)."""
+it levels off: one import of 1,500,000 rows the same way with this code (`manage.py import_labels`
+under `/usr/bin/time`, load 7.5) peaked at 286 MiB and used 18.4 s of CPU (81k rows/s; 4.1 s of it
+system time, mostly the staging tables' page writes and reads), 56.4 s wall."""
 
 
 def write_report(lines: list[str], rows: int, repeats: int) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from annotation.core.agreement import RatingTable, agreement_report
-from bench.report import write_section
+from bench.report import publish
 from bench.synthetic import synthetic_table
 
 
@@ -98,9 +98,7 @@ def main() -> None:
         f"{args.annotators} --categories {args.categories} --reps {args.reps} --repeats {args.repeats}`"),
     ]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("agreement", "Agreement statistics (100,000 items, bootstrap included)", body)
+    publish("agreement", "Agreement statistics (100,000 items, bootstrap included)", body, write=not args.no_write)
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,7 @@ import numpy as np
 
 from annotation.core.agreement import RatingTable
 from bench.databases import add_database_url_argument, analyze_postgres, is_postgres, sqlite_url
-from bench.report import code_version, machine_load, write_section
+from bench.report import code_version, machine_load, publish
 from bench.synthetic import synthetic_table
 from bench.timing import PairedRatio, Run, alternated, paired_ratio, run_in_process
 
@@ -289,9 +289,8 @@ def postgres_comparison(client, args, kinds) -> None:
          "--compare-sqlite PATH` (each database is built once and kept)"),
     ]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("postgres-agreement-page", f"Agreement page at {args.labels:,} labels", body, parent="postgres")
+    publish("postgres-agreement-page", f"Agreement page at {args.labels:,} labels", body,
+            write=not args.no_write, parent="postgres")
 
 
 NOTES_POSTGRES = """What a request costs on PostgreSQL (the query log of one request at this size): a cached one is the
@@ -380,31 +379,30 @@ def main() -> None:
                      f"| {statistics.median(scanned):.2f} ({_runs(scanned)}) | {summary} |")
     lines += [
         "",
-        "Before (commit 9b35ae4, same database, median of 3): computed 8.17 s, 8.84 s and 22.47 s for the three",
-        "rows; every request computed everything. Where the computed time went then: a Python set per",
-        "(item, annotator) built from the label rows (5 of 8 s), and, with 30 annotators, alpha without each",
-        "annotator and the pairwise figures on an items x annotators matrix (11 of 22 s). Now the label ids",
-        "come from the cursor into numpy (about 1 s for 1,000,000 rows, most of it SQLite), sets are bit masks,",
-        "the per-annotator figures work on the ratings only, and the rest is the bootstrap's random draws.",
-        "Numbers are unchanged (the `agreement --json` output is byte-identical to the earlier code's).",
-        "A cached request reads the label table's change marker (in-place change counter, row count and last id:",
-        "three index look-ups) and the category, annotator, dataset and model names; it was 0.45-0.64 s with the",
-        "version's grouped count / last id / last update per source (2026-11-28).",
-        "",
-        "This run (2026-11-30): medians of 3, with `pages_bench.py` running beside it and other helpers' work",
-        "(load in the table), so wall times are upper bounds: the single-category page took 1.79 s of CPU for",
-        "6.32 s of wall. Against a plain scan of the same rows the single-category page is within 3x (2.81);",
-        "category sets (3.86) and, most, 30 annotators (7.34) are not: MASI sets and the per-annotator figures",
-        "(alpha without each of 30 annotators, 435 pairwise kappas) cost CPU beyond the read; not profiled in",
-        "this session.",
+        NOTES,
         "",
         (f"Reproduce: `.venv/bin/python bench/agreement_page_bench.py --labels {args.labels} --models {args.models} "
          f"--datasets {args.datasets} --repeats {args.repeats}` (add `--db PATH` to keep and reuse the database)"),
     ]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("agreement-page", f"Agreement page at {args.labels:,} labels", body)
+    publish("agreement-page", f"Agreement page at {args.labels:,} labels", body, write=not args.no_write)
+
+
+NOTES = """Before (main at 5bb6400, the same database, alternated with the code of that day in two runs at load
+5-7): page / scan 2.44-2.54 (single), 4.66-4.85 (sets) and 7.69-8.46 (30 annotators). cProfile of a computed
+request then: with sets, the statistics 1.87 s of CPU (the bootstrap 1.24 s: pattern counting 0.70 s and the
+resample products, on OpenBLAS threads that spun) and the label read 1.35 s; with 30 annotators, the
+statistics 3.83 s (alpha without each annotator as 30 separate pattern passes, and the pairwise kappas,
+1.76 s). Now: the statistics run on one BLAS thread (the same bits); the bootstrap counts resampled patterns
+from running totals of the drawn items (the same draws); alpha without each annotator numbers every full and
+reduced item pattern once and moves counts per annotator; the pairwise kappas come from one sort of the
+items' rating pairs; each source's label rows are read in one statement into numpy. Unit tests hold each
+against the straightforward computation, and the `agreement --json` output is byte-identical to the earlier
+code's on all three kinds and on MQM. What is left is mostly the label read (the scan's own floor) and the
+bootstrap's random draws, which fewer resamples would cut only by changing the intervals.
+
+A cached request reads the label change marker (annotation/changes.py) and the category, annotator, dataset
+and model names."""
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import write_section
+from bench.report import publish
 from bench.timing import paired_ratio
 
 
@@ -263,9 +263,7 @@ def main() -> None:
         (f"Reproduce: `.venv/bin/python bench/judge_bench.py --failures {args.failures} "
          f"--concurrency {args.concurrency} --pairs {args.pairs}`"),
     ])
-    print(body)
-    if not args.no_write:
-        write_section("judge", "Judge (stage-1 analysis)", body)
+    publish("judge", "Judge (stage-1 analysis)", body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 
 from bench.agreement_page_bench import logged_in_client, plain_scan, scan_ratio, setup_django, time_page
 from bench.databases import add_database_url_argument, analyze_postgres, is_postgres, sqlite_url
-from bench.report import code_version, machine_load, write_section
+from bench.report import code_version, machine_load, publish
 
 HUMANS = 3  # human annotators on every labelled item
 N_TOP, N_SUB = 5, 4  # a two-level tree: 5 top categories of 4 leaves each (20 leaves)
@@ -248,9 +248,8 @@ def postgres_comparison(client, args, n_labels: int, n_predictions: int) -> None
          "once and kept)"),
     ]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("postgres-pages", f"Pages and `signatures` at {args.labels:,} labels", body, parent="postgres")
+    publish("postgres-pages", f"Pages and `signatures` at {args.labels:,} labels", body,
+            write=not args.no_write, parent="postgres")
 
 
 NOTES_POSTGRES = """What differs between the two databases (EXPLAIN ANALYZE on PostgreSQL, the same SQL timed on SQLite,
@@ -348,9 +347,7 @@ def main() -> None:
          f"--repeats {args.repeats}` (add `--db PATH` to keep and reuse the database)"),
     ]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("pages", f"Pages at {args.labels:,} labels", body)
+    publish("pages", f"Pages at {args.labels:,} labels", body, write=not args.no_write)
 
 
 NOTES = """Before (main at d9f68ba, the same database, 5 requests while other work ran): `/judge/` cold 11.79 s,

@@ -48,6 +48,13 @@ def write_section(key: str, title: str, body: str, *, path: Path = BENCHMARKS, p
     path.write_text(text)
 
 
+def publish(key: str, title: str, body: str, *, write: bool, parent: str | None = None) -> None:
+    """Print a benchmark's section, then write it into docs/benchmarks.md unless `write` is false."""
+    print(body)
+    if write:
+        write_section(key, title, body, parent=parent)
+
+
 def code_version() -> str:
     """The commit the benchmark ran (short id; "+changes" when the code outside bench/ differed from it)."""
     root = BENCHMARKS.parents[1]

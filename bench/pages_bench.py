@@ -252,15 +252,13 @@ def postgres_comparison(client, args, n_labels: int, n_predictions: int) -> None
             write=not args.no_write, parent="postgres")
 
 
-NOTES_POSTGRES = """What differs between the two databases (EXPLAIN ANALYZE on PostgreSQL, the same SQL timed on SQLite,
-at this size): no query plan was worse on PostgreSQL. A warm page is mostly the change markers' exact row
-counts (annotation/changes.py: `COUNT(*)` of the label and prediction tables beside the counter and the last
-id). PostgreSQL answers a count by scanning (a parallel index-only scan, about 0.14-0.2 s per table here, and
-growing with the table) where SQLite counts from its smallest index in about 20 ms; `/signatures/` reads both
-markers twice per request, about 0.7 s of its warm time on PostgreSQL. The joined label read of signatures
-and the atlas hash-joins on PostgreSQL (about 1.3 s) where SQLite loops over its indexes (about 3.5 s);
-Django reads it through a server-side cursor WITH HOLD, so PostgreSQL builds the whole result when the cursor
-is declared. The rest of a cold page is Python and numpy, the same on both."""
+NOTES_POSTGRES = """What differs between the two databases: PostgreSQL hands label and prediction rows to Python through
+the cursor, one tuple per row, while SQLite answers the one-statement packed read (each row's ids packed into
+one integer, the rows parsed by numpy in C) that the pages use there; that is most of the gap in the cold
+pages. Signatures and the atlas read labels alone and map them through one ordered pass over the predictions
+on both. The rest of a cold page is Python and numpy, the same on both. A warm page is a cache read behind the
+change markers, which on PostgreSQL count the newest entries of the change log down its index (1-2 ms; the
+exact `COUNT(*)` of each table they replaced cost 0.14-0.2 s per table at this size)."""
 
 
 def _runs(times: list[float]) -> str:

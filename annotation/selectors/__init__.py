@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 from django.core.cache import cache
 from django.db import DatabaseError, connections
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet
 
 from annotation.changes import LABELS, PREDICTIONS, change_marker
 from annotation.errors import ErrorMapError
@@ -361,57 +362,86 @@ def _read_source(label_filter: LabelFilter, version: TaxonomyVersion, source: st
 _CONFIDENCE_SCALE = 2**62
 _INEXACT = "?"  # in the confidence text: a value the scaled integer cannot hold exactly
 _SCALED = f"r.confidence * {_CONFIDENCE_SCALE}"  # an integer literal: SQLite multiplies by exactly 2**62
+# The rows' confidences as scaled integers joined into one text (none where NULL, _INEXACT where not exact).
+_SCALED_CONFIDENCES = (f"group_concat(CASE WHEN r.confidence IS NULL THEN NULL WHEN abs(r.confidence) < 2 "
+                       f"AND {_SCALED} = CAST({_SCALED} AS INTEGER) THEN CAST({_SCALED} AS INTEGER) "
+                       f"ELSE '{_INEXACT}' END, ' ')")
 
 
 def _read_packed(labels: QuerySet[Label]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
     """The rows' (prediction, annotator, category) ids (n x 3) and confidences (NaN where none) from SQLite
-    in one statement: each row's ids packed into one integer (times two, plus one when it has a
-    confidence), the rows' integers joined by SQLite into one text that numpy parses in C, the confidences
-    likewise as exact integers times 2**-62. A million rows then never become Python tuples (most of the
-    judge page's read). The id bounds the packing uses are read by the same statement, so they hold for
-    its rows without a transaction (SQLite's would take the write lock).
+    in one statement (`_packed_columns`, with a last digit telling whether the row has a confidence), the
+    confidences joined likewise as exact integers times 2**-62. A million rows then never become Python
+    tuples (most of the judge page's read).
 
     None when this does not apply (another database, ids too large to pack into 63 bits, a confidence
     that is not exact as an integer times 2**-62, a text past SQLite's length limit): the caller reads the
     rows through the cursor instead.
     """
     connection = connections[labels.db]
-    if connection.vendor != "sqlite":
+    read = _packed_columns(labels.values_list(*_ROW_FIELDS), [
+        ("r.prediction_id", _id_bound(connection, Prediction)), ("r.annotator_id", _id_bound(connection, Annotator)),
+        ("r.category_id", _id_bound(connection, Category)), ("(r.confidence IS NOT NULL)", "2"),
+    ], extra=(_SCALED_CONFIDENCES,))
+    if read is None:
         return None
-    rows, params = labels.values_list(*_ROW_FIELDS).query.sql_with_params()
-    predictions, annotators, categories = (connection.ops.quote_name(model._meta.db_table)
-                                           for model in (Prediction, Annotator, Category))
-    sql = (
-        "SELECT group_concat(((r.prediction_id * b.a + r.annotator_id) * b.c + r.category_id) * 2 "
-        "+ (r.confidence IS NOT NULL), ' '), "
-        f"group_concat(CASE WHEN r.confidence IS NULL THEN NULL WHEN abs(r.confidence) < 2 "
-        f"AND {_SCALED} = CAST({_SCALED} AS INTEGER) THEN CAST({_SCALED} AS INTEGER) ELSE '{_INEXACT}' END, ' '), "
-        f"b.p, b.a, b.c FROM ({rows}) AS r, (SELECT (SELECT max(id) FROM {predictions}) + 1 AS p, "
-        f"(SELECT max(id) FROM {annotators}) + 1 AS a, (SELECT max(id) FROM {categories}) + 1 AS c) AS b")
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            keys_text, confidence_text, n_predictions, n_annotators, n_categories = cursor.fetchone()
-    except DatabaseError:  # "string or blob too big": past SQLite's text limit
+    (prediction, annotator, category, has), (confidence_text,) = read
+    if _INEXACT in (confidence_text or ""):
         return None
-    if keys_text and n_predictions * n_annotators * n_categories * 2 >= 2**63:
-        return None  # SQLite turned the packed ids into reals
-    keys = _parsed(keys_text, np.int64)
-    if keys is None or _INEXACT in (confidence_text or ""):
-        return None
-    has_confidence = (keys & 1).astype(bool)
-    keys >>= 1
-    if len(keys):
-        keys, category = np.divmod(keys, n_categories)
-        prediction, annotator = np.divmod(keys, n_annotators)
-    else:
-        prediction = annotator = category = keys
-    confidence = np.full(len(keys), np.nan)
+    has_confidence = has.astype(bool)
     scaled = _parsed(confidence_text, np.int64)
     if scaled is None or len(scaled) != int(has_confidence.sum()):
         return None
+    confidence = np.full(len(prediction), np.nan)
     confidence[has_confidence] = scaled.astype(np.float64) * (1.0 / _CONFIDENCE_SCALE)
     return np.stack([prediction, annotator, category], axis=1), confidence
+
+
+def _id_bound(connection: Any, model: type[Model]) -> str:
+    """SQL for one past the largest id of `model`'s table (NULL when it is empty)."""
+    return f"(SELECT max(id) FROM {connection.ops.quote_name(model._meta.db_table)}) + 1"
+
+
+def _packed_columns(query: QuerySet[Any, Any], digits: Sequence[tuple[str, str]], extra: Sequence[str] = ()
+                    ) -> tuple[list[np.ndarray[Any, Any]], list[str | None]] | None:
+    """Integer columns of a values_list query's rows (`r` in each expression) from SQLite in one statement:
+    each row's `digits` (value, and SQL for one past its largest value) packed into one integer in mixed
+    radix, the rows' integers joined by SQLite into one text that numpy parses in C; `extra` aggregates over
+    the rows come back as they are. The bounds are read by the same statement, so they hold for its rows
+    without a transaction (SQLite's would take the write lock).
+
+    None on another database, when the packed values would not fit in 63 bits (SQLite would make them
+    reals) or the text is past SQLite's length limit: the caller reads through the cursor then."""
+    connection = connections[query.db]
+    if connection.vendor != "sqlite":
+        return None
+    rows, params = query.query.sql_with_params()
+    key = digits[0][0]
+    for n, (value, _) in enumerate(digits[1:], start=1):
+        key = f"({key}) * b.d{n} + {value}"
+    bounds = ", ".join(f"{bound} AS d{n}" for n, (_, bound) in enumerate(digits))
+    sizes_sql = ", ".join(f"b.d{n}" for n in range(len(digits)))
+    sql = (f"SELECT group_concat({key}, ' '), {''.join(e + ', ' for e in extra)}{sizes_sql} "
+           f"FROM ({rows}) AS r, (SELECT {bounds}) AS b")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            keys_text, *rest = cursor.fetchone()
+    except DatabaseError:  # "string or blob too big": past SQLite's text limit
+        return None
+    texts, sizes = list(rest[:len(extra)]), rest[len(extra):]
+    if not keys_text:
+        return [np.zeros(0, dtype=np.int64) for _ in digits], texts
+    if math.prod(sizes) >= 2**63:
+        return None
+    keys = _parsed(keys_text, np.int64)
+    if keys is None:
+        return None
+    columns = []
+    for size in reversed(sizes[1:]):
+        keys, column = np.divmod(keys, size)
+        columns.append(column)
+    return [keys, *reversed(columns)], texts
 
 
 def _parsed(text: str | None, dtype: type[np.generic]) -> np.ndarray[Any, Any] | None:
@@ -486,36 +516,14 @@ def _read_prediction_groups(failures_only: bool, models: tuple[str, ...],
 
 
 def _read_packed_predictions(query: QuerySet[Any, Any]) -> list[np.ndarray[Any, Any]] | None:
-    """(id, model, dataset) of the query's predictions from SQLite in one statement, each row packed into
-    one integer and the rows joined into one text that numpy parses in C, as `_read_packed` reads label
-    rows (500,000 rows never become Python tuples). None on another database, or when the packed ids
-    would not fit in 63 bits or the text is past SQLite's length limit: read through the cursor then."""
+    """(id, model, dataset) of the query's predictions from SQLite in one statement (`_packed_columns`, as
+    `_read_packed` reads label rows: 500,000 rows never become Python tuples); None where it does not apply."""
     connection = connections[query.db]
-    if connection.vendor != "sqlite":
-        return None
-    rows, params = query.query.sql_with_params()
-    predictions, models, datasets = (connection.ops.quote_name(model._meta.db_table)
-                                     for model in (Prediction, EvaluatedModel, Dataset))
     # The columns are named as values_list("pk", "model_id", "example__dataset_id") names them.
-    sql = ("SELECT group_concat((r.pk * b.m + r.model_id) * b.d + r.example__dataset_id, ' '), b.p, b.m, b.d "
-           f"FROM ({rows}) AS r, (SELECT (SELECT max(id) FROM {predictions}) + 1 AS p, "
-           f"(SELECT max(id) FROM {models}) + 1 AS m, (SELECT max(id) FROM {datasets}) + 1 AS d) AS b")
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            keys_text, n_predictions, n_models, n_datasets = cursor.fetchone()
-    except DatabaseError:  # "string or blob too big"
-        return None
-    if not keys_text:
-        return [np.zeros(0, dtype=np.int64)] * 3
-    if n_predictions * n_models * n_datasets >= 2**63:
-        return None  # SQLite turned the packed ids into reals
-    keys = _parsed(keys_text, np.int64)
-    if keys is None:
-        return None
-    keys, dataset = np.divmod(keys, n_datasets)
-    ids, model = np.divmod(keys, n_models)
-    return [ids, model, dataset]
+    read = _packed_columns(query, [("r.pk", _id_bound(connection, Prediction)),
+                                   ("r.model_id", _id_bound(connection, EvaluatedModel)),
+                                   ("r.example__dataset_id", _id_bound(connection, Dataset))])
+    return None if read is None else read[0]
 
 
 def _int_columns(query: QuerySet[Any, Any], width: int) -> list[np.ndarray[Any, Any]]:

@@ -345,15 +345,11 @@ def _read_source(label_filter: LabelFilter, version: TaxonomyVersion, source: st
         if packed is not None:
             ids, confidence = packed
             return LabelRows(ids, np.full(len(ids), code, dtype=np.int8), confidence)
-        query = select_labels(one, version).values_list(*_ROW_FIELDS)
-        sql, params = query.query.sql_with_params()
-        with connections[query.db].cursor() as cursor:
-            cursor.execute(sql, params)
-            fetched = cursor.fetchall()
+        fetched = _fetched(select_labels(one, version).values_list(*_ROW_FIELDS))
     else:
         fetched = label_values(one, version, *_ROW_FIELDS)
     # One flat pass into float64 (ids stay exact below 2**53; NULL confidence becomes NaN).
-    flat = np.fromiter(chain.from_iterable(fetched), dtype=np.float64, count=4 * len(fetched)).reshape(-1, 4)
+    flat = _as_array(fetched, 4, np.float64)
     return LabelRows(flat[:, :3].astype(np.int64), np.full(len(flat), code, dtype=np.int8), flat[:, 3])
 
 
@@ -526,14 +522,23 @@ def _read_packed_predictions(query: QuerySet[Any, Any]) -> list[np.ndarray[Any, 
     return None if read is None else read[0]
 
 
-def _int_columns(query: QuerySet[Any, Any], width: int) -> list[np.ndarray[Any, Any]]:
-    """The integer columns of a values_list query, read straight from the cursor into arrays."""
+def _fetched(query: QuerySet[Any, Any]) -> list[tuple[Any, ...]]:
+    """A values_list query's rows straight from the cursor (no per-row conversion by Django)."""
     sql, params = query.query.sql_with_params()
     with connections[query.db].cursor() as cursor:
         cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    flat = np.fromiter(chain.from_iterable(fetched), dtype=np.int64, count=width * len(fetched))
-    return list(flat.reshape(-1, width).T)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
+
+
+def _int_columns(query: QuerySet[Any, Any], width: int) -> list[np.ndarray[Any, Any]]:
+    """The integer columns of a values_list query, read straight from the cursor into arrays."""
+    return list(_as_array(_fetched(query), width, np.int64).T)
+
+
+def _as_array(rows: Sequence[tuple[Any, ...]], width: int, dtype: type[np.generic]) -> np.ndarray[Any, Any]:
+    """Rows of `width` numbers as an n x width array, in one flat pass (no array per row)."""
+    return np.fromiter(chain.from_iterable(rows), dtype=dtype, count=width * len(rows)).reshape(-1, width)
 
 
 LABEL_CACHE_SECONDS = 3600  # keys carry a fingerprint of everything read, so a hit is never stale

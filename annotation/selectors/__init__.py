@@ -18,6 +18,7 @@ from django.db import DatabaseError, connections
 from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet
 
 from annotation.changes import LABELS, PREDICTIONS, change_marker
+from annotation.core.coded_tables import rows_of
 from annotation.errors import ErrorMapError
 from annotation.models import (
     AdjudicationItem,
@@ -461,21 +462,7 @@ class PredictionGroups:
 
     def locate(self, predictions: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """(a mask of the `predictions` found here, the positions here of those found, in their order)."""
-        if not len(self.ids):
-            return np.zeros(len(predictions), dtype=bool), np.zeros(0, dtype=np.int64)
-        last = int(self.ids[-1])
-        if last >= 4 * len(self.ids) + 65_536:  # sparse ids: a binary search per row
-            at = np.minimum(np.searchsorted(self.ids, predictions), len(self.ids) - 1)
-            found = self.ids[at] == predictions
-            return found, at[found]
-        # Dense ids (the usual case): one table from id to position, read by direct indexing.
-        position = np.full(last + 1, -1, dtype=np.int64)
-        position[self.ids] = np.arange(len(self.ids))
-        inside = (predictions >= 0) & (predictions <= last)
-        at = np.full(len(predictions), -1, dtype=np.int64)
-        at[inside] = position[predictions[inside]]
-        found = at >= 0
-        return found, at[found]
+        return rows_of(self.ids, predictions)
 
 
 def prediction_groups(*, failures_only: bool = False, models: Sequence[str] = (),
